@@ -1,0 +1,416 @@
+//! The gateway's whole decision, as a pure function: route → authenticate the raw bytes → parse →
+//! an immediate reply plus the jobs to enqueue. The Worker around it only moves bytes, reads the
+//! clock and sends to the queue, so everything here is tested natively.
+
+use serde_json::json;
+
+use crate::command::Command;
+use crate::job::{
+    self, DiscordCommandJob, DiscordComponentJob, GlitchtipIssueJob, GlitchtipUptimeJob, InteractionContext, Job,
+    JobId, JobKind, SentryLegacyJob, SentryWebhookJob,
+};
+use crate::source::discord::{Interaction, InteractionType, callback};
+use crate::source::glitchtip::{GlitchtipAlert, GlitchtipItem};
+use crate::source::sentry::{Envelope, LegacyPluginPayload, Resource};
+use crate::verify::{self, DiscordKey, SignatureError};
+
+/// Default largest body accepted (far above any real interaction or alert).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// Default Discord replay window.
+pub const DEFAULT_REPLAY_WINDOW_SECS: u64 = 300;
+
+/// What the gateway authenticates with. Built once per isolate from the Worker's bindings.
+#[derive(Debug, Clone)]
+pub struct IngressConfig {
+    pub discord_key: Option<DiscordKey>,
+    /// 0 disables the check.
+    pub replay_window_secs: u64,
+    pub sentry_client_secret: Option<String>,
+    pub sentry_legacy_token: Option<String>,
+    pub glitchtip_token: Option<String>,
+    pub executor_secret: Option<String>,
+    pub max_body_bytes: usize,
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            discord_key: None,
+            replay_window_secs: DEFAULT_REPLAY_WINDOW_SECS,
+            sentry_client_secret: None,
+            sentry_legacy_token: None,
+            glitchtip_token: None,
+            executor_secret: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// Every route the gateway serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    DiscordInteractions,
+    SentryWebhook,
+    SentryLegacy {
+        token: String,
+    },
+    Glitchtip {
+        token: String,
+    },
+    ExecutorCallback,
+    Health,
+    /// `/admin/...` (handled by the Worker: it needs KV).
+    Admin {
+        rest: String,
+    },
+}
+
+impl Route {
+    /// A short, stable name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::DiscordInteractions => "discord",
+            Self::SentryWebhook => "sentry",
+            Self::SentryLegacy { .. } => "sentry_legacy",
+            Self::Glitchtip { .. } => "glitchtip",
+            Self::ExecutorCallback => "executor_callback",
+            Self::Health => "health",
+            Self::Admin { .. } => "admin",
+        }
+    }
+
+    /// Routes that carry a body to authenticate and parse.
+    pub fn is_ingress(&self) -> bool {
+        !matches!(self, Self::Health | Self::Admin { .. })
+    }
+}
+
+/// Maps method and path to a route, or the error to answer with.
+pub fn route(method: &str, path: &str) -> Result<Route, IngressError> {
+    let path = path.strip_suffix('/').filter(|p| !p.is_empty()).unwrap_or(path);
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (route, allowed) = match segments.as_slice() {
+        ["discord", "interactions"] => (Route::DiscordInteractions, "POST"),
+        ["webhooks", "sentry"] => (Route::SentryWebhook, "POST"),
+        ["webhooks", "sentry", token] if !token.is_empty() => {
+            (Route::SentryLegacy { token: (*token).to_owned() }, "POST")
+        }
+        ["webhooks", "glitchtip", token] if !token.is_empty() => {
+            (Route::Glitchtip { token: (*token).to_owned() }, "POST")
+        }
+        ["executor", "callback"] => (Route::ExecutorCallback, "POST"),
+        ["health"] => (Route::Health, "GET"),
+        ["admin", rest @ ..] => (Route::Admin { rest: rest.join("/") }, "*"),
+        _ => return Err(IngressError::NotFound),
+    };
+    if allowed != "*" && method != allowed && !(allowed == "GET" && method == "HEAD") {
+        return Err(IngressError::MethodNotAllowed { allow: allowed });
+    }
+    Ok(route)
+}
+
+/// Header lookup, case-insensitive, as the platform provides it.
+pub trait Headers {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+impl Headers for [(&str, &str)] {
+    fn get(&self, name: &str) -> Option<String> {
+        self.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| (*v).to_owned())
+    }
+}
+
+/// One request as the gateway sees it.
+#[derive(Clone, Copy)]
+pub struct IngressRequest<'a> {
+    pub headers: &'a dyn Headers,
+    pub body: &'a [u8],
+    pub now_ms: u64,
+    pub request_id: &'a str,
+}
+
+impl std::fmt::Debug for IngressRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngressRequest")
+            .field("body_len", &self.body.len())
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An accepted request: the reply to send and the jobs to enqueue first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    pub status: u16,
+    /// JSON reply body.
+    pub body: String,
+    pub jobs: Vec<Job>,
+    /// Why nothing was enqueued, when nothing was (for the log line).
+    pub note: Option<&'static str>,
+}
+
+impl Accepted {
+    fn json(status: u16, body: &serde_json::Value, jobs: Vec<Job>, note: Option<&'static str>) -> Self {
+        Self { status, body: body.to_string(), jobs, note }
+    }
+
+    fn enqueued(jobs: Vec<Job>) -> Self {
+        let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+        Self::json(202, &json!({"ok": true, "jobs": ids}), jobs, None)
+    }
+
+    fn ignored(note: &'static str) -> Self {
+        Self::json(200, &json!({"ok": true, "ignored": note}), Vec::new(), Some(note))
+    }
+}
+
+/// Every way a request is refused. Mapped to a status in one place, [`IngressError::status`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngressError {
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed (use {allow})")]
+    MethodNotAllowed { allow: &'static str },
+    #[error("body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    Unauthorized(SignatureError),
+    #[error("invalid token")]
+    BadToken,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("{0} is not configured on this deployment")]
+    NotConfigured(&'static str),
+}
+
+impl IngressError {
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::NotFound => 404,
+            Self::MethodNotAllowed { .. } => 405,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::Unauthorized(_) | Self::BadToken => 401,
+            Self::BadRequest(_) => 400,
+            Self::NotConfigured(_) => 503,
+        }
+    }
+
+    /// The JSON error body.
+    pub fn body(&self) -> String {
+        json!({"error": self.to_string()}).to_string()
+    }
+}
+
+/// Handles an ingress route (not `Health`/`Admin`, which the Worker serves itself).
+pub fn handle(cfg: &IngressConfig, route: &Route, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+    if req.body.len() > cfg.max_body_bytes {
+        return Err(IngressError::PayloadTooLarge { limit: cfg.max_body_bytes });
+    }
+    match route {
+        Route::DiscordInteractions => discord(cfg, req),
+        Route::SentryWebhook => sentry(cfg, req),
+        Route::SentryLegacy { token } => {
+            check_token(cfg.sentry_legacy_token.as_deref(), token, "SENTRY_LEGACY_WEBHOOK_TOKEN")?;
+            sentry_legacy(req)
+        }
+        Route::Glitchtip { token } => {
+            check_token(cfg.glitchtip_token.as_deref(), token, "GLITCHTIP_WEBHOOK_TOKEN")?;
+            glitchtip(req)
+        }
+        Route::ExecutorCallback => executor_callback(cfg, req),
+        Route::Health | Route::Admin { .. } => Err(IngressError::NotFound),
+    }
+}
+
+fn check_token(configured: Option<&str>, presented: &str, name: &'static str) -> Result<(), IngressError> {
+    let configured = configured.ok_or(IngressError::NotConfigured(name))?;
+    if verify::token_matches(presented, configured) { Ok(()) } else { Err(IngressError::BadToken) }
+}
+
+fn header(req: &IngressRequest<'_>, name: &str) -> Result<String, IngressError> {
+    req.headers.get(name).ok_or(IngressError::Unauthorized(SignatureError::Missing))
+}
+
+fn discord(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+    let key = cfg.discord_key.as_ref().ok_or(IngressError::NotConfigured("DISCORD_PUBLIC_KEY"))?;
+    let signature = header(&req, "x-signature-ed25519")?;
+    let timestamp = header(&req, "x-signature-timestamp")?;
+    key.verify(&timestamp, req.body, &signature).map_err(IngressError::Unauthorized)?;
+    verify::check_fresh(&timestamp, req.now_ms / 1000, cfg.replay_window_secs).map_err(IngressError::Unauthorized)?;
+
+    let interaction: Interaction = serde_json::from_slice(req.body)
+        .map_err(|e| IngressError::BadRequest(format!("interaction is not valid JSON: {e}")))?;
+    let context = || InteractionContext {
+        interaction_id: interaction.id,
+        application_id: interaction.application_id,
+        token: interaction.token.clone(),
+        guild_id: interaction.guild_id,
+        channel_id: interaction.channel_id,
+        user: interaction.invoker().cloned(),
+        roles: interaction.roles().to_vec(),
+    };
+    let job = |kind| Job::new(JobId::discord(interaction.id), req.now_ms, Some(req.request_id.to_owned()), kind);
+    let deferred = json!({"type": callback::DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE});
+    match interaction.kind {
+        InteractionType::Ping => Ok(Accepted::json(200, &json!({"type": callback::PONG}), Vec::new(), Some("ping"))),
+        InteractionType::ApplicationCommand => match Command::from_interaction(&interaction) {
+            Ok(command) => {
+                let job = job(JobKind::DiscordCommand(DiscordCommandJob { interaction: context(), command }));
+                Ok(Accepted::json(200, &deferred, vec![job], None))
+            }
+            Err(e) => Ok(Accepted::json(
+                200,
+                &json!({"type": callback::CHANNEL_MESSAGE_WITH_SOURCE, "data": {"content": e.to_string(), "flags": callback::EPHEMERAL}}),
+                Vec::new(),
+                Some("invalid command"),
+            )),
+        },
+        InteractionType::MessageComponent | InteractionType::ModalSubmit => {
+            let data = interaction.data.clone().unwrap_or_default();
+            let custom_id =
+                data.custom_id.clone().ok_or_else(|| IngressError::BadRequest("component without custom_id".into()))?;
+            let mut fields = Vec::new();
+            data.components.iter().for_each(|c| c.fields(&mut fields));
+            let job = job(JobKind::DiscordComponent(DiscordComponentJob {
+                interaction: context(),
+                custom_id,
+                values: data.values,
+                fields,
+                message_id: interaction.message.as_ref().map(|m| m.id),
+            }));
+            Ok(Accepted::json(200, &deferred, vec![job], None))
+        }
+        InteractionType::Autocomplete => Ok(Accepted::json(
+            200,
+            &json!({"type": callback::AUTOCOMPLETE_RESULT, "data": {"choices": []}}),
+            Vec::new(),
+            Some("autocomplete"),
+        )),
+        InteractionType::Other(n) => Err(IngressError::BadRequest(format!("unsupported interaction type {n}"))),
+    }
+}
+
+fn sentry(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+    let secret = cfg.sentry_client_secret.as_deref().ok_or(IngressError::NotConfigured("SENTRY_CLIENT_SECRET"))?;
+    let signature = req
+        .headers
+        .get("sentry-hook-signature")
+        .or_else(|| req.headers.get("sentry-app-signature"))
+        .ok_or(IngressError::Unauthorized(SignatureError::Missing))?;
+    verify::hmac_sha256_hex_matches(secret.as_bytes(), req.body, &signature).map_err(IngressError::Unauthorized)?;
+
+    let resource = Resource::from_header(
+        &req.headers
+            .get("sentry-hook-resource")
+            .ok_or_else(|| IngressError::BadRequest("Sentry-Hook-Resource header missing".into()))?,
+    );
+    if !resource.is_actionable() {
+        return Ok(Accepted::ignored("resource not actionable"));
+    }
+    if req.body.is_empty() {
+        return Err(IngressError::BadRequest(format!("empty body for resource {}", resource.as_str())));
+    }
+    let envelope: Envelope = serde_json::from_slice(req.body)
+        .map_err(|e| IngressError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    if envelope.data.is_none() {
+        return Err(IngressError::BadRequest("body has no `data`".into()));
+    }
+    let action = envelope.action.unwrap_or_default();
+    let id = match req.headers.get("request-id").filter(|r| !r.trim().is_empty()) {
+        Some(delivery) => JobId::sentry(&delivery),
+        None => JobId::hashed("sentry", &verify::sha256_hex(req.body), 0),
+    };
+    let (payload, pruned) = fit(req.body)?;
+    let job = Job::new(
+        id,
+        req.now_ms,
+        Some(req.request_id.to_owned()),
+        JobKind::SentryWebhook(SentryWebhookJob { resource, action, payload, pruned }),
+    );
+    Ok(Accepted::enqueued(vec![job]))
+}
+
+/// Leaves room for the job envelope around the payload.
+fn fit(body: &[u8]) -> Result<(String, bool), IngressError> {
+    job::fit_payload(body, None, job::MAX_JOB_BYTES - 4 * 1024)
+        .map_err(|_| IngressError::PayloadTooLarge { limit: job::MAX_JOB_BYTES })
+}
+
+fn sentry_legacy(req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+    let payload: LegacyPluginPayload = serde_json::from_slice(req.body)
+        .map_err(|e| IngressError::BadRequest(format!("not a Sentry WebHooks plugin body: {e}")))?;
+    if payload.group_id().is_none() {
+        return Err(IngressError::BadRequest("Sentry WebHooks plugin body has no issue `id`".into()));
+    }
+    let (payload, pruned) = fit(req.body)?;
+    let id = JobId::hashed("sentry-legacy", &verify::sha256_hex(req.body), 0);
+    let job = Job::new(
+        id,
+        req.now_ms,
+        Some(req.request_id.to_owned()),
+        JobKind::SentryLegacy(SentryLegacyJob { payload, pruned }),
+    );
+    Ok(Accepted::enqueued(vec![job]))
+}
+
+fn glitchtip(req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+    let alert = GlitchtipAlert::parse(req.body).map_err(|e| IngressError::BadRequest(e.to_string()))?;
+    if alert.items.is_empty() {
+        return Ok(Accepted::ignored("no issues in alert"));
+    }
+    let hash = verify::sha256_hex(req.body);
+    let jobs = alert
+        .items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let (id, kind) = match item {
+                GlitchtipItem::Issue(issue) => (
+                    JobId::hashed("glitchtip", &hash, i),
+                    JobKind::GlitchtipIssue(GlitchtipIssueJob { issue, alert_headline: alert.headline.clone() }),
+                ),
+                GlitchtipItem::Uptime(uptime) => (
+                    JobId::hashed("glitchtip-uptime", &hash, i),
+                    JobKind::GlitchtipUptime(GlitchtipUptimeJob { uptime }),
+                ),
+            };
+            Job::new(id, req.now_ms, Some(req.request_id.to_owned()), kind)
+        })
+        .collect();
+    Ok(Accepted::enqueued(jobs))
+}
+
+/// Signed result of a fix run. The signature scheme is the executor contract's.
+fn executor_callback(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+    let secret = cfg.executor_secret.as_deref().ok_or(IngressError::NotConfigured("EXECUTOR_SECRET"))?;
+    let timestamp = header(&req, crate::executor::TIMESTAMP_HEADER)?;
+    let signature = header(&req, crate::executor::SIGNATURE_HEADER)?;
+    crate::executor::verify(
+        secret.as_bytes(),
+        &timestamp,
+        &signature,
+        req.body,
+        req.now_ms / 1000,
+        DEFAULT_REPLAY_WINDOW_SECS,
+    )
+    .map_err(IngressError::Unauthorized)?;
+    let report: serde_json::Value = serde_json::from_slice(req.body)
+        .map_err(|e| IngressError::BadRequest(format!("report is not valid JSON: {e}")))?;
+    let job_id = report
+        .get("job_id")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| IngressError::BadRequest("report has no job_id".into()))?;
+    let (payload, _) = fit(req.body)?;
+    let id = JobId::hashed(
+        &format!("fix-result:{}", job_id.chars().filter(char::is_ascii_alphanumeric).take(64).collect::<String>()),
+        &verify::sha256_hex(req.body),
+        0,
+    );
+    let job = Job::new(
+        id,
+        req.now_ms,
+        Some(req.request_id.to_owned()),
+        JobKind::ExecutorResult(job::ExecutorResultJob { report: payload }),
+    );
+    Ok(Accepted::enqueued(vec![job]))
+}

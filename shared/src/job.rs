@@ -1,0 +1,313 @@
+//! The queue contract between the gateway and the consumer.
+//!
+//! Gateway and consumer deploy separately, so messages in flight cross versions: fields are only
+//! ever added (with serde defaults), never repurposed, and a kind this version does not know
+//! deserializes to [`JobKind::Unknown`] (retried, then dead-lettered — never silently dropped).
+//! A job travels as JSON text (not a structured-clone object) so that it reads the same in a
+//! dead-letter queue, in logs and across versions.
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::Command;
+use crate::source::discord::{Snowflake, User};
+use crate::source::glitchtip::{GlitchtipIssue, GlitchtipUptime};
+use crate::source::sentry::Resource;
+
+/// Current version of the contract.
+pub const JOB_VERSION: u16 = 1;
+
+/// Cloudflare Queues take messages up to 128 KB; leave room for the envelope.
+pub const MAX_JOB_BYTES: usize = 120 * 1024;
+
+/// A job's id. Deterministic from the delivery (Discord interaction id, Sentry `Request-ID`, or a
+/// hash of an unsigned body), so a redelivered webhook maps to the same id and the consumer's
+/// claim drops it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(String);
+
+impl JobId {
+    pub fn discord(interaction: Snowflake) -> Self {
+        Self(format!("discord:{interaction}"))
+    }
+
+    /// From Sentry's `Request-ID`, unique per delivery and repeated on retries.
+    pub fn sentry(request_id: &str) -> Self {
+        Self(format!("sentry:{}", sanitize(request_id)))
+    }
+
+    /// From the hash of an unsigned body and the item's index in it.
+    pub fn hashed(source: &str, body_sha256_hex: &str, index: usize) -> Self {
+        Self(format!("{source}:{}:{index}", &body_sha256_hex[..32.min(body_sha256_hex.len())]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Keeps ids printable and short enough for KV keys (≤ 512 bytes) whatever a header carried.
+fn sanitize(raw: &str) -> String {
+    raw.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).take(100).collect()
+}
+
+/// One unit of work on the queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    #[serde(default = "version_one")]
+    pub v: u16,
+    pub id: JobId,
+    /// When the gateway received the request (unix ms).
+    pub received_at_ms: u64,
+    /// The gateway's request id, for following one delivery through the logs.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    #[serde(flatten)]
+    pub kind: JobKind,
+}
+
+fn version_one() -> u16 {
+    1
+}
+
+/// What the job is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobKind {
+    /// A well-formed `/bugbot` slash or message command.
+    DiscordCommand(DiscordCommandJob),
+    /// A button, select or modal submit on one of bugbot's messages.
+    DiscordComponent(DiscordComponentJob),
+    /// A Sentry integration-platform webhook for an actionable resource.
+    SentryWebhook(SentryWebhookJob),
+    /// A legacy Sentry `WebHooks` plugin post (token URL).
+    SentryLegacy(SentryLegacyJob),
+    /// One issue reported by a GlitchTip alert.
+    GlitchtipIssue(GlitchtipIssueJob),
+    /// A GlitchTip uptime monitor alert.
+    GlitchtipUptime(GlitchtipUptimeJob),
+    /// The signed result of a fix run, from the executor.
+    ExecutorResult(ExecutorResultJob),
+    /// A kind from a newer gateway. Retried (the new consumer may be rolling out), then dead-lettered.
+    #[serde(other)]
+    Unknown,
+}
+
+impl JobKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::DiscordCommand(_) => "discord_command",
+            Self::DiscordComponent(_) => "discord_component",
+            Self::SentryWebhook(_) => "sentry_webhook",
+            Self::SentryLegacy(_) => "sentry_legacy",
+            Self::GlitchtipIssue(_) => "glitchtip_issue",
+            Self::GlitchtipUptime(_) => "glitchtip_uptime",
+            Self::ExecutorResult(_) => "executor_result",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// Who invoked an interaction and how to answer it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InteractionContext {
+    pub interaction_id: Snowflake,
+    pub application_id: Snowflake,
+    /// The interaction token: valid 15 minutes for follow-ups and editing the deferred reply.
+    /// Never logged.
+    pub token: String,
+    #[serde(default)]
+    pub guild_id: Option<Snowflake>,
+    #[serde(default)]
+    pub channel_id: Option<Snowflake>,
+    #[serde(default)]
+    pub user: Option<User>,
+    #[serde(default)]
+    pub roles: Vec<Snowflake>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscordCommandJob {
+    pub interaction: InteractionContext,
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscordComponentJob {
+    pub interaction: InteractionContext,
+    pub custom_id: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// Modal submits: `(custom_id, value)` of each input.
+    #[serde(default)]
+    pub fields: Vec<(String, String)>,
+    #[serde(default)]
+    pub message_id: Option<Snowflake>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentryWebhookJob {
+    pub resource: Resource,
+    pub action: String,
+    /// The webhook body as JSON text (verified; pruned of bulky event fields if it was too large).
+    pub payload: String,
+    #[serde(default)]
+    pub pruned: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentryLegacyJob {
+    pub payload: String,
+    #[serde(default)]
+    pub pruned: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlitchtipIssueJob {
+    pub issue: GlitchtipIssue,
+    /// How many issues the whole alert reported (the "(N issues)" headline may say more than it lists).
+    #[serde(default)]
+    pub alert_headline: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GlitchtipUptimeJob {
+    pub uptime: GlitchtipUptime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorResultJob {
+    /// The executor's signed report as JSON text (`executor::FixReport`).
+    pub report: String,
+}
+
+/// Why a job could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("job is {0} bytes, over the queue's message limit even after pruning")]
+    TooLarge(usize),
+}
+
+impl Job {
+    pub fn new(id: JobId, received_at_ms: u64, request_id: Option<String>, kind: JobKind) -> Self {
+        Self { v: JOB_VERSION, id, received_at_ms, request_id, kind }
+    }
+
+    /// Encodes for the queue, refusing anything over [`MAX_JOB_BYTES`].
+    pub fn to_message(&self) -> Result<String, EncodeError> {
+        let text = serde_json::to_string(self).expect("a Job always serializes");
+        if text.len() > MAX_JOB_BYTES {
+            return Err(EncodeError::TooLarge(text.len()));
+        }
+        Ok(text)
+    }
+
+    pub fn from_message(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// Keys of a Sentry event that are bulky and not needed to file an issue, dropped in order until
+/// a payload fits in a queue message.
+const PRUNE_ORDER: &[&[&str]] = &[
+    &["breadcrumbs", "_meta", "debug_meta", "modules", "packages", "sdk", "_metrics"],
+    &["vars", "extra", "contexts", "request", "user"],
+    &["pre_context", "post_context", "spans", "threads"],
+];
+
+/// Returns the payload as JSON text that fits `budget` bytes, pruning bulky event fields in stages.
+/// `Ok((text, pruned))`, or `Err` if even the most aggressive stage is too large.
+pub fn fit_payload(raw: &[u8], value: Option<serde_json::Value>, budget: usize) -> Result<(String, bool), EncodeError> {
+    if raw.len() <= budget
+        && let Ok(text) = std::str::from_utf8(raw)
+    {
+        return Ok((text.to_owned(), false));
+    }
+    let Some(mut value) = value.or_else(|| serde_json::from_slice(raw).ok()) else {
+        return Err(EncodeError::TooLarge(raw.len()));
+    };
+    let mut len = raw.len();
+    for stage in PRUNE_ORDER {
+        remove_keys(&mut value, stage);
+        let text = value.to_string();
+        len = text.len();
+        if len <= budget {
+            return Ok((text, true));
+        }
+    }
+    Err(EncodeError::TooLarge(len))
+}
+
+fn remove_keys(value: &mut serde_json::Value, keys: &[&str]) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for key in keys {
+                map.remove(*key);
+            }
+            map.values_mut().for_each(|v| remove_keys(v, keys));
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| remove_keys(v, keys)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_kind_from_a_newer_gateway() {
+        let job =
+            Job::from_message(r#"{"v":7,"id":"x","received_at_ms":1,"kind":"telepathy","mind":"blown"}"#).unwrap();
+        assert_eq!(job.kind, JobKind::Unknown);
+        assert_eq!(job.v, 7);
+    }
+
+    #[test]
+    fn older_message_without_new_fields() {
+        let job = Job::from_message(r#"{"id":"x","received_at_ms":1,"kind":"sentry_legacy","payload":"{}"}"#).unwrap();
+        assert_eq!(job.v, 1);
+        assert_eq!(job.request_id, None);
+        assert!(matches!(job.kind, JobKind::SentryLegacy(SentryLegacyJob { pruned: false, .. })));
+    }
+
+    #[test]
+    fn roundtrip() {
+        let job = Job::new(
+            JobId::sentry("abc-123/../x"),
+            5,
+            Some("r".into()),
+            JobKind::SentryWebhook(SentryWebhookJob {
+                resource: Resource::EventAlert,
+                action: "triggered".into(),
+                payload: "{\"a\":\"\\u00e9\"}".into(),
+                pruned: false,
+            }),
+        );
+        assert_eq!(job.id.as_str(), "sentry:abc-123..x");
+        assert_eq!(Job::from_message(&job.to_message().unwrap()).unwrap(), job);
+    }
+
+    #[test]
+    fn pruning_keeps_what_matters() {
+        let big = "x".repeat(2_000);
+        let raw = serde_json::json!({"action":"triggered","data":{"event":{"title":"T","breadcrumbs":{"values":[big.clone()]},
+            "exception":{"values":[{"stacktrace":{"frames":[{"filename":"a.py","lineno":3,"vars":{"v":big}}]}}]}}}})
+        .to_string();
+        let (small, pruned) = fit_payload(raw.as_bytes(), None, 1_000).unwrap();
+        assert!(pruned);
+        let v: serde_json::Value = serde_json::from_str(&small).unwrap();
+        assert_eq!(v["data"]["event"]["title"], "T");
+        assert_eq!(v["data"]["event"]["exception"]["values"][0]["stacktrace"]["frames"][0]["lineno"], 3);
+        let (same, pruned) = fit_payload(raw.as_bytes(), None, raw.len()).unwrap();
+        assert!(!pruned);
+        assert_eq!(same, raw);
+        assert!(fit_payload(raw.as_bytes(), None, 10).is_err());
+    }
+}

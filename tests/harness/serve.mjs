@@ -1,0 +1,75 @@
+// Runs bugbot's two Workers in workerd through Miniflare, with the bindings of the real wrangler
+// configs (wrangler's own config reader, so tests cannot drift from what deploys) plus test vars.
+//
+//   node tests/harness/serve.mjs <options.json>
+//
+// options: { port?: number, persist?: string|false, vars?: { gateway?: {...}, consumer?: {...} },
+//            consumerQueue?: {...overrides of the consumer's queue settings} }
+// Prints one JSON line `{"ready": "<url>", "pid": <workerd pid|null>}` on stdout when serving, then the
+// Workers' console output. Exits when stdin closes or on SIGTERM/SIGINT.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Log, LogLevel, Miniflare } from "miniflare";
+import { unstable_getMiniflareWorkerOptions } from "wrangler";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const options = process.argv[2] ? JSON.parse(readFileSync(process.argv[2], "utf8")) : {};
+
+function worker(name, configPath, vars, queueOverrides) {
+  const { workerOptions, main } = unstable_getMiniflareWorkerOptions(path.join(root, configPath));
+  const buildDir = path.resolve(path.dirname(main), "..");
+  const opts = {
+    ...workerOptions,
+    name,
+    modules: true,
+    scriptPath: main,
+    modulesRoot: buildDir,
+    modulesRules: [
+      { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+      { type: "CompiledWasm", include: ["**/*.wasm"] },
+    ],
+    bindings: { ...workerOptions.bindings, ...(vars ?? {}) },
+  };
+  if (queueOverrides && opts.queueConsumers) {
+    for (const q of Object.keys(opts.queueConsumers)) {
+      opts.queueConsumers[q] = { ...opts.queueConsumers[q], ...queueOverrides };
+    }
+  }
+  return opts;
+}
+
+const persist = options.persist ?? false;
+const mf = new Miniflare({
+  host: "127.0.0.1",
+  port: options.port ?? 0,
+  log: new Log(options.verbose ? LogLevel.DEBUG : LogLevel.WARN),
+  kvPersist: persist ? path.join(persist, "kv") : false,
+  durableObjectsPersist: persist ? path.join(persist, "do") : false,
+  cachePersist: false,
+  // No network here or in CI: never fetch the `Request.cf` object from Cloudflare.
+  cf: false,
+  workers: [
+    worker("bugbot-gateway", "wrangler.toml", options.vars?.gateway),
+    worker("bugbot-consumer", "consumer/wrangler.toml", options.vars?.consumer, options.consumerQueue),
+  ],
+});
+
+const url = await mf.ready;
+process.stdout.write(JSON.stringify({ ready: url.href.replace(/\/$/, "") }) + "\n");
+
+let closing = false;
+async function close() {
+  if (closing) return;
+  closing = true;
+  try {
+    await mf.dispose();
+  } finally {
+    process.exit(0);
+  }
+}
+process.on("SIGTERM", close);
+process.on("SIGINT", close);
+process.stdin.on("end", close);
+process.stdin.on("close", close);
+process.stdin.resume();
