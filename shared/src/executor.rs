@@ -1,0 +1,527 @@
+//! The wire contract between the consumer (which asks for a fix) and the fix executor (which runs
+//! Claude Code in a sandbox and pushes a branch), plus the signed-request scheme both directions use.
+//!
+//! Everything here is additive-versioned like the queue [`Job`](crate::job): the consumer and the
+//! executor are deployed separately, so new fields get serde defaults and no field is repurposed.
+//!
+//! ## Signed requests
+//! A request body is authenticated with two headers:
+//! - [`TIMESTAMP_HEADER`] (`X-Bugbot-Timestamp`): unix seconds when it was signed;
+//! - [`SIGNATURE_HEADER`] (`X-Bugbot-Signature`): lowercase hex HMAC-SHA256 under the shared secret
+//!   (`EXECUTOR_SECRET`) over `"{timestamp}.{raw body}"`.
+//!
+//! The receiver checks the timestamp against its clock (a window of a few minutes), then the MAC in
+//! constant time. Used for job submissions (consumer → executor) and results (executor → gateway's
+//! `/executor/callback`). Replays within the window are the receiver's business (the executor remembers
+//! the signatures it accepted).
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+pub use crate::verify::SignatureError;
+
+/// Header carrying the unix-seconds timestamp a request was signed at.
+pub const TIMESTAMP_HEADER: &str = "X-Bugbot-Timestamp";
+/// Header carrying the lowercase hex HMAC-SHA256 over `"{timestamp}.{raw body}"`.
+pub const SIGNATURE_HEADER: &str = "X-Bugbot-Signature";
+/// The replay window receivers use by default, in seconds.
+pub const DEFAULT_SIGNATURE_WINDOW_SECS: u64 = 300;
+
+/// Current version of [`FixJob`]; bump only alongside additive changes.
+pub const FIX_JOB_VERSION: u32 = 1;
+
+/// Paths an agent may never change unless a job explicitly allows them in
+/// [`FixJob::allow_protected`]: CI, container and dependency manifests, lock files, and the agent's own
+/// configuration. Globs match from the repository root; `**/` prefixes match at any depth.
+pub const PROTECTED_PATHS: &[&str] = &[
+    ".github/**",
+    ".gitlab-ci.yml",
+    ".circleci/**",
+    ".buildkite/**",
+    ".gitmodules",
+    ".gitattributes",
+    ".claude/**",
+    "**/.claude/**",
+    "**/CLAUDE.md",
+    ".mcp.json",
+    "**/.envrc",
+    "**/.env",
+    "**/.env.*",
+    "**/Dockerfile",
+    "**/Dockerfile.*",
+    "**/*.dockerfile",
+    "**/docker-compose*.yml",
+    "**/docker-compose*.yaml",
+    "**/compose.yml",
+    "**/compose.yaml",
+    "**/Containerfile",
+    "**/wrangler.toml",
+    "**/wrangler.json",
+    "**/wrangler.jsonc",
+    "**/Makefile",
+    "**/Cargo.toml",
+    "**/Cargo.lock",
+    "**/build.rs",
+    "**/rust-toolchain",
+    "**/rust-toolchain.toml",
+    "**/.cargo/**",
+    "**/package.json",
+    "**/package-lock.json",
+    "**/npm-shrinkwrap.json",
+    "**/yarn.lock",
+    "**/pnpm-lock.yaml",
+    "**/pnpm-workspace.yaml",
+    "**/bun.lockb",
+    "**/bun.lock",
+    "**/.npmrc",
+    "**/.yarnrc*",
+    "**/requirements*.txt",
+    "**/pyproject.toml",
+    "**/setup.py",
+    "**/setup.cfg",
+    "**/poetry.lock",
+    "**/Pipfile",
+    "**/Pipfile.lock",
+    "**/uv.lock",
+    "**/go.mod",
+    "**/go.sum",
+    "**/Gemfile",
+    "**/Gemfile.lock",
+    "**/*.gemspec",
+    "**/composer.json",
+    "**/composer.lock",
+    "**/pom.xml",
+    "**/build.gradle",
+    "**/build.gradle.kts",
+    "**/settings.gradle",
+    "**/settings.gradle.kts",
+    "**/gradle.properties",
+    "**/*.csproj",
+    "**/packages.lock.json",
+    "**/mix.exs",
+    "**/mix.lock",
+    "**/*.lock",
+];
+
+/// A job's id, chosen by the consumer (deterministic per issue and attempt, so a redelivered request is
+/// recognised). 1–128 characters from `[A-Za-z0-9._-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct FixJobId(String);
+
+/// A [`FixJobId`] was empty, too long, or had characters outside `[A-Za-z0-9._-]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("job id must be 1-128 characters of [A-Za-z0-9._-]")]
+pub struct BadJobId;
+
+impl FixJobId {
+    pub fn new(id: impl Into<String>) -> Result<Self, BadJobId> {
+        let id = id.into();
+        let ok = (1..=128).contains(&id.len())
+            && !id.starts_with('.')
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if ok { Ok(Self(id)) } else { Err(BadJobId) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for FixJobId {
+    type Error = BadJobId;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::new(value)
+    }
+}
+
+impl From<FixJobId> for String {
+    fn from(value: FixJobId) -> Self {
+        value.0
+    }
+}
+
+impl std::fmt::Display for FixJobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A request to turn an issue into a tested, pushed branch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FixJob {
+    /// Contract version ([`FIX_JOB_VERSION`]).
+    #[serde(default = "default_version")]
+    pub version: u32,
+    pub job_id: FixJobId,
+    /// HTTPS (or, in tests, `file://`) URL of the repository, without credentials: the executor supplies
+    /// them through a git credential helper.
+    pub clone_url: String,
+    /// Branch, tag or commit to start from.
+    pub base_ref: String,
+    /// Branch to create and push (bot-owned; a re-run replaces it).
+    pub branch: String,
+    /// What the agent is told. Everything in it is treated as untrusted data.
+    pub prompt: FixPrompt,
+    /// Globs (from the repository root) of paths the agent may change. `["**"]` when absent.
+    #[serde(default = "default_allowed_paths")]
+    pub allowed_paths: Vec<String>,
+    /// Globs of [`PROTECTED_PATHS`] this job may nevertheless change (e.g. `["Cargo.toml"]`).
+    #[serde(default)]
+    pub allow_protected: Vec<String>,
+    /// Shell command run in the clone after the agent (e.g. `cargo test`); the push happens only if it
+    /// exits 0. `None`: no tests.
+    #[serde(default)]
+    pub test_command: Option<String>,
+    #[serde(default)]
+    pub limits: FixLimits,
+    /// Where the executor POSTs the signed [`FixReport`] (the gateway's `/executor/callback`).
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+fn default_version() -> u32 {
+    FIX_JOB_VERSION
+}
+
+fn default_allowed_paths() -> Vec<String> {
+    vec!["**".to_owned()]
+}
+
+/// The prompt material for a fix. The executor wraps every field in delimited data blocks and tells the
+/// agent that they are data, not instructions: titles, error texts, stack traces and chat messages come
+/// from the outside world.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixPrompt {
+    /// Tracker key of the issue (`ENG-123`, `#42`), referenced in the commit message.
+    pub issue_key: String,
+    #[serde(default)]
+    pub issue_url: Option<String>,
+    pub title: String,
+    /// The issue body as filed.
+    #[serde(default)]
+    pub body: String,
+    /// The rendered context packet (stack trace mapped to files, recent commits, related messages).
+    #[serde(default)]
+    pub context: String,
+}
+
+/// Caps on one run. Every field has a default so that older consumers keep working.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FixLimits {
+    /// `claude --max-turns`.
+    pub max_turns: u32,
+    /// `claude --max-budget-usd`.
+    pub max_usd: f64,
+    /// Wall-clock limit for the agent, in seconds.
+    pub timeout_secs: u64,
+    /// Wall-clock limit for the test command, in seconds.
+    pub test_timeout_secs: u64,
+    /// Most files the change may touch.
+    pub max_files_changed: u32,
+    /// Most lines (added + removed) the change may touch.
+    pub max_lines_changed: u32,
+}
+
+impl Default for FixLimits {
+    fn default() -> Self {
+        Self {
+            max_turns: 40,
+            max_usd: 2.0,
+            timeout_secs: 15 * 60,
+            test_timeout_secs: 10 * 60,
+            max_files_changed: 20,
+            max_lines_changed: 800,
+        }
+    }
+}
+
+/// How a run ended. Serialized as `{"outcome": "...", "reason": "..."}` inside [`FixReport`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum FixOutcome {
+    /// A branch was pushed; the test command passed (or none was given).
+    Fixed,
+    /// The agent finished without changing anything.
+    NoChange,
+    /// The change broke a rule (path outside the allowlist, too large); nothing was pushed.
+    Blocked { reason: String },
+    /// Something went wrong (model API, tests failed, git, interrupted); nothing was pushed.
+    Failed { reason: String },
+    /// The agent ran past its wall-clock limit and was killed; nothing was pushed.
+    TimedOut,
+    /// An outcome this build does not know (sent by a newer executor).
+    #[serde(other)]
+    Unknown,
+}
+
+impl FixOutcome {
+    /// `true` for the outcomes after which the same job will not do better when run again.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Fixed | Self::NoChange | Self::Blocked { .. })
+    }
+
+    /// The snake-case name, as serialized.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Fixed => "fixed",
+            Self::NoChange => "no_change",
+            Self::Blocked { .. } => "blocked",
+            Self::Failed { .. } => "failed",
+            Self::TimedOut => "timed_out",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// Size of a change, as `git diff --numstat` counts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DiffStat {
+    pub files_changed: u32,
+    pub insertions: u32,
+    pub deletions: u32,
+}
+
+/// The result of one run, POSTed (signed) to the job's callback URL and served by `GET /v1/jobs/{id}`.
+/// Every string in it has been redacted of secrets by the executor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FixReport {
+    pub job_id: FixJobId,
+    #[serde(flatten)]
+    pub outcome: FixOutcome,
+    /// Agent turns used.
+    #[serde(default)]
+    pub turns: u32,
+    /// Model spend as Claude Code reports it.
+    #[serde(default)]
+    pub cost_usd: f64,
+    /// Whole run, clone to push.
+    #[serde(default)]
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub diffstat: DiffStat,
+    /// Paths changed (repository-relative).
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// The last few KB of the test command's output.
+    #[serde(default)]
+    pub test_output_tail: Option<String>,
+    /// The agent's own summary of what it did.
+    #[serde(default)]
+    pub summary: Option<String>,
+    /// The branch (pushed only when the outcome is `fixed`).
+    #[serde(default)]
+    pub branch: String,
+    /// The pushed commit.
+    #[serde(default)]
+    pub head_sha: Option<String>,
+}
+
+impl FixReport {
+    /// A report with only an outcome (for runs that ended before the agent ran).
+    pub fn bare(job_id: FixJobId, branch: String, outcome: FixOutcome) -> Self {
+        Self {
+            job_id,
+            outcome,
+            turns: 0,
+            cost_usd: 0.0,
+            duration_ms: 0,
+            diffstat: DiffStat::default(),
+            files: Vec::new(),
+            test_output_tail: None,
+            summary: None,
+            branch,
+            head_sha: None,
+        }
+    }
+}
+
+/// Where a job stands, as `GET /v1/jobs/{id}` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum FixJobStatus {
+    /// Accepted, waiting for a free slot.
+    Queued,
+    Running,
+    /// Finished; the report is final.
+    Done {
+        report: FixReport,
+    },
+}
+
+/// The `202` answer to a job submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub job_id: FixJobId,
+}
+
+/// Hex HMAC-SHA256 under `secret` over `"{timestamp}.{body}"`: the value of [`SIGNATURE_HEADER`].
+pub fn sign(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
+    hex::encode(mac(secret, &timestamp.to_string(), body).finalize().into_bytes())
+}
+
+/// Checks a signed request: the timestamp header is unix seconds within `window_secs` of `now_secs`, and the
+/// signature header is the hex MAC of `"{timestamp header}.{body}"`, compared in constant time.
+pub fn verify(
+    secret: &[u8],
+    timestamp_header: &str,
+    signature_header: &str,
+    body: &[u8],
+    now_secs: u64,
+    window_secs: u64,
+) -> Result<(), SignatureError> {
+    if signature_header.trim().is_empty() {
+        return Err(SignatureError::Missing);
+    }
+    let timestamp_header = timestamp_header.trim();
+    let timestamp: u64 = timestamp_header.parse().map_err(|_| SignatureError::BadTimestamp)?;
+    if timestamp.abs_diff(now_secs) > window_secs {
+        return Err(SignatureError::Stale);
+    }
+    let mut presented = [0u8; 32];
+    hex::decode_to_slice(signature_header.trim(), &mut presented).map_err(|_| SignatureError::Malformed)?;
+    // Re-render the parsed timestamp so that "0100" and "100" cannot both verify.
+    if timestamp.to_string() != timestamp_header {
+        return Err(SignatureError::BadTimestamp);
+    }
+    mac(secret, timestamp_header, body).verify_slice(&presented).map_err(|_| SignatureError::Mismatch)
+}
+
+fn mac(secret: &[u8], timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"executor-test-secret";
+
+    #[test]
+    fn sign_matches_a_known_vector() {
+        // echo -n '1700000000.{"a":1}' | openssl dgst -sha256 -hmac executor-test-secret
+        let sig = sign(SECRET, 1_700_000_000, br#"{"a":1}"#);
+        assert_eq!(sig, "b7bd6d774dbb46966f593a53fd42612d3896de3746eb71e5f295ad70e771de16");
+        assert_ne!(sig, sign(SECRET, 1_700_000_001, br#"{"a":1}"#));
+        assert_ne!(sig, sign(b"other", 1_700_000_000, br#"{"a":1}"#));
+    }
+
+    #[test]
+    fn verify_accepts_fresh_signed_bodies() {
+        let body = br#"{"job_id":"j1"}"#;
+        let sig = sign(SECRET, 1000, body);
+        assert_eq!(verify(SECRET, "1000", &sig, body, 1000, 300), Ok(()));
+        assert_eq!(verify(SECRET, "1000", &sig, body, 1300, 300), Ok(()));
+        assert_eq!(verify(SECRET, "1000", &sig, body, 700, 300), Ok(()));
+        assert_eq!(verify(SECRET, " 1000 ", &sig.to_uppercase(), body, 1000, 300), Ok(()));
+    }
+
+    #[test]
+    fn verify_rejects_everything_else() {
+        let body = br#"{"job_id":"j1"}"#;
+        let sig = sign(SECRET, 1000, body);
+        let err = |ts: &str, sig: &str, body: &[u8], now| verify(SECRET, ts, sig, body, now, 300).unwrap_err();
+        assert_eq!(err("1000", &sig, b"{\"job_id\":\"j2\"}", 1000), SignatureError::Mismatch);
+        assert_eq!(err("1001", &sig, body, 1000), SignatureError::Mismatch);
+        assert_eq!(err("1000", &sig, body, 1301), SignatureError::Stale);
+        assert_eq!(err("1000", &sig, body, 699), SignatureError::Stale);
+        assert_eq!(err("", &sig, body, 1000), SignatureError::BadTimestamp);
+        assert_eq!(err("1e3", &sig, body, 1000), SignatureError::BadTimestamp);
+        assert_eq!(err("01000", &sig, body, 1000), SignatureError::BadTimestamp);
+        assert_eq!(err("1000", "", body, 1000), SignatureError::Missing);
+        assert_eq!(err("1000", "xyz", body, 1000), SignatureError::Malformed);
+        assert_eq!(err("1000", &sig[..62], body, 1000), SignatureError::Malformed);
+        assert_eq!(verify(b"wrong", "1000", &sig, body, 1000, 300), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn job_ids_are_restricted() {
+        assert!(FixJobId::new("fix-ENG-123.1_a").is_ok());
+        assert!(FixJobId::new("").is_err());
+        assert!(FixJobId::new("../etc").is_err());
+        assert!(FixJobId::new("a/b").is_err());
+        assert!(FixJobId::new(".hidden").is_err());
+        assert!(FixJobId::new("x".repeat(129)).is_err());
+        assert!(serde_json::from_value::<FixJobId>(json!("a b")).is_err());
+    }
+
+    #[test]
+    fn a_minimal_job_gets_defaults() {
+        let job: FixJob = serde_json::from_value(json!({
+            "job_id": "j1",
+            "clone_url": "https://github.com/o/r.git",
+            "base_ref": "main",
+            "branch": "bugbot/eng-1",
+            "prompt": {"issue_key": "ENG-1", "title": "TypeError in checkout"},
+        }))
+        .unwrap();
+        assert_eq!(job.version, FIX_JOB_VERSION);
+        assert_eq!(job.allowed_paths, vec!["**"]);
+        assert!(job.allow_protected.is_empty());
+        assert_eq!(job.limits, FixLimits::default());
+        assert_eq!(job.test_command, None);
+        assert_eq!(job.callback_url, None);
+        // Unknown fields from newer consumers are ignored.
+        let mut value = serde_json::to_value(&job).unwrap();
+        value["some_new_field"] = json!(true);
+        value["limits"]["some_new_limit"] = json!(3);
+        assert_eq!(serde_json::from_value::<FixJob>(value).unwrap(), job);
+    }
+
+    #[test]
+    fn partial_limits_keep_the_other_defaults() {
+        let limits: FixLimits = serde_json::from_value(json!({"max_turns": 3})).unwrap();
+        assert_eq!(limits.max_turns, 3);
+        assert_eq!(limits.timeout_secs, FixLimits::default().timeout_secs);
+    }
+
+    #[test]
+    fn reports_flatten_the_outcome() {
+        let id = FixJobId::new("j1").unwrap();
+        let mut report = FixReport::bare(
+            id.clone(),
+            "bugbot/x".into(),
+            FixOutcome::Blocked { reason: "path .github/workflows/ci.yml is not allowed".into() },
+        );
+        report.files = vec![".github/workflows/ci.yml".into()];
+        let value = serde_json::to_value(&report).unwrap();
+        assert_eq!(value["outcome"], "blocked");
+        assert_eq!(value["reason"], "path .github/workflows/ci.yml is not allowed");
+        assert_eq!(serde_json::from_value::<FixReport>(value).unwrap(), report);
+
+        let fixed = FixReport::bare(id, "b".into(), FixOutcome::Fixed);
+        let value = serde_json::to_value(&fixed).unwrap();
+        assert_eq!(value["outcome"], "fixed");
+        assert!(value.get("reason").is_none());
+        assert_eq!(serde_json::from_value::<FixReport>(value).unwrap(), fixed);
+    }
+
+    #[test]
+    fn unknown_outcomes_from_newer_executors_still_parse() {
+        let report: FixReport = serde_json::from_value(json!({
+            "job_id": "j1", "outcome": "partially_fixed", "branch": "b",
+        }))
+        .unwrap();
+        assert_eq!(report.outcome, FixOutcome::Unknown);
+        assert!(!report.outcome.is_final());
+    }
+
+    #[test]
+    fn status_is_tagged() {
+        assert_eq!(serde_json::to_value(FixJobStatus::Queued).unwrap(), json!({"state": "queued"}));
+        let done = FixJobStatus::Done {
+            report: FixReport::bare(FixJobId::new("j").unwrap(), "b".into(), FixOutcome::TimedOut),
+        };
+        let value = serde_json::to_value(&done).unwrap();
+        assert_eq!(value["state"], "done");
+        assert_eq!(value["report"]["outcome"], "timed_out");
+    }
+}
