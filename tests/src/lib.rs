@@ -2,5 +2,12 @@
 //!
 //! Faithful fakes of the third-party HTTP APIs bugbot talks to, and a harness that runs the real
 //! gateway and consumer Workers in workerd (through Miniflare) against them.
+//!
+//! # Layout
+//! - [`workers`] — start both Workers with test configuration; read their logs and job status.
+//! - [`keys`] — per-run credentials and the signing Discord and Sentry do.
+//! - [`anthropic`] — a fake Anthropic Messages API for the executor's Claude Code runs.
 
 pub mod anthropic;
+pub mod keys;
+pub mod workers;

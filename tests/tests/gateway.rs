@@ -1,0 +1,289 @@
+//! The gateway end to end: signed requests of each kind against the real Workers in workerd get
+//! the right answer, and their jobs arrive in the consumer through the local Queue.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bugbot_e2e::keys::{TestKeys, now_secs};
+use bugbot_e2e::workers::{WorkerVars, Workers, fixture};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Env {
+    keys: TestKeys,
+    workers: Workers,
+}
+
+/// One pair of Workers for this file (each test uses distinct ids, so they do not interfere).
+fn env() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let keys = TestKeys::new();
+        let workers = Workers::start(&WorkerVars::with_test_keys(&keys)).expect("workers start");
+        Env { keys, workers }
+    })
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+fn snowflake() -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).unwrap();
+    (u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], 0, 0]) + 1_000_000_000_000_000).to_string()
+}
+
+fn interaction(kind: u8, data: &Value) -> (String, Vec<u8>) {
+    let id = snowflake();
+    let body = json!({
+        "id": id, "application_id": "827290144020496384", "type": kind, "token": "interaction-token",
+        "guild_id": "772904309264089089", "channel_id": "772908445358620702",
+        "member": {"user": {"id": "167348773423415296", "username": "ian"}, "roles": ["785609923542777878"]},
+        "data": data, "version": 1
+    });
+    (id, serde_json::to_vec(&body).unwrap())
+}
+
+async fn post_discord(body: &[u8], headers: &[(&str, String)]) -> reqwest::Response {
+    let mut req = client().post(format!("{}/discord/interactions", env().workers.url)).body(body.to_vec());
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    req.send().await.unwrap()
+}
+
+async fn post_sentry(resource: &str, request_id: &str, body: &[u8]) -> reqwest::Response {
+    let e = env();
+    client()
+        .post(format!("{}/webhooks/sentry", e.workers.url))
+        .header("content-type", "application/json")
+        .header("sentry-hook-resource", resource)
+        .header("sentry-hook-timestamp", now_secs().to_string())
+        .header("sentry-hook-signature", e.keys.sign_sentry(body))
+        .header("request-id", request_id)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn arrived(job_id: &str) -> Value {
+    let e = env();
+    e.workers.wait_for_job(&e.keys.admin_token, job_id, WAIT, |s| s["state"] == "received").await.unwrap()
+}
+
+async fn job_record(job_id: &str) -> StatusCode {
+    let e = env();
+    client()
+        .get(format!("{}/admin/jobs/{job_id}", e.workers.url))
+        .bearer_auth(&e.keys.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn ping_gets_pong() {
+    let (_, body) = interaction(1, &Value::Null);
+    let resp = post_discord(&body, &env().keys.sign_discord(&body)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"type": 1}));
+}
+
+#[tokio::test]
+async fn slash_command_is_deferred_and_reaches_the_consumer() {
+    let data = json!({"name": "bugbot", "type": 1, "options": [{"name": "status", "type": 1, "options": [{"name": "issue", "type": 3, "value": "ENG-7"}]}]});
+    let (id, body) = interaction(2, &data);
+    let resp = post_discord(&body, &env().keys.sign_discord(&body)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap(), json!({"type": 5}));
+    let status = arrived(&format!("discord:{id}")).await;
+    assert_eq!(status["kind"], "discord_command");
+}
+
+#[tokio::test]
+async fn message_command_component_and_modal_are_enqueued() {
+    let menu = json!({"name": "Fix with bugbot", "type": 3, "target_id": "867793854505943041",
+        "resolved": {"messages": {"867793854505943041": {"id": "867793854505943041", "channel_id": "772908445358620702",
+        "content": "checkout returns 500 since this morning", "author": {"id": "1", "username": "a"}}}}});
+    let button = json!({"custom_id": "bugbot:fix:ENG-7", "component_type": 2});
+    let modal = json!({"custom_id": "bugbot:note", "components": [{"type": 18, "component": {"type": 4, "custom_id": "note", "value": "x"}}]});
+    for (kind, data, expected) in
+        [(2, menu, "discord_command"), (3, button, "discord_component"), (5, modal, "discord_component")]
+    {
+        let (id, body) = interaction(kind, &data);
+        let resp = post_discord(&body, &env().keys.sign_discord(&body)).await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.json::<Value>().await.unwrap()["type"], 5);
+        assert_eq!(arrived(&format!("discord:{id}")).await["kind"], expected);
+    }
+}
+
+#[tokio::test]
+async fn bad_subcommand_is_answered_ephemerally_and_not_enqueued() {
+    let data = json!({"name": "bugbot", "type": 1, "options": [{"name": "resolve", "type": 1, "options": []}]});
+    let (bad_id, body) = interaction(2, &data);
+    let resp = post_discord(&body, &env().keys.sign_discord(&body)).await;
+    assert_eq!(resp.status(), 200);
+    let reply: Value = resp.json().await.unwrap();
+    assert_eq!(reply["type"], 4);
+    assert_eq!(reply["data"]["flags"], 64);
+    assert!(reply["data"]["content"].as_str().unwrap().contains("issue"), "{reply}");
+    // A valid command sent after it arrives; the invalid one never does.
+    let data = json!({"name": "bugbot", "type": 1, "options": [{"name": "stats", "type": 1}]});
+    let (good_id, body) = interaction(2, &data);
+    post_discord(&body, &env().keys.sign_discord(&body)).await;
+    arrived(&format!("discord:{good_id}")).await;
+    assert_eq!(job_record(&format!("discord:{bad_id}")).await, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn discord_signatures_are_enforced() {
+    let keys = &env().keys;
+    let (_, body) = interaction(1, &Value::Null);
+    let good = keys.sign_discord(&body);
+    let mut tampered = body.clone();
+    tampered.push(b' ');
+    assert_eq!(post_discord(&tampered, &good).await.status(), 401);
+    let mut flipped = good.clone();
+    flipped[0].1 = format!("{}{}", if flipped[0].1.starts_with('0') { "1" } else { "0" }, &flipped[0].1[1..]);
+    assert_eq!(post_discord(&body, &flipped).await.status(), 401);
+    assert_eq!(post_discord(&body, &[]).await.status(), 401);
+    // A correctly signed but stale request (replay) is refused too.
+    let stale = keys.sign_discord_at(&body, now_secs() - 3600);
+    assert_eq!(post_discord(&body, &stale).await.status(), 401);
+    // Discord's own endpoint check: a random signature must be refused.
+    let other = TestKeys::new().sign_discord(&body);
+    assert_eq!(post_discord(&body, &other).await.status(), 401);
+}
+
+#[tokio::test]
+async fn sentry_alert_reaches_the_consumer_and_redelivery_keeps_its_id() {
+    let body = fixture("sentry/sentry_docs_payloads/event_alert_triggered.json");
+    let request_id = format!("e2e-{}", snowflake());
+    let first = post_sentry("event_alert", &request_id, &body).await;
+    assert_eq!(first.status(), 202);
+    let first: Value = first.json().await.unwrap();
+    let job_id = first["jobs"][0].as_str().unwrap().to_owned();
+    assert_eq!(job_id, format!("sentry:{request_id}"));
+    assert_eq!(arrived(&job_id).await["kind"], "sentry_webhook");
+    let again: Value = post_sentry("event_alert", &request_id, &body).await.json().await.unwrap();
+    assert_eq!(again["jobs"][0], job_id.as_str());
+}
+
+#[tokio::test]
+async fn sentry_non_actionable_and_bad_requests() {
+    let install = fixture("sentry/sentry_docs_payloads/installation_created.json");
+    let resp = post_sentry("installation", "inst-1", &install).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["ignored"], "resource not actionable");
+
+    let resp = post_sentry("issue", "bad-json", b"{not json").await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("JSON"));
+
+    let e = env();
+    let body = fixture("sentry/sentry_docs_payloads/issue_created.json");
+    let resp = client()
+        .post(format!("{}/webhooks/sentry", e.workers.url))
+        .header("sentry-hook-resource", "issue")
+        .header("sentry-hook-signature", TestKeys::new().sign_sentry(&body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn glitchtip_alert_with_two_issues_makes_two_jobs() {
+    let e = env();
+    let body = fixture("glitchtip/generated_2022_code_multiple_issues_count_5_showing_2.json");
+    let url = format!("{}/webhooks/glitchtip/{}", e.workers.url, e.keys.glitchtip_token);
+    let resp = client().post(&url).body(body).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+    let jobs: Vec<String> = serde_json::from_value(resp.json::<Value>().await.unwrap()["jobs"].clone()).unwrap();
+    assert_eq!(jobs.len(), 2);
+    for id in &jobs {
+        assert_eq!(arrived(id).await["kind"], "glitchtip_issue");
+    }
+    let uptime = fixture("glitchtip/current_format_general_webhook_uptime_down.json");
+    let resp: Value = client().post(&url).body(uptime).send().await.unwrap().json().await.unwrap();
+    assert_eq!(arrived(resp["jobs"][0].as_str().unwrap()).await["kind"], "glitchtip_uptime");
+
+    let wrong = format!("{}/webhooks/glitchtip/not-the-token", e.workers.url);
+    assert_eq!(client().post(&wrong).body("{}").send().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn legacy_sentry_plugin_on_its_token_url() {
+    let e = env();
+    let body = fixture("sentry/zulip_captured/webhook_event_for_exception_python.json");
+    let url = format!("{}/webhooks/sentry/{}", e.workers.url, e.keys.legacy_token);
+    let resp: Value = client().post(&url).body(body).send().await.unwrap().json().await.unwrap();
+    assert_eq!(arrived(resp["jobs"][0].as_str().unwrap()).await["kind"], "sentry_legacy");
+}
+
+#[tokio::test]
+async fn http_errors_are_client_errors_never_500() {
+    let url = &env().workers.url;
+    let c = client();
+    assert_eq!(c.get(format!("{url}/nope")).send().await.unwrap().status(), 404);
+    assert_eq!(c.get(format!("{url}/discord/interactions")).send().await.unwrap().status(), 405);
+    let big = vec![b'x'; 300 * 1024];
+    // Refused before the body is read, so the server closes that connection: use its own client.
+    let resp = client().post(format!("{url}/webhooks/sentry")).body(big).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    assert!(resp.json::<Value>().await.unwrap()["error"].as_str().unwrap().contains("larger"));
+    assert_eq!(c.get(format!("{url}/admin/jobs/x")).send().await.unwrap().status(), 401);
+    assert_eq!(c.get(format!("{url}/admin/jobs/x")).bearer_auth("wrong").send().await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn health_says_what_is_configured_and_never_a_value() {
+    let e = env();
+    let resp = client().get(format!("{}/health", e.workers.url)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let health: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(health["integrations"]["discord_interactions"], true);
+    assert_eq!(health["integrations"]["sentry"], true);
+    assert_eq!(health["integrations"]["linear"], false);
+    for secret in [&e.keys.sentry_secret, &e.keys.glitchtip_token, &e.keys.admin_token, &e.keys.executor_secret] {
+        assert!(!text.contains(secret.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn every_request_logs_one_json_line_without_secrets() {
+    let e = env();
+    let marker = format!("log-{}", snowflake());
+    let body = fixture("sentry/sentry_docs_payloads/error_created.json");
+    let job: Value = post_sentry("error", &marker, &body).await.json().await.unwrap();
+    arrived(job["jobs"][0].as_str().unwrap()).await;
+    let lines = e.workers.json_logs();
+    let request = lines
+        .iter()
+        .find(|l| l["reason"].as_str().is_some_and(|r| r.contains(&marker)))
+        .expect("the request's log line");
+    assert_eq!(request["component"], "gateway");
+    assert_eq!(request["route"], "sentry");
+    assert_eq!(request["status"], 202);
+    assert!(request["request_id"].is_string());
+    assert!(request["duration_ms"].is_number());
+    let job_line = lines
+        .iter()
+        .find(|l| l["component"] == "consumer" && l["job_id"].as_str().is_some_and(|j| j.contains(&marker)))
+        .expect("the job's log line");
+    assert_eq!(job_line["request_id"], request["request_id"]);
+    let all = e.workers.logs().join("\n");
+    for secret in [&e.keys.sentry_secret, &e.keys.glitchtip_token, &e.keys.admin_token, &e.keys.legacy_token] {
+        assert!(!all.contains(secret.as_str()), "a secret appears in the logs");
+    }
+    assert!(!all.contains("interaction-token"), "an interaction token appears in the logs");
+}
