@@ -221,11 +221,12 @@ const PRUNE_ORDER: &[&[&str]] = &[
     &["pre_context", "post_context", "spans", "threads"],
 ];
 
-/// Returns the payload as JSON text that fits `budget` bytes, pruning bulky event fields in stages.
+/// Returns the payload as JSON text that fits `budget` bytes once embedded in a job as a JSON
+/// string (escaped), pruning bulky event fields in stages.
 /// `Ok((text, pruned))`, or `Err` if even the most aggressive stage is too large.
 pub fn fit_payload(raw: &[u8], value: Option<serde_json::Value>, budget: usize) -> Result<(String, bool), EncodeError> {
-    if raw.len() <= budget
-        && let Ok(text) = std::str::from_utf8(raw)
+    if let Ok(text) = std::str::from_utf8(raw)
+        && embedded_len(text) <= budget
     {
         return Ok((text.to_owned(), false));
     }
@@ -236,12 +237,26 @@ pub fn fit_payload(raw: &[u8], value: Option<serde_json::Value>, budget: usize) 
     for stage in PRUNE_ORDER {
         remove_keys(&mut value, stage);
         let text = value.to_string();
-        len = text.len();
+        len = embedded_len(&text);
         if len <= budget {
             return Ok((text, true));
         }
     }
     Err(EncodeError::TooLarge(len))
+}
+
+/// Bytes `text` takes as a JSON string value, quotes included. A payload travels inside the job
+/// this way, so every `"` and `\\` of it counts twice (Sentry's ASCII-escaped JSON is full of both).
+fn embedded_len(text: &str) -> usize {
+    // serde_json's escapes: two bytes for `"`, `\\` and \b \t \n \f \r, six (\u00XX) for other controls.
+    2 + text
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | 0x08 | b'\t' | b'\n' | 0x0c | b'\r' => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
 }
 
 fn remove_keys(value: &mut serde_json::Value, keys: &[&str]) {
@@ -305,9 +320,18 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&small).unwrap();
         assert_eq!(v["data"]["event"]["title"], "T");
         assert_eq!(v["data"]["event"]["exception"]["values"][0]["stacktrace"]["frames"][0]["lineno"], 3);
-        let (same, pruned) = fit_payload(raw.as_bytes(), None, raw.len()).unwrap();
+        let (same, pruned) = fit_payload(raw.as_bytes(), None, embedded_len(&raw)).unwrap();
         assert!(!pruned);
         assert_eq!(same, raw);
         assert!(fit_payload(raw.as_bytes(), None, 10).is_err());
+    }
+
+    #[test]
+    fn embedded_len_matches_serde_json() {
+        for text in
+            ["", "plain", r#"{"a":"\u00e9\\"}"#, "caf\u{e9} \u{1f41b}", "\u{0}\u{1f}\u{7f}\u{8}\t\n\u{c}\r\"\\/"]
+        {
+            assert_eq!(embedded_len(text), serde_json::to_string(text).unwrap().len(), "{text:?}");
+        }
     }
 }
