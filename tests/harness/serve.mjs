@@ -4,7 +4,7 @@
 //   node tests/harness/serve.mjs <options.json>
 //
 // options: { port?: number, persist?: string|false, vars?: { gateway?: {...}, consumer?: {...} },
-//            consumerQueue?: {...overrides of the consumer's queue settings} }
+//            consumerQueue?: {...overrides of the consumer's queue settings}, gatewayOnly?: boolean }
 // Prints one JSON line `{"ready": "<url>", "pid": <workerd pid|null>}` on stdout when serving, then the
 // Workers' console output. Exits when stdin closes or on SIGTERM/SIGINT.
 import { readFileSync } from "node:fs";
@@ -49,9 +49,12 @@ const mf = new Miniflare({
   cachePersist: false,
   // No network here or in CI: never fetch the `Request.cf` object from Cloudflare.
   cf: false,
+  // `gatewayOnly` (benchmarks): no consumer, so workerd's CPU is the gateway's alone.
   workers: [
     worker("bugbot-gateway", "wrangler.toml", options.vars?.gateway),
-    worker("bugbot-consumer", "consumer/wrangler.toml", options.vars?.consumer, options.consumerQueue),
+    ...(options.gatewayOnly
+      ? []
+      : [worker("bugbot-consumer", "consumer/wrangler.toml", options.vars?.consumer, options.consumerQueue)]),
   ],
 });
 

@@ -138,6 +138,24 @@ impl Workers {
         Ok(Self { url, child, stdin, logs, _options: file })
     }
 
+    /// The workerd processes serving the Workers (children of the harness), for CPU accounting.
+    pub fn workerd_pids(&self) -> Vec<u32> {
+        let parent = self.child.id();
+        let mut pids = Vec::new();
+        let Ok(entries) = std::fs::read_dir("/proc") else { return pids };
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            // Fields after the parenthesized command name: state, ppid, ...
+            let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+            let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(parent) && head.contains("(workerd") {
+                pids.push(pid);
+            }
+        }
+        pids
+    }
+
     /// Every line the Workers and the harness printed so far.
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().expect("log lock").clone()

@@ -1,0 +1,206 @@
+//! `make bench`: drives the real Workers in workerd (Miniflare, straight to workerd's port — no
+//! wrangler dev proxy) at a fixed request rate and concurrency, and prints throughput, latency
+//! percentiles and the CPU time workerd spends per request (from /proc, so the figure covers the
+//! whole runtime: HTTP parsing, the wasm, the queue send).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bugbot_e2e::keys::TestKeys;
+use bugbot_e2e::workers::{WorkerVars, Workers, fixture};
+use clap::Parser;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+#[derive(Parser)]
+#[command(about = "bugbot gateway benchmark")]
+struct Args {
+    /// Requests per second (the local queue simulator fails above ~1,000 messages/s).
+    #[arg(long, default_value_t = 500)]
+    rate: u32,
+    /// Most requests in flight at once.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Requests per scenario.
+    #[arg(long, default_value_t = 3000)]
+    requests: usize,
+}
+
+struct Prepared {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    expect: u16,
+}
+
+fn discord_command(keys: &TestKeys, i: usize, valid: bool) -> Prepared {
+    let body = serde_json::to_vec(&json!({
+        "id": (1_200_000_000_000_000_000u64 + i as u64).to_string(), "application_id": "1", "type": 2,
+        "token": format!("tok{i}"), "guild_id": "5", "channel_id": "6",
+        "member": {"user": {"id": "7", "username": "bench"}, "roles": ["8"]},
+        "data": {"name": "bugbot", "type": 1, "options": [{"name": "contextualize", "type": 1,
+            "options": [{"name": "issue", "type": 3, "value": format!("ENG-{i}")}]}]}
+    }))
+    .expect("json");
+    let mut headers: Vec<(String, String)> =
+        keys.sign_discord(&body).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    if !valid {
+        headers[0].1 = "00".repeat(64);
+    }
+    Prepared { path: "/discord/interactions".into(), headers, body, expect: if valid { 200 } else { 401 } }
+}
+
+fn discord_ping(keys: &TestKeys, i: usize) -> Prepared {
+    let body = serde_json::to_vec(&json!({"id": (1_300_000_000_000_000_000u64 + i as u64).to_string(),
+        "application_id": "1", "type": 1, "token": "t", "version": 1}))
+    .expect("json");
+    let headers = keys.sign_discord(&body).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    Prepared { path: "/discord/interactions".into(), headers, body, expect: 200 }
+}
+
+fn health() -> Prepared {
+    Prepared { path: "/health".into(), headers: Vec::new(), body: Vec::new(), expect: 200 }
+}
+
+fn sentry_alert(keys: &TestKeys, template: &serde_json::Value, i: usize, valid: bool) -> Prepared {
+    let mut payload = template.clone();
+    payload["data"]["event"]["event_id"] = json!(format!("{i:032x}"));
+    let body = serde_json::to_vec(&payload).expect("json");
+    let signature = if valid { keys.sign_sentry(&body) } else { TestKeys::new().sign_sentry(&body) };
+    Prepared {
+        path: "/webhooks/sentry".into(),
+        headers: vec![
+            ("sentry-hook-resource".into(), "event_alert".into()),
+            ("sentry-hook-signature".into(), signature),
+            ("request-id".into(), format!("bench-{i}")),
+            ("content-type".into(), "application/json".into()),
+        ],
+        body,
+        expect: if valid { 202 } else { 401 },
+    }
+}
+
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            let rest = stat.rsplit_once(") ")?.1.to_owned();
+            let fields: Vec<&str> = rest.split(' ').collect();
+            // utime and stime are fields 14 and 15 of /proc/pid/stat (11 and 12 after the name).
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+fn ticks_per_sec() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+async fn run(name: &str, workers: &Workers, requests: Vec<Prepared>, args: &Args) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let pids = workers.workerd_pids();
+    anyhow::ensure!(!pids.is_empty(), "no workerd process found");
+    let n = requests.len();
+    let semaphore = Arc::new(Semaphore::new(args.concurrency));
+    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let cpu_before = cpu_ticks(&pids);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for req in requests {
+        ticker.tick().await;
+        let permit = semaphore.clone().acquire_owned().await?;
+        let client = client.clone();
+        let url = format!("{}{}", workers.url, req.path);
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let mut builder = if req.body.is_empty() { client.get(url) } else { client.post(url).body(req.body) };
+            for (k, v) in &req.headers {
+                builder = builder.header(k.as_str(), v.as_str());
+            }
+            let status = builder.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+            drop(permit);
+            (t.elapsed(), status == req.expect)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    let mut wrong = 0;
+    for task in tasks {
+        let (latency, ok) = task.await?;
+        latencies.push(latency);
+        wrong += usize::from(!ok);
+    }
+    let elapsed = started.elapsed();
+    let cpu = (cpu_ticks(&pids) - cpu_before) as f64 / ticks_per_sec();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
+    println!(
+        "{name:<28} {n:>5} req  {:>6.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>6.2} ms  workerd CPU {:>5.3} ms/req  unexpected status: {wrong}",
+        n as f64 / elapsed.as_secs_f64(),
+        pct(0.50),
+        pct(0.99),
+        pct(1.0),
+        cpu * 1000.0 / n as f64,
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let keys = TestKeys::new();
+    let vars = WorkerVars::with_test_keys(&keys).both("LOG_LEVEL", "warn");
+    let template: serde_json::Value =
+        serde_json::from_slice(&fixture("sentry/sentry_docs_payloads/event_alert_triggered.json"))?;
+    println!(
+        "rate {} req/s, concurrency {}, LOG_LEVEL=warn, straight to workerd (Miniflare)",
+        args.rate, args.concurrency
+    );
+    for (label, gateway_only) in [("gateway only", true), ("gateway + consumer", false)] {
+        let workers =
+            Workers::start_with(&vars, &json!({"gatewayOnly": gateway_only})).context("starting the workers")?;
+        println!("-- {label} (workerd pids {:?})", workers.workerd_pids());
+        // Warm the isolate so compile time is not counted.
+        run("warm-up", &workers, (0..200).map(|i| discord_command(&keys, 900_000 + i, true)).collect(), &args).await?;
+        let base = if gateway_only { 0 } else { 1_000_000 };
+        let n = args.requests;
+        if gateway_only {
+            // Floors: the runtime alone (no signature, no queue), then a signature but no queue.
+            run("health (floor)", &workers, (0..n).map(|_| health()).collect(), &args).await?;
+            run("discord ping (verify only)", &workers, (0..n).map(|i| discord_ping(&keys, i)).collect(), &args)
+                .await?;
+        }
+        run(
+            "discord commands (signed)",
+            &workers,
+            (0..n).map(|i| discord_command(&keys, base + i, true)).collect(),
+            &args,
+        )
+        .await?;
+        run(
+            "sentry alerts (signed)",
+            &workers,
+            (0..n).map(|i| sentry_alert(&keys, &template, base + i, true)).collect(),
+            &args,
+        )
+        .await?;
+        let mixed = (0..n)
+            .map(|i| match i % 10 {
+                0 => discord_command(&keys, base + 500_000 + i, false),
+                1 => sentry_alert(&keys, &template, base + 500_000 + i, false),
+                2..=5 => discord_command(&keys, base + 500_000 + i, true),
+                _ => sentry_alert(&keys, &template, base + 500_000 + i, true),
+            })
+            .collect();
+        run("mixed, 20% invalid", &workers, mixed, &args).await?;
+    }
+    Ok(())
+}
