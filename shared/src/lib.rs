@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`verify`] — request authentication: Discord Ed25519, Sentry HMAC-SHA256, URL tokens.
 //! - [`source`] — lenient payload types of every source (Discord, Sentry, GlitchTip).
+//! - [`claim`] — exactly-once decisions (deliveries, fingerprints), applied by a Durable Object.
 //! - [`command`] — the `/bugbot` command model, parsed from a Discord interaction.
 //! - [`job`] — the versioned queue contract between gateway and consumer.
 //! - [`ingress`] — the gateway's whole decision (route → verify → parse → reply + jobs), pure.
@@ -13,6 +14,7 @@
 //! - [`status`] — the job status record kept in KV.
 //! - [`log`] — the one-JSON-line log record every component prints.
 
+pub mod claim;
 pub mod command;
 pub mod executor;
 pub mod ingress;

@@ -1,0 +1,496 @@
+//! Exactly-once decisions, as a pure state machine. The consumer's `ClaimStore` Durable Object
+//! holds one [`DeliveryRecord`] or [`FingerprintRecord`] per key and applies these functions
+//! atomically (a Durable Object handles one event at a time while it awaits its own storage), so a
+//! redelivered message, a Sentry retry and a burst of identical alerts all resolve here.
+//!
+//! Two kinds of claim:
+//! - **delivery** (key = job id): the work of one delivery runs once. The holder is the queue
+//!   message id, so the same message's own retry proceeds, while a second copy waits, then is dropped.
+//! - **fingerprint** (key = error fingerprint): the first occurrence creates the tracked issue; while
+//!   it is being created, other occurrences are only counted; afterwards they update it, commenting at
+//!   most once per cooldown window; a resolved issue that recurs is a regression.
+
+use serde::{Deserialize, Serialize};
+
+/// A Linear issue bugbot filed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinearRef {
+    pub id: String,
+    pub identifier: String,
+    pub url: String,
+}
+
+/// A GitHub issue bugbot filed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitHubRef {
+    pub number: u64,
+    pub url: String,
+}
+
+/// The Discord alert message announcing the issue (edited in place on resolve/regress).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscordRef {
+    pub channel_id: String,
+    pub message_id: String,
+}
+
+/// Everything filed for one fingerprint. Filled in step by step, so a retry skips what exists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackedRefs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear: Option<LinearRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub github: Option<GitHubRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discord: Option<DiscordRef>,
+}
+
+impl TrackedRefs {
+    /// Adds what `other` knows and `self` does not.
+    pub fn merge(&mut self, other: TrackedRefs) {
+        if self.linear.is_none() {
+            self.linear = other.linear;
+        }
+        if self.github.is_none() {
+            self.github = other.github;
+        }
+        if self.discord.is_none() {
+            self.discord = other.discord;
+        }
+    }
+
+    /// The URL to show people: Linear first, then GitHub.
+    pub fn primary_url(&self) -> Option<&str> {
+        self.linear.as_ref().map(|l| l.url.as_str()).or(self.github.as_ref().map(|g| g.url.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.linear.is_none() && self.github.is_none() && self.discord.is_none()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delivery claims
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DeliveryRecord {
+    InProgress {
+        holder: String,
+        lease_until_ms: u64,
+        /// Deliveries of this job so far (the queue's own count is not exposed to Rust Workers).
+        #[serde(default)]
+        attempts: u32,
+    },
+    Done {
+        outcome: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum DeliveryOp {
+    Begin { holder: String, now_ms: u64, lease_ms: u64 },
+    Finish { holder: String, outcome: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum DeliveryReply {
+    /// Do the work; this is delivery number `attempt` (1-based) of the job.
+    Proceed {
+        attempt: u32,
+    },
+    /// Another copy is being processed: retry later (it will then be a duplicate, or be retaken).
+    Busy {
+        lease_until_ms: u64,
+    },
+    /// Already done: drop this copy.
+    Duplicate {
+        outcome: String,
+    },
+    Finished,
+}
+
+/// Applies `op`; returns the record to store (if changed) and the reply.
+pub fn delivery(record: Option<DeliveryRecord>, op: DeliveryOp) -> (Option<DeliveryRecord>, DeliveryReply) {
+    match (record, op) {
+        (Some(DeliveryRecord::Done { outcome }), DeliveryOp::Begin { .. }) => {
+            (None, DeliveryReply::Duplicate { outcome })
+        }
+        (
+            Some(DeliveryRecord::InProgress { holder, lease_until_ms, .. }),
+            DeliveryOp::Begin { holder: me, now_ms, .. },
+        ) if holder != me && now_ms < lease_until_ms => (None, DeliveryReply::Busy { lease_until_ms }),
+        (current, DeliveryOp::Begin { holder, now_ms, lease_ms }) => {
+            let attempt = match current {
+                Some(DeliveryRecord::InProgress { attempts, .. }) => attempts + 1,
+                _ => 1,
+            };
+            (
+                Some(DeliveryRecord::InProgress {
+                    holder,
+                    lease_until_ms: now_ms.saturating_add(lease_ms),
+                    attempts: attempt,
+                }),
+                DeliveryReply::Proceed { attempt },
+            )
+        }
+        (_, DeliveryOp::Finish { outcome, .. }) => (Some(DeliveryRecord::Done { outcome }), DeliveryReply::Finished),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fingerprint claims
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueState {
+    /// The first occurrence's job is filing it.
+    Creating,
+    Filed,
+}
+
+/// What a repeat occurrence must do (remembered so a retry of the same job repeats the decision).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepeatDecision {
+    pub comment: bool,
+    pub regressed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FingerprintRecord {
+    pub state: IssueState,
+    #[serde(default)]
+    pub holder: Option<String>,
+    #[serde(default)]
+    pub lease_until_ms: u64,
+    #[serde(default)]
+    pub tracked: TrackedRefs,
+    pub occurrences: u64,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+    #[serde(default)]
+    pub last_comment_ms: u64,
+    #[serde(default)]
+    pub resolved: bool,
+    /// The last counted occurrence's job and decision, so its retry is idempotent.
+    #[serde(default)]
+    pub last_occurrence: Option<(String, RepeatDecision)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum FingerprintOp {
+    Occurrence {
+        holder: String,
+        now_ms: u64,
+        lease_ms: u64,
+        cooldown_ms: u64,
+    },
+    /// Record what has been filed so far (any holder may add facts).
+    Progress {
+        tracked: TrackedRefs,
+    },
+    /// The creator finished filing.
+    Filed {
+        holder: String,
+        now_ms: u64,
+    },
+    /// The creator gave up (permanent failure): the next occurrence tries again.
+    Abandon {
+        holder: String,
+    },
+    /// The source says resolved (`true`) or unresolved/regressed (`false`).
+    SetResolved {
+        resolved: bool,
+        now_ms: u64,
+    },
+    Get,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+pub enum FingerprintReply {
+    /// File the issue; `tracked` is what a previous attempt already filed.
+    Create {
+        tracked: TrackedRefs,
+        occurrences: u64,
+    },
+    /// Another job is filing it; this occurrence was counted.
+    Pending {
+        occurrences: u64,
+    },
+    /// Already filed: update it.
+    Repeat {
+        tracked: TrackedRefs,
+        occurrences: u64,
+        decision: RepeatDecision,
+    },
+    /// `SetResolved`: `changed` is false when it already was in that state.
+    Status {
+        tracked: TrackedRefs,
+        changed: bool,
+    },
+    NotTracked,
+    Record {
+        record: Option<FingerprintRecord>,
+    },
+    Ok,
+}
+
+/// Applies `op`; returns the record to store (if changed) and the reply.
+pub fn fingerprint(
+    record: Option<FingerprintRecord>,
+    op: FingerprintOp,
+) -> (Option<FingerprintRecord>, FingerprintReply) {
+    match op {
+        FingerprintOp::Occurrence { holder, now_ms, lease_ms, cooldown_ms } => {
+            occurrence(record, holder, now_ms, lease_ms, cooldown_ms)
+        }
+        FingerprintOp::Progress { tracked } => match record {
+            Some(mut r) => {
+                r.tracked.merge(tracked);
+                (Some(r), FingerprintReply::Ok)
+            }
+            None => (None, FingerprintReply::NotTracked),
+        },
+        FingerprintOp::Filed { holder, now_ms } => match record {
+            Some(mut r) if r.state == IssueState::Creating && r.holder.as_deref() == Some(holder.as_str()) => {
+                r.state = IssueState::Filed;
+                r.holder = None;
+                r.lease_until_ms = 0;
+                r.last_comment_ms = now_ms;
+                (Some(r), FingerprintReply::Ok)
+            }
+            Some(_) => (None, FingerprintReply::Ok),
+            None => (None, FingerprintReply::NotTracked),
+        },
+        FingerprintOp::Abandon { holder } => match record {
+            Some(mut r) if r.state == IssueState::Creating && r.holder.as_deref() == Some(holder.as_str()) => {
+                r.holder = None;
+                r.lease_until_ms = 0;
+                (Some(r), FingerprintReply::Ok)
+            }
+            _ => (None, FingerprintReply::Ok),
+        },
+        FingerprintOp::SetResolved { resolved, now_ms } => match record {
+            Some(mut r) if r.state == IssueState::Filed => {
+                let changed = r.resolved != resolved;
+                r.resolved = resolved;
+                r.last_seen_ms = r.last_seen_ms.max(now_ms);
+                let tracked = r.tracked.clone();
+                (changed.then_some(r), FingerprintReply::Status { tracked, changed })
+            }
+            _ => (None, FingerprintReply::NotTracked),
+        },
+        FingerprintOp::Get => (None, FingerprintReply::Record { record }),
+    }
+}
+
+fn occurrence(
+    record: Option<FingerprintRecord>,
+    holder: String,
+    now_ms: u64,
+    lease_ms: u64,
+    cooldown_ms: u64,
+) -> (Option<FingerprintRecord>, FingerprintReply) {
+    let lease_until_ms = now_ms.saturating_add(lease_ms);
+    let Some(mut r) = record else {
+        let r = FingerprintRecord {
+            state: IssueState::Creating,
+            holder: Some(holder),
+            lease_until_ms,
+            tracked: TrackedRefs::default(),
+            occurrences: 1,
+            first_seen_ms: now_ms,
+            last_seen_ms: now_ms,
+            last_comment_ms: 0,
+            resolved: false,
+            last_occurrence: None,
+        };
+        return (Some(r), FingerprintReply::Create { tracked: TrackedRefs::default(), occurrences: 1 });
+    };
+    match r.state {
+        IssueState::Creating if r.holder.as_deref() == Some(holder.as_str()) => {
+            // The creator's own retry: resume, without counting it again.
+            r.lease_until_ms = lease_until_ms;
+            let reply = FingerprintReply::Create { tracked: r.tracked.clone(), occurrences: r.occurrences };
+            (Some(r), reply)
+        }
+        IssueState::Creating if r.holder.is_none() || now_ms >= r.lease_until_ms => {
+            // The creator gave up or vanished: take over, keeping what it filed.
+            r.holder = Some(holder);
+            r.lease_until_ms = lease_until_ms;
+            r.occurrences += 1;
+            r.last_seen_ms = r.last_seen_ms.max(now_ms);
+            let reply = FingerprintReply::Create { tracked: r.tracked.clone(), occurrences: r.occurrences };
+            (Some(r), reply)
+        }
+        IssueState::Creating => {
+            r.occurrences += 1;
+            r.last_seen_ms = r.last_seen_ms.max(now_ms);
+            let occurrences = r.occurrences;
+            (Some(r), FingerprintReply::Pending { occurrences })
+        }
+        IssueState::Filed => {
+            if let Some((last, decision)) = &r.last_occurrence
+                && *last == holder
+            {
+                let reply = FingerprintReply::Repeat {
+                    tracked: r.tracked.clone(),
+                    occurrences: r.occurrences,
+                    decision: *decision,
+                };
+                return (None, reply);
+            }
+            r.occurrences += 1;
+            r.last_seen_ms = r.last_seen_ms.max(now_ms);
+            let regressed = r.resolved;
+            let comment = regressed || now_ms.saturating_sub(r.last_comment_ms) >= cooldown_ms;
+            if comment {
+                r.last_comment_ms = now_ms;
+            }
+            r.resolved = false;
+            let decision = RepeatDecision { comment, regressed };
+            r.last_occurrence = Some((holder, decision));
+            let reply = FingerprintReply::Repeat { tracked: r.tracked.clone(), occurrences: r.occurrences, decision };
+            (Some(r), reply)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LEASE: u64 = 60_000;
+    const COOLDOWN: u64 = 3_600_000;
+
+    fn occ(holder: &str, now_ms: u64) -> FingerprintOp {
+        FingerprintOp::Occurrence { holder: holder.into(), now_ms, lease_ms: LEASE, cooldown_ms: COOLDOWN }
+    }
+
+    /// Applies ops in sequence like the Durable Object does, keeping the stored record.
+    fn run(ops: Vec<FingerprintOp>) -> (Option<FingerprintRecord>, Vec<FingerprintReply>) {
+        let mut stored = None;
+        let mut replies = Vec::new();
+        for op in ops {
+            let (new, reply) = fingerprint(stored.clone(), op);
+            if new.is_some() {
+                stored = new;
+            }
+            replies.push(reply);
+        }
+        (stored, replies)
+    }
+
+    fn linear() -> TrackedRefs {
+        TrackedRefs {
+            linear: Some(LinearRef { id: "u".into(), identifier: "ENG-1".into(), url: "https://l/ENG-1".into() }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_burst_creates_once_and_counts_the_rest() {
+        let mut ops = vec![occ("job-0", 1_000)];
+        ops.extend((1..20).map(|i| occ(&format!("job-{i}"), 1_000 + i)));
+        let (record, replies) = run(ops);
+        assert!(matches!(replies[0], FingerprintReply::Create { .. }));
+        assert_eq!(replies.iter().filter(|r| matches!(r, FingerprintReply::Create { .. })).count(), 1);
+        assert!(matches!(replies[19], FingerprintReply::Pending { occurrences: 20 }));
+        assert_eq!(record.unwrap().occurrences, 20);
+    }
+
+    #[test]
+    fn the_creators_retry_resumes_with_what_was_filed() {
+        let (record, replies) = run(vec![occ("a", 0), FingerprintOp::Progress { tracked: linear() }, occ("a", 5_000)]);
+        assert_eq!(replies[2], FingerprintReply::Create { tracked: linear(), occurrences: 1 });
+        assert_eq!(record.unwrap().occurrences, 1);
+    }
+
+    #[test]
+    fn an_expired_or_abandoned_lease_is_taken_over() {
+        let (_, replies) = run(vec![occ("a", 0), occ("b", LEASE + 1)]);
+        assert!(matches!(replies[1], FingerprintReply::Create { occurrences: 2, .. }));
+        let (_, replies) = run(vec![occ("a", 0), FingerprintOp::Abandon { holder: "a".into() }, occ("b", 10)]);
+        assert!(matches!(replies[2], FingerprintReply::Create { .. }));
+        // Only the holder can abandon or finish.
+        let (record, _) = run(vec![
+            occ("a", 0),
+            FingerprintOp::Abandon { holder: "b".into() },
+            FingerprintOp::Filed { holder: "b".into(), now_ms: 1 },
+        ]);
+        assert_eq!(record.unwrap().state, IssueState::Creating);
+    }
+
+    #[test]
+    fn repeats_comment_once_per_cooldown_and_retries_are_idempotent() {
+        let (record, replies) = run(vec![
+            occ("a", 0),
+            FingerprintOp::Progress { tracked: linear() },
+            FingerprintOp::Filed { holder: "a".into(), now_ms: 10 },
+            occ("b", 1_000),
+            occ("b", 2_000),
+            occ("c", COOLDOWN + 10),
+            occ("d", COOLDOWN + 20),
+        ]);
+        let decision = |i: usize| match &replies[i] {
+            FingerprintReply::Repeat { decision, occurrences, .. } => (*decision, *occurrences),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(decision(3), (RepeatDecision { comment: false, regressed: false }, 2));
+        assert_eq!(decision(4), decision(3), "a retry of the same job repeats the decision");
+        assert_eq!(decision(5), (RepeatDecision { comment: true, regressed: false }, 3));
+        assert_eq!(decision(6), (RepeatDecision { comment: false, regressed: false }, 4));
+        assert_eq!(record.unwrap().occurrences, 4);
+    }
+
+    #[test]
+    fn resolve_then_recur_is_a_regression() {
+        let (record, replies) = run(vec![
+            occ("a", 0),
+            FingerprintOp::Filed { holder: "a".into(), now_ms: 0 },
+            FingerprintOp::SetResolved { resolved: true, now_ms: 5 },
+            FingerprintOp::SetResolved { resolved: true, now_ms: 6 },
+            occ("b", 10),
+        ]);
+        assert!(matches!(replies[2], FingerprintReply::Status { changed: true, .. }));
+        assert!(matches!(replies[3], FingerprintReply::Status { changed: false, .. }));
+        assert!(matches!(
+            replies[4],
+            FingerprintReply::Repeat { decision: RepeatDecision { comment: true, regressed: true }, .. }
+        ));
+        assert!(!record.unwrap().resolved);
+        assert_eq!(
+            fingerprint(None, FingerprintOp::SetResolved { resolved: true, now_ms: 0 }).1,
+            FingerprintReply::NotTracked
+        );
+    }
+
+    #[test]
+    fn delivery_claims() {
+        let begin = |h: &str, now_ms| DeliveryOp::Begin { holder: h.into(), now_ms, lease_ms: LEASE };
+        let (rec, reply) = delivery(None, begin("m1", 0));
+        assert_eq!(reply, DeliveryReply::Proceed { attempt: 1 });
+        // The same message's retry proceeds (and is counted); another copy waits.
+        let (rec, reply) = delivery(rec, begin("m1", 10));
+        assert_eq!(reply, DeliveryReply::Proceed { attempt: 2 });
+        assert_eq!(delivery(rec.clone(), begin("m2", 10)).1, DeliveryReply::Busy { lease_until_ms: LEASE + 10 });
+        assert_eq!(delivery(rec.clone(), begin("m2", LEASE + 10)).1, DeliveryReply::Proceed { attempt: 3 });
+        let (done, _) = delivery(rec, DeliveryOp::Finish { holder: "m1".into(), outcome: "filed".into() });
+        assert_eq!(delivery(done, begin("m3", 20)).1, DeliveryReply::Duplicate { outcome: "filed".into() });
+    }
+
+    #[test]
+    fn wire_format_is_stable() {
+        let op = FingerprintOp::Occurrence { holder: "h".into(), now_ms: 1, lease_ms: 2, cooldown_ms: 3 };
+        assert_eq!(
+            serde_json::to_string(&op).unwrap(),
+            r#"{"op":"occurrence","holder":"h","now_ms":1,"lease_ms":2,"cooldown_ms":3}"#
+        );
+        let reply: FingerprintReply = serde_json::from_str(r#"{"reply":"pending","occurrences":3}"#).unwrap();
+        assert_eq!(reply, FingerprintReply::Pending { occurrences: 3 });
+    }
+}
