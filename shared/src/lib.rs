@@ -9,17 +9,27 @@
 //! - [`claim`] — exactly-once decisions (deliveries, fingerprints), applied by a Durable Object.
 //! - [`command`] — the `/bugbot` command model, parsed from a Discord interaction.
 //! - [`job`] — the versioned queue contract between gateway and consumer.
+//! - [`event`] — the normalized `ErrorEvent` and the `Signal` a delivery means.
+//! - [`normalize`] — every source's payload into one `Signal` (fingerprints, in-app judgement).
+//! - [`filter`] — which events become issues: minimum level, environments, projects, ignore patterns.
+//! - [`report`] — issue titles and Markdown bodies, comments, labels, priority, the Discord alert.
+//! - [`backoff`] — retry delays: exponential backoff with jitter, honoring `Retry-After`.
 //! - [`ingress`] — the gateway's whole decision (route → verify → parse → reply + jobs), pure.
 //! - [`executor`] — the wire contract between the consumer and the fix executor.
 //! - [`status`] — the job status record kept in KV.
 //! - [`log`] — the one-JSON-line log record every component prints.
 
+pub mod backoff;
 pub mod claim;
 pub mod command;
+pub mod event;
 pub mod executor;
+pub mod filter;
 pub mod ingress;
 pub mod job;
 pub mod log;
+pub mod normalize;
+pub mod report;
 pub mod source;
 pub mod status;
 pub mod verify;
