@@ -489,7 +489,8 @@ impl UptimeAlert {
 /// What one delivery means for the tracked issue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "signal", rename_all = "snake_case")]
-#[non_exhaustive]
+// Exhaustive on purpose: the consumer matches every variant, so a new one is a compile error
+// there rather than a silent fall-through.
 pub enum Signal {
     /// The error happened (first time or again): create the issue, or update the existing one.
     Occurrence(ErrorEvent),
