@@ -285,7 +285,7 @@ pub struct DiffStat {
     pub deletions: u32,
 }
 
-/// The result of one run, POSTed (signed) to the job's callback URL and served by `GET /v1/jobs/{id}`.
+/// The result of one run, posted (signed) to the job's callback URL and served by `GET /v1/jobs/{id}`.
 /// Every string in it has been redacted of secrets by the executor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FixReport {
@@ -348,7 +348,7 @@ pub enum FixJobStatus {
     Running,
     /// Finished; the report is final.
     Done {
-        report: FixReport,
+        report: Box<FixReport>,
     },
 }
 
@@ -518,7 +518,7 @@ mod tests {
     fn status_is_tagged() {
         assert_eq!(serde_json::to_value(FixJobStatus::Queued).unwrap(), json!({"state": "queued"}));
         let done = FixJobStatus::Done {
-            report: FixReport::bare(FixJobId::new("j").unwrap(), "b".into(), FixOutcome::TimedOut),
+            report: Box::new(FixReport::bare(FixJobId::new("j").unwrap(), "b".into(), FixOutcome::TimedOut)),
         };
         let value = serde_json::to_value(&done).unwrap();
         assert_eq!(value["state"], "done");

@@ -1,0 +1,433 @@
+//! One fix run, start to end: clone → branch → agent → diff checked against the policy and size caps →
+//! tests → commit → push, producing a redacted [`FixReport`]. Nothing is pushed unless every check passed.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bugbot_shared::executor::{DiffStat, FixJob, FixOutcome, FixReport};
+use tokio::process::Command;
+
+use crate::agent::{Agent, AgentEnd, AgentTask};
+use crate::config::Config;
+use crate::git::{self, Git, GitError, RemoteUrl};
+use crate::paths::PathPolicy;
+use crate::process::{self, Ending, Interrupt, Limits};
+use crate::prompt;
+use crate::redact::Redactor;
+
+/// The reason given when a run is stopped by SIGTERM or shutdown.
+pub const INTERRUPTED: &str = "interrupted";
+
+/// Bytes of test output kept in the report.
+const TEST_OUTPUT_TAIL: usize = 4000;
+
+/// Where the time went (the benchmark reports these; `agent` is model time).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub clone: Duration,
+    pub agent: Duration,
+    pub check: Duration,
+    pub test: Duration,
+    pub commit: Duration,
+    pub push: Duration,
+    pub cleanup: Duration,
+}
+
+impl Timings {
+    /// Everything but the agent and the test command: the executor's own overhead.
+    pub fn overhead(&self) -> Duration {
+        self.clone + self.check + self.commit + self.push + self.cleanup
+    }
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// Redacted.
+    pub report: FixReport,
+    pub timings: Timings,
+}
+
+/// Runs jobs. Cheap to share.
+#[derive(Debug, Clone)]
+pub struct Runner {
+    config: Arc<Config>,
+    agent: Arc<dyn Agent>,
+    redactor: Redactor,
+}
+
+/// Ends a step early with an outcome.
+type Step<T> = Result<T, FixOutcome>;
+
+fn failed(reason: impl Into<String>) -> FixOutcome {
+    FixOutcome::Failed { reason: reason.into() }
+}
+
+fn blocked(reason: impl Into<String>) -> FixOutcome {
+    FixOutcome::Blocked { reason: reason.into() }
+}
+
+fn git_failed(e: GitError) -> FixOutcome {
+    match e {
+        GitError::Interrupted(_) => failed(INTERRUPTED),
+        other => failed(other.to_string()),
+    }
+}
+
+impl Runner {
+    pub fn new(config: Arc<Config>, agent: Arc<dyn Agent>) -> Self {
+        let redactor = config.redactor();
+        Self { config, agent, redactor }
+    }
+
+    pub fn redactor(&self) -> &Redactor {
+        &self.redactor
+    }
+
+    /// Runs `job` in a fresh work dir (removed afterwards) and reports, redacted.
+    pub async fn run(&self, job: &FixJob, interrupt: &Interrupt) -> RunResult {
+        let started = Instant::now();
+        let mut report = FixReport::bare(job.job_id.clone(), job.branch.clone(), FixOutcome::NoChange);
+        let mut timings = Timings::default();
+        tracing::info!(job_id = %job.job_id, branch = %self.redactor.redact(&job.branch), "run started");
+
+        let work = WorkDir::new(&self.config.work_root, job.job_id.as_str());
+        report.outcome = match work.create().await {
+            Ok(()) => match self.steps(job, &work, interrupt, &mut report, &mut timings).await {
+                Ok(()) => FixOutcome::Fixed,
+                Err(outcome) => outcome,
+            },
+            Err(e) => failed(format!("could not create the work dir: {e}")),
+        };
+        let cleanup = Instant::now();
+        work.remove().await;
+        timings.cleanup = cleanup.elapsed();
+
+        report.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.redactor.redact_report(&mut report);
+        let reason = match &report.outcome {
+            FixOutcome::Blocked { reason } | FixOutcome::Failed { reason } => reason.as_str(),
+            _ => "",
+        };
+        tracing::info!(
+            job_id = %job.job_id,
+            outcome = report.outcome.name(),
+            reason,
+            turns = report.turns,
+            cost_usd = report.cost_usd,
+            duration_ms = report.duration_ms,
+            files = report.files.len(),
+            overhead_ms = u64::try_from(timings.overhead().as_millis()).unwrap_or(u64::MAX),
+            "run finished"
+        );
+        RunResult { report, timings }
+    }
+
+    async fn steps(
+        &self,
+        job: &FixJob,
+        work: &WorkDir,
+        interrupt: &Interrupt,
+        report: &mut FixReport,
+        timings: &mut Timings,
+    ) -> Step<()> {
+        let policy = PathPolicy::for_job(job).map_err(|e| failed(e.to_string()))?;
+        let remote = RemoteUrl::parse(&job.clone_url, self.config.allow_insecure_remotes).map_err(git_failed)?;
+        git::check_ref(&job.base_ref).map_err(git_failed)?;
+        git::check_ref(&job.branch).map_err(git_failed)?;
+        if job.branch == job.base_ref {
+            return Err(failed("the fix branch must differ from the base ref"));
+        }
+        let git = Git::new(&self.config, &work.git_home(), interrupt.clone());
+        let repo = work.repo();
+
+        // 1. Shallow clone and branch.
+        let t = Instant::now();
+        git.clone_shallow(&remote, &job.base_ref, &job.branch, &repo).await.map_err(git_failed)?;
+        timings.clone = t.elapsed();
+        let git_config_before = tokio::fs::read(repo.join(".git/config")).await.unwrap_or_default();
+
+        // 2. The agent.
+        let t = Instant::now();
+        let prompt = prompt::render(job, &policy);
+        let (allowed_rules, denied_rules) = policy.agent_rules();
+        let task = AgentTask {
+            workdir: repo.clone(),
+            home: work.agent_home(),
+            prompt: prompt.user,
+            system_prompt: prompt.system,
+            allowed_rules,
+            denied_rules,
+            max_turns: job.limits.max_turns,
+            max_usd: job.limits.max_usd,
+            timeout: Duration::from_secs(job.limits.timeout_secs.max(1)),
+        };
+        let run = self.agent.run(&task, interrupt).await;
+        timings.agent = t.elapsed();
+        report.turns = run.turns;
+        report.cost_usd = run.cost_usd;
+        report.summary.clone_from(&run.summary);
+        match run.end {
+            AgentEnd::Completed => {}
+            AgentEnd::TimedOut => return Err(FixOutcome::TimedOut),
+            AgentEnd::Interrupted => return Err(failed(INTERRUPTED)),
+            AgentEnd::Error(reason) => return Err(failed(reason)),
+        }
+        if interrupt.is_fired() {
+            return Err(failed(INTERRUPTED));
+        }
+
+        // 3. The executor's own checks: it, not the agent, is the last line.
+        let t = Instant::now();
+        let result = self.check(job, &git, &repo, &policy, &run.denials, &git_config_before, report).await;
+        timings.check = t.elapsed();
+        result?;
+
+        // Tests.
+        if let Some(command) = job.test_command.as_deref().filter(|c| !c.trim().is_empty()) {
+            let t = Instant::now();
+            let result = self.test(command, job, work, interrupt, report).await;
+            timings.test = t.elapsed();
+            result?;
+        }
+
+        // Commit and push.
+        let t = Instant::now();
+        let message = self.redactor.redact(&commit_message(job, report.summary.as_deref()));
+        let head = git
+            .commit(&repo, &message, &self.config.author_name, &self.config.author_email)
+            .await
+            .map_err(git_failed)?;
+        report.head_sha = Some(head);
+        timings.commit = t.elapsed();
+        let t = Instant::now();
+        git.push(&repo, &remote, &job.branch).await.map_err(git_failed)?;
+        timings.push = t.elapsed();
+        Ok(())
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one step of one run, called once")]
+    async fn check(
+        &self,
+        job: &FixJob,
+        git: &Git,
+        repo: &Path,
+        policy: &PathPolicy,
+        denials: &[crate::agent::Denial],
+        git_config_before: &[u8],
+        report: &mut FixReport,
+    ) -> Step<()> {
+        let git_config_after = tokio::fs::read(repo.join(".git/config")).await.unwrap_or_default();
+        if git_config_after != git_config_before {
+            return Err(blocked("the agent changed .git/config"));
+        }
+        git.stage_all(repo).await.map_err(git_failed)?;
+        let changes = git.staged_changes(repo).await.map_err(git_failed)?;
+        report.files = changes.iter().map(|c| c.path.clone()).collect();
+        let (insertions, deletions) = changes.iter().fold((0u32, 0u32), |(i, d), c| {
+            (i.saturating_add(c.added.unwrap_or(0)), d.saturating_add(c.deleted.unwrap_or(0)))
+        });
+        report.diffstat =
+            DiffStat { files_changed: u32::try_from(changes.len()).unwrap_or(u32::MAX), insertions, deletions };
+
+        // A write the permission rules refused means the agent's fix needed a path this job does not
+        // allow: pushing the rest would push a partial fix.
+        let refused: Vec<String> = denials
+            .iter()
+            .filter(|d| matches!(d.tool.as_str(), "Edit" | "Write" | "MultiEdit" | "NotebookEdit"))
+            .map(|d| relative(repo, &d.target))
+            .collect();
+        if !refused.is_empty() {
+            return Err(blocked(format!(
+                "the agent tried to change paths this job does not allow: {}",
+                list(&refused)
+            )));
+        }
+        if changes.is_empty() {
+            return Err(FixOutcome::NoChange);
+        }
+        let violations = policy.violations(changes.iter().map(|c| c.path.as_str()));
+        if !violations.is_empty() {
+            let described: Vec<String> = violations.iter().map(ToString::to_string).collect();
+            return Err(blocked(format!("changes outside the allowed paths: {}", list(&described))));
+        }
+        let odd: Vec<String> =
+            changes.iter().filter(|c| c.mode == "120000" || c.mode == "160000").map(|c| c.path.clone()).collect();
+        if !odd.is_empty() {
+            return Err(blocked(format!("symlinks or submodules are not accepted: {}", list(&odd))));
+        }
+        let limits = &job.limits;
+        if report.diffstat.files_changed > limits.max_files_changed {
+            return Err(blocked(format!(
+                "{} files changed; the limit is {}",
+                report.diffstat.files_changed, limits.max_files_changed
+            )));
+        }
+        let lines = insertions.saturating_add(deletions);
+        if lines > limits.max_lines_changed {
+            return Err(blocked(format!("{lines} lines changed; the limit is {}", limits.max_lines_changed)));
+        }
+        let added = git.staged_added_lines(repo).await.map_err(git_failed)?;
+        if self.redactor.finds_secret(&added) {
+            return Err(blocked("the change adds something shaped like a secret or credential"));
+        }
+        Ok(())
+    }
+
+    async fn test(
+        &self,
+        command: &str,
+        job: &FixJob,
+        work: &WorkDir,
+        interrupt: &Interrupt,
+        report: &mut FixReport,
+    ) -> Step<()> {
+        let home = work.test_home();
+        let tmp = home.join("tmp");
+        tokio::fs::create_dir_all(&tmp).await.map_err(|e| failed(format!("could not prepare tests: {e}")))?;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("exec 2>&1\n{command}"))
+            .current_dir(work.repo())
+            .env_clear()
+            .env("PATH", &self.config.agent_path)
+            .env("HOME", &home)
+            .env("TMPDIR", &tmp)
+            .env("LANG", "C.UTF-8")
+            .env("CI", "true")
+            .envs(self.config.test_env.iter().map(|(k, v)| (k, v)));
+        let timeout = Duration::from_secs(job.limits.test_timeout_secs.max(1));
+        let limits = Limits { timeout, max_output: TEST_OUTPUT_TAIL, keep_tail: true };
+        let done = process::run(cmd, None, &limits, interrupt)
+            .await
+            .map_err(|e| failed(format!("could not run the test command: {e}")))?;
+        report.test_output_tail = Some(process::tail_text(&done.stdout, TEST_OUTPUT_TAIL));
+        match done.ending {
+            Ending::Exited(status) if status.success() => Ok(()),
+            Ending::Exited(status) => Err(failed(format!("tests failed ({status})"))),
+            Ending::TimedOut => Err(failed(format!("tests timed out after {}s", timeout.as_secs()))),
+            Ending::Interrupted => Err(failed(INTERRUPTED)),
+        }
+    }
+}
+
+fn commit_message(job: &FixJob, summary: Option<&str>) -> String {
+    let p = &job.prompt;
+    let key = prompt::one_line(&p.issue_key);
+    let title = prompt::truncate(&prompt::one_line(&p.title), 72);
+    let mut message = format!("fix({key}): {title}\n\n");
+    if let Some(summary) = summary.map(str::trim).filter(|s| !s.is_empty()) {
+        message.push_str(&prompt::truncate(summary, 2000));
+        message.push_str("\n\n");
+    }
+    let _ = write!(message, "Refs: {key}");
+    if let Some(url) = p.issue_url.as_deref() {
+        let _ = write!(message, " {}", prompt::one_line(url));
+    }
+    let _ = writeln!(message, "\nGenerated by bugbot with Claude Code (job {}).", job.job_id);
+    message
+}
+
+fn relative(repo: &Path, target: &str) -> String {
+    Path::new(target).strip_prefix(repo).map_or_else(|_| target.to_owned(), |p| p.display().to_string())
+}
+
+fn list(items: &[String]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = items.iter().take(SHOWN).cloned().collect::<Vec<_>>().join(", ");
+    if items.len() > SHOWN {
+        let _ = write!(text, " and {} more", items.len() - SHOWN);
+    }
+    text
+}
+
+/// A job's private directory: `repo/` (the clone), `agent-home/`, `test-home/`, `git-home/`.
+#[derive(Debug)]
+struct WorkDir {
+    root: PathBuf,
+}
+
+impl WorkDir {
+    fn new(work_root: &Path, job_id: &str) -> Self {
+        // Job ids are restricted to [A-Za-z0-9._-] and never start with '.', so this stays inside.
+        Self { root: work_root.join(format!("job-{job_id}")) }
+    }
+
+    async fn create(&self) -> std::io::Result<()> {
+        // A crash may have left a previous attempt behind.
+        if tokio::fs::try_exists(&self.root).await.unwrap_or(false) {
+            tokio::fs::remove_dir_all(&self.root).await?;
+        }
+        for dir in [self.root.clone(), self.agent_home(), self.git_home(), self.test_home()] {
+            tokio::fs::create_dir_all(&dir).await?;
+        }
+        Ok(())
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.root.join("repo")
+    }
+
+    fn agent_home(&self) -> PathBuf {
+        self.root.join("agent-home")
+    }
+
+    fn git_home(&self) -> PathBuf {
+        self.root.join("git-home")
+    }
+
+    fn test_home(&self) -> PathBuf {
+        self.root.join("test-home")
+    }
+
+    async fn remove(&self) {
+        if let Err(e) = tokio::fs::remove_dir_all(&self.root).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, dir = %self.root.display(), "could not remove the work dir");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bugbot_shared::executor::{FixJobId, FixLimits, FixPrompt};
+
+    #[test]
+    fn commit_messages_reference_the_issue() {
+        let job = FixJob {
+            version: 1,
+            job_id: FixJobId::new("j9").unwrap(),
+            clone_url: "https://example.com/r.git".into(),
+            base_ref: "main".into(),
+            branch: "bugbot/eng-9".into(),
+            prompt: FixPrompt {
+                issue_key: "ENG-9".into(),
+                issue_url: Some("https://linear.app/x/issue/ENG-9".into()),
+                title: "TypeError: x is undefined\nmore".into(),
+                body: String::new(),
+                context: String::new(),
+            },
+            allowed_paths: vec!["**".into()],
+            allow_protected: vec![],
+            test_command: None,
+            limits: FixLimits::default(),
+            callback_url: None,
+        };
+        let message = commit_message(&job, Some("Guarded the lookup."));
+        assert_eq!(
+            message,
+            "fix(ENG-9): TypeError: x is undefined\n\nGuarded the lookup.\n\nRefs: ENG-9 https://linear.app/x/issue/ENG-9\nGenerated by bugbot with Claude Code (job j9).\n"
+        );
+    }
+
+    #[test]
+    fn lists_are_capped() {
+        let items: Vec<String> = (0..12).map(|i| i.to_string()).collect();
+        assert_eq!(list(&items), "0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 2 more");
+        assert_eq!(relative(Path::new("/w/repo"), "/w/repo/.github/x.yml"), ".github/x.yml");
+    }
+}
