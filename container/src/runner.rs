@@ -156,7 +156,8 @@ impl Runner {
         let task = AgentTask {
             workdir: repo.clone(),
             home: work.agent_home(),
-            prompt: prompt.user,
+            // The model API is outside too: tokens pasted into an issue do not go there.
+            prompt: self.redactor.redact(&prompt.user),
             system_prompt: prompt.system,
             allowed_rules,
             denied_rules,
@@ -169,6 +170,14 @@ impl Runner {
         report.turns = run.turns;
         report.cost_usd = run.cost_usd;
         report.summary.clone_from(&run.summary);
+        tracing::info!(
+            job_id = %job.job_id,
+            turns = run.turns,
+            cost_usd = run.cost_usd,
+            denials = run.denials.len(),
+            summary = %self.redactor.redact(run.summary.as_deref().unwrap_or_default()),
+            "agent finished"
+        );
         match run.end {
             AgentEnd::Completed => {}
             AgentEnd::TimedOut => return Err(FixOutcome::TimedOut),
