@@ -183,7 +183,9 @@ impl Git {
             None,
         )
         .await?;
-        self.run("checkout", dir, None, &["checkout", "-q", "-b", branch, "FETCH_HEAD"], None).await?;
+        // Parallel checkout: writing a few thousand files is I/O-bound, not CPU-bound.
+        let checkout = ["-c", "checkout.workers=0", "-c", "checkout.thresholdForParallelism=100", "checkout", "-q"];
+        self.run("checkout", dir, None, &[&checkout[..], &["-b", branch, "FETCH_HEAD"]].concat(), None).await?;
         Ok(())
     }
 

@@ -36,9 +36,10 @@ pub struct Timings {
 }
 
 impl Timings {
-    /// Everything but the agent and the test command: the executor's own overhead.
+    /// The executor's own overhead on the way to a pushed branch: clone and branch, diff check, commit,
+    /// push (not the agent, the test command, or the work-dir removal after the result is known).
     pub fn overhead(&self) -> Duration {
-        self.clone + self.check + self.commit + self.push + self.cleanup
+        self.clone + self.check + self.commit + self.push
     }
 }
 
