@@ -7,7 +7,10 @@
 //! - [`workers`] — start both Workers with test configuration; read their logs and job status.
 //! - [`keys`] — per-run credentials and the signing Discord and Sentry do.
 //! - [`anthropic`] — a fake Anthropic Messages API for the executor's Claude Code runs.
+//! - [`fake`] — fake Linear, GitHub and Discord APIs (state, recorded requests, scripted failures)
+//!   and `ReqwestPort`, the consumer's `HttpPort` for native tests.
 
 pub mod anthropic;
+pub mod fake;
 pub mod keys;
 pub mod workers;
