@@ -304,6 +304,46 @@ mod tests {
         }
     }
 
+    /// `git credential fill` through the helper, as git itself asks during clone and push.
+    async fn fill(token: Option<&str>, remote_host: &str, asked_host: &str) -> std::process::Output {
+        let mut vars = vec![("GIT_USERNAME", "bot")];
+        if let Some(token) = token {
+            vars.push(("GIT_TOKEN", token));
+        }
+        let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())).unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let git = Git::new(&config, home.path(), Interrupt::new());
+        let remote = RemoteUrl::parse(&format!("https://{remote_host}/o/r.git"), false).unwrap();
+        let mut cmd = git.command(home.path(), Some(&remote));
+        cmd.args(["credential", "fill"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut stdin, format!("protocol=https\nhost={asked_host}\n\n").as_bytes())
+            .await
+            .unwrap();
+        drop(stdin);
+        child.wait_with_output().await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_credential_helper_answers_only_for_the_clone_host() {
+        let token = format!("ghs_{}", "x".repeat(36));
+        let out = fill(Some(&token), "github.com", "github.com").await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("username=bot\n") && text.contains(&format!("password={token}\n")), "{text}");
+
+        // Another host gets nothing (and git may not prompt), nor does anyone without a token.
+        let out = fill(Some(&token), "github.com", "evil.example").await;
+        assert!(!out.status.success());
+        assert!(!String::from_utf8_lossy(&out.stdout).contains(&token));
+        let out = fill(None, "github.com", "github.com").await;
+        assert!(!out.status.success());
+    }
+
     #[test]
     fn diff_output_is_joined() {
         let raw =

@@ -385,3 +385,78 @@ fn reply(stream: bool, id: u64, blocks: &[Block], stop_reason: &str) -> Response
         .body(Body::from(sse))
         .expect("valid response")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn post(fake: &FakeAnthropic, body: Value) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}/v1/messages?beta=true", fake.base_url()))
+            .header("x-api-key", "k")
+            .json(&body)
+            .send()
+            .await
+            .expect("fake reachable")
+    }
+
+    fn agent_request(stream: bool) -> Value {
+        json!({
+            "model": "m", "stream": stream, "max_tokens": 10,
+            "system": [{"type": "text", "text": "env\n - Primary working directory: /tmp/clone\n - Platform: linux"}],
+            "tools": [{"name": "Edit", "input_schema": {}}],
+            "messages": [{"role": "user", "content": "fix it"}],
+        })
+    }
+
+    #[tokio::test]
+    async fn streams_scripted_turns_as_sse_with_event_lines() {
+        let fake = FakeAnthropic::start(vec![Turn::edit("src/a.rs", "x", "y")]).await;
+        let response = post(&fake, agent_request(true)).await;
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let text = response.text().await.unwrap();
+        let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+        assert_eq!(
+            events,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert!(text.contains(r#"\"file_path\":\"/tmp/clone/src/a.rs\""#), "{text}");
+        assert!(text.contains(r#""stop_reason":"tool_use""#));
+        assert_eq!(fake.served_turns(), 1);
+    }
+
+    #[tokio::test]
+    async fn answers_plain_json_side_requests_and_probes() {
+        let fake = FakeAnthropic::start(vec![Turn::text("final")]).await;
+        // A title request (no tools) does not use the turn.
+        let title = post(&fake, json!({"model": "m", "max_tokens": 5, "messages": []})).await;
+        let title: Value = title.json().await.unwrap();
+        assert_eq!(title["content"][0]["type"], "text");
+        assert_eq!(fake.served_turns(), 0);
+        // Non-streaming agent turn: the same message as JSON.
+        let answer: Value = post(&fake, agent_request(false)).await.json().await.unwrap();
+        assert_eq!(answer["content"][0]["text"], "final");
+        assert_eq!(answer["stop_reason"], "end_turn");
+        let head = reqwest::Client::new().head(format!("{}/api/hello", fake.base_url())).send().await.unwrap();
+        assert_eq!(head.status(), 200);
+        assert_eq!(fake.requests().len(), 3);
+        assert_eq!(fake.agent_requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn scripted_failures_carry_anthropic_error_bodies() {
+        let fake = FakeAnthropic::start(vec![Turn::error(529), Turn::error(500)]).await;
+        let overloaded = post(&fake, agent_request(true)).await;
+        assert_eq!(overloaded.status(), 529);
+        assert_eq!(overloaded.json::<Value>().await.unwrap()["error"]["type"], "overloaded_error");
+        assert_eq!(post(&fake, agent_request(true)).await.status(), 500);
+        assert_eq!(fake.served_turns(), 2);
+    }
+}

@@ -167,7 +167,7 @@ impl Harness {
         let server = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = oneshot::channel::<()>();
         let serve_config = config.clone();
-        let served = tokio::spawn(async move {
+        let server_task = tokio::spawn(async move {
             bugbot_executor::server::serve(listener, board, &serve_config, async move {
                 let _ = stopped.await;
             })
@@ -185,7 +185,7 @@ impl Harness {
             callbacks,
             callback_url,
             stop: Some(stop),
-            served: Some(served),
+            served: Some(server_task),
         }
     }
 
