@@ -1,33 +1,127 @@
-//! Job status records in KV (eventually consistent; one writer per job at a time).
+//! What the consumer keeps in KV (eventually consistent; for status, dashboards and re-rendering —
+//! never for exactly-once decisions, which are the Durable Object's).
+//!
+//! Keys: `job:{id}` status records, `fp:{fingerprint}` the tracked issue of a fingerprint,
+//! `event:{fingerprint}` the last normalized event, `dead:{job id}` dead letters.
 
+use bugbot_shared::claim::TrackedRefs;
+use bugbot_shared::event::ErrorEvent;
 use bugbot_shared::job::Job;
 use bugbot_shared::status::{self, JobState, JobStatus};
+use serde::{Deserialize, Serialize};
 use worker::kv::KvStore;
 
-/// Job records expire after 30 days.
+/// Job records expire after 30 days; issue records after 90.
 const JOB_TTL_SECS: u64 = 30 * 24 * 3600;
+const ISSUE_TTL_SECS: u64 = 90 * 24 * 3600;
 
-pub async fn record(
-    kv: &KvStore,
-    job: &Job,
-    state: JobState,
-    reason: Option<String>,
-    now_ms: u64,
-) -> worker::Result<()> {
-    let record = JobStatus {
-        job_id: job.id.to_string(),
-        kind: job.kind.name().to_owned(),
-        state,
-        received_at_ms: job.received_at_ms,
-        updated_at_ms: now_ms,
-        attempts: 1,
-        reason,
-        request_id: job.request_id.clone(),
-        links: Vec::new(),
-    };
-    kv.put(&status::job_key(job.id.as_str()), serde_json::to_string(&record)?)?
-        .expiration_ttl(JOB_TTL_SECS)
-        .execute()
-        .await?;
-    Ok(())
+/// The KV record of a tracked fingerprint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssueRecord {
+    pub fingerprint: String,
+    pub title: String,
+    pub level: String,
+    pub source: String,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub environment: Option<String>,
+    pub tracked: TrackedRefs,
+    pub occurrences: u64,
+    pub last_seen_ms: u64,
+}
+
+/// A dead letter, as kept for inspection and replay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub job_id: String,
+    pub kind: String,
+    pub reason: String,
+    pub dead_at_ms: u64,
+    /// The message as it was queued (JSON text of the job), for replay.
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct State {
+    kv: KvStore,
+}
+
+impl State {
+    pub fn new(kv: KvStore) -> Self {
+        Self { kv }
+    }
+
+    async fn put<T: Serialize>(&self, key: &str, value: &T, ttl: u64) -> worker::Result<()> {
+        self.kv.put(key, serde_json::to_string(value)?)?.expiration_ttl(ttl).execute().await?;
+        Ok(())
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Option<T> {
+        self.kv.get(key).json().await.ok().flatten()
+    }
+
+    /// Writes a job's status record.
+    pub async fn record(
+        &self,
+        job: &Job,
+        state: JobState,
+        reason: Option<String>,
+        links: Vec<String>,
+        attempts: u32,
+        now_ms: u64,
+    ) -> worker::Result<()> {
+        let record = JobStatus {
+            job_id: job.id.to_string(),
+            kind: job.kind.name().to_owned(),
+            state,
+            received_at_ms: job.received_at_ms,
+            updated_at_ms: now_ms,
+            attempts,
+            reason,
+            request_id: job.request_id.clone(),
+            links,
+        };
+        self.put(&status::job_key(job.id.as_str()), &record, JOB_TTL_SECS).await
+    }
+
+    pub async fn job_status(&self, job_id: &str) -> Option<JobStatus> {
+        self.get(&status::job_key(job_id)).await
+    }
+
+    /// Keeps the filed issue and its event (best effort: KV is not the source of truth).
+    pub async fn remember_issue(&self, event: &ErrorEvent, tracked: &TrackedRefs) {
+        let fp = event.fingerprint.as_str();
+        let record = IssueRecord {
+            fingerprint: fp.to_owned(),
+            title: event.title.clone(),
+            level: event.level.as_str().to_owned(),
+            source: event.source.as_str().to_owned(),
+            project: event.project.clone(),
+            environment: event.environment.clone(),
+            tracked: tracked.clone(),
+            occurrences: 1,
+            last_seen_ms: event.last_seen_ms,
+        };
+        let _ = self.put(&format!("fp:{fp}"), &record, ISSUE_TTL_SECS).await;
+        let _ = self.put(&format!("event:{fp}"), event, ISSUE_TTL_SECS).await;
+    }
+
+    /// Updates the counters of a tracked fingerprint (best effort; KV allows one write per second per key).
+    pub async fn count_occurrence(&self, event: &ErrorEvent, occurrences: u64) {
+        let key = format!("fp:{}", event.fingerprint.as_str());
+        if let Some(mut record) = self.get::<IssueRecord>(&key).await {
+            record.occurrences = record.occurrences.max(occurrences);
+            record.last_seen_ms = record.last_seen_ms.max(event.last_seen_ms);
+            let _ = self.put(&key, &record, ISSUE_TTL_SECS).await;
+        }
+    }
+
+    pub async fn remembered_event(&self, fingerprint: &str) -> Option<ErrorEvent> {
+        self.get(&format!("event:{fingerprint}")).await
+    }
+
+    pub async fn record_dead_letter(&self, letter: &DeadLetter) -> worker::Result<()> {
+        self.put(&format!("dead:{}", letter.job_id), letter, JOB_TTL_SECS).await
+    }
 }

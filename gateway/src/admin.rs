@@ -1,13 +1,13 @@
 //! `/health` (public, booleans only) and `/admin/*` (bearer `ADMIN_TOKEN`, read-only state).
 
 use bugbot_shared::ingress::IngressError;
-use bugbot_shared::status;
-use bugbot_shared::verify::{SignatureError, token_matches};
-use serde_json::json;
+use std::collections::BTreeMap;
+
+use serde::Serialize;
 use worker::{Env, Request};
 
-use crate::config::{Config, binding};
-use crate::{Handled, STATE_KV, json_response};
+use crate::config::binding;
+use crate::{CONSUMER_SERVICE, Handled, json_response};
 
 /// Integrations and whether each is configured — never a value.
 const INTEGRATIONS: &[(&str, &[&str])] = &[
@@ -24,36 +24,24 @@ const INTEGRATIONS: &[(&str, &[&str])] = &[
 ];
 
 pub fn health(env: &Env) -> Handled {
-    let integrations: serde_json::Map<String, serde_json::Value> = INTEGRATIONS
-        .iter()
-        .map(|(name, keys)| ((*name).to_owned(), keys.iter().all(|k| binding(env, k).is_some()).into()))
-        .collect();
-    let body = json!({"ok": true, "service": "bugbot-gateway", "version": env!("CARGO_PKG_VERSION"), "integrations": integrations});
-    (json_response(200, &body.to_string()), None)
+    #[derive(Serialize)]
+    struct Health {
+        ok: bool,
+        service: &'static str,
+        version: &'static str,
+        integrations: BTreeMap<&'static str, bool>,
+    }
+    let integrations =
+        INTEGRATIONS.iter().map(|(name, keys)| (*name, keys.iter().all(|k| binding(env, k).is_some()))).collect();
+    let body = Health { ok: true, service: "bugbot-gateway", version: env!("CARGO_PKG_VERSION"), integrations };
+    (json_response(200, &serde_json::to_string(&body).expect("serializes")), None)
 }
 
-pub async fn serve(req: &Request, env: &Env, cfg: &Config, rest: &str) -> Result<Handled, IngressError> {
-    let configured = cfg.admin_token.as_deref().ok_or(IngressError::NotConfigured("ADMIN_TOKEN"))?;
-    let presented = req
-        .headers()
-        .get("authorization")
-        .ok()
-        .flatten()
-        .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
-        .ok_or(IngressError::Unauthorized(SignatureError::Missing))?;
-    if !token_matches(&presented, configured) {
-        return Err(IngressError::BadToken);
-    }
-    let kv = env.kv(STATE_KV).map_err(|_| IngressError::NotConfigured("the STATE KV binding"))?;
-    match rest.split('/').collect::<Vec<_>>().as_slice() {
-        ["jobs", id] if !id.is_empty() => {
-            let stored =
-                kv.get(&status::job_key(id)).text().await.map_err(|e| IngressError::BadRequest(e.to_string()))?;
-            match stored {
-                Some(text) => Ok((json_response(200, &text), None)),
-                None => Err(IngressError::NotFound),
-            }
-        }
-        _ => Err(IngressError::NotFound),
-    }
+/// `/admin/*` lives in the consumer (it owns the state); the gateway forwards it over the
+/// `CONSUMER` service binding, so the public Worker stays a small, fast ingress.
+pub async fn forward(req: Request, env: &Env) -> Result<Handled, IngressError> {
+    let consumer =
+        env.service(CONSUMER_SERVICE).map_err(|_| IngressError::NotConfigured("the CONSUMER service binding"))?;
+    let response = consumer.fetch_request(req).await.map_err(|_| IngressError::NotConfigured("the consumer"))?;
+    Ok((response, None))
 }

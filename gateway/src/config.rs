@@ -13,7 +13,6 @@ use worker::Env;
 pub struct Config {
     pub ingress: IngressConfig,
     pub log_level: Level,
-    pub admin_token: Option<String>,
 }
 
 thread_local! {
@@ -58,7 +57,6 @@ fn read(env: &Env) -> Config {
                 .unwrap_or(DEFAULT_MAX_BODY_BYTES),
         },
         log_level: Level::parse(binding(env, "LOG_LEVEL").as_deref()),
-        admin_token: binding(env, "ADMIN_TOKEN"),
     }
 }
 

@@ -7,7 +7,7 @@
 //! # Layout
 //! - `fetch` — the entrypoint: read the body, call `ingress`, enqueue, reply, log one line.
 //! - [`config`] — bindings read once per isolate into an [`IngressConfig`](bugbot_shared::ingress::IngressConfig).
-//! - [`admin`] — `/health` and the token-protected `/admin/*` read-only routes (KV).
+//! - [`admin`] — `/health`, and `/admin/*` forwarded to the consumer over a service binding.
 
 mod admin;
 mod config;
@@ -19,8 +19,8 @@ use worker::{Context, Date, Env, Request, Response, Result, event, wasm_bindgen:
 
 /// The queue every job goes to.
 pub const JOBS_QUEUE: &str = "JOBS";
-/// Shared state (job status, mappings), read-only here.
-pub const STATE_KV: &str = "STATE";
+/// The consumer Worker, which serves `/admin/*`.
+pub const CONSUMER_SERVICE: &str = "CONSUMER";
 
 struct HeaderView<'a>(&'a worker::Headers);
 
@@ -44,7 +44,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let result = match ingress::route(&method, &path) {
         Err(e) => Err(e),
         Ok(Route::Health) => Ok(admin::health(&env)),
-        Ok(Route::Admin { rest }) => admin::serve(&req, &env, &cfg, &rest).await,
+        Ok(Route::Admin { .. }) => admin::forward(req.clone()?, &env).await,
         Ok(route) => receive(&mut req, &env, &cfg, &route, &request_id).await,
     };
     let route = ingress::route(&method, &path).map_or("unknown", |r| r.name());
@@ -97,10 +97,7 @@ async fn receive(
     if let Err(e) = enqueue(env, &accepted.jobs).await {
         // The only server error the gateway gives: the sender retries and nothing is lost.
         let reason = format!("queue unavailable: {e}");
-        return Ok((
-            json_response(503, &serde_json::json!({"error": "queue unavailable, retry later"}).to_string()),
-            Some(reason),
-        ));
+        return Ok((json_response(503, r#"{"error":"queue unavailable, retry later"}"#), Some(reason)));
     }
     let note = accepted.note.map(str::to_owned);
     let ids: Vec<String> = accepted.jobs.iter().map(|j| j.id.to_string()).collect();
@@ -113,15 +110,23 @@ async fn receive(
 }
 
 async fn enqueue(env: &Env, jobs: &[Job]) -> Result<()> {
-    if jobs.is_empty() {
+    let texts = jobs
+        .iter()
+        .map(|job| job.to_message().map_err(|e| worker::Error::RustError(e.to_string())))
+        .collect::<Result<Vec<_>>>()?;
+    enqueue_texts(env, &texts).await
+}
+
+/// Sends already-encoded jobs (JSON text) in one batch.
+pub(crate) async fn enqueue_texts(env: &Env, texts: &[String]) -> Result<()> {
+    if texts.is_empty() {
         return Ok(());
     }
     let queue = env.queue(JOBS_QUEUE)?;
     let mut batch = worker::BatchMessageBuilder::new();
-    for job in jobs {
-        let text = job.to_message().map_err(|e| worker::Error::RustError(e.to_string()))?;
+    for text in texts {
         batch = batch.message(
-            worker::RawMessageBuilder::new(JsValue::from_str(&text))
+            worker::RawMessageBuilder::new(JsValue::from_str(text))
                 .build_with_content_type(worker::QueueContentType::Text),
         );
     }

@@ -90,8 +90,17 @@ pub enum DeliveryRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum DeliveryOp {
-    Begin { holder: String, now_ms: u64, lease_ms: u64 },
-    Finish { holder: String, outcome: String },
+    Begin {
+        holder: String,
+        now_ms: u64,
+        lease_ms: u64,
+    },
+    Finish {
+        holder: String,
+        outcome: String,
+    },
+    /// The queue gave up on the job (dead-lettered): free it so a replay starts afresh.
+    Release,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +146,10 @@ pub fn delivery(record: Option<DeliveryRecord>, op: DeliveryOp) -> (Option<Deliv
             )
         }
         (_, DeliveryOp::Finish { outcome, .. }) => (Some(DeliveryRecord::Done { outcome }), DeliveryReply::Finished),
+        (_, DeliveryOp::Release) => (
+            Some(DeliveryRecord::InProgress { holder: String::new(), lease_until_ms: 0, attempts: 0 }),
+            DeliveryReply::Finished,
+        ),
     }
 }
 
@@ -479,6 +492,9 @@ mod tests {
         assert_eq!(reply, DeliveryReply::Proceed { attempt: 2 });
         assert_eq!(delivery(rec.clone(), begin("m2", 10)).1, DeliveryReply::Busy { lease_until_ms: LEASE + 10 });
         assert_eq!(delivery(rec.clone(), begin("m2", LEASE + 10)).1, DeliveryReply::Proceed { attempt: 3 });
+        // A dead-lettered job is released: its replay starts again at attempt 1.
+        let (released, _) = delivery(rec.clone(), DeliveryOp::Release);
+        assert_eq!(delivery(released, begin("m9", 11)).1, DeliveryReply::Proceed { attempt: 1 });
         let (done, _) = delivery(rec, DeliveryOp::Finish { holder: "m1".into(), outcome: "filed".into() });
         assert_eq!(delivery(done, begin("m3", 20)).1, DeliveryReply::Duplicate { outcome: "filed".into() });
     }

@@ -249,6 +249,7 @@ impl Options<'_> {
 }
 
 #[cfg(test)]
+#[expect(clippy::needless_pass_by_value, reason = "test helpers take json! literals")]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -2,7 +2,7 @@
 //! an immediate reply plus the jobs to enqueue. The Worker around it only moves bytes, reads the
 //! clock and sends to the queue, so everything here is tested natively.
 
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::command::Command;
 use crate::job::{
@@ -150,18 +150,52 @@ pub struct Accepted {
 }
 
 impl Accepted {
-    fn json(status: u16, body: &serde_json::Value, jobs: Vec<Job>, note: Option<&'static str>) -> Self {
-        Self { status, body: body.to_string(), jobs, note }
+    fn json(status: u16, body: &impl Serialize, jobs: Vec<Job>, note: Option<&'static str>) -> Self {
+        Self { status, body: serde_json::to_string(body).expect("replies always serialize"), jobs, note }
     }
 
     fn enqueued(jobs: Vec<Job>) -> Self {
         let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
-        Self::json(202, &json!({"ok": true, "jobs": ids}), jobs, None)
+        let body = serde_json::to_string(&Reply { ok: true, jobs: Some(ids), ..Reply::default() })
+            .expect("replies always serialize");
+        Self { status: 202, body, jobs, note: None }
     }
 
     fn ignored(note: &'static str) -> Self {
-        Self::json(200, &json!({"ok": true, "ignored": note}), Vec::new(), Some(note))
+        Self::json(200, &Reply { ok: true, ignored: Some(note), ..Reply::default() }, Vec::new(), Some(note))
     }
+}
+
+/// The gateway's own JSON replies (typed rather than `serde_json::Value`: smaller wasm).
+#[derive(Debug, Default, Serialize)]
+struct Reply<'a> {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jobs: Option<Vec<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignored: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+}
+
+/// An interaction callback, <https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-response-object>.
+#[derive(Debug, Serialize)]
+struct Callback {
+    #[serde(rename = "type")]
+    kind: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<CallbackData>,
+}
+
+#[derive(Debug, Serialize)]
+struct CallbackData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flags: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    choices: Option<[u8; 0]>,
 }
 
 /// Every way a request is refused. Mapped to a status in one place, [`IngressError::status`].
@@ -197,7 +231,8 @@ impl IngressError {
 
     /// The JSON error body.
     pub fn body(&self) -> String {
-        json!({"error": self.to_string()}).to_string()
+        serde_json::to_string(&Reply { error: Some(&self.to_string()), ..Reply::default() })
+            .expect("replies always serialize")
     }
 }
 
@@ -206,7 +241,7 @@ pub fn handle(cfg: &IngressConfig, route: &Route, req: IngressRequest<'_>) -> Re
     if req.body.len() > cfg.max_body_bytes {
         return Err(IngressError::PayloadTooLarge { limit: cfg.max_body_bytes });
     }
-    match route {
+    let accepted = match route {
         Route::DiscordInteractions => discord(cfg, req),
         Route::SentryWebhook => sentry(cfg, req),
         Route::SentryLegacy { token } => {
@@ -219,7 +254,14 @@ pub fn handle(cfg: &IngressConfig, route: &Route, req: IngressRequest<'_>) -> Re
         }
         Route::ExecutorCallback => executor_callback(cfg, req),
         Route::Health | Route::Admin { .. } => Err(IngressError::NotFound),
+    }?;
+    // A job the queue cannot take is refused here (413, which senders do not retry) rather than
+    // failing at `send` as a 503 that they retry forever. Payloads are pruned to fit; other fields
+    // (a Sentry `action`, GlitchTip titles, a Discord token) are bounded only by the body limit.
+    if accepted.jobs.iter().any(|j| j.to_message().is_err()) {
+        return Err(IngressError::PayloadTooLarge { limit: job::MAX_JOB_BYTES });
     }
+    Ok(accepted)
 }
 
 fn check_token(configured: Option<&str>, presented: &str, name: &'static str) -> Result<(), IngressError> {
@@ -250,9 +292,11 @@ fn discord(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, Ing
         roles: interaction.roles().to_vec(),
     };
     let job = |kind| Job::new(JobId::discord(interaction.id), req.now_ms, Some(req.request_id.to_owned()), kind);
-    let deferred = json!({"type": callback::DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE});
+    let deferred = Callback { kind: callback::DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, data: None };
     match interaction.kind {
-        InteractionType::Ping => Ok(Accepted::json(200, &json!({"type": callback::PONG}), Vec::new(), Some("ping"))),
+        InteractionType::Ping => {
+            Ok(Accepted::json(200, &Callback { kind: callback::PONG, data: None }, Vec::new(), Some("ping")))
+        }
         InteractionType::ApplicationCommand => match Command::from_interaction(&interaction) {
             Ok(command) => {
                 let job = job(JobKind::DiscordCommand(DiscordCommandJob { interaction: context(), command }));
@@ -260,7 +304,14 @@ fn discord(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, Ing
             }
             Err(e) => Ok(Accepted::json(
                 200,
-                &json!({"type": callback::CHANNEL_MESSAGE_WITH_SOURCE, "data": {"content": e.to_string(), "flags": callback::EPHEMERAL}}),
+                &Callback {
+                    kind: callback::CHANNEL_MESSAGE_WITH_SOURCE,
+                    data: Some(CallbackData {
+                        content: Some(e.to_string()),
+                        flags: Some(callback::EPHEMERAL),
+                        choices: None,
+                    }),
+                },
                 Vec::new(),
                 Some("invalid command"),
             )),
@@ -282,7 +333,10 @@ fn discord(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, Ing
         }
         InteractionType::Autocomplete => Ok(Accepted::json(
             200,
-            &json!({"type": callback::AUTOCOMPLETE_RESULT, "data": {"choices": []}}),
+            &Callback {
+                kind: callback::AUTOCOMPLETE_RESULT,
+                data: Some(CallbackData { content: None, flags: None, choices: Some([]) }),
+            },
             Vec::new(),
             Some("autocomplete"),
         )),
@@ -380,6 +434,12 @@ fn glitchtip(req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
     Ok(Accepted::enqueued(jobs))
 }
 
+/// All the gateway reads of a fix report: its job id.
+#[derive(Deserialize)]
+struct ReportHead {
+    job_id: String,
+}
+
 /// Signed result of a fix run. The signature scheme is the executor contract's.
 fn executor_callback(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
     let secret = cfg.executor_secret.as_deref().ok_or(IngressError::NotConfigured("EXECUTOR_SECRET"))?;
@@ -394,12 +454,9 @@ fn executor_callback(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Acc
         DEFAULT_REPLAY_WINDOW_SECS,
     )
     .map_err(IngressError::Unauthorized)?;
-    let report: serde_json::Value = serde_json::from_slice(req.body)
-        .map_err(|e| IngressError::BadRequest(format!("report is not valid JSON: {e}")))?;
-    let job_id = report
-        .get("job_id")
-        .and_then(serde_json::Value::as_str)
-        .ok_or_else(|| IngressError::BadRequest("report has no job_id".into()))?;
+    let head: ReportHead = serde_json::from_slice(req.body)
+        .map_err(|e| IngressError::BadRequest(format!("report is not a JSON object with a job_id: {e}")))?;
+    let job_id = head.job_id.as_str();
     let (payload, _) = fit(req.body)?;
     let id = JobId::hashed(
         &format!("fix-result:{}", job_id.chars().filter(char::is_ascii_alphanumeric).take(64).collect::<String>()),

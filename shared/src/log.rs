@@ -55,7 +55,7 @@ pub struct LogLine<'a> {
     pub duration_ms: Option<f64>,
 }
 
-impl<'a> LogLine<'a> {
+impl LogLine<'_> {
     pub fn new(level: Level, component: &'static str, event: &'static str) -> Self {
         Self {
             level,

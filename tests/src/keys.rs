@@ -43,6 +43,7 @@ impl TestKeys {
     }
 
     /// From a fixed Discord seed (the local demo: `.dev.vars` keeps the seed).
+    #[must_use]
     pub fn with_discord_seed(mut self, seed: [u8; 32]) -> Self {
         self.discord = SigningKey::from_bytes(&seed);
         self

@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`workers`] — start both Workers with test configuration; read their logs and job status.
+//! - [`stack`] — the fakes plus both Workers wired to them, for end-to-end tests.
 //! - [`keys`] — per-run credentials and the signing Discord and Sentry do.
 //! - [`anthropic`] — a fake Anthropic Messages API for the executor's Claude Code runs.
 //! - [`fake`] — fake Linear, GitHub and Discord APIs (state, recorded requests, scripted failures)
@@ -13,4 +14,5 @@
 pub mod anthropic;
 pub mod fake;
 pub mod keys;
+pub mod stack;
 pub mod workers;

@@ -130,7 +130,7 @@ impl Workers {
                 sink.lock().expect("log lock").push(line);
             }
         });
-        let Ok(url) = ready_rx.recv_timeout(Duration::from_secs(60)) else {
+        let Ok(url) = ready_rx.recv_timeout(Duration::from_mins(1)) else {
             let _ = child.kill();
             let logs = logs.lock().expect("log lock").join("\n");
             bail!("workers did not start within 60 s:\n{logs}");
@@ -144,13 +144,13 @@ impl Workers {
         let mut pids = Vec::new();
         let Ok(entries) = std::fs::read_dir("/proc") else { return pids };
         for entry in entries.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            let Some(candidate) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{candidate}/stat")) else { continue };
             // Fields after the parenthesized command name: state, ppid, ...
             let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
             let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
             if ppid == Some(parent) && head.contains("(workerd") {
-                pids.push(pid);
+                pids.push(candidate);
             }
         }
         pids

@@ -72,7 +72,7 @@ async fn post_sentry(resource: &str, request_id: &str, body: &[u8]) -> reqwest::
 
 async fn arrived(job_id: &str) -> Value {
     let e = env();
-    e.workers.wait_for_job(&e.keys.admin_token, job_id, WAIT, |s| s["state"] == "received").await.unwrap()
+    e.workers.wait_for_job(&e.keys.admin_token, job_id, WAIT, |s| s["state"].is_string()).await.unwrap()
 }
 
 async fn job_record(job_id: &str) -> StatusCode {

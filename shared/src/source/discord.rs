@@ -32,19 +32,22 @@ impl Serialize for Snowflake {
 
 impl<'de> Deserialize<'de> for Snowflake {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw<'a> {
-            Str(&'a str),
-            Owned(String),
-            Num(u64),
+        // A direct visitor, not an untagged enum: untagged buffers through serde's `Content`,
+        // which costs wasm size on every struct that holds an id.
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Snowflake;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a snowflake id")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Snowflake, E> {
+                v.parse().map(Snowflake).map_err(|_| E::custom("a snowflake must be a decimal id"))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Snowflake, E> {
+                Ok(Snowflake(v))
+            }
         }
-        let parsed = match Raw::deserialize(d)? {
-            Raw::Str(s) => s.parse(),
-            Raw::Owned(s) => s.parse(),
-            Raw::Num(n) => Ok(n),
-        };
-        parsed.map(Snowflake).map_err(|_| serde::de::Error::custom("a snowflake must be a decimal id"))
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -151,13 +154,40 @@ pub struct CommandOption {
 }
 
 /// The value of an option: string, integer, number or boolean.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OptionValue {
     Bool(bool),
     Int(i64),
     Float(f64),
     Str(String),
+}
+
+impl<'de> Deserialize<'de> for OptionValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = OptionValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<OptionValue, E> {
+                Ok(OptionValue::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<OptionValue, E> {
+                Ok(OptionValue::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<OptionValue, E> {
+                i64::try_from(v).map(OptionValue::Int).map_err(|_| E::custom("integer out of range"))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<OptionValue, E> {
+                Ok(OptionValue::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<OptionValue, E> {
+                Ok(OptionValue::Str(v.to_owned()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// `data.resolved` — for message commands the full target message.

@@ -60,6 +60,9 @@ struct EmbedField {
     value: Option<String>,
 }
 
+/// One attachment or embed, whichever shape it came in: (title, link, text, fields).
+type RawItem = (Option<String>, Option<String>, Option<String>, Vec<(String, String)>);
+
 /// One reported issue of a GlitchTip alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GlitchtipIssue {
@@ -122,31 +125,25 @@ impl GlitchtipAlert {
         let headline = payload.text.or(payload.content).unwrap_or_default();
         let is_test = headline.contains("Test Notification");
         let is_uptime = headline.contains("Uptime");
-        // (title, link, text, fields)
-        let raw: Vec<(Option<String>, Option<String>, Option<String>, Vec<(String, String)>)> =
-            match (payload.attachments, payload.embeds) {
-                (Some(attachments), _) => attachments
-                    .into_iter()
-                    .map(|a| {
-                        let fields = a
-                            .fields
-                            .unwrap_or_default()
-                            .into_iter()
-                            .filter_map(|f| Some((f.title, f.value?)))
-                            .collect();
-                        (a.title, a.title_link, a.text, fields)
-                    })
-                    .collect(),
-                (None, Some(embeds)) => embeds
-                    .into_iter()
-                    .map(|e| {
-                        let fields =
-                            e.fields.unwrap_or_default().into_iter().filter_map(|f| Some((f.name, f.value?))).collect();
-                        (e.title, e.url, e.description, fields)
-                    })
-                    .collect(),
-                (None, None) => return Err(GlitchtipError::NotAnAlert),
-            };
+        let raw: Vec<RawItem> = match (payload.attachments, payload.embeds) {
+            (Some(attachments), _) => attachments
+                .into_iter()
+                .map(|a| {
+                    let fields =
+                        a.fields.unwrap_or_default().into_iter().filter_map(|f| Some((f.title, f.value?))).collect();
+                    (a.title, a.title_link, a.text, fields)
+                })
+                .collect(),
+            (None, Some(embeds)) => embeds
+                .into_iter()
+                .map(|e| {
+                    let fields =
+                        e.fields.unwrap_or_default().into_iter().filter_map(|f| Some((f.name, f.value?))).collect();
+                    (e.title, e.url, e.description, fields)
+                })
+                .collect(),
+            (None, None) => return Err(GlitchtipError::NotAnAlert),
+        };
         if is_test {
             return Ok(Self { headline, items: Vec::new() });
         }

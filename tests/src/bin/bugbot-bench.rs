@@ -3,6 +3,13 @@
 //! percentiles and the CPU time workerd spends per request (from /proc, so the figure covers the
 //! whole runtime: HTTP parsing, the wasm, the queue send).
 
+#![expect(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "statistics over a few thousand samples"
+)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,7 +133,7 @@ async fn run(name: &str, workers: &Workers, requests: Vec<Prepared>, args: &Args
             for (k, v) in &req.headers {
                 builder = builder.header(k.as_str(), v.as_str());
             }
-            let status = builder.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+            let status = builder.send().await.map_or(0, |r| r.status().as_u16());
             drop(permit);
             (t.elapsed(), status == req.expect)
         }));

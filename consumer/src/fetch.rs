@@ -1,0 +1,65 @@
+//! [`HttpPort`] over the Workers `fetch` API, with a hard timeout (the request is aborted, so a
+//! hanging API costs one timeout, not the invocation).
+
+use std::time::Duration;
+
+use futures_util::future::{Either, select};
+use worker::{AbortController, Delay, Fetch, Headers, Method as WMethod, Request, RequestInit};
+
+use crate::http::{HttpPort, HttpRequest, HttpResponse, Method, TransportError};
+
+/// Outbound calls through `fetch`.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchPort {
+    pub timeout_ms: u64,
+}
+
+impl Default for FetchPort {
+    fn default() -> Self {
+        Self { timeout_ms: 10_000 }
+    }
+}
+
+fn method(m: Method) -> WMethod {
+    match m {
+        Method::Get => WMethod::Get,
+        Method::Post => WMethod::Post,
+        Method::Put => WMethod::Put,
+        Method::Patch => WMethod::Patch,
+        Method::Delete => WMethod::Delete,
+    }
+}
+
+impl HttpPort for FetchPort {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let connect = |e: worker::Error| TransportError::Connect(e.to_string());
+        let headers = Headers::new();
+        for (name, value) in &request.headers {
+            headers.set(name, value).map_err(connect)?;
+        }
+        let mut init = RequestInit::new();
+        init.with_method(method(request.method)).with_headers(headers);
+        if let Some(body) = &request.body {
+            init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+        }
+        let req = Request::new_with_init(&request.url, &init).map_err(connect)?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let fetch = Fetch::Request(req);
+        let call = async {
+            let mut resp = fetch.send_with_signal(&signal).await?;
+            let status = resp.status_code();
+            let headers = resp.headers().entries().collect();
+            let body = resp.bytes().await?;
+            Ok::<_, worker::Error>(HttpResponse { status, headers, body })
+        };
+        let timeout = Delay::from(Duration::from_millis(self.timeout_ms));
+        match select(Box::pin(call), timeout).await {
+            Either::Left((result, _)) => result.map_err(connect),
+            Either::Right(((), _)) => {
+                controller.abort();
+                Err(TransportError::Timeout(self.timeout_ms))
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Issue 3 end to end: every alert becomes exactly one well-formed issue in Linear and GitHub,
+//! announced once in Discord — through the real Workers in workerd, the local Queue and Durable
+//! Objects, against the fakes of Linear, GitHub and Discord.
+
+use std::time::{Duration, SystemTime};
+
+use bugbot_e2e::fake::Failure;
+use bugbot_e2e::stack::{ALERTS_CHANNEL, Stack, StackOptions};
+use bugbot_e2e::workers::fixture;
+use bugbot_shared::source::discord::Snowflake;
+use serde_json::{Value, json};
+
+const SETTLE: Duration = Duration::from_secs(30);
+
+fn alert() -> Vec<u8> {
+    fixture("sentry/sentry_docs_payloads/event_alert_triggered.json")
+}
+
+fn channel() -> Snowflake {
+    Snowflake(ALERTS_CHANNEL.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_files_one_issue_in_each_tracker_and_announces_it_once() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let jobs = stack.sentry("event_alert", "one-1", &alert()).await.unwrap();
+    let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
+    assert_eq!(status["state"], "filed", "{status}");
+
+    let linear = stack.linear.issues();
+    assert_eq!(linear.len(), 1);
+    let issue = &linear[0];
+    let event: Value = serde_json::from_slice(&alert()).unwrap();
+    let title = event["data"]["event"]["title"].as_str().unwrap();
+    assert!(issue.title.contains(&title[..20.min(title.len())]), "{} vs {title}", issue.title);
+    assert!(issue.description.contains("bugbot:fingerprint="), "hidden marker: {}", issue.description);
+    assert_eq!(issue.priority, 2, "error → high");
+    let attachments = stack.linear.attachments();
+    assert_eq!(attachments.len(), 1);
+    assert!(
+        attachments[0].url.starts_with("https://sentry.io/organizations/test-org/issues/1117540176"),
+        "{}",
+        attachments[0].url
+    );
+
+    let github = stack.github.issues();
+    assert_eq!(github.len(), 1);
+    assert!(github[0].labels.iter().any(|l| l == "bugbot"), "{:?}", github[0].labels);
+    assert!(github[0].body.as_deref().unwrap().contains("<!-- bugbot:fingerprint="));
+
+    let messages = stack.discord.messages(channel());
+    assert_eq!(messages.len(), 1);
+    let embed = &messages[0].embeds()[0];
+    let links = status["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2);
+    assert!(links[0].as_str().unwrap().contains(&issue.identifier), "{links:?}");
+    assert_eq!(embed["url"], links[0], "the embed links the tracked issue");
+    // Error text is untrusted: the message we sent can ping no one.
+    let sent = stack.discord.requests().into_iter().find(|r| r.method == "POST").unwrap().json();
+    assert_eq!(sent["allowed_mentions"], json!({"parse": []}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twenty_concurrent_copies_make_exactly_one_issue() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let body = alert();
+    let sends = (0..20).map(|i| {
+        let stack = &stack;
+        let body = &body;
+        async move { stack.sentry("event_alert", &format!("burst-{i}"), body).await.unwrap().remove(0) }
+    });
+    let jobs = futures::future::join_all(sends).await;
+    for job in &jobs {
+        let status = stack.settled(job, SETTLE).await.unwrap();
+        assert!(matches!(status["state"].as_str(), Some("filed" | "duplicate")), "{status}");
+    }
+    assert_eq!(stack.linear.issues().len(), 1);
+    assert_eq!(stack.github.issues().len(), 1);
+    assert_eq!(stack.discord.messages(channel()).len(), 1);
+    // Redelivering the very same delivery (same Request-ID) has no second effect either.
+    let again = stack.sentry("event_alert", "burst-0", &body).await.unwrap();
+    let status = stack.settled(&again[0], SETTLE).await.unwrap();
+    assert_eq!(stack.linear.issues().len(), 1, "{status}");
+    assert_eq!(stack.linear.comments().len(), 0, "repeats within the cooldown do not comment");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_limited_tracker_is_retried_after_its_retry_after() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    stack.github.fail_next(1, Failure::RateLimited { retry_after_secs: 2.0 });
+    let jobs = stack.sentry("event_alert", "limited-1", &alert()).await.unwrap();
+    let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
+    assert_eq!(status["state"], "filed", "{status}");
+    assert_eq!(stack.github.issues().len(), 1);
+    assert_eq!(stack.linear.issues().len(), 1, "Linear was filed once, before GitHub limited us");
+    let requests = stack.github.requests();
+    let limited = requests.iter().find(|r| r.failure.is_some()).expect("the 429");
+    let created = requests.iter().find(|r| r.method == "POST" && r.path.ends_with("/issues")).expect("the create");
+    let waited = created.at.duration_since(limited.at).unwrap_or_default();
+    assert!(waited >= Duration::from_secs(2), "retried after {waited:?}, before Retry-After");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tracker_failing_forever_dead_letters_the_job_without_duplicates() {
+    let stack = Stack::start(StackOptions { github: false, discord: false, ..StackOptions::default() }).await.unwrap();
+    stack.linear.fail_always(Failure::ServerError);
+    let started = SystemTime::now();
+    let jobs = stack.sentry("event_alert", "doomed-1", &alert()).await.unwrap();
+    let status = stack
+        .job(&jobs[0], Duration::from_mins(1), |s| s["reason"].as_str().is_some_and(|r| r.starts_with("dead-lettered")))
+        .await
+        .unwrap();
+    assert_eq!(status["state"], "failed");
+    assert!(status["reason"].as_str().unwrap().contains("linear"), "{status}");
+    let letters = stack.admin("dead-letters").await.unwrap();
+    let letter =
+        letters["dead_letters"].as_array().unwrap().iter().find(|l| l["job_id"] == jobs[0].as_str()).cloned().unwrap();
+    assert!(letter["reason"].as_str().unwrap().contains("linear"), "{letter}");
+    assert!(stack.linear.issues().is_empty());
+    assert!(started.elapsed().unwrap() >= Duration::from_secs(1), "retried with backoff");
+
+    // Once Linear recovers, replaying the dead letter files exactly one issue.
+    stack.linear.clear_failures();
+    let replay = reqwest::Client::new()
+        .post(format!("{}/admin/dead-letters/{}/replay", stack.workers.url, jobs[0]))
+        .bearer_auth(&stack.keys.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 202);
+    stack.job(&jobs[0], SETTLE, |s| s["state"] == "filed").await.unwrap();
+    assert_eq!(stack.linear.issues().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_glitchtip_alert_reporting_three_issues_files_three() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let mut payload: Value =
+        serde_json::from_slice(&fixture("glitchtip/current_format_general_webhook_issue.json")).unwrap();
+    let template = payload["attachments"][0].clone();
+    payload["text"] = json!("GlitchTip Alert (3 issues)");
+    payload["attachments"] = json!(
+        (1..=3)
+            .map(|i| {
+                let mut a = template.clone();
+                a["title"] = json!(format!("ValueError: case {i}"));
+                a["title_link"] = json!(format!("https://app.glitchtip.com/burke-software/issues/{}", 5000 + i));
+                a
+            })
+            .collect::<Vec<_>>()
+    );
+    let jobs = stack.glitchtip(&serde_json::to_vec(&payload).unwrap()).await.unwrap();
+    assert_eq!(jobs.len(), 3);
+    for job in &jobs {
+        assert_eq!(stack.settled(job, SETTLE).await.unwrap()["state"], "filed");
+    }
+    assert_eq!(stack.linear.issues().len(), 3);
+    assert_eq!(stack.github.issues().len(), 3);
+    assert_eq!(stack.discord.messages(channel()).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resolving_a_tracked_issue_updates_it_and_edits_the_announcement() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let created = fixture("sentry/integration_platform_example_mocks/issue_created.json");
+    let jobs = stack.sentry("issue", "res-1", &created).await.unwrap();
+    assert_eq!(stack.settled(&jobs[0], SETTLE).await.unwrap()["state"], "filed");
+    let message = stack.discord.messages(channel()).remove(0);
+    assert!(message.history.is_empty());
+
+    let resolved = fixture("sentry/integration_platform_example_mocks/issue_resolved.json");
+    let jobs = stack.sentry("issue", "res-2", &resolved).await.unwrap();
+    let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
+    assert_eq!(status["state"], "done", "{status}");
+
+    let github = stack.github.issues();
+    assert_eq!(github[0].state, "closed");
+    assert_eq!(stack.github.comments().len(), 1);
+    assert_eq!(stack.linear.comments().len(), 1);
+    assert_eq!(stack.linear.issues()[0].state_type, "completed");
+    let messages = stack.discord.messages(channel());
+    assert_eq!(messages.len(), 1, "edited in place, not re-posted");
+    assert_eq!(messages[0].history.len(), 1, "edited once");
+    assert_ne!(messages[0].json["embeds"], message.json["embeds"]);
+
+    // The same resolution delivered again changes nothing.
+    let jobs = stack.sentry("issue", "res-3", &resolved).await.unwrap();
+    assert_eq!(stack.settled(&jobs[0], SETTLE).await.unwrap()["state"], "duplicate");
+    assert_eq!(stack.linear.comments().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_trackers_alerts_are_processed_and_skipped_cleanly() {
+    let stack = Stack::start(StackOptions { linear: false, github: false, discord: false, ..StackOptions::default() })
+        .await
+        .unwrap();
+    let jobs = stack.sentry("event_alert", "none-1", &alert()).await.unwrap();
+    let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
+    assert_eq!(status["state"], "filed", "{status}");
+    assert!(stack.linear.requests().is_empty() && stack.github.requests().is_empty());
+    let logs = stack.workers.logs().join("\n");
+    assert!(logs.contains("Linear not configured"), "a clear log line says what was skipped");
+}
