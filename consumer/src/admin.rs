@@ -37,6 +37,7 @@ pub async fn serve(req: &Request, env: &Env, config: &Config) -> worker::Result<
     let path = req.path();
     let parts: Vec<&str> = path.trim_matches('/').split('/').skip(1).collect();
     match (req.method(), parts.as_slice()) {
+        (Method::Get, ["dashboard", ..]) => crate::dashboard::serve(req, env, config).await,
         (Method::Get, ["jobs", id]) if !id.is_empty() => Ok(match kv.get(&status::job_key(id)).text().await? {
             Some(text) => json(200, &text),
             None => error(404, "not found"),

@@ -12,13 +12,21 @@
 //! - [`sink`] — Linear, GitHub and Discord, generic over [`http::HttpPort`].
 //! - [`fetch`] — the `HttpPort` over Workers `fetch`, with timeouts.
 //! - [`state`] — job status, issue records and dead letters in KV.
+//! - [`commands`] — `/bugbot` commands: context packets, status, errors, stats, resolve.
+//! - [`fix`] — the fix flow: executor dispatch and results.
+//! - [`digest`] — the daily digest (cron).
+//! - [`dashboard`] — the status page (server-rendered HTML + SVG), behind `/admin/dashboard`.
 //! - [`admin`] — `/admin/*` (job status, dead letters, replay), reached through the gateway.
 //! - [`config`] — bindings, read once per isolate.
 
 pub mod admin;
 pub mod claims;
+pub mod commands;
 pub mod config;
+pub mod dashboard;
+pub mod digest;
 pub mod fetch;
+pub mod fix;
 pub mod http;
 pub mod pipeline;
 pub mod sink;
@@ -55,6 +63,19 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     Response::error("not found", 404)
 }
 
+/// The daily digest.
+#[event(scheduled)]
+async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+    console_error_panic_hook::set_once();
+    let config = config::load(&env);
+    if let Err(e) = digest::run(&env, &config, Date::now().as_millis()).await {
+        let mut line = LogLine::new(Level::Error, "consumer", "cron");
+        let reason = e.to_string();
+        line.reason = Some(&reason);
+        worker::console_error!("{}", line.to_json());
+    }
+}
+
 #[event(queue)]
 async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<()> {
     console_error_panic_hook::set_once();
@@ -72,6 +93,7 @@ async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<
         let started = Date::now().as_millis();
         let message_id = message.id();
         let deps = Deps {
+            env: &env,
             config: &config,
             port: &port,
             claims: &claims,

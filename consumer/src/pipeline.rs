@@ -64,6 +64,8 @@ impl From<worker::Error> for StepError {
 
 /// Everything a job needs, built once per message by the entrypoint.
 pub struct Deps<'a, P: HttpPort> {
+    /// The Worker's bindings, for modules that read their own settings (`config::binding`).
+    pub env: &'a worker::Env,
     pub config: &'a Config,
     pub port: &'a P,
     pub claims: &'a Claims,

@@ -1,0 +1,9 @@
+//! The daily digest (cron). Placeholder: the operations work fills this module in.
+
+use crate::config::Config;
+
+/// Runs on the consumer's cron trigger.
+pub async fn run(env: &worker::Env, config: &Config, now_ms: u64) -> worker::Result<()> {
+    let _ = (env, config, now_ms);
+    Ok(())
+}
