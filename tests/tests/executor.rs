@@ -429,7 +429,8 @@ async fn an_agent_past_its_timeout_is_killed_with_its_process_group() {
     let fake = FakeAnthropic::start_with(vec![], WhenExhausted::Repeat(Turn::Hang)).await;
     let mut h = Harness::start_with(fake, Options::default()).await;
     let mut job = h.job("fix-slow");
-    job.limits.timeout_secs = 3;
+    // Long enough for the CLI to start and reach the (hanging) model even on a loaded machine.
+    job.limits.timeout_secs = 6;
     let report = h.run(&job).await;
     assert_eq!(report.outcome, FixOutcome::TimedOut, "{report:#?}");
     assert!(h.fake.served_turns() >= 1, "the agent reached the model before hanging");
