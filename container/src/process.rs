@@ -116,6 +116,11 @@ pub async fn run(
     if !matches!(ending, Ending::Exited(_)) {
         let _ = child.wait().await;
     }
+    // SIGKILL is delivered asynchronously: return only once the group is gone (bounded).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !group_members(pid).is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // A process that left the group could still hold the pipes open: don't wait for it forever.
     let collect = |task: tokio::task::JoinHandle<Vec<u8>>| async move {
         let abort = task.abort_handle();
