@@ -506,3 +506,14 @@ fn signed_but_unusable_bodies_are_400_not_401() {
     let sig = hex::encode(signer().sign(&[b"soon".as_slice(), body].concat()).to_bytes());
     assert_unauthorized(post(&cfg, Some("soon"), body, Some(&sig), TODAY_MS), SignatureError::BadTimestamp, "ts");
 }
+
+/// Regression: an interaction whose job cannot be queued (here a 130 KB token) used to be
+/// answered "deferred" and then fail at the queue. It is refused at ingress instead.
+#[test]
+fn an_interaction_too_large_to_queue_is_refused() {
+    let mut body = slash("status", &json!([]));
+    body["token"] = json!("t".repeat(130 * 1024));
+    let err = send_signed(&body).unwrap_err();
+    assert_eq!(err, IngressError::PayloadTooLarge { limit: bugbot_shared::job::MAX_JOB_BYTES });
+    assert_eq!(err.status(), 413);
+}

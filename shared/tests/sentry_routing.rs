@@ -634,3 +634,27 @@ fn a_body_that_fits_only_before_escaping_is_pruned() {
     let err = deliver("issue", dense.as_bytes(), None).unwrap_err();
     assert_eq!((err.status(), err), (413, IngressError::PayloadTooLarge { limit: job::MAX_JOB_BYTES }));
 }
+
+/// Regression: a delivery whose job cannot be queued used to be accepted, and the gateway then
+/// failed at `send` with a 503 that the sender retries forever. It is refused at ingress (413).
+#[test]
+fn deliveries_whose_job_cannot_be_queued_are_413() {
+    let too_large = IngressError::PayloadTooLarge { limit: job::MAX_JOB_BYTES };
+    // A Sentry `action` is copied next to the payload, so a long one doubles the job.
+    let action = "a".repeat(70 * 1024);
+    let body = format!(r#"{{"action":"{action}","data":{{}}}}"#);
+    let err = deliver("issue", body.as_bytes(), Some("long-action")).unwrap_err();
+    assert_eq!((err.status(), err), (413, too_large.clone()));
+
+    // GlitchTip items are not pruned: one huge title, or many big items, cannot be queued.
+    let glitch = Route::Glitchtip { token: GLITCHTIP_TOKEN.into() };
+    let title = "t".repeat(130 * 1024);
+    let body = format!(r#"{{"text":"GlitchTip Alert","attachments":[{{"title":"{title}"}}]}}"#);
+    let err = handle(&config(), &glitch, vec![], body.as_bytes()).unwrap_err();
+    assert_eq!((err.status(), err), (413, too_large));
+
+    // Up to the limit, both are still accepted and queueable.
+    let title = "t".repeat(100 * 1024);
+    let body = format!(r#"{{"text":"GlitchTip Alert","attachments":[{{"title":"{title}"}}]}}"#);
+    assert_queueable(only_job(&handle(&config(), &glitch, vec![], body.as_bytes()).unwrap()));
+}
