@@ -18,18 +18,30 @@
 //! - [`executor`] — the wire contract between the consumer and the fix executor.
 //! - [`status`] — the job status record kept in KV.
 //! - [`log`] — the one-JSON-line log record every component prints.
+//! - [`references`] — Linear/GitHub/Sentry/PostHog references and emails found in a conversation.
+//! - [`frames`] — stack frames of any event shape → repository paths.
+//! - [`packet`] — the `ContextPacket` and its Markdown and Discord renderings.
+//! - [`runbook`] — runbooks (front matter or a pattern map) matching an error.
+//! - [`authz`] — who may run which `/bugbot` command.
+//! - [`commands_def`] — the command definitions registered with Discord.
 
+pub mod authz;
 pub mod backoff;
 pub mod claim;
 pub mod command;
+pub mod commands_def;
 pub mod event;
 pub mod executor;
 pub mod filter;
+pub mod frames;
 pub mod ingress;
 pub mod job;
 pub mod log;
 pub mod normalize;
+pub mod packet;
+pub mod references;
 pub mod report;
+pub mod runbook;
 pub mod source;
 pub mod status;
 pub mod verify;

@@ -1,0 +1,402 @@
+//! The context packet: everything bugbot gathered about one bug, rendered once as Markdown (the
+//! comment on the tracked issue) and once as a short Discord summary. Gathering is the consumer's;
+//! this module only renders what it is given, so the output is reviewed as snapshots.
+//!
+//! Text from the conversation, the error and the repository is untrusted: it is fenced or
+//! escaped, never allowed to open a Markdown structure of its own.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::runbook::RunbookMatch;
+
+/// Discord's message limit, less room for the link line.
+const DISCORD_MAX: usize = 1_900;
+
+/// The source (Sentry/GlitchTip) issue.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceIssue {
+    pub title: String,
+    pub url: String,
+    pub culprit: Option<String>,
+    pub level: Option<String>,
+    pub status: Option<String>,
+    pub project: Option<String>,
+    pub count: Option<String>,
+    pub user_count: Option<u64>,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+}
+
+/// A frame with the code around its line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeFrame {
+    pub path: String,
+    pub line: Option<u32>,
+    pub function: Option<String>,
+    /// Link to the line in the repository.
+    pub url: Option<String>,
+    /// `(line number, text)` around `line`.
+    pub code: Vec<(u32, String)>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuspectCommit {
+    pub sha: String,
+    pub author: String,
+    pub date: String,
+    pub message: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimilarIssue {
+    /// `ENG-12` or `#34`.
+    pub id: String,
+    pub title: String,
+    pub url: String,
+    pub resolved: bool,
+    /// How it was resolved (state, closing reason), when known.
+    pub resolution: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recording {
+    pub session_id: String,
+    pub url: String,
+    pub start_time: Option<String>,
+    pub duration_secs: Option<u64>,
+    pub console_errors: Option<u64>,
+    /// Whose session (an email) if found through a person.
+    pub person: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationLine {
+    pub author: String,
+    pub content: String,
+}
+
+/// Everything gathered about a bug.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContextPacket {
+    /// One line: what the bug is.
+    pub headline: String,
+    /// The requester's note, if any.
+    pub note: Option<String>,
+    pub source: Option<SourceIssue>,
+    pub frames: Vec<CodeFrame>,
+    pub commits: Vec<SuspectCommit>,
+    pub similar: Vec<SimilarIssue>,
+    pub runbooks: Vec<RunbookMatch>,
+    pub recordings: Vec<Recording>,
+    pub conversation: Vec<ConversationLine>,
+    /// Sources that failed or were skipped, one line each (`PostHog: HTTP 503`).
+    pub notes: Vec<String>,
+}
+
+/// Fences code whatever it contains: a fence longer than any backtick run inside.
+fn fence(code: &str, lang: &str) -> String {
+    let longest = code.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let ticks = "`".repeat(longest.max(2) + 1);
+    format!("{ticks}{lang}\n{code}\n{ticks}\n")
+}
+
+/// Escapes Markdown so untrusted text stays text on one line.
+fn inline(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '@' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+fn lang_of(path: &str) -> &'static str {
+    match path.rsplit('.').next().unwrap_or_default() {
+        "py" => "python",
+        "js" | "mjs" | "cjs" | "jsx" => "javascript",
+        "ts" | "tsx" => "typescript",
+        "rb" => "ruby",
+        "rs" => "rust",
+        "go" => "go",
+        "java" => "java",
+        "kt" => "kotlin",
+        "php" => "php",
+        "html" => "html",
+        _ => "",
+    }
+}
+
+impl ContextPacket {
+    /// The whole packet as Markdown, for a comment on the tracked issue.
+    #[expect(clippy::too_many_lines, reason = "one section after another, in reading order")]
+    pub fn to_markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "## bugbot context: {}\n", inline(&self.headline));
+        if let Some(note) = &self.note {
+            let _ = writeln!(md, "> {}\n", inline(note));
+        }
+        md.push_str("### Summary\n");
+        match &self.source {
+            Some(s) => {
+                let _ = writeln!(md, "- **Error:** [{}]({})", inline(&s.title), s.url);
+                if let Some(c) = &s.culprit {
+                    let _ = writeln!(md, "- **Culprit:** `{}`", c.replace('`', "'"));
+                }
+                let facts: Vec<String> = [
+                    s.level.as_ref().map(|l| format!("level {l}")),
+                    s.status.as_ref().map(|v| format!("status {v}")),
+                    s.project.as_ref().map(|p| format!("project {}", inline(p))),
+                    s.count.as_ref().map(|c| format!("{c} events")),
+                    s.user_count.map(|u| format!("{u} users")),
+                    s.first_seen.as_ref().map(|f| format!("first seen {f}")),
+                    s.last_seen.as_ref().map(|l| format!("last seen {l}")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
+                if !facts.is_empty() {
+                    let _ = writeln!(md, "- {}", facts.join(" · "));
+                }
+            }
+            None => md.push_str("- No Sentry/GlitchTip issue was referenced.\n"),
+        }
+        let _ = writeln!(
+            md,
+            "- {} app frames, {} suspect commits, {} similar issues, {} runbooks, {} recordings\n",
+            self.frames.len(),
+            self.commits.len(),
+            self.similar.len(),
+            self.runbooks.len(),
+            self.recordings.len()
+        );
+
+        if !self.frames.is_empty() {
+            md.push_str("### Stack (application frames, crash first)\n");
+            for f in &self.frames {
+                let at = f.line.map_or_else(|| f.path.clone(), |l| format!("{}:{l}", f.path));
+                let title = match &f.url {
+                    Some(url) => format!("[`{at}`]({url})"),
+                    None => format!("`{at}`"),
+                };
+                let func = f.function.as_deref().map(|f| format!(" in `{}`", f.replace('`', "'"))).unwrap_or_default();
+                let _ = writeln!(md, "**{title}**{func}");
+                if !f.code.is_empty() {
+                    let width = f.code.iter().map(|(n, _)| n.to_string().len()).max().unwrap_or(1);
+                    let text: Vec<String> = f
+                        .code
+                        .iter()
+                        .map(|(n, t)| {
+                            let mark = if Some(*n) == f.line { '>' } else { ' ' };
+                            format!("{mark}{n:>width$} | {}", clip(t, 200))
+                        })
+                        .collect();
+                    md.push_str(&fence(&text.join("\n"), lang_of(&f.path)));
+                }
+                md.push('\n');
+            }
+        }
+        if !self.commits.is_empty() {
+            md.push_str("### Suspect commits (last to touch these files)\n");
+            for c in &self.commits {
+                let first = c.message.lines().next().unwrap_or_default();
+                let _ = writeln!(
+                    md,
+                    "- `{}` {} — {} ({}, `{}`)",
+                    &c.sha[..c.sha.len().min(7)],
+                    inline(&clip(first, 120)),
+                    inline(&c.author),
+                    c.date,
+                    c.path
+                );
+            }
+            md.push('\n');
+        }
+        if !self.similar.is_empty() {
+            md.push_str("### Similar issues\n");
+            for s in &self.similar {
+                let state = if s.resolved { "resolved" } else { "open" };
+                let how = s.resolution.as_deref().map(|r| format!(": {}", inline(r))).unwrap_or_default();
+                let _ = writeln!(md, "- [{} {}]({}) — {state}{how}", s.id, inline(&s.title), s.url);
+            }
+            md.push('\n');
+        }
+        if !self.runbooks.is_empty() {
+            md.push_str("### Runbooks\n");
+            for r in &self.runbooks {
+                let _ = writeln!(md, "- [{}]({}) (matches `{}`)", inline(&r.title), r.url, r.pattern.replace('`', "'"));
+            }
+            md.push('\n');
+        }
+        if !self.recordings.is_empty() {
+            md.push_str("### Session recordings\n");
+            for r in &self.recordings {
+                let mut facts = Vec::new();
+                if let Some(p) = &r.person {
+                    facts.push(inline(p));
+                }
+                if let Some(t) = &r.start_time {
+                    facts.push(t.clone());
+                }
+                if let Some(d) = r.duration_secs {
+                    facts.push(format!("{d} s"));
+                }
+                if let Some(e) = r.console_errors {
+                    facts.push(format!("{e} console errors"));
+                }
+                let _ = writeln!(md, "- [replay {}]({}) {}", r.session_id, r.url, facts.join(" · "));
+            }
+            md.push('\n');
+        }
+        if !self.conversation.is_empty() {
+            md.push_str("### Conversation\n");
+            for line in &self.conversation {
+                let _ = writeln!(md, "> **{}:** {}", inline(&line.author), inline(&clip(&line.content, 400)));
+            }
+            md.push('\n');
+        }
+        if !self.notes.is_empty() {
+            md.push_str("### Notes\n");
+            for n in &self.notes {
+                let _ = writeln!(md, "- {}", inline(n));
+            }
+            md.push('\n');
+        }
+        md.push_str("<sub>Gathered by bugbot.</sub>\n");
+        md
+    }
+
+    /// The short Discord summary the deferred reply is edited to; ends with the issue link.
+    pub fn discord_summary(&self, issue_label: &str, issue_url: &str) -> String {
+        let mut lines =
+            vec![format!("**Context for {}** — {}", inline(issue_label), inline(&clip(&self.headline, 150)))];
+        if let Some(s) = &self.source {
+            lines.push(format!(
+                "Error: {} ({} events)",
+                inline(&clip(&s.title, 150)),
+                s.count.as_deref().unwrap_or("?")
+            ));
+        }
+        if let Some(f) = self.frames.first() {
+            let at = f.line.map_or_else(|| f.path.clone(), |l| format!("{}:{l}", f.path));
+            lines.push(format!("Crash site: `{at}`"));
+        }
+        if let Some(c) = self.commits.first() {
+            lines.push(format!("Last change: `{}` by {}", &c.sha[..c.sha.len().min(7)], inline(&c.author)));
+        }
+        if let Some(s) = self.similar.iter().find(|s| s.resolved).or(self.similar.first()) {
+            let state = if s.resolved { "resolved" } else { "open" };
+            lines.push(format!("Similar: {} ({state})", s.id));
+        }
+        if let Some(r) = self.runbooks.first() {
+            lines.push(format!("Runbook: <{}>", r.url));
+        }
+        if !self.recordings.is_empty() {
+            lines.push(format!("Recordings: {}", self.recordings.len()));
+        }
+        if !self.notes.is_empty() {
+            lines.push(format!("Notes: {}", inline(&self.notes.join("; "))));
+        }
+        let mut text = lines.join("\n");
+        if text.chars().count() > DISCORD_MAX {
+            text = clip(&text, DISCORD_MAX);
+        }
+        format!("{text}\nFull packet: <{issue_url}>")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> ContextPacket {
+        ContextPacket {
+            headline: "ZeroDivisionError: division by zero".into(),
+            note: Some("checkout breaks for *some* users".into()),
+            source: Some(SourceIssue {
+                title: "ZeroDivisionError: division by zero".into(),
+                url: "https://sentry.io/organizations/acme/issues/1001/".into(),
+                culprit: Some("errors.views in get".into()),
+                level: Some("error".into()),
+                status: Some("unresolved".into()),
+                project: Some("shop".into()),
+                count: Some("12".into()),
+                user_count: Some(3),
+                first_seen: Some("2024-05-01T10:00:00Z".into()),
+                last_seen: Some("2024-05-02T10:00:00Z".into()),
+            }),
+            frames: vec![CodeFrame {
+                path: "errors/views.py".into(),
+                line: Some(18),
+                function: Some("get".into()),
+                url: Some("https://github.com/acme/shop/blob/main/errors/views.py#L18".into()),
+                code: vec![(17, "    def get(self, request):".into()), (18, "        1 / 0".into())],
+            }],
+            commits: vec![SuspectCommit {
+                sha: "abcdef1234567".into(),
+                author: "Jane Doe".into(),
+                date: "2024-04-30T09:00:00Z".into(),
+                message: "Compute ratios\n\nlong body".into(),
+                path: "errors/views.py".into(),
+            }],
+            similar: vec![SimilarIssue {
+                id: "ENG-3".into(),
+                title: "ZeroDivisionError in ratios".into(),
+                url: "https://linear.app/acme/issue/ENG-3".into(),
+                resolved: true,
+                resolution: Some("completed".into()),
+            }],
+            runbooks: vec![RunbookMatch {
+                title: "Division errors".into(),
+                url: "https://github.com/acme/shop/blob/main/runbooks/zero.md".into(),
+                pattern: "ZeroDivisionError".into(),
+            }],
+            recordings: vec![Recording {
+                session_id: "s1".into(),
+                url: "https://us.posthog.com/project/1/replay/s1".into(),
+                start_time: Some("2024-05-02T09:59:00Z".into()),
+                duration_secs: Some(120),
+                console_errors: Some(2),
+                person: Some("jane@example.com".into()),
+            }],
+            conversation: vec![ConversationLine {
+                author: "jane".into(),
+                content: "it fails @everyone ```x```".into(),
+            }],
+            notes: vec!["PostHog: HTTP 503".into()],
+        }
+    }
+
+    #[test]
+    fn markdown_snapshot() {
+        insta::assert_snapshot!(sample().to_markdown());
+    }
+
+    #[test]
+    fn discord_summary_snapshot() {
+        insta::assert_snapshot!(sample().discord_summary("ENG-9", "https://linear.app/acme/issue/ENG-9"));
+    }
+
+    #[test]
+    fn an_empty_packet_renders() {
+        let md = ContextPacket { headline: "x".into(), ..ContextPacket::default() }.to_markdown();
+        assert!(md.contains("No Sentry/GlitchTip issue was referenced."));
+        let code = fence("a ``` b", "");
+        assert!(code.starts_with("````\n"), "{code}");
+    }
+}

@@ -1,0 +1,137 @@
+//! Runbooks: which documented procedure matches an error. Two sources, both configuration:
+//! Markdown files (`runbooks/*.md` in the target repository) whose front matter lists the
+//! patterns they cover, and a `RUNBOOKS` JSON map `{"pattern": "https://…"}`.
+//!
+//! ```markdown
+//! ---
+//! title: Database connections exhausted
+//! patterns: ["OperationalError", "too many connections"]
+//! ---
+//! ```
+//! (a YAML block list `patterns:\n  - a\n  - b` works too). Patterns match case-insensitively as
+//! substrings of the error's title, culprit and message.
+
+use serde::{Deserialize, Serialize};
+
+/// A runbook and what it covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runbook {
+    pub title: String,
+    pub url: String,
+    pub patterns: Vec<String>,
+}
+
+/// A runbook that matched, and the pattern that did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunbookMatch {
+    pub title: String,
+    pub url: String,
+    pub pattern: String,
+}
+
+/// Reads a runbook file's front matter; `None` if it has no patterns. `fallback_title` is used
+/// when the front matter has no `title` (the file name, say).
+pub fn parse_front_matter(markdown: &str, url: &str, fallback_title: &str) -> Option<Runbook> {
+    let body = markdown.trim_start_matches('\u{feff}');
+    let rest = body.strip_prefix("---")?;
+    let end = rest.find("\n---")?;
+    let mut title = None;
+    let mut patterns = Vec::new();
+    let mut in_list = false;
+    for line in rest[..end].lines() {
+        let trimmed = line.trim();
+        if in_list && let Some(item) = trimmed.strip_prefix("- ") {
+            patterns.push(unquote(item));
+            continue;
+        }
+        in_list = false;
+        let Some((key, value)) = trimmed.split_once(':') else { continue };
+        let value = value.trim();
+        match key.trim() {
+            "title" => title = Some(unquote(value)),
+            "patterns" | "pattern" | "match" => {
+                if value.is_empty() {
+                    in_list = true;
+                } else if let Some(inner) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+                    patterns.extend(inner.split(',').map(unquote));
+                } else {
+                    patterns.push(unquote(value));
+                }
+            }
+            _ => {}
+        }
+    }
+    patterns.retain(|p| !p.is_empty());
+    (!patterns.is_empty()).then(|| Runbook {
+        title: title.unwrap_or_else(|| fallback_title.to_owned()),
+        url: url.to_owned(),
+        patterns,
+    })
+}
+
+fn unquote(s: &str) -> String {
+    s.trim().trim_matches(|c| c == '"' || c == '\'').trim().to_owned()
+}
+
+/// Reads `RUNBOOKS` (`{"pattern": "url"}`); each entry is a runbook titled by its pattern.
+pub fn parse_map(json: &str) -> Result<Vec<Runbook>, String> {
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(json).map_err(|e| format!("RUNBOOKS is not a JSON object: {e}"))?;
+    map.into_iter()
+        .map(|(pattern, url)| match url.as_str() {
+            Some(url) => Ok(Runbook { title: pattern.clone(), url: url.to_owned(), patterns: vec![pattern] }),
+            None => Err(format!("RUNBOOKS[{pattern:?}] is not a URL string")),
+        })
+        .collect()
+}
+
+/// The runbooks one of whose patterns occurs in any of `texts`, in the given order, once each.
+pub fn matching(runbooks: &[Runbook], texts: &[&str]) -> Vec<RunbookMatch> {
+    let haystack: Vec<String> = texts.iter().map(|t| t.to_lowercase()).collect();
+    runbooks
+        .iter()
+        .filter_map(|r| {
+            let pattern = r.patterns.iter().find(|p| {
+                let p = p.to_lowercase();
+                haystack.iter().any(|h| h.contains(&p))
+            })?;
+            Some(RunbookMatch { title: r.title.clone(), url: r.url.clone(), pattern: pattern.clone() })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn front_matter_inline_and_block_lists() {
+        let inline =
+            "---\ntitle: \"Division by zero\"\npatterns: [\"ZeroDivisionError\", 'division by zero']\n---\n# Steps\n";
+        let r = parse_front_matter(inline, "https://x/runbooks/zero.md", "zero").unwrap();
+        assert_eq!(r.title, "Division by zero");
+        assert_eq!(r.patterns, ["ZeroDivisionError", "division by zero"]);
+        let block = "---\npatterns:\n  - OperationalError\n  - too many connections\nowner: db\n---\nbody";
+        let r = parse_front_matter(block, "u", "db.md").unwrap();
+        assert_eq!((r.title.as_str(), r.patterns.len()), ("db.md", 2));
+        assert!(parse_front_matter("# no front matter", "u", "t").is_none());
+        assert!(parse_front_matter("---\ntitle: x\n---\n", "u", "t").is_none(), "no patterns: not a runbook");
+    }
+
+    #[test]
+    fn matching_is_case_insensitive_and_ordered() {
+        let books = parse_map(r#"{"zerodivision": "https://wiki/zero", "Timeout": "https://wiki/timeout"}"#).unwrap();
+        let hits = matching(&books, &["ZeroDivisionError: division by zero", "errors.views in get"]);
+        assert_eq!(
+            hits,
+            [RunbookMatch {
+                title: "zerodivision".into(),
+                url: "https://wiki/zero".into(),
+                pattern: "zerodivision".into()
+            }]
+        );
+        assert!(matching(&books, &["KeyError"]).is_empty());
+        assert!(parse_map("[1]").is_err());
+        assert!(parse_map(r#"{"a": 1}"#).is_err());
+    }
+}
