@@ -128,7 +128,8 @@ async fn main() {
     }
 
     let series = |f: fn(&Timings) -> Duration| all.iter().map(|t| ms(f(t))).collect::<Vec<_>>();
-    stats("clone", series(|t| t.clone));
+    stats("fetch", series(|t| t.fetch));
+    stats("checkout", series(|t| t.checkout));
     stats("agent", series(|t| t.agent));
     stats("check", series(|t| t.check));
     stats("commit", series(|t| t.commit));

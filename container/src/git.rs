@@ -163,16 +163,10 @@ impl Git {
         }
     }
 
-    /// A depth-1 fetch of `base_ref` into a new repository at `dir`, checked out on a new `branch`.
-    pub async fn clone_shallow(
-        &self,
-        remote: &RemoteUrl,
-        base_ref: &str,
-        branch: &str,
-        dir: &Path,
-    ) -> Result<(), GitError> {
+    /// A depth-1 fetch of `base_ref` into a new repository at `dir` (then [`Git::checkout_new_branch`]):
+    /// a shallow clone that also works for commit ids.
+    pub async fn fetch_shallow(&self, remote: &RemoteUrl, base_ref: &str, dir: &Path) -> Result<(), GitError> {
         check_ref(base_ref)?;
-        check_ref(branch)?;
         tokio::fs::create_dir_all(dir).await?;
         self.run("init", dir, None, &["init", "-q", "."], None).await?;
         self.run(
@@ -182,11 +176,14 @@ impl Git {
             &["fetch", "-q", "--depth", "1", "--no-tags", remote.as_str(), base_ref],
             None,
         )
-        .await?;
-        // Parallel checkout: writing a few thousand files is I/O-bound, not CPU-bound.
-        let checkout = ["-c", "checkout.workers=0", "-c", "checkout.thresholdForParallelism=100", "checkout", "-q"];
-        self.run("checkout", dir, None, &[&checkout[..], &["-b", branch, "FETCH_HEAD"]].concat(), None).await?;
-        Ok(())
+        .await
+        .map(drop)
+    }
+
+    /// Checks out what [`Git::fetch_shallow`] fetched on a new `branch` (writes the work tree).
+    pub async fn checkout_new_branch(&self, branch: &str, dir: &Path) -> Result<(), GitError> {
+        check_ref(branch)?;
+        self.run("checkout", dir, None, &["checkout", "-q", "-b", branch, "FETCH_HEAD"], None).await.map(drop)
     }
 
     /// Stages everything the agent changed (respecting `.gitignore`).

@@ -26,7 +26,10 @@ const TEST_OUTPUT_TAIL: usize = 4000;
 /// Where the time went (the benchmark reports these; `agent` is model time).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Timings {
-    pub clone: Duration,
+    /// `git init` + depth-1 fetch.
+    pub fetch: Duration,
+    /// Writing the work tree on the new branch.
+    pub checkout: Duration,
     pub agent: Duration,
     pub check: Duration,
     pub test: Duration,
@@ -39,7 +42,7 @@ impl Timings {
     /// The executor's own overhead on the way to a pushed branch: clone and branch, diff check, commit,
     /// push (not the agent, the test command, or the work-dir removal after the result is known).
     pub fn overhead(&self) -> Duration {
-        self.clone + self.check + self.commit + self.push
+        self.fetch + self.checkout + self.check + self.commit + self.push
     }
 }
 
@@ -146,8 +149,11 @@ impl Runner {
 
         // 1. Shallow clone and branch.
         let t = Instant::now();
-        git.clone_shallow(&remote, &job.base_ref, &job.branch, &repo).await.map_err(git_failed)?;
-        timings.clone = t.elapsed();
+        git.fetch_shallow(&remote, &job.base_ref, &repo).await.map_err(git_failed)?;
+        timings.fetch = t.elapsed();
+        let t = Instant::now();
+        git.checkout_new_branch(&job.branch, &repo).await.map_err(git_failed)?;
+        timings.checkout = t.elapsed();
         let git_config_before = tokio::fs::read(repo.join(".git/config")).await.unwrap_or_default();
 
         // 2. The agent.
