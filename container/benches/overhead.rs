@@ -83,6 +83,7 @@ async fn main() {
     );
 
     let work_root = std::env::var_os("BENCH_WORK_ROOT")
+        .filter(|root| !root.is_empty())
         .map_or_else(|| tmp.path().join("work"), |root| Path::new(&root).join("bugbot-bench-work"));
     println!("work root: {}", work_root.display());
     let config = Config::from_lookup(|name| match name {
