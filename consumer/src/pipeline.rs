@@ -150,22 +150,21 @@ async fn run<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Result<Outcome, Step
     if let Decision::Drop(reason) = filter_signal(&signal, &deps.config.filter) {
         return Ok(with_fingerprint(Outcome::done(JobState::Ignored, format!("filtered: {reason}")), &fingerprint));
     }
-    let holder = job.id.as_str();
     let outcome = match signal {
-        Signal::Occurrence(event) | Signal::Regressed(event) => occurrence(deps, holder, &event).await?,
+        Signal::Occurrence(event) | Signal::Regressed(event) => occurrence(deps, job, &event).await?,
         Signal::Resolved(change) => status_change(deps, &change, true).await?,
         Signal::MetricAlert(alert) => {
             if alert.status == MetricStatus::Resolved {
                 status_change(deps, &alert.to_change(), true).await?
             } else {
-                occurrence(deps, holder, &alert.to_event()).await?
+                occurrence(deps, job, &alert.to_event()).await?
             }
         }
         Signal::Uptime(alert) => {
             if alert.state == UptimeState::Up {
                 status_change(deps, &alert.to_change(), true).await?
             } else {
-                occurrence(deps, holder, &alert.to_event()).await?
+                occurrence(deps, job, &alert.to_event()).await?
             }
         }
         Signal::Ignored(_) | Signal::Assigned { .. } => {
@@ -184,7 +183,8 @@ fn with_fingerprint(outcome: Outcome, fp: &str) -> Outcome {
     }
 }
 
-async fn occurrence<P: HttpPort>(deps: &Deps<'_, P>, holder: &str, event: &ErrorEvent) -> Result<Outcome, StepError> {
+async fn occurrence<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, event: &ErrorEvent) -> Result<Outcome, StepError> {
+    let holder = job.id.as_str();
     let fp = event.fingerprint.as_str();
     let op = FingerprintOp::Occurrence {
         holder: holder.to_owned(),

@@ -52,6 +52,11 @@ impl State {
         Self { kv }
     }
 
+    /// The namespace itself, for modules that keep their own records (`fixrun:`, `thread:`, ...).
+    pub fn kv(&self) -> &KvStore {
+        &self.kv
+    }
+
     async fn put<T: Serialize>(&self, key: &str, value: &T, ttl: u64) -> worker::Result<()> {
         self.kv.put(key, serde_json::to_string(value)?)?.expiration_ttl(ttl).execute().await?;
         Ok(())

@@ -7,6 +7,7 @@
 //! - [`verify`] — request authentication: Discord Ed25519, Sentry HMAC-SHA256, URL tokens.
 //! - [`source`] — lenient payload types of every source (Discord, Sentry, GlitchTip).
 //! - [`claim`] — exactly-once decisions (deliveries, fingerprints), applied by a Durable Object.
+//! - [`confidence`] — the fix-confidence formula and the auto-fix policy.
 //! - [`command`] — the `/bugbot` command model, parsed from a Discord interaction.
 //! - [`job`] — the versioned queue contract between gateway and consumer.
 //! - [`event`] — the normalized `ErrorEvent` and the `Signal` a delivery means.
@@ -29,6 +30,7 @@ pub mod authz;
 pub mod backoff;
 pub mod claim;
 pub mod command;
+pub mod confidence;
 pub mod commands_def;
 pub mod event;
 pub mod executor;

@@ -7,6 +7,7 @@
 //! - [`workers`] — start both Workers with test configuration; read their logs and job status.
 //! - [`stack`] — the fakes plus both Workers wired to them, for end-to-end tests.
 //! - [`keys`] — per-run credentials and the signing Discord and Sentry do.
+//! - [`local_executor`] — the real fix executor in process, with a seeded bare repository.
 //! - [`anthropic`] — a fake Anthropic Messages API for the executor's Claude Code runs.
 //! - [`fake`] — fake Linear, GitHub and Discord APIs (state, recorded requests, scripted failures)
 //!   and `ReqwestPort`, the consumer's `HttpPort` for native tests.
@@ -14,5 +15,6 @@
 pub mod anthropic;
 pub mod fake;
 pub mod keys;
+pub mod local_executor;
 pub mod stack;
 pub mod workers;

@@ -30,6 +30,10 @@ pub struct StackOptions {
     pub consumer_vars: Vec<(String, String)>,
     /// Overrides of the consumer's queue settings (Miniflare names, e.g. `maxRetries`).
     pub consumer_queue: Value,
+    /// Serve the gateway on this port (when its URL must be known before it starts).
+    pub gateway_port: Option<u16>,
+    /// Credentials to use (when something outside the stack must share them, like an executor).
+    pub keys: Option<TestKeys>,
 }
 
 impl Default for StackOptions {
@@ -41,6 +45,8 @@ impl Default for StackOptions {
             // Fast retries in tests: 1 s base backoff, three deliveries in all.
             consumer_vars: vec![("RETRY_BASE_MS".into(), "1000".into()), ("RETRY_MAX_ATTEMPTS".into(), "3".into())],
             consumer_queue: serde_json::json!({"maxRetries": 2}),
+            gateway_port: None,
+            keys: None,
         }
     }
 }
@@ -66,7 +72,7 @@ fn token(prefix: &str) -> String {
 
 impl Stack {
     pub async fn start(options: StackOptions) -> anyhow::Result<Self> {
-        let keys = TestKeys::new();
+        let keys = options.keys.clone().unwrap_or_default();
         let linear_key = token("lin_test_");
         let github_token = token("gh_test_");
         let bot_token = token("bot_test_");
@@ -91,7 +97,10 @@ impl Stack {
             vars = vars.consumer(k, v);
         }
         let workers = tokio::task::block_in_place(|| {
-            Workers::start_with(&vars, &serde_json::json!({"consumerQueue": options.consumer_queue}))
+            Workers::start_with(
+                &vars,
+                &serde_json::json!({"consumerQueue": options.consumer_queue, "port": options.gateway_port.unwrap_or(0)}),
+            )
         })?;
         Ok(Self { keys, linear, github, discord, workers, linear_key, github_token, bot_token })
     }

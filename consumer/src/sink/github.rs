@@ -59,6 +59,40 @@ pub struct GitHubIssue {
     pub body: Option<String>,
 }
 
+/// A pull request to open.
+#[derive(Debug, Clone)]
+pub struct NewPull<'a> {
+    pub title: &'a str,
+    /// The branch with the change.
+    pub head: &'a str,
+    pub base: &'a str,
+    pub body: &'a str,
+    pub draft: bool,
+}
+
+/// An opened (or already open) pull request.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PullRef {
+    pub number: u64,
+    pub html_url: String,
+    /// It was already open (not created by this call).
+    #[serde(default)]
+    pub existed: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct PullHead {
+    number: u64,
+    html_url: String,
+    head: PullBranch,
+}
+
+#[derive(Debug, Deserialize)]
+struct PullBranch {
+    #[serde(rename = "ref")]
+    git_ref: String,
+}
+
 /// One commit that touched a path (<https://docs.github.com/en/rest/commits/commits#list-commits>).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitSummary {
@@ -142,6 +176,36 @@ impl<'a, P: HttpPort> GitHub<'a, P> {
     /// `GET /repos/{o}/{r}/contents/{path}` (<https://docs.github.com/en/rest/repos/contents#get-repository-content>);
     /// `None` if there is no such file. Invalid UTF-8 is replaced; directories and files over the
     /// API's 1 MB inline limit are errors.
+    /// Opens a pull request, <https://docs.github.com/en/rest/pulls/pulls#create-a-pull-request>.
+    /// If one is already open for `head` (GitHub answers 422), that one is returned instead.
+    pub async fn create_pull(&self, new: &NewPull<'_>) -> Result<PullRef, SinkError> {
+        let url = self.repo_url(&["pulls"])?;
+        let body =
+            json!({"title": new.title, "head": new.head, "base": new.base, "body": new.body, "draft": new.draft});
+        match self.call::<PullRef>(Method::Post, url, Some(body)).await {
+            Ok(pull) => Ok(PullRef { existed: false, ..pull }),
+            Err(SinkError::Permanent { reason, .. }) if reason.contains("already exists") => self
+                .find_open_pull(new.head)
+                .await?
+                .map(|pull| PullRef { existed: true, ..pull })
+                .ok_or(SinkError::Permanent { service: SERVICE, reason }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The open pull request whose head is `branch` (of this repository), if any.
+    pub async fn find_open_pull(&self, branch: &str) -> Result<Option<PullRef>, SinkError> {
+        let (owner, _) = self.repo()?;
+        let mut url = self.repo_url(&["pulls"])?;
+        url.query_pairs_mut().append_pair("state", "open").append_pair("head", &format!("{owner}:{branch}"));
+        let pulls: Vec<PullHead> = self.call(Method::Get, url, None).await?;
+        Ok(pulls.into_iter().find(|p| p.head.git_ref == branch).map(|p| PullRef {
+            number: p.number,
+            html_url: p.html_url,
+            existed: true,
+        }))
+    }
+
     pub async fn file_contents(&self, path: &str, git_ref: Option<&str>) -> Result<Option<String>, SinkError> {
         #[derive(Deserialize)]
         struct Entry {

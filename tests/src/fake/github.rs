@@ -88,6 +88,8 @@ struct Data {
     files: BTreeMap<(String, String), String>,
     /// `refs/heads/main` → sha.
     refs: BTreeMap<String, String>,
+    /// A real bare repository standing for this one's git data (what an executor pushed to).
+    backing_repo: Option<std::path::PathBuf>,
     next_number: u64,
     next_id: u64,
 }
@@ -124,6 +126,7 @@ impl FakeGitHub {
             issues: Vec::new(),
             comments: Vec::new(),
             pulls: Vec::new(),
+            backing_repo: None,
             commits: Vec::new(),
             files: BTreeMap::new(),
             refs,
@@ -182,6 +185,11 @@ impl FakeGitHub {
 
     pub fn comments(&self) -> Vec<Comment> {
         lock(&self.data).comments.clone()
+    }
+
+    /// Serves branches from a real bare repository too, as GitHub knows what was pushed to it.
+    pub fn set_backing_repo(&self, bare: &std::path::Path) {
+        lock(&self.data).backing_repo = Some(bare.to_path_buf());
     }
 
     pub fn pulls(&self) -> Vec<Pull> {
@@ -570,10 +578,20 @@ fn create_pull(data: &mut Data, body: &Value) -> Response {
     };
     // `head` may be `owner:branch`.
     let branch = head.rsplit(':').next().unwrap_or(&head).to_owned();
-    if !data.refs.contains_key(&format!("refs/heads/{branch}")) {
+    let pushed = |name: &str| {
+        data.backing_repo.as_ref().is_some_and(|bare| {
+            std::process::Command::new("git")
+                .arg("--git-dir")
+                .arg(bare)
+                .args(["rev-parse", "--verify", "--quiet", &format!("refs/heads/{name}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    };
+    if !data.refs.contains_key(&format!("refs/heads/{branch}")) && !pushed(&branch) {
         return validation_failed(&json!([{"resource": "PullRequest", "code": "invalid", "field": "head"}]));
     }
-    if !data.refs.contains_key(&format!("refs/heads/{base}")) {
+    if !data.refs.contains_key(&format!("refs/heads/{base}")) && !pushed(&base) {
         return validation_failed(&json!([{"resource": "PullRequest", "code": "invalid", "field": "base"}]));
     }
     if data.pulls.iter().any(|p| p.state == "open" && p.head == branch && p.base == base) {

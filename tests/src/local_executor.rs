@@ -1,0 +1,137 @@
+//! The real fix executor, in process, for end-to-end tests of the fix flow: it runs the real Claude
+//! Code CLI against the [`FakeAnthropic`] model API, clones from and pushes to a real bare repository,
+//! and posts its signed results to whatever callback URL each job names (the gateway).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use bugbot_executor::agent::ClaudeCode;
+use bugbot_executor::callback::Callback;
+use bugbot_executor::config::Config;
+use bugbot_executor::jobs::JobBoard;
+use bugbot_executor::runner::Runner;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+use crate::anthropic::{FakeAnthropic, Turn};
+use crate::workers::workspace_root;
+
+/// A buggy file of the seeded project, and the check that passes once it is fixed.
+pub const BUGGY: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a - b\n}\n";
+pub const CHECK: &str = "grep -q 'a + b' src/lib.rs && echo 'tests passed: add' || { echo 'tests FAILED: add'; exit 1; }\n";
+
+/// The Claude Code CLI from the pinned npm package (or `BUGBOT_CLAUDE_BIN`).
+pub fn claude_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("BUGBOT_CLAUDE_BIN") {
+        return PathBuf::from(bin);
+    }
+    let root = workspace_root();
+    let candidates = [
+        root.join("node_modules/@anthropic-ai/claude-code-linux-x64/claude"),
+        root.join("node_modules/@anthropic-ai/claude-code/bin/claude.exe"),
+    ];
+    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
+        panic!("Claude Code CLI not found (run scripts/setup or set BUGBOT_CLAUDE_BIN); looked at {candidates:?}")
+    })
+}
+
+/// Runs git with a clean, fixed identity.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The executor plus its model fake and remote.
+#[derive(Debug)]
+pub struct LocalExecutor {
+    pub url: String,
+    pub secret: String,
+    pub fake: FakeAnthropic,
+    /// The bare repository standing for the GitHub repository.
+    pub remote: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: TempDir,
+}
+
+impl LocalExecutor {
+    /// Seeds a bare repository (`src/lib.rs` with a bug, `check.sh`, CI config) and starts the
+    /// executor with `turns` scripted for the model.
+    pub async fn start(turns: Vec<Turn>, secret: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let seed = dir.path().join("seed");
+        std::fs::create_dir_all(seed.join("src")).expect("mkdir");
+        std::fs::create_dir_all(seed.join(".github/workflows")).expect("mkdir");
+        std::fs::write(seed.join("src/lib.rs"), BUGGY).expect("write");
+        std::fs::write(seed.join("check.sh"), CHECK).expect("write");
+        std::fs::write(seed.join(".github/workflows/ci.yml"), "on: push\n").expect("write");
+        git(&seed, &["init", "-q"]);
+        git(&seed, &["add", "-A"]);
+        git(&seed, &["commit", "-qm", "initial"]);
+        let remote = dir.path().join("remote.git");
+        git(dir.path(), &["clone", "-q", "--bare", &seed.display().to_string(), &remote.display().to_string()]);
+
+        let fake = FakeAnthropic::start(turns).await;
+        let vars: HashMap<&str, String> = HashMap::from([
+            ("EXECUTOR_SECRET", secret.to_owned()),
+            ("ANTHROPIC_API_KEY", format!("sk-ant-api03-{}", "localKEY".repeat(5))),
+            ("ANTHROPIC_BASE_URL", fake.base_url()),
+            ("CLAUDE_BIN", claude_bin().display().to_string()),
+            ("GIT_TOKEN", format!("gh_local_{}", "t0k".repeat(8))),
+            ("WORK_ROOT", dir.path().join("work").display().to_string()),
+            ("ALLOW_INSECURE_REMOTES", "1".into()),
+            ("CALLBACK_BACKOFF_MS", "100".into()),
+            ("MAX_CONCURRENT_JOBS", "2".into()),
+        ]);
+        let config = Arc::new(Config::from_lookup(|k| vars.get(k).cloned()).expect("executor config"));
+        let runner = Runner::new(config.clone(), Arc::new(ClaudeCode::new(&config)));
+        let board = JobBoard::new(runner, Callback::new(&config), config.max_concurrent_jobs, config.max_queued_jobs);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind executor");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = bugbot_executor::server::serve(listener, board, &config, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Self { url, secret: secret.to_owned(), fake, remote, stop: Some(stop), _dir: dir }
+    }
+
+    /// `file://` URL of the remote.
+    pub fn clone_url(&self) -> String {
+        format!("file://{}", self.remote.display())
+    }
+
+    /// Branches in the remote.
+    pub fn branches(&self) -> Vec<String> {
+        git(&self.remote, &["for-each-ref", "--format=%(refname:short)", "refs/heads"]).lines().map(str::to_owned).collect()
+    }
+
+    /// A file's content on a branch of the remote.
+    pub fn show(&self, branch: &str, path: &str) -> String {
+        git(&self.remote, &["show", &format!("{branch}:{path}")])
+    }
+}
+
+impl Drop for LocalExecutor {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A free loopback port (bound and released), for a gateway whose URL must be known in advance.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}

@@ -1,0 +1,258 @@
+//! Issue 6 end to end: a fix request becomes a draft PR. Real Workers in workerd, the real executor
+//! (in process) running the real Claude Code CLI against the fake model API, a real bare repository
+//! as the remote, and the fakes of GitHub and Discord.
+
+use std::time::Duration;
+
+use bugbot_e2e::anthropic::Turn;
+use bugbot_e2e::keys::TestKeys;
+use bugbot_e2e::local_executor::{LocalExecutor, free_port};
+use bugbot_e2e::stack::{ALERTS_CHANNEL, APPLICATION_ID, Stack, StackOptions};
+use bugbot_e2e::workers::fixture;
+use bugbot_shared::source::discord::Snowflake;
+use serde_json::{Value, json};
+
+const SETTLE: Duration = Duration::from_secs(90);
+
+fn fixing_turns() -> Vec<Turn> {
+    vec![
+        Turn::read("src/lib.rs"),
+        Turn::edit("src/lib.rs", "a - b", "a + b"),
+        Turn::text("Root cause: add() subtracted its operands. Changed `a - b` to `a + b`."),
+    ]
+}
+
+async fn fix_stack(turns: Vec<Turn>, extra: &[(&str, &str)]) -> (Stack, LocalExecutor) {
+    let keys = TestKeys::new();
+    let executor = LocalExecutor::start(turns, &keys.executor_secret).await;
+    let port = free_port();
+    let mut options = StackOptions { linear: false, gateway_port: Some(port), keys: Some(keys), ..StackOptions::default() };
+    let mut vars = vec![
+        ("EXECUTOR_URL".to_owned(), executor.url.clone()),
+        ("EXECUTOR_CALLBACK_URL".to_owned(), format!("http://127.0.0.1:{port}/executor/callback")),
+        ("FIX_CLONE_URL".to_owned(), executor.clone_url()),
+        ("FIX_BASE_REF".to_owned(), "main".to_owned()),
+        ("FIX_ALLOWED_PATHS".to_owned(), "src/**".to_owned()),
+        ("FIX_TEST_COMMAND".to_owned(), "sh check.sh".to_owned()),
+        ("FIX_TIMEOUT_SECS".to_owned(), "120".to_owned()),
+    ];
+    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    options.consumer_vars.extend(vars);
+    let stack = Stack::start(options).await.unwrap();
+    stack.github.set_backing_repo(&executor.remote);
+    (stack, executor)
+}
+
+/// "Fix with bugbot" on a message reporting the bug; returns the interaction token.
+async fn fix_with_bugbot(stack: &Stack, content: &str) -> (String, reqwest::StatusCode) {
+    let id = format!("{}", 1_400_000_000_000_000_000u64 + u64::from(rand_u16()));
+    let token = format!("itok-{id}");
+    let body = serde_json::to_vec(&json!({
+        "id": id, "application_id": APPLICATION_ID.to_string(), "type": 2, "token": token,
+        "guild_id": "1100000000000000009", "channel_id": ALERTS_CHANNEL,
+        "member": {"user": {"id": "1100000000000000010", "username": "maria"}, "roles": []},
+        "data": {"name": "Fix with bugbot", "type": 3, "target_id": "1100000000000000011",
+            "resolved": {"messages": {"1100000000000000011": {"id": "1100000000000000011", "channel_id": ALERTS_CHANNEL,
+                "content": content, "author": {"id": "1100000000000000012", "username": "support"}}}}}
+    }))
+    .unwrap();
+    let mut req = reqwest::Client::new().post(format!("{}/discord/interactions", stack.workers.url)).body(body.clone());
+    for (k, v) in stack.keys.sign_discord(&body) {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.unwrap();
+    (token, resp.status())
+}
+
+fn rand_u16() -> u16 {
+    let mut b = [0u8; 2];
+    getrandom::fill(&mut b).unwrap();
+    u16::from_le_bytes(b)
+}
+
+fn edits_of(stack: &Stack, token: &str) -> Vec<String> {
+    stack
+        .discord
+        .original_edits()
+        .into_iter()
+        .filter(|c| c.token == token)
+        .map(|c| c.body["content"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fix_with_bugbot_on_a_bug_report_opens_one_draft_pr() {
+    let (stack, executor) = fix_stack(fixing_turns(), &[]).await;
+    let (token, status) = fix_with_bugbot(&stack, "Totals are wrong: add(2, 2) returns 0 on the invoice page").await;
+    assert_eq!(status, 200);
+    let pr = stack
+        .eventually(SETTLE, "a pull request", || stack.github.pulls().into_iter().next())
+        .await
+        .unwrap();
+    assert!(pr.draft);
+    assert_eq!(pr.base, "main");
+    assert_eq!(pr.head, "bugbot/fix-1");
+    let body = pr.body.clone().unwrap_or_default();
+    assert!(body.contains("Fixes #1"), "{body}");
+    assert!(body.contains("Root cause"), "the agent's summary: {body}");
+    assert!(body.contains("tests passed"), "the test output: {body}");
+    assert!(executor.branches().contains(&"bugbot/fix-1".to_owned()));
+    assert!(executor.show("bugbot/fix-1", "src/lib.rs").contains("a + b"));
+
+    // The issue filed from the report gets a comment with the PR link.
+    let issues = stack.github.issues();
+    assert_eq!(issues.len(), 1);
+    assert!(issues[0].title.starts_with("Totals are wrong"));
+    let link = format!("pull/{}", pr.number);
+    stack
+        .eventually(SETTLE, "the PR comment", || stack.github.comments().into_iter().find(|c| c.body.contains(&link)))
+        .await
+        .unwrap();
+    // The reply went through the stages by being edited in place.
+    let edits = stack.eventually(SETTLE, "the final edit", || {
+        let e = edits_of(&stack, &token);
+        e.last().is_some_and(|l| l.contains("draft PR opened")).then_some(e)
+    });
+    let edits = edits.await.unwrap();
+    assert!(edits.iter().any(|e| e.contains("queued")), "{edits:?}");
+    assert!(edits.iter().any(|e| e.contains("running")), "{edits:?}");
+    assert_eq!(stack.github.pulls().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edit_to_a_forbidden_path_is_blocked_without_a_pr() {
+    let turns = vec![
+        Turn::write(".github/workflows/ci.yml", "on: push\njobs: {}\n"),
+        Turn::text("Also tweaked CI."),
+    ];
+    let (stack, executor) = fix_stack(turns, &[]).await;
+    let (token, _) = fix_with_bugbot(&stack, "CI is flaky, please fix").await;
+    let edits = stack
+        .eventually(SETTLE, "the blocked edit", || {
+            let e = edits_of(&stack, &token);
+            e.last().is_some_and(|l| l.contains("blocked")).then_some(e)
+        })
+        .await
+        .unwrap();
+    assert!(edits.last().unwrap().contains("blocked:"), "the reason is shown: {edits:?}");
+    let comment = stack
+        .eventually(SETTLE, "the issue comment", || stack.github.comments().into_iter().find(|c| c.body.contains("blocked")))
+        .await
+        .unwrap();
+    assert!(comment.body.contains("nothing was pushed"), "{}", comment.body);
+    assert!(stack.github.pulls().is_empty());
+    assert_eq!(executor.branches(), vec!["main".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_fix_requested_twice_at_once_runs_once() {
+    let (stack, executor) = fix_stack(fixing_turns(), &[]).await;
+    // The first request files issue #1; both then ask for a fix of #1.
+    let (_, _) = fix_with_bugbot(&stack, "add() is broken").await;
+    stack.eventually(SETTLE, "issue #1", || stack.github.issues().into_iter().next()).await.unwrap();
+    let ask = |n: u64| {
+        let body = serde_json::to_vec(&json!({
+            "id": (1_500_000_000_000_000_000u64 + n).to_string(), "application_id": APPLICATION_ID.to_string(), "type": 2,
+            "token": format!("again-{n}"), "channel_id": ALERTS_CHANNEL,
+            "member": {"user": {"id": "1100000000000000013", "username": "lee"}, "roles": []},
+            "data": {"name": "bugbot", "type": 1, "options": [{"name": "fix", "type": 1, "options": [{"name": "issue", "type": 3, "value": "#1"}]}]}
+        }))
+        .unwrap();
+        let mut req = reqwest::Client::new().post(format!("{}/discord/interactions", stack.workers.url)).body(body.clone());
+        for (k, v) in stack.keys.sign_discord(&body) {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let (a, b) = tokio::join!(ask(1), ask(2));
+    assert_eq!(a.unwrap().status(), 200);
+    assert_eq!(b.unwrap().status(), 200);
+    stack.eventually(SETTLE, "a pull request", || stack.github.pulls().into_iter().next()).await.unwrap();
+    let told = stack
+        .eventually(SETTLE, "the already-running reply", || {
+            stack.discord.original_edits().into_iter().find(|c| c.body["content"].as_str().is_some_and(|t| t.contains("already running")))
+        })
+        .await
+        .unwrap();
+    assert!(told.token.starts_with("again-") || told.token.starts_with("itok-"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stack.github.pulls().len(), 1);
+    // The model was driven through one run only (three scripted turns, each served once).
+    assert_eq!(executor.fake.served_turns(), 3);
+}
+
+fn python_alert(high_confidence: bool) -> Vec<u8> {
+    let mut event: Value =
+        serde_json::from_slice(&fixture("sentry_events/glitchtip_test_data/oss_sentry_json/python_zero_division.json")).unwrap();
+    if !high_confidence {
+        event["exception"]["values"][0]["type"] = json!("CustomError");
+        event["exception"]["values"][0]["stacktrace"] = json!({"frames": []});
+    }
+    serde_json::to_vec(&json!({"action": "triggered", "installation": {"uuid": "i"}, "actor": {"type": "application", "id": "sentry", "name": "Sentry"},
+        "data": {"event": event, "triggered_rule": "auto-fix"}}))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_confident_alert_with_auto_fix_on_opens_a_pr() {
+    let (stack, _executor) = fix_stack(fixing_turns(), &[("AUTO_FIX", "on"), ("AUTO_FIX_THRESHOLD", "70")]).await;
+    let jobs = stack.sentry("event_alert", "auto-1", &python_alert(true)).await.unwrap();
+    stack.settled(&jobs[0], SETTLE).await.unwrap();
+    let pr = stack.eventually(SETTLE, "a pull request", || stack.github.pulls().into_iter().next()).await.unwrap();
+    assert!(pr.body.unwrap_or_default().contains("auto-fix (confidence"));
+    let channel = Snowflake(ALERTS_CHANNEL.parse().unwrap());
+    stack
+        .eventually(SETTLE, "the progress message", || {
+            stack.discord.messages(channel).into_iter().find(|m| m.content().contains("draft PR opened"))
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_low_confidence_alert_gets_a_note_and_no_run() {
+    let (stack, executor) = fix_stack(fixing_turns(), &[("AUTO_FIX", "on"), ("AUTO_FIX_THRESHOLD", "70")]).await;
+    let jobs = stack.sentry("event_alert", "auto-2", &python_alert(false)).await.unwrap();
+    assert_eq!(stack.settled(&jobs[0], SETTLE).await.unwrap()["state"], "filed");
+    let note = stack
+        .eventually(SETTLE, "the note", || stack.github.comments().into_iter().find(|c| c.body.contains("did not start an automatic fix")))
+        .await
+        .unwrap();
+    assert!(note.body.contains("below the auto-fix threshold"), "{}", note.body);
+    assert!(stack.github.pulls().is_empty());
+    assert_eq!(executor.fake.served_turns(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_callback_is_refused_and_nothing_is_enqueued() {
+    let (stack, _executor) = fix_stack(fixing_turns(), &[]).await;
+    let body = br#"{"job_id":"fix-1-forged","outcome":"fixed","branch":"bugbot/fix-1"}"#;
+    let client = reqwest::Client::new();
+    let url = format!("{}/executor/callback", stack.workers.url);
+    let now = bugbot_e2e::keys::now_secs();
+    let forged = bugbot_shared::executor::sign(b"not-the-secret", now, body);
+    let resp = client
+        .post(&url)
+        .header("x-bugbot-timestamp", now.to_string())
+        .header("x-bugbot-signature", forged)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(client.post(&url).body(body.to_vec()).send().await.unwrap().status(), 401);
+    // A correctly signed one is accepted (and, naming no known run, recorded as failed — not a PR).
+    let good = bugbot_shared::executor::sign(stack.keys.executor_secret.as_bytes(), now, body);
+    let resp = client
+        .post(&url)
+        .header("x-bugbot-timestamp", now.to_string())
+        .header("x-bugbot-signature", good)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let logs = stack.workers.json_logs();
+    assert!(logs.iter().any(|l| l["route"] == "executor_callback" && l["status"] == 401));
+    assert!(stack.github.pulls().is_empty());
+}
