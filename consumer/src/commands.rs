@@ -1,15 +1,256 @@
-//! `/bugbot` commands and message commands (issue: Discord commands and the context packet).
-//! Placeholder: records the job; the commands work fills this module in.
+//! `/bugbot` commands and message commands, run in the consumer so that the gateway stays fast:
+//! authorize, claim the delivery (a redelivered command runs once), then
+//! - contextualize / investigate / the "Contextualize with bugbot" menu: [`context`] gathers a
+//!   [`ContextPacket`](bugbot_shared::packet::ContextPacket), comments it on the tracked issue
+//!   ([`tracked`]) and edits the deferred reply in place with a summary and the link;
+//! - fix / "Fix with bugbot": resolves the tracked issue and records the job as queued for the fix flow;
+//! - status: the thread's (or issue's) jobs from KV;
+//! - errors / stats / resolve: [`sentry`], over the Sentry-compatible REST API.
+//!
+//! Authorization happens here, not at the gateway: the gateway wasm has no room left under its
+//! size budget. The cost is that the deferred reply was already sent (public, "bugbot is
+//! thinking…"), and a deferred reply's visibility is fixed when it is deferred, so a refusal edits
+//! that public reply rather than being ephemeral. Every refusal is logged.
 
-use bugbot_shared::job::Job;
-use bugbot_shared::status::JobState;
+pub mod context;
+pub mod sentry;
+pub mod tracked;
 
+use bugbot_shared::authz::{Access, Decision, Policy, PolicyVars};
+use bugbot_shared::claim::{DeliveryOp, DeliveryReply};
+use bugbot_shared::command::{Command, IssueRef};
+use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
+use bugbot_shared::log::{Level, LogLine};
+use bugbot_shared::status::{JobState, JobStatus};
+use serde_json::json;
+
+use crate::config::binding;
 use crate::http::HttpPort;
-use crate::pipeline::{Deps, Outcome};
+use crate::pipeline::{Deps, Outcome, StepError};
+use crate::sink::SinkError;
+use crate::sink::discord::Discord;
+
+pub use context::build_packet;
+pub use tracked::{TrackedIssue, resolve_tracked_issue};
 
 /// Handles a `DiscordCommand` or `DiscordComponent` job.
-#[expect(clippy::unused_async, reason = "placeholder until this module is filled in")]
 pub async fn process<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
-    let _ = (deps, job);
-    Outcome::Done { state: JobState::Received, reason: None, links: Vec::new(), fingerprint: None }
+    match &job.kind {
+        JobKind::DiscordCommand(command) => run(deps, job, command).await,
+        _ => done(JobState::Ignored, "no handler for this component"),
+    }
+}
+
+fn done(state: JobState, reason: impl Into<String>) -> Outcome {
+    Outcome::Done { state, reason: Some(reason.into()), links: Vec::new(), fingerprint: None }
+}
+
+/// The authorization settings; an unreadable one closes everything rather than opening up.
+fn policy(env: &worker::Env) -> Result<Policy, String> {
+    let var = |name| binding(env, name);
+    let (guilds, channels, read, write, users, admins) = (
+        var("DISCORD_ALLOWED_GUILDS"),
+        var("DISCORD_ALLOWED_CHANNELS"),
+        var("DISCORD_READ_ROLES"),
+        var("DISCORD_WRITE_ROLES"),
+        var("DISCORD_ALLOWED_USERS"),
+        var("DISCORD_ADMIN_USERS"),
+    );
+    Policy::from_vars(&PolicyVars {
+        allowed_guilds: guilds.as_deref(),
+        allowed_channels: channels.as_deref(),
+        read_roles: read.as_deref(),
+        write_roles: write.as_deref(),
+        allowed_users: users.as_deref(),
+        admin_users: admins.as_deref(),
+    })
+}
+
+pub(crate) fn discord<'a, P: HttpPort>(deps: &Deps<'a, P>) -> Discord<'a, P> {
+    let c = &deps.config.discord;
+    Discord { port: deps.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
+}
+
+/// Edits the deferred reply. Error text is untrusted: the reply can ping no one.
+pub(crate) async fn reply<P: HttpPort>(
+    deps: &Deps<'_, P>,
+    ix: &InteractionContext,
+    content: &str,
+) -> Result<(), SinkError> {
+    let body = json!({"content": clip(content, 2_000), "allowed_mentions": {"parse": []}});
+    discord(deps).edit_original(&ix.application_id.to_string(), &ix.token, &body).await.map(|_| ())
+}
+
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max.saturating_sub(1)) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+fn log_refusal(job: &Job, command: &Command, ix: &InteractionContext, reason: &str) {
+    let mut line = LogLine::new(Level::Warn, "consumer", "authz");
+    line.job_id = Some(job.id.as_str());
+    line.kind = Some(command.name());
+    line.outcome = Some("refused");
+    let user = ix.user.as_ref().map_or_else(|| "unknown".to_owned(), |u| u.id.to_string());
+    let why = format!("{reason} (user {user})");
+    line.reason = Some(&why);
+    worker::console_warn!("{}", line.to_json());
+}
+
+async fn run<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, cmd: &DiscordCommandJob) -> Outcome {
+    let ix = &cmd.interaction;
+    let decision = match policy(deps.env) {
+        Ok(policy) => policy.decide(ix, Access::of(&cmd.command)),
+        Err(e) => Decision::Deny(format!("bugbot's authorization settings are invalid ({e}).")),
+    };
+    if let Decision::Deny(reason) = decision {
+        log_refusal(job, &cmd.command, ix, &reason);
+        let _ = reply(deps, ix, &format!("⛔ Not allowed: {reason}")).await;
+        return done(JobState::Ignored, format!("refused: {reason}"));
+    }
+
+    let job_id = job.id.as_str();
+    let begin = DeliveryOp::Begin {
+        holder: deps.message_id.to_owned(),
+        now_ms: deps.now_ms,
+        lease_ms: deps.config.claim_lease_ms,
+    };
+    let attempt = match deps.claims.delivery(job_id, &begin).await {
+        Ok(DeliveryReply::Proceed { attempt }) => attempt,
+        Ok(DeliveryReply::Duplicate { outcome }) => {
+            return done(JobState::Duplicate, format!("command already processed ({outcome})"));
+        }
+        Ok(DeliveryReply::Busy { .. }) => {
+            return Outcome::Retry { delay_secs: 5, reason: "another copy is being processed".into(), attempt: 1 };
+        }
+        Ok(DeliveryReply::Finished) | Err(_) => {
+            return Outcome::Retry { delay_secs: 2, reason: "claim store unavailable".into(), attempt: 1 };
+        }
+    };
+
+    let result = match &cmd.command {
+        Command::Contextualize { issue, note } => {
+            context::contextualize(
+                deps,
+                job,
+                ix,
+                context::Target { explicit: issue.as_ref(), note: note.as_deref(), message: None },
+            )
+            .await
+        }
+        Command::ContextualizeMessage { message } => {
+            context::contextualize(
+                deps,
+                job,
+                ix,
+                context::Target { explicit: None, note: None, message: Some(message) },
+            )
+            .await
+        }
+        Command::Investigate { issue } => {
+            context::contextualize(deps, job, ix, context::Target { explicit: Some(issue), note: None, message: None })
+                .await
+        }
+        Command::Fix { issue, .. } => {
+            context::request_fix(deps, job, ix, context::Target { explicit: issue.as_ref(), note: None, message: None })
+                .await
+        }
+        Command::FixMessage { message } => {
+            context::request_fix(deps, job, ix, context::Target { explicit: None, note: None, message: Some(message) })
+                .await
+        }
+        Command::Status { issue } => status(deps, ix, issue.as_ref()).await,
+        Command::Errors { project, hours } => sentry::errors(deps, ix, project.as_deref(), *hours).await,
+        Command::Stats { period } => sentry::stats(deps, ix, *period).await,
+        Command::Resolve { issue } => sentry::resolve(deps, ix, issue).await,
+        _ => Ok(done(JobState::Ignored, "unknown command")),
+    };
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(StepError::Sink(e)) if e.is_transient() && attempt < deps.config.retry.max_attempts => {
+            let retry_after = match &e {
+                SinkError::Transient { retry_after, .. } => *retry_after,
+                SinkError::Permanent { .. } => None,
+            };
+            let delay_secs = deps.config.retry.retry_delay_secs(attempt, retry_after, deps.jitter);
+            return Outcome::Retry { delay_secs, reason: e.to_string(), attempt };
+        }
+        Err(StepError::Platform(reason)) if attempt < deps.config.retry.max_attempts => {
+            return Outcome::Retry { delay_secs: 2, reason, attempt };
+        }
+        Err(e) => {
+            let reason = match e {
+                StepError::Sink(e) => e.to_string(),
+                StepError::Platform(reason) => reason,
+            };
+            let _ = reply(deps, ix, &format!("❌ `/bugbot {}` failed: {reason}", cmd.command.name())).await;
+            done(JobState::Failed, reason)
+        }
+    };
+    let summary = match &outcome {
+        Outcome::Done { state, .. } => format!("{state:?}"),
+        Outcome::Retry { .. } => "retry".to_owned(),
+    };
+    let _ = deps
+        .claims
+        .delivery(job_id, &DeliveryOp::Finish { holder: deps.message_id.to_owned(), outcome: summary })
+        .await;
+    outcome
+}
+
+/// How a job's state reads in `/bugbot status`.
+pub fn describe(status: &JobStatus) -> String {
+    let reason = status.reason.as_deref().unwrap_or_default();
+    match status.state {
+        JobState::Received => "queued".to_owned(),
+        JobState::Gathering => "gathering context".to_owned(),
+        JobState::Filed => "filed".to_owned(),
+        JobState::Fixing => format!("fixing ({})", if reason.is_empty() { "in progress" } else { reason }),
+        JobState::PrOpened => "PR opened".to_owned(),
+        JobState::Done => "done".to_owned(),
+        JobState::Retrying => format!("retrying: {reason}"),
+        JobState::Failed => format!("failed: {reason}"),
+        JobState::Duplicate => "duplicate".to_owned(),
+        JobState::Ignored => format!("ignored: {reason}"),
+        _ => format!("{:?}", status.state),
+    }
+}
+
+async fn status<P: HttpPort>(
+    deps: &Deps<'_, P>,
+    ix: &InteractionContext,
+    issue: Option<&IssueRef>,
+) -> Result<Outcome, StepError> {
+    let kv = deps.env.kv(crate::STATE_KV)?;
+    let record = match issue {
+        Some(issue) => tracked::record_for_issue(&kv, issue.as_str()).await,
+        None => match ix.channel_id {
+            Some(channel) => tracked::record_for_thread(&kv, &channel.to_string()).await,
+            None => None,
+        },
+    };
+    let Some(record) = record else {
+        let what = issue.map_or_else(|| "this thread".to_owned(), |i| format!("`{}`", i.as_str()));
+        reply(deps, ix, &format!("bugbot has no work on record for {what}.")).await?;
+        return Ok(done(JobState::Done, "status: nothing on record"));
+    };
+    let mut lines = vec![format!("**{}** {} — <{}>", record.issue.label, record.issue.title, record.issue.url)];
+    for job_id in record.jobs.iter().rev().take(5) {
+        let line = match deps.state.job_status(job_id).await {
+            Some(s) => {
+                format!("• `{}` {}: {}", s.job_id, record.kinds.get(job_id).map_or("job", String::as_str), describe(&s))
+            }
+            None => format!("• `{job_id}`: queued"),
+        };
+        lines.push(line);
+    }
+    reply(deps, ix, &lines.join("\n")).await?;
+    Ok(Outcome::Done {
+        state: JobState::Done,
+        reason: Some("status shown".into()),
+        links: vec![record.issue.url],
+        fingerprint: None,
+    })
 }

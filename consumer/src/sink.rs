@@ -4,6 +4,8 @@
 pub mod discord;
 pub mod github;
 pub mod linear;
+pub mod posthog;
+pub mod sentry_api;
 
 use bugbot_shared::backoff::RetryAfter;
 
