@@ -1,6 +1,8 @@
 //! `/admin/*`, served by the consumer (it owns the state) and reached only through the gateway's
-//! `CONSUMER` service binding, so the public Worker stays a small ingress. Bearer `ADMIN_TOKEN`.
+//! `CONSUMER` service binding, so the public Worker stays a small ingress. Bearer `ADMIN_TOKEN`
+//! (the dashboard page also takes it as `?token=`, for browsers).
 //!
+//! - `GET /admin/dashboard` — the status page (HTML).
 //! - `GET /admin/jobs/{job_id}` — a job's status record.
 //! - `GET /admin/dead-letters` — jobs the queue gave up on, with their last failure reason.
 //! - `POST /admin/dead-letters/{job_id}/replay` — queue a dead letter again.
@@ -28,6 +30,7 @@ pub async fn serve(req: &Request, env: &Env, config: &Config) -> worker::Result<
         return Ok(error(503, "ADMIN_TOKEN is not configured on this deployment"));
     };
     let presented = req.headers().get("authorization")?.and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned));
+    let presented = presented.or_else(|| crate::dashboard::query_token(req));
     match presented {
         None => return Ok(error(401, "signature header missing")),
         Some(p) if !token_matches(&p, configured) => return Ok(error(401, "invalid token")),

@@ -15,6 +15,7 @@
 //! - [`commands`] — `/bugbot` commands: context packets, status, errors, stats, resolve.
 //! - [`fix`] — the fix flow: executor dispatch and results.
 //! - [`digest`] — the daily digest (cron).
+//! - [`stats`] — per-day counters (the `StatsStore` Durable Object) for the digest, stats and the chart.
 //! - [`dashboard`] — the status page (server-rendered HTML + SVG), behind `/admin/dashboard`.
 //! - [`admin`] — `/admin/*` (job status, dead letters, replay), reached through the gateway.
 //! - [`config`] — bindings, read once per isolate.
@@ -31,6 +32,7 @@ pub mod http;
 pub mod pipeline;
 pub mod sink;
 pub mod state;
+pub mod stats;
 
 use bugbot_shared::job::{Job, JobKind};
 use bugbot_shared::log::{Level, LogLine};
@@ -65,10 +67,12 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
 
 /// The daily digest.
 #[event(scheduled)]
-async fn scheduled(_event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
+async fn scheduled(event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
     console_error_panic_hook::set_once();
     let config = config::load(&env);
-    if let Err(e) = digest::run(&env, &config, Date::now().as_millis()).await {
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a positive Unix time in ms")]
+    let scheduled_ms = event.schedule() as u64;
+    if let Err(e) = digest::run(&env, &config, scheduled_ms).await {
         let mut line = LogLine::new(Level::Error, "consumer", "cron");
         let reason = e.to_string();
         line.reason = Some(&reason);
@@ -145,6 +149,7 @@ async fn handle(deps: &Deps<'_, fetch::FetchPort>, message: &RawMessage, started
         JobKind::ExecutorResult(_) => fix::on_result(deps, &job).await,
         JobKind::Unknown => unreachable!("filtered above"),
     };
+    stats::record(deps, &job, &outcome).await;
 
     let now = Date::now().as_millis();
     let reason;

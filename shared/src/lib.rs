@@ -19,6 +19,8 @@
 //! - [`executor`] — the wire contract between the consumer and the fix executor.
 //! - [`status`] — the job status record kept in KV.
 //! - [`log`] — the one-JSON-line log record every component prints.
+//! - [`digest`] — daily counters, the day-over-day digest message and the `/bugbot stats` text.
+//! - [`dashboard`] — the status page: HTML with an inline SVG chart, every untrusted string escaped.
 //! - [`references`] — Linear/GitHub/Sentry/PostHog references and emails found in a conversation.
 //! - [`frames`] — stack frames of any event shape → repository paths.
 //! - [`packet`] — the `ContextPacket` and its Markdown and Discord renderings.
@@ -30,6 +32,8 @@ pub mod authz;
 pub mod backoff;
 pub mod claim;
 pub mod command;
+pub mod dashboard;
+pub mod digest;
 pub mod confidence;
 pub mod commands_def;
 pub mod event;

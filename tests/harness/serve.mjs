@@ -49,6 +49,9 @@ const mf = new Miniflare({
   cachePersist: false,
   // No network here or in CI: never fetch the `Request.cf` object from Cloudflare.
   cf: false,
+  // Cron triggers for tests (digest): GET /cdn-cgi/handler/scheduled?time=<ms> with the header
+  // `MF-Route-Override: bugbot-consumer` runs the consumer's scheduled handler.
+  unsafeTriggerHandlers: true,
   // `gatewayOnly` (benchmarks): no consumer, so workerd's CPU is the gateway's alone.
   workers: [
     worker("bugbot-gateway", "wrangler.toml", options.vars?.gateway),
