@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
-use worker::{AbortController, Delay, Fetch, Headers, Method as WMethod, Request, RequestInit};
+use bugbot_shared::log::{Level, LogLine};
+use worker::{AbortController, Date, Delay, Fetch, Headers, Method as WMethod, Request, RequestInit};
 
 use crate::http::{HttpPort, HttpRequest, HttpResponse, Method, TransportError};
 
@@ -30,8 +31,48 @@ fn method(m: Method) -> WMethod {
     }
 }
 
+/// One `outbound` log line per call: method, host, status or failure, duration. Never the path
+/// (interaction webhooks carry their token in it), the query, or any header value.
+fn log_outbound(method: Method, url: &str, started: u64, result: &Result<HttpResponse, TransportError>) {
+    let host = worker::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+    let route = format!("{} {host}", method.as_str());
+    let mut line = LogLine::new(Level::Info, "consumer", "outbound");
+    line.route = Some(&route);
+    let reason;
+    match result {
+        Ok(response) => {
+            line.status = Some(response.status);
+            line.outcome = Some(if response.status < 400 { "ok" } else { "error" });
+            if response.status == 429 || response.status >= 500 {
+                line.level = Level::Warn;
+            }
+        }
+        Err(e) => {
+            line.level = Level::Warn;
+            line.outcome = Some(if matches!(e, TransportError::Timeout(_)) { "timeout" } else { "unreachable" });
+            // Transport errors can quote the URL: keep only their kind.
+            reason = if matches!(e, TransportError::Timeout(_)) { "timed out" } else { "connection failed" };
+            line.reason = Some(reason);
+        }
+    }
+    #[expect(clippy::cast_precision_loss, reason = "durations are small")]
+    let duration = Date::now().as_millis().saturating_sub(started) as f64;
+    line.duration_ms = Some(duration);
+    worker::console_log!("{}", line.to_json());
+}
+
 impl HttpPort for FetchPort {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let started = Date::now().as_millis();
+        let (method, url) = (request.method, request.url.clone());
+        let result = self.send_unlogged(request).await;
+        log_outbound(method, &url, started, &result);
+        result
+    }
+}
+
+impl FetchPort {
+    async fn send_unlogged(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let connect = |e: worker::Error| TransportError::Connect(e.to_string());
         let headers = Headers::new();
         for (name, value) in &request.headers {

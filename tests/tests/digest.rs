@@ -106,6 +106,11 @@ async fn the_cron_posts_the_days_totals_to_the_digest_channel() {
         stack.workers.logs().join("\n")
     );
 
+    // Every outbound call logs one line: method and host, status, duration; never a path.
+    let outbound: Vec<&Value> = logs.iter().filter(|l| l["event"] == "outbound").collect();
+    assert!(outbound.iter().any(|l| l["route"] == "POST 127.0.0.1" && l["status"] == 200), "{outbound:?}");
+    assert!(outbound.iter().all(|l| l["duration_ms"].is_number() && !l.to_string().contains("/api/")));
+
     // The day after has nothing yet: the next run compares 0 with today's 5.
     let (status, _) = fire_cron(&stack, now + 2 * DAY_MS).await;
     assert_eq!(status, 200);
