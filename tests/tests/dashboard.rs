@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 const SETTLE: Duration = Duration::from_secs(30);
 
-/// `$CHROMIUM`, else `chromium` on the PATH — or a loud failure.
+/// `$CHROMIUM`, else `chromium` (Debian) or `google-chrome` (GitHub's runners) on the PATH — or a loud failure.
 fn chromium() -> PathBuf {
     if let Some(path) = std::env::var_os("CHROMIUM") {
         return PathBuf::from(path);
@@ -24,7 +24,7 @@ fn chromium() -> PathBuf {
     let found = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join("chromium"))
+        .flat_map(|dir| ["chromium", "google-chrome"].map(|name| dir.join(name)))
         .find(|p| p.is_file());
     found.unwrap_or_else(|| {
         panic!(
