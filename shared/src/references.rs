@@ -9,7 +9,7 @@ const NOT_LINEAR: &[&str] = &["UTF", "ISO", "SHA", "RFC", "HTTP", "TLS", "SSL", 
 
 /// One reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", content = "ref", rename_all = "snake_case")]
 pub enum Reference {
     /// `ENG-123` or `https://linear.app/<workspace>/issue/ENG-123/<slug>`.
     Linear {
@@ -189,6 +189,13 @@ mod tests {
     }
 
     const SESSION: &str = "01890f6a-7c1e-7d52-9a3b-5f6e2c1d0a9b";
+
+    #[test]
+    fn references_round_trip_as_json() {
+        let all = extract("ENG-1 a@b.io https://github.com/a/b https://sentry.io/organizations/o/issues/1/");
+        let text = serde_json::to_string(&all).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<Reference>>(&text).unwrap(), all);
+    }
 
     #[test]
     fn extraction_table() {

@@ -13,6 +13,8 @@
 pub mod discord;
 pub mod github;
 pub mod linear;
+pub mod posthog;
+pub mod sentry;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -31,6 +33,8 @@ use tokio::sync::oneshot;
 pub use discord::FakeDiscord;
 pub use github::FakeGitHub;
 pub use linear::FakeLinear;
+pub use posthog::FakePostHog;
+pub use sentry::FakeSentry;
 
 /// A scripted failure, answered in each service's real shape.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,6 +9,8 @@ use serde_json::Value;
 use crate::fake::discord::FakeDiscord;
 use crate::fake::github::FakeGitHub;
 use crate::fake::linear::{FakeLinear, TEAM_ID};
+use crate::fake::posthog::{self, FakePostHog};
+use crate::fake::sentry::{self, FakeSentry};
 use crate::keys::{TestKeys, now_secs};
 use crate::workers::{WorkerVars, Workers};
 use bugbot_shared::source::discord::Snowflake;
@@ -58,6 +60,10 @@ pub struct Stack {
     pub linear: FakeLinear,
     pub github: FakeGitHub,
     pub discord: FakeDiscord,
+    /// The Sentry-compatible API (`SENTRY_API_*`), always configured.
+    pub sentry: FakeSentry,
+    /// PostHog (`POSTHOG_*`), always configured.
+    pub posthog: FakePostHog,
     pub workers: Workers,
     pub linear_key: String,
     pub github_token: String,
@@ -79,11 +85,21 @@ impl Stack {
         let linear = FakeLinear::start(&linear_key).await;
         let github = FakeGitHub::start(&github_token, REPO).await;
         let discord = FakeDiscord::start(&bot_token, Snowflake(APPLICATION_ID)).await;
+        let sentry_token = token("sntrys_test_");
+        let posthog_key = token("phx_test_");
+        let sentry = FakeSentry::start(&sentry_token).await;
+        let posthog = FakePostHog::start(&posthog_key).await;
         let mut vars = WorkerVars::with_test_keys(&keys)
             .consumer("LINEAR_API_URL", linear.url())
             .consumer("GITHUB_API_BASE", github.url())
             .consumer("DISCORD_API_BASE", discord.url())
-            .both("DISCORD_APPLICATION_ID", APPLICATION_ID.to_string());
+            .both("DISCORD_APPLICATION_ID", APPLICATION_ID.to_string())
+            .consumer("SENTRY_API_BASE", sentry.url())
+            .consumer("SENTRY_API_TOKEN", &sentry_token)
+            .consumer("SENTRY_ORG", sentry::ORG)
+            .consumer("POSTHOG_API_BASE", posthog.url())
+            .consumer("POSTHOG_API_KEY", &posthog_key)
+            .consumer("POSTHOG_PROJECT_ID", posthog::PROJECT_ID);
         if options.linear {
             vars = vars.consumer("LINEAR_API_KEY", &linear_key).consumer("LINEAR_TEAM_ID", TEAM_ID);
         }
@@ -102,7 +118,7 @@ impl Stack {
                 &serde_json::json!({"consumerQueue": options.consumer_queue, "port": options.gateway_port.unwrap_or(0)}),
             )
         })?;
-        Ok(Self { keys, linear, github, discord, workers, linear_key, github_token, bot_token })
+        Ok(Self { keys, linear, github, discord, sentry, posthog, workers, linear_key, github_token, bot_token })
     }
 
     /// Posts a signed Sentry webhook; returns the job ids from the reply.

@@ -1,0 +1,246 @@
+//! A fake Sentry-compatible REST API (`/api/0/`, as Sentry and GlitchTip serve it):
+//! `GET /api/0/organizations/{org}/issues/?query=&statsPeriod=&limit=`, `GET /api/0/issues/{id}/`,
+//! `GET /api/0/issues/{id}/events/latest/` and `PUT /api/0/issues/{id}/ {"status"}`.
+//! `Authorization: Bearer <token>` or 401 `{"detail": "Invalid token"}`.
+//!
+//! It starts with one issue per event in `fixtures/sentry_events/glitchtip_test_data/oss_sentry_events`
+//! (ids from 1001 in file-name order; [`FakeSentry::issue_id`] finds one by fixture name). The query
+//! understands `is:unresolved|resolved`, `level:`, `project:` and free words (title/culprit);
+//! `statsPeriod` (`24h`, `14d`) filters on `lastSeen`.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::{Failure, Server, SharedRecorder, ceil_secs, hang, intake, lock, now_ms, rfc3339, scripted_fake};
+use crate::workers::workspace_root;
+
+/// The organization the fake serves.
+pub const ORG: &str = "acme";
+
+/// An issue the fake holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Issue {
+    pub id: String,
+    /// The fixture it came from (`python_zero_division`), if any.
+    pub fixture: Option<String>,
+    pub title: String,
+    pub culprit: String,
+    pub level: String,
+    pub status: String,
+    pub project: String,
+    pub count: u64,
+    pub user_count: u64,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+    /// The latest event (API shape).
+    pub event: Value,
+}
+
+#[derive(Debug)]
+struct Data {
+    token: String,
+    base: String,
+    issues: Vec<Issue>,
+}
+
+type Shared = Arc<Mutex<Data>>;
+
+#[derive(Clone)]
+struct AppState {
+    data: Shared,
+    recorder: SharedRecorder,
+}
+
+/// A running fake Sentry API. Dropping it stops the server.
+#[derive(Debug)]
+pub struct FakeSentry {
+    server: Server,
+    data: Shared,
+    recorder: SharedRecorder,
+}
+
+scripted_fake!(FakeSentry);
+
+impl FakeSentry {
+    pub async fn start(token: &str) -> Self {
+        let data = Arc::new(Mutex::new(Data { token: token.to_owned(), base: String::new(), issues: Vec::new() }));
+        let recorder = SharedRecorder::default();
+        let app =
+            Router::new().fallback(handle).with_state(AppState { data: data.clone(), recorder: recorder.clone() });
+        let server = super::serve(app).await;
+        let fake = Self { server, data, recorder };
+        lock(&fake.data).base = fake.url();
+        fake.seed();
+        fake
+    }
+
+    /// The API host, for `SENTRY_API_BASE`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.server.addr)
+    }
+
+    fn seed(&self) {
+        let dir = workspace_root().join("fixtures/sentry_events/glitchtip_test_data/oss_sentry_events");
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("event fixtures")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        names.sort();
+        let now = now_ms();
+        for (i, path) in names.iter().enumerate() {
+            let event: Value = serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("json");
+            let level = event["tags"]
+                .as_array()
+                .and_then(|t| t.iter().find(|t| t["key"] == "level"))
+                .and_then(|t| t["value"].as_str())
+                .unwrap_or("error")
+                .to_owned();
+            let id = (1001 + i).to_string();
+            self.add_issue(Issue {
+                id,
+                fixture: path.file_stem().map(|s| s.to_string_lossy().into_owned()),
+                title: event["title"].as_str().unwrap_or("error").to_owned(),
+                culprit: event["culprit"].as_str().unwrap_or_default().to_owned(),
+                level,
+                status: "unresolved".into(),
+                project: if event["platform"] == "python" { "backend".into() } else { "web".into() },
+                count: 10 * (i as u64 + 1),
+                user_count: i as u64 + 1,
+                first_seen_ms: now - (i as u64) * 2 * 86_400_000,
+                last_seen_ms: now - 60_000,
+                event,
+            });
+        }
+    }
+
+    /// Adds (or replaces, by id) an issue.
+    pub fn add_issue(&self, issue: Issue) {
+        let mut data = lock(&self.data);
+        data.issues.retain(|i| i.id != issue.id);
+        data.issues.push(issue);
+    }
+
+    pub fn issues(&self) -> Vec<Issue> {
+        lock(&self.data).issues.clone()
+    }
+
+    /// The id of the issue seeded from a fixture (`python_zero_division`).
+    pub fn issue_id(&self, fixture: &str) -> String {
+        lock(&self.data).issues.iter().find(|i| i.fixture.as_deref() == Some(fixture)).expect("seeded").id.clone()
+    }
+
+    /// The issue's page, as a user would paste it.
+    pub fn issue_url(&self, id: &str) -> String {
+        format!("{}/organizations/{ORG}/issues/{id}/", self.url())
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+fn detail(status: StatusCode, text: &str) -> Response {
+    json_response(status, &json!({"detail": text}))
+}
+
+impl Data {
+    fn issue_json(&self, i: &Issue) -> Value {
+        json!({
+            "id": i.id, "shortId": format!("{}-{}", i.project.to_uppercase(), i.id), "title": i.title,
+            "culprit": i.culprit, "level": i.level, "status": i.status, "count": i.count.to_string(),
+            "userCount": i.user_count, "firstSeen": rfc3339(i.first_seen_ms), "lastSeen": rfc3339(i.last_seen_ms),
+            "permalink": format!("{}/organizations/{ORG}/issues/{}/", self.base, i.id),
+            "project": {"slug": i.project, "name": i.project}, "metadata": {"title": i.title},
+        })
+    }
+}
+
+fn period_ms(p: &str) -> Option<u64> {
+    let (n, unit) = p.split_at(p.len().checked_sub(1)?);
+    let n: u64 = n.parse().ok()?;
+    match unit {
+        "h" => Some(n * 3_600_000),
+        "d" => Some(n * 86_400_000),
+        "w" => Some(n * 7 * 86_400_000),
+        _ => None,
+    }
+}
+
+async fn handle(State(app): State<AppState>, request: Request) -> Response {
+    let incoming = intake(&app.recorder, request).await;
+    match &incoming.failure {
+        Some(Failure::Hang) => return hang().await,
+        Some(Failure::ServerError) => return detail(StatusCode::INTERNAL_SERVER_ERROR, "Internal Error"),
+        Some(Failure::RateLimited { retry_after_secs }) => {
+            let mut r = detail(StatusCode::TOO_MANY_REQUESTS, "Request was throttled.");
+            r.headers_mut().insert("retry-after", ceil_secs(*retry_after_secs).into());
+            return r;
+        }
+        None => {}
+    }
+    let mut data = lock(&app.data);
+    if incoming.header("authorization") != Some(&format!("Bearer {}", data.token)) {
+        return detail(StatusCode::UNAUTHORIZED, "Invalid token");
+    }
+    let segments: Vec<&str> = incoming.segments.iter().map(String::as_str).collect();
+    match (&incoming.method, segments.as_slice()) {
+        (&Method::GET, ["api", "0", "organizations", org, "issues"]) => {
+            if *org != ORG {
+                return detail(StatusCode::NOT_FOUND, "The requested resource does not exist");
+            }
+            let query = incoming.query("query").unwrap_or("is:unresolved");
+            let window = incoming.query("statsPeriod").filter(|p| !p.is_empty()).and_then(period_ms);
+            let limit: usize = incoming.query("limit").and_then(|l| l.parse().ok()).unwrap_or(25);
+            let now = now_ms();
+            let mut hits: Vec<&Issue> = data
+                .issues
+                .iter()
+                .filter(|i| window.is_none_or(|w| i.last_seen_ms + w >= now))
+                .filter(|i| {
+                    query.split_whitespace().all(|term| match term.split_once(':') {
+                        Some(("is", s)) => i.status == s,
+                        Some(("level", l)) => i.level == l,
+                        Some(("project", p)) => i.project == p,
+                        Some(_) => true,
+                        None => {
+                            let t = term.to_lowercase();
+                            i.title.to_lowercase().contains(&t) || i.culprit.to_lowercase().contains(&t)
+                        }
+                    })
+                })
+                .collect();
+            hits.sort_by_key(|i| std::cmp::Reverse(i.count));
+            let items: Vec<Value> = hits.into_iter().take(limit).map(|i| data.issue_json(i)).collect();
+            json_response(StatusCode::OK, &Value::Array(items))
+        }
+        (&Method::GET, ["api", "0", "issues", id]) => match data.issues.iter().find(|i| i.id == *id) {
+            Some(i) => json_response(StatusCode::OK, &data.issue_json(i)),
+            None => detail(StatusCode::NOT_FOUND, "The requested resource does not exist"),
+        },
+        (&Method::GET, ["api", "0", "issues", id, "events", "latest"]) => {
+            match data.issues.iter().find(|i| i.id == *id) {
+                Some(i) => json_response(StatusCode::OK, &i.event),
+                None => detail(StatusCode::NOT_FOUND, "The requested resource does not exist"),
+            }
+        }
+        (&Method::PUT, ["api", "0", "issues", id]) => {
+            let status = incoming.json().and_then(|b| b["status"].as_str().map(str::to_owned));
+            let Some(status) = status.filter(|s| matches!(s.as_str(), "resolved" | "unresolved" | "ignored")) else {
+                return detail(StatusCode::BAD_REQUEST, "status must be resolved, unresolved or ignored");
+            };
+            let Some(index) = data.issues.iter().position(|i| i.id == *id) else {
+                return detail(StatusCode::NOT_FOUND, "The requested resource does not exist");
+            };
+            data.issues[index].status = status;
+            let body = data.issue_json(&data.issues[index]);
+            json_response(StatusCode::OK, &body)
+        }
+        _ => detail(StatusCode::NOT_FOUND, "The requested resource does not exist"),
+    }
+}

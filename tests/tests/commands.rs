@@ -1,0 +1,245 @@
+//! Issue 4 end to end: Discord commands and the context packet, through the real Workers in
+//! workerd against the fakes of Discord, Linear, GitHub, the Sentry API and PostHog.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bugbot_e2e::fake::Failure;
+use bugbot_e2e::fake::github::Commit;
+use bugbot_e2e::stack::{APPLICATION_ID, REPO, Stack, StackOptions};
+use bugbot_shared::command::MENU_CONTEXTUALIZE;
+use bugbot_shared::source::discord::Snowflake;
+use serde_json::{Value, json};
+
+const SETTLE: Duration = Duration::from_secs(30);
+const GUILD: &str = "1200000000000000001";
+const USER: &str = "1200000000000000002";
+const WRITER_ROLE: &str = "1200000000000000003";
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+fn snowflake() -> String {
+    // Unique per test process and run: time-based high bits.
+    let now =
+        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    ((now.saturating_sub(1_420_070_400_000) << 22) + NEXT.fetch_add(1, Ordering::Relaxed)).to_string()
+}
+
+/// A signed interaction; returns its job id and token.
+async fn interact(stack: &Stack, channel: Snowflake, roles: &[&str], data: &Value) -> (String, String) {
+    let id = snowflake();
+    let token = format!("itok-{id}");
+    let body = serde_json::to_vec(&json!({
+        "id": id, "application_id": APPLICATION_ID.to_string(), "type": 2, "token": token,
+        "guild_id": GUILD, "channel_id": channel.to_string(),
+        "member": {"user": {"id": USER, "username": "jane"}, "roles": roles},
+        "data": data, "version": 1
+    }))
+    .unwrap();
+    let mut req = reqwest::Client::new().post(format!("{}/discord/interactions", stack.workers.url)).body(body.clone());
+    for (k, v) in stack.keys.sign_discord(&body) {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json::<Value>().await.unwrap()["type"], 5, "deferred");
+    (format!("discord:{id}"), token)
+}
+
+/// The job's final status (`gathering` is progress, not an end).
+async fn settled(stack: &Stack, job: &str, timeout: Duration) -> anyhow::Result<Value> {
+    stack
+        .job(job, timeout, |s| !matches!(s["state"].as_str(), Some("received" | "retrying" | "gathering") | None))
+        .await
+}
+
+fn slash(sub: &str, options: &Value) -> Value {
+    json!({"name": "bugbot", "type": 1, "options": [{"name": sub, "type": 1, "options": options}]})
+}
+
+fn menu(stack: &Stack, channel: Snowflake, message: Snowflake) -> Value {
+    let stored = stack.discord.messages(channel).into_iter().find(|m| m.id == message).unwrap();
+    json!({"name": MENU_CONTEXTUALIZE, "type": 3, "target_id": message.to_string(),
+           "resolved": {"messages": {message.to_string(): stored.json}}})
+}
+
+fn edit_for(stack: &Stack, token: &str) -> String {
+    let edits: Vec<_> = stack.discord.original_edits().into_iter().filter(|e| e.token == token).collect();
+    assert_eq!(edits.len(), 1, "the deferred reply is edited once, in place: {edits:?}");
+    edits[0].body["content"].as_str().unwrap_or_default().to_owned()
+}
+
+struct World {
+    channel: Snowflake,
+    report: Snowflake,
+    sentry_url: String,
+    session: String,
+    closed_issue: u64,
+}
+
+const VIEWS: &str = "from django.views import View\n\n\nclass Ratio(View):\n    \"\"\"Checkout ratios.\"\"\"\n\n    def ratio(self, a, b):\n        return a / b\n\n    def total(self):\n        return 1\n\n\n\nclass ErrorView(View):\n    def get(self, request):\n        # the checkout total\n        return 0/0  # BUGBOT-LINE-18\n\n    def post(self, request):\n        return None\n";
+
+/// The repository, the trackers' history, PostHog and the conversation the scenarios share.
+async fn world(stack: &Stack) -> World {
+    stack.github.put_file("errors/views.py", VIEWS);
+    stack.github.put_file(
+        "runbooks/zero-division.md",
+        "---\ntitle: Division by zero in checkout\npatterns: [\"ZeroDivisionError\"]\n---\n# Steps\n",
+    );
+    stack.github.put_file("runbooks/db.md", "---\npatterns:\n  - OperationalError\n---\n");
+    stack.github.add_commit(Commit {
+        sha: "c0ffee1234567890c0ffee1234567890c0ffee12".into(),
+        paths: vec!["errors/views.py".into()],
+        author: "Sam Coder".into(),
+        date: "2024-05-01T10:00:00Z".into(),
+        message: "Compute checkout ratios".into(),
+    });
+    let closed_issue = stack.github.add_issue("ZeroDivisionError in checkout ratio", "fixed by guarding b == 0", &[]);
+    let closed = reqwest::Client::new()
+        .patch(format!("{}/repos/{REPO}/issues/{closed_issue}", stack.github.url()))
+        .bearer_auth(&stack.github_token)
+        .header("user-agent", "bugbot-e2e")
+        .header("accept", "application/vnd.github+json")
+        .header("x-github-api-version", "2022-11-28")
+        .json(&json!({"state": "closed", "state_reason": "completed"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(closed.status().is_success());
+    let person = stack.posthog.add_person("jane.doe@example.com");
+    // Ten days old: outside PostHog's default 3-day window.
+    let session = stack.posthog.add_recording(&person, 10, 4);
+
+    let sentry_id = stack.sentry.issue_id("python_zero_division");
+    let sentry_url = stack.sentry.issue_url(&sentry_id);
+    let channel = Snowflake(snowflake().parse().unwrap());
+    stack.discord.add_message(channel, "ops", "anyone seeing checkout errors?");
+    let report =
+        stack.discord.add_message(channel, "jane", &format!("checkout 500s since this morning: <{sentry_url}>"));
+    stack.discord.add_message(channel, "support", "customer is jane.doe@example.com, she retried twice");
+    World { channel, report, sentry_url, session, closed_issue }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_command_files_one_issue_with_the_whole_packet_and_a_follow_up_reuses_it() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let w = world(&stack).await;
+
+    let (job, token) = interact(&stack, w.channel, &[], &menu(&stack, w.channel, w.report)).await;
+    let status = settled(&stack, &job, SETTLE).await.unwrap();
+    assert_eq!(status["state"], "filed", "{status}");
+    let reason = status["reason"].as_str().unwrap();
+    for source in ["conversation=", "sentry=", "posthog=", "code=", "commits=", "similar=", "runbooks=", "total="] {
+        assert!(reason.contains(source), "per-source timings: {reason}");
+    }
+
+    let issues = stack.linear.issues();
+    assert_eq!(issues.len(), 1, "one tracked issue");
+    assert!(issues[0].title.contains("ZeroDivisionError"), "{}", issues[0].title);
+    let comments = stack.linear.comments();
+    assert_eq!(comments.len(), 1);
+    let packet = &comments[0].body;
+    assert!(packet.contains("errors/views.py:18"), "mapped frame:\n{packet}");
+    assert!(packet.contains("BUGBOT-LINE-18"), "code around the line from the contents API:\n{packet}");
+    assert!(packet.contains("`c0ffee1` Compute checkout ratios"), "suspect commit:\n{packet}");
+    assert!(packet.contains(&format!("#{}", w.closed_issue)) && packet.contains("resolved"), "similar:\n{packet}");
+    assert!(packet.contains("runbooks/zero-division.md"), "runbook:\n{packet}");
+    assert!(!packet.contains("runbooks/db.md"), "only matching runbooks:\n{packet}");
+    assert!(packet.contains(&stack.posthog.replay_url(&w.session)), "recording:\n{packet}");
+    assert!(packet.contains("4 console errors"), "{packet}");
+    assert!(packet.contains("checkout 500s since this morning"), "conversation excerpt:\n{packet}");
+    assert!(packet.contains(&w.sentry_url), "{packet}");
+    let windows: Vec<_> =
+        stack.posthog.requests().iter().filter_map(|r| r.query_param("date_from")).collect::<Vec<_>>();
+    assert_eq!(windows, ["-30d"], "a window wider than PostHog's default");
+
+    let reply = edit_for(&stack, &token);
+    assert!(reply.contains(&issues[0].identifier) && reply.contains("Full packet: <"), "{reply}");
+    assert!(reply.contains("errors/views.py:18"), "{reply}");
+
+    // A second command in the same thread: no repetition needed, same issue.
+    let (job2, token2) = interact(
+        &stack,
+        w.channel,
+        &[],
+        &slash("contextualize", &json!([{"name":"note","type":3,"value":"still failing"}])),
+    )
+    .await;
+    assert_eq!(settled(&stack, &job2, SETTLE).await.unwrap()["state"], "filed");
+    assert_eq!(stack.linear.issues().len(), 1, "the thread's issue is reused");
+    let comments = stack.linear.comments();
+    assert_eq!(comments.len(), 2);
+    assert!(comments[1].body.contains("still failing") && comments[1].body.contains("errors/views.py:18"));
+    assert!(edit_for(&stack, &token2).contains(&issues[0].identifier));
+
+    // status shows the thread's jobs.
+    let (job3, token3) = interact(&stack, w.channel, &[], &slash("status", &json!([]))).await;
+    assert_eq!(settled(&stack, &job3, SETTLE).await.unwrap()["state"], "done");
+    let shown = edit_for(&stack, &token3);
+    assert!(shown.contains(&issues[0].identifier) && shown.contains("filed"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unauthorized_user_is_refused_and_nothing_is_filed() {
+    let mut options = StackOptions::default();
+    options.consumer_vars.push(("DISCORD_READ_ROLES".into(), "1200000000000000099".into()));
+    let stack = Stack::start(options).await.unwrap();
+    let w = world(&stack).await;
+    let (job, token) = interact(&stack, w.channel, &[], &menu(&stack, w.channel, w.report)).await;
+    let status = settled(&stack, &job, SETTLE).await.unwrap();
+    assert_eq!(status["state"], "ignored", "{status}");
+    assert!(status["reason"].as_str().unwrap().starts_with("refused"), "{status}");
+    assert!(edit_for(&stack, &token).contains("Not allowed"));
+    assert!(stack.linear.issues().is_empty() && stack.linear.comments().is_empty());
+    assert!(stack.sentry.requests().is_empty(), "no source was read");
+    let logs = stack.workers.logs().join("\n");
+    assert!(logs.contains("\"refused\""), "the refusal is logged");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_posthog_outage_yields_a_packet_with_a_note() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let w = world(&stack).await;
+    stack.posthog.fail_always(Failure::ServerError);
+    let (job, token) = interact(&stack, w.channel, &[], &menu(&stack, w.channel, w.report)).await;
+    let status = settled(&stack, &job, SETTLE).await.unwrap();
+    assert_eq!(status["state"], "filed", "{status}");
+    let packet = &stack.linear.comments()[0].body;
+    assert!(packet.contains("PostHog: posthog: transient failure: HTTP 503"), "{packet}");
+    assert!(packet.contains("errors/views.py:18"), "the other sources still made it:\n{packet}");
+    assert!(edit_for(&stack, &token).contains("PostHog"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_stats_and_resolve_use_the_sentry_api() {
+    let mut options = StackOptions::default();
+    options.consumer_vars.push(("DISCORD_WRITE_ROLES".into(), WRITER_ROLE.into()));
+    let stack = Stack::start(options).await.unwrap();
+    let channel = Snowflake(snowflake().parse().unwrap());
+    let (job, token) =
+        interact(&stack, channel, &[], &slash("errors", &json!([{"name":"hours","type":4,"value":48}]))).await;
+    assert_eq!(settled(&stack, &job, SETTLE).await.unwrap()["state"], "done");
+    let text = edit_for(&stack, &token);
+    assert!(text.contains("Top unresolved errors") && text.contains("ZeroDivisionError"), "{text}");
+    let listed = stack.sentry.requests().into_iter().find(|r| r.path.ends_with("/issues/")).unwrap();
+    assert_eq!(listed.query_param("statsPeriod").as_deref(), Some("48h"));
+
+    let (job, token) =
+        interact(&stack, channel, &[], &slash("stats", &json!([{"name":"period","type":3,"value":"week"}]))).await;
+    assert_eq!(settled(&stack, &job, SETTLE).await.unwrap()["state"], "done");
+    let text = edit_for(&stack, &token);
+    assert!(text.contains("By project") && text.contains("backend") && text.contains("Trend"), "{text}");
+
+    let id = stack.sentry.issue_id("python_zero_division");
+    let url = stack.sentry.issue_url(&id);
+    let resolve = slash("resolve", &json!([{"name":"issue","type":3,"value": url}]));
+    // Reading roles are not enough to resolve.
+    let (job, token) = interact(&stack, channel, &[], &resolve).await;
+    assert_eq!(settled(&stack, &job, SETTLE).await.unwrap()["state"], "ignored");
+    assert!(edit_for(&stack, &token).contains("write role"));
+    let (job, token) = interact(&stack, channel, &[WRITER_ROLE], &resolve).await;
+    assert_eq!(settled(&stack, &job, SETTLE).await.unwrap()["state"], "done");
+    assert!(edit_for(&stack, &token).contains("Resolved"));
+    let issue = stack.sentry.issues().into_iter().find(|i| i.id == id).unwrap();
+    assert_eq!(issue.status, "resolved");
+}
