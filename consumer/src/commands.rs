@@ -153,14 +153,8 @@ async fn run<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, cmd: &DiscordCommandJob
             context::contextualize(deps, job, ix, context::Target { explicit: Some(issue), note: None, message: None })
                 .await
         }
-        Command::Fix { issue, .. } => {
-            context::request_fix(deps, job, ix, context::Target { explicit: issue.as_ref(), note: None, message: None })
-                .await
-        }
-        Command::FixMessage { message } => {
-            context::request_fix(deps, job, ix, context::Target { explicit: None, note: None, message: Some(message) })
-                .await
-        }
+        // Authorized above; the fix flow resolves the issue, claims it and dispatches the executor.
+        Command::Fix { .. } | Command::FixMessage { .. } => Ok(crate::fix::on_command(deps, job).await),
         Command::Status { issue } => status(deps, ix, issue.as_ref()).await,
         Command::Errors { project, hours } => sentry::errors(deps, ix, project.as_deref(), *hours).await,
         Command::Stats { period } => sentry::stats(deps, ix, *period).await,
@@ -189,14 +183,11 @@ async fn run<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, cmd: &DiscordCommandJob
             done(JobState::Failed, reason)
         }
     };
-    let summary = match &outcome {
-        Outcome::Done { state, .. } => format!("{state:?}"),
-        Outcome::Retry { .. } => "retry".to_owned(),
-    };
-    let _ = deps
-        .claims
-        .delivery(job_id, &DeliveryOp::Finish { holder: deps.message_id.to_owned(), outcome: summary })
-        .await;
+    // Only a finished job is marked done: a retry comes back as the same holder and must proceed.
+    if let Outcome::Done { state, .. } = &outcome {
+        let finish = DeliveryOp::Finish { holder: deps.message_id.to_owned(), outcome: format!("{state:?}") };
+        let _ = deps.claims.delivery(job_id, &finish).await;
+    }
     outcome
 }
 

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use futures_util::future::{Either, select};
 use bugbot_shared::log::{Level, LogLine};
+use futures_util::future::{Either, select};
 use worker::{AbortController, Date, Delay, Fetch, Headers, Method as WMethod, Request, RequestInit};
 
 use crate::http::{HttpPort, HttpRequest, HttpResponse, Method, TransportError};

@@ -172,15 +172,7 @@ fn transient_or_done<T>(result: Result<T, SinkError>, deps_attempt_reason: &str)
     })
 }
 
-/// Is this command a fix request (handled here rather than by the commands module)?
-pub fn is_fix_command(job: &Job) -> bool {
-    matches!(
-        &job.kind,
-        JobKind::DiscordCommand(DiscordCommandJob { command: Command::Fix { .. } | Command::FixMessage { .. }, .. })
-    )
-}
-
-/// `/bugbot fix [issue] [repo]` and "Fix with bugbot".
+/// `/bugbot fix [issue] [repo]` and "Fix with bugbot" (already authorized by the commands module).
 pub async fn on_command<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
     let JobKind::DiscordCommand(DiscordCommandJob { interaction, command }) = &job.kind else {
         return done(JobState::Failed, "not a fix command", Vec::new());
@@ -456,6 +448,8 @@ pub async fn on_result<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
     if run.reply.interaction_token.is_none() {
         record_cap(deps, run.cost_usd).await;
     }
+    let outcome_name = if state == FixState::PrOpened { "pr_opened" } else { report.outcome.name() };
+    crate::stats::record_fix_run(deps.env, outcome_name, run.cost_usd, deps.now_ms).await;
     let job_state = if state == FixState::PrOpened { JobState::PrOpened } else { JobState::Done };
     let links = run.pr_url.iter().cloned().chain(std::iter::once(run.target.url.clone())).collect();
     done(job_state, format!("fix {}: {}", run.fix_job_id, state_text(state)), links)
@@ -537,18 +531,9 @@ async fn resolve_target<P: HttpPort>(
 
 /// `thread:{channel}` → the tracked issue's key (written by `/bugbot contextualize`).
 async fn thread_issue<P: HttpPort>(deps: &Deps<'_, P>, channel: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct ThreadIssue {
-        #[serde(default, alias = "identifier")]
-        key: Option<String>,
-        #[serde(default)]
-        url: Option<String>,
-    }
-    let stored = deps.state.kv().get(&format!("thread:{channel}")).text().await.ok().flatten()?;
-    match serde_json::from_str::<ThreadIssue>(&stored) {
-        Ok(t) => t.key.or(t.url),
-        Err(_) => Some(stored.trim().trim_matches('"').to_owned()).filter(|s| !s.is_empty()),
-    }
+    let record: crate::commands::tracked::ThreadRecord =
+        deps.state.kv().get(&format!("thread:{channel}")).json().await.ok().flatten()?;
+    Some(record.issue.label)
 }
 
 async fn fetch_target<P: HttpPort>(deps: &Deps<'_, P>, reference: &str) -> Result<Option<FixTarget>, Outcome> {

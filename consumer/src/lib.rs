@@ -144,7 +144,6 @@ async fn handle(deps: &Deps<'_, fetch::FetchPort>, message: &RawMessage, started
         | JobKind::SentryLegacy(_)
         | JobKind::GlitchtipIssue(_)
         | JobKind::GlitchtipUptime(_) => pipeline::process_alert(deps, &job).await,
-        JobKind::DiscordCommand(_) if fix::is_fix_command(&job) => fix::on_command(deps, &job).await,
         JobKind::DiscordCommand(_) | JobKind::DiscordComponent(_) => commands::process(deps, &job).await,
         JobKind::ExecutorResult(_) => fix::on_result(deps, &job).await,
         JobKind::Unknown => unreachable!("filtered above"),

@@ -199,6 +199,7 @@ async fn occurrence<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, event: &ErrorEve
                     .fingerprint(fp, &FingerprintOp::Filed { holder: holder.to_owned(), now_ms: deps.now_ms })
                     .await?;
                 deps.state.remember_issue(event, &tracked).await;
+                crate::fix::maybe_auto_fix(deps, job, event, &tracked).await;
                 Ok(Outcome::Done { state: JobState::Filed, reason: None, links: links(&tracked), fingerprint: None })
             }
             Err(StepError::Sink(e)) if !e.is_transient() => {

@@ -19,23 +19,23 @@
 //! - [`executor`] — the wire contract between the consumer and the fix executor.
 //! - [`status`] — the job status record kept in KV.
 //! - [`log`] — the one-JSON-line log record every component prints.
-//! - [`digest`] — daily counters, the day-over-day digest message and the `/bugbot stats` text.
-//! - [`dashboard`] — the status page: HTML with an inline SVG chart, every untrusted string escaped.
 //! - [`references`] — Linear/GitHub/Sentry/PostHog references and emails found in a conversation.
 //! - [`frames`] — stack frames of any event shape → repository paths.
 //! - [`packet`] — the `ContextPacket` and its Markdown and Discord renderings.
 //! - [`runbook`] — runbooks (front matter or a pattern map) matching an error.
 //! - [`authz`] — who may run which `/bugbot` command.
 //! - [`commands_def`] — the command definitions registered with Discord.
+//! - [`digest`] — daily counters, the day-over-day digest message and the `/bugbot stats` text.
+//! - [`dashboard`] — the status page: HTML with an inline SVG chart, every untrusted string escaped.
 
 pub mod authz;
 pub mod backoff;
 pub mod claim;
 pub mod command;
+pub mod commands_def;
+pub mod confidence;
 pub mod dashboard;
 pub mod digest;
-pub mod confidence;
-pub mod commands_def;
 pub mod event;
 pub mod executor;
 pub mod filter;

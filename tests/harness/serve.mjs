@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Log, LogLevel, Miniflare } from "miniflare";
-import { unstable_getMiniflareWorkerOptions } from "wrangler";
+import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from "wrangler";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const options = process.argv[2] ? JSON.parse(readFileSync(process.argv[2], "utf8")) : {};
@@ -29,7 +29,9 @@ function worker(name, configPath, vars, queueOverrides) {
       { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
       { type: "CompiledWasm", include: ["**/*.wasm"] },
     ],
-    bindings: { ...workerOptions.bindings, ...(vars ?? {}) },
+    // The config's [vars] and the test's values only: never a developer's .dev.vars, which wrangler's
+    // reader merges in (a local LINEAR_API_KEY must not change what a test sees).
+    bindings: { ...(unstable_readConfig({ config: path.join(root, configPath) }).vars ?? {}), ...(vars ?? {}) },
   };
   if (queueOverrides && opts.queueConsumers) {
     for (const q of Object.keys(opts.queueConsumers)) {

@@ -20,7 +20,8 @@ use crate::workers::workspace_root;
 
 /// A buggy file of the seeded project, and the check that passes once it is fixed.
 pub const BUGGY: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a - b\n}\n";
-pub const CHECK: &str = "grep -q 'a + b' src/lib.rs && echo 'tests passed: add' || { echo 'tests FAILED: add'; exit 1; }\n";
+pub const CHECK: &str =
+    "grep -q 'a + b' src/lib.rs && echo 'tests passed: add' || { echo 'tests FAILED: add'; exit 1; }\n";
 
 /// The Claude Code CLI from the pinned npm package (or `BUGBOT_CLAUDE_BIN`).
 pub fn claude_bin() -> PathBuf {
@@ -74,6 +75,7 @@ impl LocalExecutor {
         std::fs::write(seed.join("src/lib.rs"), BUGGY).expect("write");
         std::fs::write(seed.join("check.sh"), CHECK).expect("write");
         std::fs::write(seed.join(".github/workflows/ci.yml"), "on: push\n").expect("write");
+        std::fs::write(seed.join("README.md"), "# calc\n").expect("write");
         git(&seed, &["init", "-q"]);
         git(&seed, &["add", "-A"]);
         git(&seed, &["commit", "-qm", "initial"]);
@@ -114,7 +116,10 @@ impl LocalExecutor {
 
     /// Branches in the remote.
     pub fn branches(&self) -> Vec<String> {
-        git(&self.remote, &["for-each-ref", "--format=%(refname:short)", "refs/heads"]).lines().map(str::to_owned).collect()
+        git(&self.remote, &["for-each-ref", "--format=%(refname:short)", "refs/heads"])
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// A file's content on a branch of the remote.

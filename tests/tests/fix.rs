@@ -26,7 +26,8 @@ async fn fix_stack(turns: Vec<Turn>, extra: &[(&str, &str)]) -> (Stack, LocalExe
     let keys = TestKeys::new();
     let executor = LocalExecutor::start(turns, &keys.executor_secret).await;
     let port = free_port();
-    let mut options = StackOptions { linear: false, gateway_port: Some(port), keys: Some(keys), ..StackOptions::default() };
+    let mut options =
+        StackOptions { linear: false, gateway_port: Some(port), keys: Some(keys), ..StackOptions::default() };
     let mut vars = vec![
         ("EXECUTOR_URL".to_owned(), executor.url.clone()),
         ("EXECUTOR_CALLBACK_URL".to_owned(), format!("http://127.0.0.1:{port}/executor/callback")),
@@ -35,6 +36,8 @@ async fn fix_stack(turns: Vec<Turn>, extra: &[(&str, &str)]) -> (Stack, LocalExe
         ("FIX_ALLOWED_PATHS".to_owned(), "src/**".to_owned()),
         ("FIX_TEST_COMMAND".to_owned(), "sh check.sh".to_owned()),
         ("FIX_TIMEOUT_SECS".to_owned(), "120".to_owned()),
+        // `fix` is a write command: closed until someone may run it (maria and lee below).
+        ("DISCORD_ADMIN_USERS".to_owned(), "1100000000000000010,1100000000000000013".to_owned()),
     ];
     vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     options.consumer_vars.extend(vars);
@@ -85,10 +88,7 @@ async fn fix_with_bugbot_on_a_bug_report_opens_one_draft_pr() {
     let (stack, executor) = fix_stack(fixing_turns(), &[]).await;
     let (token, status) = fix_with_bugbot(&stack, "Totals are wrong: add(2, 2) returns 0 on the invoice page").await;
     assert_eq!(status, 200);
-    let pr = stack
-        .eventually(SETTLE, "a pull request", || stack.github.pulls().into_iter().next())
-        .await
-        .unwrap();
+    let pr = stack.eventually(SETTLE, "a pull request", || stack.github.pulls().into_iter().next()).await.unwrap();
     assert!(pr.draft);
     assert_eq!(pr.base, "main");
     assert_eq!(pr.head, "bugbot/fix-1");
@@ -121,9 +121,14 @@ async fn fix_with_bugbot_on_a_bug_report_opens_one_draft_pr() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_edit_to_a_forbidden_path_is_blocked_without_a_pr() {
+    // README.md is outside `FIX_ALLOWED_PATHS` (`src/**`): the CLI's rules refuse the edit and the
+    // executor refuses to push a partial fix.
     let turns = vec![
-        Turn::write(".github/workflows/ci.yml", "on: push\njobs: {}\n"),
-        Turn::text("Also tweaked CI."),
+        Turn::read("src/lib.rs"),
+        Turn::edit("src/lib.rs", "a - b", "a + b"),
+        Turn::read("README.md"),
+        Turn::edit("README.md", "# calc", "# calc (fixed add)"),
+        Turn::text("Fixed add() and documented it."),
     ];
     let (stack, executor) = fix_stack(turns, &[]).await;
     let (token, _) = fix_with_bugbot(&stack, "CI is flaky, please fix").await;
@@ -136,7 +141,9 @@ async fn an_edit_to_a_forbidden_path_is_blocked_without_a_pr() {
         .unwrap();
     assert!(edits.last().unwrap().contains("blocked:"), "the reason is shown: {edits:?}");
     let comment = stack
-        .eventually(SETTLE, "the issue comment", || stack.github.comments().into_iter().find(|c| c.body.contains("blocked")))
+        .eventually(SETTLE, "the issue comment", || {
+            stack.github.comments().into_iter().find(|c| c.body.contains("blocked"))
+        })
         .await
         .unwrap();
     assert!(comment.body.contains("nothing was pushed"), "{}", comment.body);
@@ -158,7 +165,8 @@ async fn the_same_fix_requested_twice_at_once_runs_once() {
             "data": {"name": "bugbot", "type": 1, "options": [{"name": "fix", "type": 1, "options": [{"name": "issue", "type": 3, "value": "#1"}]}]}
         }))
         .unwrap();
-        let mut req = reqwest::Client::new().post(format!("{}/discord/interactions", stack.workers.url)).body(body.clone());
+        let mut req =
+            reqwest::Client::new().post(format!("{}/discord/interactions", stack.workers.url)).body(body.clone());
         for (k, v) in stack.keys.sign_discord(&body) {
             req = req.header(k, v);
         }
@@ -170,7 +178,11 @@ async fn the_same_fix_requested_twice_at_once_runs_once() {
     stack.eventually(SETTLE, "a pull request", || stack.github.pulls().into_iter().next()).await.unwrap();
     let told = stack
         .eventually(SETTLE, "the already-running reply", || {
-            stack.discord.original_edits().into_iter().find(|c| c.body["content"].as_str().is_some_and(|t| t.contains("already running")))
+            stack
+                .discord
+                .original_edits()
+                .into_iter()
+                .find(|c| c.body["content"].as_str().is_some_and(|t| t.contains("already running")))
         })
         .await
         .unwrap();
@@ -183,7 +195,8 @@ async fn the_same_fix_requested_twice_at_once_runs_once() {
 
 fn python_alert(high_confidence: bool) -> Vec<u8> {
     let mut event: Value =
-        serde_json::from_slice(&fixture("sentry_events/glitchtip_test_data/oss_sentry_json/python_zero_division.json")).unwrap();
+        serde_json::from_slice(&fixture("sentry_events/glitchtip_test_data/oss_sentry_json/python_zero_division.json"))
+            .unwrap();
     if !high_confidence {
         event["exception"]["values"][0]["type"] = json!("CustomError");
         event["exception"]["values"][0]["stacktrace"] = json!({"frames": []});
@@ -215,7 +228,9 @@ async fn a_low_confidence_alert_gets_a_note_and_no_run() {
     let jobs = stack.sentry("event_alert", "auto-2", &python_alert(false)).await.unwrap();
     assert_eq!(stack.settled(&jobs[0], SETTLE).await.unwrap()["state"], "filed");
     let note = stack
-        .eventually(SETTLE, "the note", || stack.github.comments().into_iter().find(|c| c.body.contains("did not start an automatic fix")))
+        .eventually(SETTLE, "the note", || {
+            stack.github.comments().into_iter().find(|c| c.body.contains("did not start an automatic fix"))
+        })
         .await
         .unwrap();
     assert!(note.body.contains("below the auto-fix threshold"), "{}", note.body);

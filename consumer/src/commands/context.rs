@@ -189,46 +189,6 @@ pub async fn contextualize<P: HttpPort>(
     })
 }
 
-/// fix / "Fix with bugbot": resolve the tracked issue and queue the fix flow.
-pub async fn request_fix<P: HttpPort>(
-    deps: &Deps<'_, P>,
-    job: &Job,
-    ix: &InteractionContext,
-    target: Target<'_>,
-) -> Result<Outcome, StepError> {
-    let explicit: Vec<Reference> = target.explicit.map(|i| extract(i.as_str())).unwrap_or_default();
-    let title = target
-        .message
-        .and_then(|m| m.content.lines().find(|l| !l.trim().is_empty()))
-        .map_or_else(|| "Fix requested from Discord".to_owned(), |l| clip(l.trim(), 120));
-    let body = target.message.map_or_else(String::new, |m| format!("> {}", m.content.replace('\n', "\n> ")));
-    let channel = ix.channel_id.map(|c| c.to_string());
-    let tracked_refs: Vec<Reference> = explicit
-        .iter()
-        .filter(|r| matches!(r, Reference::Linear { .. } | Reference::GitHubIssue { .. }))
-        .cloned()
-        .collect();
-    let mut record = tracked::resolve_tracked_issue(deps, channel.as_deref(), &tracked_refs, &title, &body).await?;
-    record.note_job(job.id.as_str(), "fix", &explicit);
-    let kv = deps.env.kv(crate::STATE_KV)?;
-    tracked::save(&kv, channel.as_deref(), &record).await?;
-    reply(
-        deps,
-        ix,
-        &format!(
-            "🔧 Fix requested for **{}** — <{}>. `/bugbot status` shows progress.",
-            record.issue.label, record.issue.url
-        ),
-    )
-    .await?;
-    Ok(Outcome::Done {
-        state: JobState::Fixing,
-        reason: Some("queued for fix".into()),
-        links: vec![record.issue.url],
-        fingerprint: None,
-    })
-}
-
 fn sentry_ref(id: &str) -> Reference {
     Reference::SentryIssue { base: String::new(), org: None, issue_id: id.to_owned(), url: String::new() }
 }

@@ -32,6 +32,12 @@ struct Args {
     /// Requests per scenario.
     #[arg(long, default_value_t = 3000)]
     requests: usize,
+    /// Distinct alerts for the alert-to-issue scenarios (0 skips them).
+    #[arg(long, default_value_t = 100)]
+    alerts: usize,
+    /// Skip the gateway scenarios.
+    #[arg(long)]
+    alerts_only: bool,
 }
 
 struct Prepared {
@@ -160,6 +166,87 @@ async fn run(name: &str, workers: &Workers, requests: Vec<Prepared>, args: &Args
     Ok(())
 }
 
+/// An `event_alert` for a distinct Sentry issue `i` (so each files its own issue).
+fn distinct_alert(template: &serde_json::Value, i: usize) -> Vec<u8> {
+    let mut payload = template.clone();
+    let issue = 7_000_000 + i;
+    let event = &mut payload["data"]["event"];
+    event["issue_id"] = json!(issue.to_string());
+    event["title"] = json!(format!("BenchError {i}: something broke"));
+    event["event_id"] = json!(format!("{i:032x}"));
+    event["web_url"] = json!(format!("https://sentry.io/organizations/test-org/issues/{issue}/events/{i:032x}/"));
+    event["issue_url"] = json!(format!("https://sentry.io/api/0/issues/{issue}/"));
+    serde_json::to_vec(&payload).expect("json")
+}
+
+/// Alert → issue through the whole local path: gateway, queue, consumer, Durable Object claims,
+/// the Linear/GitHub/Discord fakes. Paced (latency) then as a burst (throughput).
+async fn alerts(args: &Args, template: &serde_json::Value) -> anyhow::Result<()> {
+    use bugbot_e2e::stack::{Stack, StackOptions};
+    let mut options = StackOptions::default();
+    options.consumer_vars.push(("LOG_LEVEL".into(), "warn".into()));
+    let stack = Stack::start(options).await?;
+    let n = args.alerts;
+    let issue_time = |i: usize| {
+        let needle = format!("BenchError {i}:");
+        stack
+            .github
+            .requests()
+            .into_iter()
+            .find(|r| r.method == "POST" && r.path.ends_with("/issues") && r.text().contains(&needle))
+            .map(|r| r.at)
+    };
+    // Paced: 10 alerts/s, latency from the POST to the GitHub issue (the last tracker filed).
+    let mut sent = Vec::with_capacity(n);
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
+    for i in 0..n {
+        ticker.tick().await;
+        sent.push(std::time::SystemTime::now());
+        stack.sentry("event_alert", &format!("bench-paced-{i}"), &distinct_alert(template, i)).await?;
+    }
+    let deadline = Instant::now() + Duration::from_mins(2);
+    while stack.github.issues().len() < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut latencies: Vec<Duration> =
+        (0..n).filter_map(|i| issue_time(i).and_then(|t| t.duration_since(sent[i]).ok())).collect();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
+    println!(
+        "alert → issue (paced 10/s)   {:>5} alerts  filed {:>5}  p50 {:>7.1} ms  p95 {:>7.1} ms  max {:>7.1} ms  (Linear + GitHub + Discord fakes)",
+        n,
+        latencies.len(),
+        pct(0.5),
+        pct(0.95),
+        pct(1.0)
+    );
+    // Burst: all at once; throughput from the first send to the last issue.
+    let before = stack.github.issues().len();
+    let started = std::time::SystemTime::now();
+    let sends = (n..2 * n).map(|i| {
+        let stack = &stack;
+        let body = distinct_alert(template, i);
+        async move { stack.sentry("event_alert", &format!("bench-burst-{i}"), &body).await }
+    });
+    for r in futures::future::join_all(sends).await {
+        r?;
+    }
+    let deadline = Instant::now() + Duration::from_mins(3);
+    while stack.github.issues().len() < before + n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let last = (n..2 * n).filter_map(issue_time).max();
+    let filed = stack.github.issues().len() - before;
+    if let Some(last) = last {
+        let secs = last.duration_since(started).unwrap_or_default().as_secs_f64();
+        println!(
+            "alert → issue (burst of {n})  filed {filed:>5}  in {secs:>6.2} s  = {:>6.1} jobs/s through the consumer",
+            filed as f64 / secs
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -171,6 +258,12 @@ async fn main() -> anyhow::Result<()> {
         "rate {} req/s, concurrency {}, LOG_LEVEL=warn, straight to workerd (Miniflare)",
         args.rate, args.concurrency
     );
+    if args.alerts > 0 {
+        alerts(&args, &template).await?;
+    }
+    if args.alerts_only {
+        return Ok(());
+    }
     for (label, gateway_only) in [("gateway only", true), ("gateway + consumer", false)] {
         let workers =
             Workers::start_with(&vars, &json!({"gatewayOnly": gateway_only})).context("starting the workers")?;
