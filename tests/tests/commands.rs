@@ -229,6 +229,8 @@ async fn errors_stats_and_resolve_use_the_sentry_api() {
     assert_eq!(settled(&stack, &job, SETTLE).await.unwrap()["state"], "done");
     let text = edit_for(&stack, &token);
     assert!(text.contains("By project") && text.contains("backend") && text.contains("Trend"), "{text}");
+    // The same numbers as the daily digest come first (bugbot's own counters, today vs yesterday).
+    assert!(text.starts_with("**bugbot stats for "), "{text}");
 
     let id = stack.sentry.issue_id("python_zero_division");
     let url = stack.sentry.issue_url(&id);

@@ -81,12 +81,40 @@ pub async fn errors<P: HttpPort>(
 
 /// `/bugbot stats [period]`: event counts by project and level, and the trend (issues new in the
 /// window against those carried over).
+/// `/bugbot stats`: bugbot's own counters (the daily digest's numbers: events, new, regressed,
+/// resolved, fix runs and spend, today against yesterday), then the source's view of the window
+/// when the Sentry-compatible API is configured.
 pub async fn stats<P: HttpPort>(
     deps: &Deps<'_, P>,
     ix: &InteractionContext,
     period: StatsPeriod,
 ) -> Result<Outcome, StepError> {
-    let api = api(deps)?;
+    let own = match crate::stats::load_days(deps.env, deps.now_ms, 2).await {
+        Ok(days) if days.len() == 2 => Some(bugbot_shared::digest::stats_message(&days[1], &days[0])),
+        _ => None,
+    };
+    let source = match api(deps) {
+        Ok(api) => Some(source_stats(deps, &api, period).await?),
+        Err(_) => None,
+    };
+    let (text, summary) = match (own, source) {
+        (Some(own), Some((source, n))) => (format!("{own}\n{source}"), format!("stats: {n} source issues")),
+        (Some(own), None) => (own, "stats: bugbot counters".to_owned()),
+        (None, Some((source, n))) => (source, format!("stats: {n} source issues")),
+        (None, None) => (
+            "No statistics yet: nothing has been recorded and no Sentry API is configured.".to_owned(),
+            "stats: none".into(),
+        ),
+    };
+    reply(deps, ix, &text).await?;
+    Ok(done(summary))
+}
+
+async fn source_stats<P: HttpPort>(
+    deps: &Deps<'_, P>,
+    api: &SentryApi<'_, P>,
+    period: StatsPeriod,
+) -> Result<(String, usize), StepError> {
     let (window, label, window_ms) = match period {
         StatsPeriod::Day => ("24h", "day", 24 * 3_600_000),
         StatsPeriod::Week => ("7d", "week", 7 * 24 * 3_600_000),
@@ -118,13 +146,12 @@ pub async fn stats<P: HttpPort>(
         v.iter().map(|(k, n)| format!("{} {n}", one_line(k))).collect::<Vec<_>>().join(" · ")
     };
     let text = format!(
-        "**Errors this {label}:** {total} events in {} issues\nBy project: {}\nBy level: {}\nTrend: {new} new issues, {carried} ongoing — {trend}",
+        "**Errors this {label} (source):** {total} events in {} issues\nBy project: {}\nBy level: {}\nTrend: {new} new issues, {carried} ongoing — {trend}",
         issues.len(),
         list(&by_project),
         list(&by_level),
     );
-    reply(deps, ix, &text).await?;
-    Ok(done(format!("stats: {} issues", issues.len())))
+    Ok((text, issues.len()))
 }
 
 /// `/bugbot resolve <issue>`: a Sentry/GlitchTip URL or id (or a tracked issue whose thread

@@ -38,6 +38,9 @@ struct Args {
     /// Skip the gateway scenarios.
     #[arg(long)]
     alerts_only: bool,
+    /// Fix runs for the fix-command → pull-request scenario (0 skips it).
+    #[arg(long, default_value_t = 5)]
+    fixes: usize,
 }
 
 struct Prepared {
@@ -247,6 +250,91 @@ async fn alerts(args: &Args, template: &serde_json::Value) -> anyhow::Result<()>
     Ok(())
 }
 
+/// "Fix with bugbot" → the draft PR request at GitHub, through the real Workers, the real executor and
+/// the real Claude Code CLI. The fake model answers at once, so the figure is bugbot's own overhead
+/// (queue, claims, dispatch, clone, CLI start-up, diff check, tests, push, callback, PR) without model time.
+async fn fixes(n: usize) -> anyhow::Result<()> {
+    use bugbot_e2e::anthropic::Turn;
+    use bugbot_e2e::local_executor::{LocalExecutor, free_port};
+    use bugbot_e2e::stack::{ALERTS_CHANNEL, APPLICATION_ID, Stack, StackOptions};
+    let turns = (0..n)
+        .flat_map(|_| {
+            [
+                Turn::read("src/lib.rs"),
+                Turn::edit("src/lib.rs", "a - b", "a + b"),
+                Turn::text("Changed `a - b` to `a + b`."),
+            ]
+        })
+        .collect();
+    let keys = TestKeys::new();
+    let executor = LocalExecutor::start(turns, &keys.executor_secret).await;
+    let port = free_port();
+    let mut options =
+        StackOptions { linear: false, gateway_port: Some(port), keys: Some(keys), ..StackOptions::default() };
+    options.consumer_vars.extend(
+        [
+            ("EXECUTOR_URL", executor.url.clone()),
+            ("EXECUTOR_CALLBACK_URL", format!("http://127.0.0.1:{port}/executor/callback")),
+            ("FIX_CLONE_URL", executor.clone_url()),
+            ("FIX_ALLOWED_PATHS", "src/**".into()),
+            ("FIX_TEST_COMMAND", "sh check.sh".into()),
+            ("DISCORD_ADMIN_USERS", "1100000000000000010".into()),
+            ("LOG_LEVEL", "warn".into()),
+        ]
+        .map(|(k, v)| (k.to_owned(), v)),
+    );
+    let stack = Stack::start(options).await?;
+    stack.github.set_backing_repo(&executor.remote);
+    let mut times = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = 1_600_000_000_000_000_000u64 + i as u64;
+        let body = serde_json::to_vec(&json!({
+            "id": id.to_string(), "application_id": APPLICATION_ID.to_string(), "type": 2, "token": format!("bench-{i}"),
+            "channel_id": ALERTS_CHANNEL, "member": {"user": {"id": "1100000000000000010", "username": "bench"}, "roles": []},
+            "data": {"name": "Fix with bugbot", "type": 3, "target_id": "1",
+                "resolved": {"messages": {"1": {"id": "1", "content": format!("add() is broken ({i})"), "author": {"id": "2", "username": "u"}}}}}
+        }))?;
+        let started = std::time::SystemTime::now();
+        let mut req =
+            reqwest::Client::new().post(format!("{}/discord/interactions", stack.workers.url)).body(body.clone());
+        for (k, v) in stack.keys.sign_discord(&body) {
+            req = req.header(k, v);
+        }
+        req.send().await?;
+        let deadline = Instant::now() + Duration::from_mins(2);
+        let pr_request = loop {
+            let found =
+                stack.github.requests().into_iter().find(|r| {
+                    r.method == "POST" && r.path.ends_with("/pulls") && r.at >= started && r.failure.is_none()
+                });
+            if let Some(r) = found {
+                break Some(r.at);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        if let Some(at) = pr_request {
+            times.push(at.duration_since(started).unwrap_or_default());
+        }
+        // The next run starts from a clean slate: a new issue (#n), a new branch.
+    }
+    times.sort();
+    if times.is_empty() {
+        println!("fix command → PR request: no PR was requested (see the logs)");
+        return Ok(());
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "fix command → PR request    {:>5} runs  p50 {:>7.0} ms  max {:>7.0} ms  (real executor + Claude Code CLI, model time ≈ 0: fake API)",
+        times.len(),
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1])
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -258,6 +346,9 @@ async fn main() -> anyhow::Result<()> {
         "rate {} req/s, concurrency {}, LOG_LEVEL=warn, straight to workerd (Miniflare)",
         args.rate, args.concurrency
     );
+    if args.fixes > 0 {
+        fixes(args.fixes).await?;
+    }
     if args.alerts > 0 {
         alerts(&args, &template).await?;
     }
