@@ -13,7 +13,6 @@ mod admin;
 mod config;
 
 use bugbot_shared::ingress::{self, IngressError, IngressRequest, Route};
-use bugbot_shared::job::Job;
 use bugbot_shared::log::{Level, LogLine};
 use worker::{Context, Date, Env, Request, Response, Result, event, wasm_bindgen::JsValue};
 
@@ -94,7 +93,7 @@ async fn receive(
             request_id,
         },
     )?;
-    if let Err(e) = enqueue(env, &accepted.jobs).await {
+    if let Err(e) = enqueue_texts(env, &accepted.messages).await {
         // The only server error the gateway gives: the sender retries and nothing is lost.
         let reason = format!("queue unavailable: {e}");
         return Ok((json_response(503, r#"{"error":"queue unavailable, retry later"}"#), Some(reason)));
@@ -107,14 +106,6 @@ async fn receive(
         (None, true) => None,
     };
     Ok((json_response(accepted.status, &accepted.body), reason))
-}
-
-async fn enqueue(env: &Env, jobs: &[Job]) -> Result<()> {
-    let texts = jobs
-        .iter()
-        .map(|job| job.to_message().map_err(|e| worker::Error::RustError(e.to_string())))
-        .collect::<Result<Vec<_>>>()?;
-    enqueue_texts(env, &texts).await
 }
 
 /// Sends already-encoded jobs (JSON text) in one batch.

@@ -145,20 +145,29 @@ pub struct Accepted {
     /// JSON reply body.
     pub body: String,
     pub jobs: Vec<Job>,
+    /// `jobs` encoded for the queue (filled by [`handle`], which refuses any that would not fit):
+    /// the Worker sends these bytes as they are, so each job is serialized once.
+    pub messages: Vec<String>,
     /// Why nothing was enqueued, when nothing was (for the log line).
     pub note: Option<&'static str>,
 }
 
 impl Accepted {
     fn json(status: u16, body: &impl Serialize, jobs: Vec<Job>, note: Option<&'static str>) -> Self {
-        Self { status, body: serde_json::to_string(body).expect("replies always serialize"), jobs, note }
+        Self {
+            status,
+            body: serde_json::to_string(body).expect("replies always serialize"),
+            jobs,
+            messages: Vec::new(),
+            note,
+        }
     }
 
     fn enqueued(jobs: Vec<Job>) -> Self {
         let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
         let body = serde_json::to_string(&Reply { ok: true, jobs: Some(ids), ..Reply::default() })
             .expect("replies always serialize");
-        Self { status: 202, body, jobs, note: None }
+        Self { status: 202, body, jobs, messages: Vec::new(), note: None }
     }
 
     fn ignored(note: &'static str) -> Self {
@@ -241,7 +250,7 @@ pub fn handle(cfg: &IngressConfig, route: &Route, req: IngressRequest<'_>) -> Re
     if req.body.len() > cfg.max_body_bytes {
         return Err(IngressError::PayloadTooLarge { limit: cfg.max_body_bytes });
     }
-    let accepted = match route {
+    let mut accepted = match route {
         Route::DiscordInteractions => discord(cfg, req),
         Route::SentryWebhook => sentry(cfg, req),
         Route::SentryLegacy { token } => {
@@ -258,9 +267,12 @@ pub fn handle(cfg: &IngressConfig, route: &Route, req: IngressRequest<'_>) -> Re
     // A job the queue cannot take is refused here (413, which senders do not retry) rather than
     // failing at `send` as a 503 that they retry forever. Payloads are pruned to fit; other fields
     // (a Sentry `action`, GlitchTip titles, a Discord token) are bounded only by the body limit.
-    if accepted.jobs.iter().any(|j| j.to_message().is_err()) {
-        return Err(IngressError::PayloadTooLarge { limit: job::MAX_JOB_BYTES });
-    }
+    accepted.messages = accepted
+        .jobs
+        .iter()
+        .map(Job::to_message)
+        .collect::<Result<_, _>>()
+        .map_err(|_| IngressError::PayloadTooLarge { limit: job::MAX_JOB_BYTES })?;
     Ok(accepted)
 }
 

@@ -41,6 +41,13 @@ function worker(name, configPath, vars, queueOverrides) {
   return opts;
 }
 
+// Without the consumer there is nothing behind the gateway's CONSUMER binding (only /admin/* uses it).
+function gatewayOptions() {
+  const opts = worker("bugbot-gateway", "wrangler.toml", options.vars?.gateway);
+  if (options.gatewayOnly && opts.serviceBindings) delete opts.serviceBindings.CONSUMER;
+  return opts;
+}
+
 const persist = options.persist ?? false;
 const mf = new Miniflare({
   host: "127.0.0.1",
@@ -56,7 +63,7 @@ const mf = new Miniflare({
   unsafeTriggerHandlers: true,
   // `gatewayOnly` (benchmarks): no consumer, so workerd's CPU is the gateway's alone.
   workers: [
-    worker("bugbot-gateway", "wrangler.toml", options.vars?.gateway),
+    gatewayOptions(),
     ...(options.gatewayOnly
       ? []
       : [worker("bugbot-consumer", "consumer/wrangler.toml", options.vars?.consumer, options.consumerQueue)]),
