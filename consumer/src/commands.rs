@@ -17,7 +17,7 @@ pub mod sentry;
 pub mod tracked;
 
 use bugbot_shared::authz::{Access, Decision, Policy, PolicyVars};
-use bugbot_shared::claim::{DeliveryOp, DeliveryReply};
+use bugbot_shared::claim::DeliveryOp;
 use bugbot_shared::command::{Command, IssueRef};
 use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
 use bugbot_shared::log::{Level, LogLine};
@@ -112,22 +112,9 @@ async fn run<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, cmd: &DiscordCommandJob
     }
 
     let job_id = job.id.as_str();
-    let begin = DeliveryOp::Begin {
-        holder: deps.message_id.to_owned(),
-        now_ms: deps.now_ms,
-        lease_ms: deps.config.claim_lease_ms,
-    };
-    let attempt = match deps.claims.delivery(job_id, &begin).await {
-        Ok(DeliveryReply::Proceed { attempt }) => attempt,
-        Ok(DeliveryReply::Duplicate { outcome }) => {
-            return done(JobState::Duplicate, format!("command already processed ({outcome})"));
-        }
-        Ok(DeliveryReply::Busy { .. }) => {
-            return Outcome::Retry { delay_secs: 5, reason: "another copy is being processed".into(), attempt: 1 };
-        }
-        Ok(DeliveryReply::Finished) | Err(_) => {
-            return Outcome::Retry { delay_secs: 2, reason: "claim store unavailable".into(), attempt: 1 };
-        }
+    let attempt = match crate::pipeline::begin_delivery(deps, job).await {
+        Ok(attempt) => attempt,
+        Err(outcome) => return outcome,
     };
 
     let result = match &cmd.command {

@@ -11,7 +11,7 @@ use bugbot_shared::claim::{
     DeliveryOp, DeliveryReply, DiscordRef, FingerprintOp, FingerprintReply, GitHubRef, LinearRef, RepeatDecision,
     TrackedRefs,
 };
-use bugbot_shared::event::{ErrorEvent, Level, MetricStatus, Signal, StatusChange, UptimeState};
+use bugbot_shared::event::{ErrorEvent, MetricStatus, Signal, StatusChange, UptimeState};
 use bugbot_shared::filter::{Decision, filter_signal};
 use bugbot_shared::job::Job;
 use bugbot_shared::normalize::normalize;
@@ -86,30 +86,37 @@ impl<P: HttpPort> std::fmt::Debug for Deps<'_, P> {
     }
 }
 
-/// Processes one alert job end to end.
-pub async fn process_alert<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
-    let job_id = job.id.as_str();
+/// Claims the job's delivery for this queue message: `Ok(attempt)` to go ahead, or the outcome to
+/// return at once (a copy already processed, or being processed by another message).
+pub async fn begin_delivery<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Result<u32, Outcome> {
     let begin = DeliveryOp::Begin {
         holder: deps.message_id.to_owned(),
         now_ms: deps.now_ms,
         lease_ms: deps.config.claim_lease_ms,
     };
-    let attempt = match deps.claims.delivery(job_id, &begin).await {
-        Ok(DeliveryReply::Proceed { attempt }) => attempt,
+    match deps.claims.delivery(job.id.as_str(), &begin).await {
+        Ok(DeliveryReply::Proceed { attempt }) => Ok(attempt),
         Ok(DeliveryReply::Duplicate { outcome }) => {
-            return Outcome::done(JobState::Duplicate, format!("delivery already processed ({outcome})"));
+            Err(Outcome::done(JobState::Duplicate, format!("delivery already processed ({outcome})")))
         }
         Ok(DeliveryReply::Busy { lease_until_ms }) => {
             let wait = lease_until_ms.saturating_sub(deps.now_ms).div_ceil(1_000);
-            return Outcome::Retry {
+            Err(Outcome::Retry {
                 delay_secs: u32::try_from(wait.clamp(1, 60)).unwrap_or(60),
                 reason: "another copy of this delivery is being processed".into(),
                 attempt: 1,
-            };
+            })
         }
-        Ok(DeliveryReply::Finished) | Err(_) => {
-            return retry(deps, 1, None, "claim store unavailable".into());
-        }
+        Ok(DeliveryReply::Finished) | Err(_) => Err(retry(deps, 1, None, "claim store unavailable".into())),
+    }
+}
+
+/// Processes one alert job end to end.
+pub async fn process_alert<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
+    let job_id = job.id.as_str();
+    let attempt = match begin_delivery(deps, job).await {
+        Ok(attempt) => attempt,
+        Err(outcome) => return outcome,
     };
 
     let outcome = match run(deps, job).await {
@@ -374,7 +381,7 @@ async fn status_change<P: HttpPort>(
         FingerprintReply::Status { tracked, .. } => {
             comment_everywhere(deps, &tracked, &report::resolved_comment_markdown(change)).await?;
             set_open_everywhere(deps, &tracked, !resolved).await?;
-            let event = deps.state.remembered_event(fp).await.unwrap_or_else(|| change_as_event(change));
+            let event = deps.state.remembered_event(fp).await.unwrap_or_else(|| change.to_event());
             edit_alert(deps, &tracked, &event, if resolved { AlertState::Resolved } else { AlertState::Regressed })
                 .await?;
             Ok(Outcome::Done {
@@ -385,31 +392,6 @@ async fn status_change<P: HttpPort>(
             })
         }
         other => Err(StepError::Platform(format!("unexpected claim reply {other:?}"))),
-    }
-}
-
-/// The least an announcement needs when the original event was not kept.
-fn change_as_event(change: &StatusChange) -> ErrorEvent {
-    ErrorEvent {
-        source: change.source,
-        fingerprint: change.fingerprint.clone(),
-        title: change.title.clone(),
-        culprit: None,
-        level: Level::Error,
-        environment: None,
-        release: None,
-        project: None,
-        platform: None,
-        short_id: None,
-        event_id: None,
-        first_seen_ms: None,
-        last_seen_ms: change.at_ms,
-        count: None,
-        user_count: None,
-        link: change.link.clone(),
-        tags: Vec::new(),
-        exception: None,
-        frames: Vec::new(),
     }
 }
 

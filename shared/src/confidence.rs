@@ -155,29 +155,13 @@ pub fn decide(policy: &AutoFixPolicy, confidence: &Confidence, runs_today: u32, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{ExceptionInfo, Fingerprint, Frame, Level, Source};
+    use crate::event::{ExceptionInfo, Fingerprint, Frame, Source};
 
     fn event(frames: Vec<Frame>, class: Option<&str>) -> ErrorEvent {
         ErrorEvent {
-            source: Source::Sentry,
-            fingerprint: Fingerprint::from_id("sentry", "1"),
-            title: "t".into(),
-            culprit: None,
-            level: Level::Error,
-            environment: None,
-            release: None,
-            project: None,
-            platform: None,
-            short_id: None,
-            event_id: None,
-            first_seen_ms: None,
-            last_seen_ms: 0,
-            count: None,
-            user_count: None,
-            link: None,
-            tags: Vec::new(),
             exception: class.map(|c| ExceptionInfo { kind: Some(c.into()), value: None, module: None }),
             frames,
+            ..ErrorEvent::bare(Source::Sentry, Fingerprint::from_id("sentry", "1"), "t".into(), None, 0)
         }
     }
 

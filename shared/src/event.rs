@@ -324,6 +324,33 @@ pub struct ErrorEvent {
 }
 
 impl ErrorEvent {
+    /// An event with only what every source has — the rest empty, level error — for signals that
+    /// are not error events themselves (metric and uptime alerts, a status change of an issue bugbot
+    /// has no event for). Fill in more with struct update syntax.
+    pub fn bare(source: Source, fingerprint: Fingerprint, title: String, link: Option<String>, at_ms: u64) -> Self {
+        Self {
+            source,
+            fingerprint,
+            title,
+            culprit: None,
+            level: Level::Error,
+            environment: None,
+            release: None,
+            project: None,
+            platform: None,
+            short_id: None,
+            event_id: None,
+            first_seen_ms: None,
+            last_seen_ms: at_ms,
+            count: None,
+            user_count: None,
+            link,
+            tags: Vec::new(),
+            exception: None,
+            frames: Vec::new(),
+        }
+    }
+
     /// Up to `n` in-app frames, crash frame first.
     pub fn top_in_app_frames(&self, n: usize) -> Vec<&Frame> {
         self.frames.iter().rev().filter(|f| f.in_app).take(n).collect()
@@ -402,26 +429,25 @@ impl MetricAlert {
     /// problem: critical → error, warning → warning.
     pub fn to_event(&self) -> ErrorEvent {
         ErrorEvent {
-            source: Source::Sentry,
-            fingerprint: self.fingerprint.clone(),
-            title: format!("Metric alert: {}", self.title),
             culprit: self.description.clone(),
             level: if self.status == MetricStatus::Warning { Level::Warning } else { Level::Error },
             environment: self.environment.clone(),
-            release: None,
             project: self.projects.first().cloned(),
-            platform: None,
-            short_id: None,
-            event_id: None,
-            first_seen_ms: None,
-            last_seen_ms: self.at_ms,
-            count: None,
-            user_count: None,
-            link: self.link.clone(),
-            tags: Vec::new(),
-            exception: None,
-            frames: Vec::new(),
+            ..ErrorEvent::bare(
+                Source::Sentry,
+                self.fingerprint.clone(),
+                format!("Metric alert: {}", self.title),
+                self.link.clone(),
+                self.at_ms,
+            )
         }
+    }
+}
+
+impl StatusChange {
+    /// The least an announcement needs when bugbot kept no event for this issue.
+    pub fn to_event(&self) -> ErrorEvent {
+        ErrorEvent::bare(self.source, self.fingerprint.clone(), self.title.clone(), self.link.clone(), self.at_ms)
     }
 }
 
@@ -463,25 +489,14 @@ impl UptimeAlert {
     /// The outage as an [`ErrorEvent`] (level error), for filing and announcing.
     pub fn to_event(&self) -> ErrorEvent {
         ErrorEvent {
-            source: Source::GlitchtipUptime,
-            fingerprint: self.fingerprint.clone(),
-            title: format!("Uptime: {} is down", self.monitor),
             culprit: self.message.clone(),
-            level: Level::Error,
-            environment: None,
-            release: None,
-            project: None,
-            platform: None,
-            short_id: None,
-            event_id: None,
-            first_seen_ms: None,
-            last_seen_ms: self.at_ms,
-            count: None,
-            user_count: None,
-            link: self.link.clone(),
-            tags: Vec::new(),
-            exception: None,
-            frames: Vec::new(),
+            ..ErrorEvent::bare(
+                Source::GlitchtipUptime,
+                self.fingerprint.clone(),
+                format!("Uptime: {} is down", self.monitor),
+                self.link.clone(),
+                self.at_ms,
+            )
         }
     }
 }

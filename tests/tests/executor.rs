@@ -14,6 +14,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use bugbot_e2e::anthropic::{FakeAnthropic, Turn, WhenExhausted};
+use bugbot_e2e::local_executor::{claude_bin, git};
 use bugbot_executor::agent::ClaudeCode;
 use bugbot_executor::callback::Callback;
 use bugbot_executor::config::Config;
@@ -44,33 +45,6 @@ fn executor_secret() -> String {
 
 fn anthropic_key() -> String {
     format!("sk-ant-api03-{}", "fakeKEY".repeat(6))
-}
-
-fn claude_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("BUGBOT_CLAUDE_BIN") {
-        return PathBuf::from(bin);
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let candidates = [
-        root.join("node_modules/@anthropic-ai/claude-code-linux-x64/claude"),
-        root.join("node_modules/@anthropic-ai/claude-code/bin/claude.exe"),
-    ];
-    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
-        panic!("Claude Code CLI not found (run `npm ci` at the workspace root or set BUGBOT_CLAUDE_BIN); looked at {candidates:?}")
-    })
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = StdCommand::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"])
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// Branches in a bare repository.
