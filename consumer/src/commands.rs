@@ -88,6 +88,20 @@ pub(crate) fn clip(text: &str, max: usize) -> String {
     }
 }
 
+/// A refusal only the invoker sees: the deferral was public, so the answer is an ephemeral
+/// follow-up and the public "thinking…" placeholder is deleted.
+async fn refuse<P: HttpPort>(deps: &Deps<'_, P>, ix: &InteractionContext, content: &str) {
+    let body = json!({"content": clip(content, 2_000), "flags": 64, "allowed_mentions": {"parse": []}});
+    let discord = discord(deps);
+    let app = ix.application_id.to_string();
+    if discord.followup(&app, &ix.token, &body).await.is_ok() {
+        let _ = discord.delete_original(&app, &ix.token).await;
+    } else {
+        // Without the follow-up, say it in the deferred reply rather than not at all.
+        let _ = reply(deps, ix, content).await;
+    }
+}
+
 fn log_refusal(job: &Job, command: &Command, ix: &InteractionContext, reason: &str) {
     let mut line = LogLine::new(Level::Warn, "consumer", "authz");
     line.job_id = Some(job.id.as_str());
@@ -107,7 +121,7 @@ async fn run<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, cmd: &DiscordCommandJob
     };
     if let Decision::Deny(reason) = decision {
         log_refusal(job, &cmd.command, ix, &reason);
-        let _ = reply(deps, ix, &format!("⛔ Not allowed: {reason}")).await;
+        refuse(deps, ix, &format!("⛔ Not allowed: {reason}")).await;
         return done(JobState::Ignored, format!("refused: {reason}"));
     }
 

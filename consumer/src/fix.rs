@@ -105,6 +105,9 @@ pub struct FixRun {
     pub reason: Option<String>,
     #[serde(default)]
     pub cost_usd: f64,
+    /// The job that asked for the fix: its status record follows the run (`/bugbot status`).
+    #[serde(default)]
+    pub requested_in: Option<String>,
 }
 
 struct FixSettings {
@@ -316,6 +319,7 @@ async fn start<P: HttpPort>(
         pr_url: None,
         reason: None,
         cost_usd: 0.0,
+        requested_in: Some(job.id.to_string()),
     };
     save_run(deps, &run).await;
     let _ = show(deps, &run).await;
@@ -450,9 +454,21 @@ pub async fn on_result<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
     }
     let outcome_name = if state == FixState::PrOpened { "pr_opened" } else { report.outcome.name() };
     crate::stats::record_fix_run(deps.env, outcome_name, run.cost_usd, deps.now_ms).await;
-    let job_state = if state == FixState::PrOpened { JobState::PrOpened } else { JobState::Done };
-    let links = run.pr_url.iter().cloned().chain(std::iter::once(run.target.url.clone())).collect();
-    done(job_state, format!("fix {}: {}", run.fix_job_id, state_text(state)), links)
+    let links: Vec<String> = run.pr_url.iter().cloned().chain(std::iter::once(run.target.url.clone())).collect();
+    let reason = match &run.reason {
+        Some(why) => format!("fix {}: {} — {why}", run.fix_job_id, state_text(state)),
+        None => format!("fix {}: {}", run.fix_job_id, state_text(state)),
+    };
+    if let Some(requested_in) = &run.requested_in {
+        let requester_state = match state {
+            FixState::PrOpened => JobState::PrOpened,
+            FixState::NoChange => JobState::Done,
+            _ => JobState::Failed,
+        };
+        deps.state.advance(requested_in, requester_state, Some(reason.clone()), links.clone(), deps.now_ms).await;
+    }
+    let result_state = if state == FixState::PrOpened { JobState::PrOpened } else { JobState::Done };
+    done(result_state, reason, links)
 }
 
 async fn open_pull<P: HttpPort>(deps: &Deps<'_, P>, run: &FixRun, report: &FixReport) -> Result<String, Outcome> {

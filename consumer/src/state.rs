@@ -90,6 +90,24 @@ impl State {
         self.put(&status::job_key(job.id.as_str()), &record, JOB_TTL_SECS).await
     }
 
+    /// Moves an existing job's status record on (a fix run reports back on the job that asked for it).
+    pub async fn advance(
+        &self,
+        job_id: &str,
+        state: JobState,
+        reason: Option<String>,
+        links: Vec<String>,
+        now_ms: u64,
+    ) {
+        if let Some(mut record) = self.job_status(job_id).await {
+            record.state = state;
+            record.reason = reason;
+            record.links = links;
+            record.updated_at_ms = now_ms;
+            let _ = self.put(&status::job_key(job_id), &record, JOB_TTL_SECS).await;
+        }
+    }
+
     pub async fn job_status(&self, job_id: &str) -> Option<JobStatus> {
         self.get(&status::job_key(job_id)).await
     }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bugbot_e2e::fake::Failure;
+use bugbot_e2e::fake::discord::InteractionCallKind;
 use bugbot_e2e::fake::github::Commit;
 use bugbot_e2e::stack::{APPLICATION_ID, REPO, Stack, StackOptions};
 use bugbot_shared::command::MENU_CONTEXTUALIZE;
@@ -189,7 +190,18 @@ async fn an_unauthorized_user_is_refused_and_nothing_is_filed() {
     let status = settled(&stack, &job, SETTLE).await.unwrap();
     assert_eq!(status["state"], "ignored", "{status}");
     assert!(status["reason"].as_str().unwrap().starts_with("refused"), "{status}");
-    assert!(edit_for(&stack, &token).contains("Not allowed"));
+    // Ephemeral: an ephemeral follow-up (flags 64), and the public placeholder deleted.
+    let followup = stack.discord.followups().into_iter().find(|c| c.token == token).expect("a follow-up");
+    assert!(followup.body["content"].as_str().unwrap().contains("Not allowed"));
+    assert_eq!(followup.body["flags"], 64);
+    assert!(
+        stack
+            .discord
+            .interaction_calls()
+            .iter()
+            .any(|c| c.token == token && c.kind == InteractionCallKind::DeleteOriginal),
+        "the public placeholder is deleted"
+    );
     assert!(stack.linear.issues().is_empty() && stack.linear.comments().is_empty());
     assert!(stack.sentry.requests().is_empty(), "no source was read");
     let logs = stack.workers.logs().join("\n");
@@ -238,7 +250,9 @@ async fn errors_stats_and_resolve_use_the_sentry_api() {
     // Reading roles are not enough to resolve.
     let (job, token) = interact(&stack, channel, &[], &resolve).await;
     assert_eq!(settled(&stack, &job, SETTLE).await.unwrap()["state"], "ignored");
-    assert!(edit_for(&stack, &token).contains("write role"));
+    let refusal = stack.discord.followups().into_iter().find(|c| c.token == token).expect("an ephemeral refusal");
+    assert!(refusal.body["content"].as_str().unwrap().contains("write role"));
+    assert_eq!(refusal.body["flags"], 64);
     let (job, token) = interact(&stack, channel, &[WRITER_ROLE], &resolve).await;
     assert_eq!(settled(&stack, &job, SETTLE).await.unwrap()["state"], "done");
     assert!(edit_for(&stack, &token).contains("Resolved"));

@@ -117,6 +117,10 @@ async fn fix_with_bugbot_on_a_bug_report_opens_one_draft_pr() {
     assert!(edits.iter().any(|e| e.contains("queued")), "{edits:?}");
     assert!(edits.iter().any(|e| e.contains("running")), "{edits:?}");
     assert_eq!(stack.github.pulls().len(), 1);
+    // The job that asked for the fix follows the run, so `/bugbot status` shows the PR.
+    let requested = token.trim_start_matches("itok-");
+    let status = stack.job(&format!("discord:{requested}"), SETTLE, |s| s["state"] == "pr_opened").await.unwrap();
+    assert!(status["links"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("/pull/")), "{status}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -108,6 +108,19 @@ impl<'a, P: HttpPort> Discord<'a, P> {
     }
 
     /// `POST /webhooks/{application_id}/{token}` (<https://discord.com/developers/docs/interactions/receiving-and-responding#create-followup-message>).
+    /// Deletes the deferred reply, <https://discord.com/developers/docs/interactions/receiving-and-responding#delete-original-interaction-response>
+    /// (`204 No Content`). Used when the answer must be ephemeral after a public deferral.
+    pub async fn delete_original(&self, application_id: &str, interaction_token: &str) -> Result<(), SinkError> {
+        let app = snowflake("application id", application_id)?;
+        let url = self.url(&["webhooks", &app.to_string(), interaction_token, "messages", "@original"])?;
+        let request = HttpRequest::new(Method::Delete, url.as_str()).header("user-agent", USER_AGENT);
+        let result = match self.port.send(request).await {
+            Ok(response) => check(&response),
+            Err(e) => Err(SinkError::transport(SERVICE, &e)),
+        };
+        result.map_err(|e| redact(e, interaction_token))
+    }
+
     pub async fn followup(
         &self,
         application_id: &str,

@@ -53,6 +53,7 @@ impl Message {
 pub enum InteractionCallKind {
     EditOriginal,
     Followup,
+    DeleteOriginal,
 }
 
 /// One call to an interaction webhook.
@@ -352,6 +353,21 @@ fn webhook_route(data: &mut Data, incoming: &Incoming, token: &str, rest: &[&str
     let kind = match (&incoming.method, rest) {
         (&Method::PATCH, ["messages", "@original"]) => InteractionCallKind::EditOriginal,
         (&Method::POST, []) => InteractionCallKind::Followup,
+        (&Method::DELETE, ["messages", "@original"]) => {
+            // The deferred "thinking…" message goes away (whether or not it was edited).
+            let original = data.calls.iter().find(|c| c.kind == InteractionCallKind::EditOriginal && c.token == token);
+            if let Some(id) = original.map(|c| c.message_id) {
+                data.messages.retain(|m| m.id != id);
+            }
+            data.calls.push(InteractionCall {
+                kind: InteractionCallKind::DeleteOriginal,
+                application_id: data.application_id,
+                token: token.to_owned(),
+                body: Value::Null,
+                message_id: Snowflake(0),
+            });
+            return StatusCode::NO_CONTENT.into_response();
+        }
         _ => return error(StatusCode::NOT_FOUND, 0, "404: Not Found"),
     };
     let body = match checked_body(incoming, kind == InteractionCallKind::Followup) {
