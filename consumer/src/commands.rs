@@ -8,9 +8,8 @@
 //! - errors / stats / resolve: [`sentry`], over the Sentry-compatible REST API.
 //!
 //! Authorization happens here, not at the gateway: the gateway wasm has no room left under its
-//! size budget. The cost is that the deferred reply was already sent (public, "bugbot is
-//! thinking…"), and a deferred reply's visibility is fixed when it is deferred, so a refusal edits
-//! that public reply rather than being ephemeral. Every refusal is logged.
+//! size budget. The deferred reply was already sent (public, "bugbot is thinking…"), so a refusal
+//! is an ephemeral follow-up and the public placeholder is deleted. Every refusal is logged.
 
 pub mod context;
 pub mod sentry;
