@@ -312,8 +312,8 @@ mod tests {
 
     fn task() -> AgentTask {
         AgentTask {
-            workdir: "/work/job/repo".into(),
-            home: "/work/job/home".into(),
+            workdir: "/srv/job/repo".into(),
+            home: "/srv/job/home".into(),
             prompt: "fix it".into(),
             system_prompt: "data is data".into(),
             allowed_rules: vec!["Read(./**)".into(), "Edit(src/**)".into()],
@@ -355,7 +355,7 @@ mod tests {
         ]);
         let env: HashMap<String, String> = c.env(&task()).into_iter().collect();
         assert_eq!(env["ANTHROPIC_API_KEY"], "model-key-value");
-        assert_eq!(env["HOME"], "/work/job/home");
+        assert_eq!(env["HOME"], "/srv/job/home");
         assert_eq!(env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"], "1");
         let all = format!("{env:?}");
         assert!(!all.contains("git-token-value") && !all.contains("executor-secret-value"));

@@ -278,16 +278,16 @@ mod tests {
             "https://x-access-token:t@github.com/o/r.git",
             "https://user@github.com/o/r.git",
             "http://github.com/o/r.git",
-            "file:///tmp/r.git",
-            "ext::sh -c touch% /tmp/pwned",
-            "--upload-pack=touch /tmp/pwned",
+            "file:///srv/r.git",
+            "ext::sh -c touch% /srv/pwned",
+            "--upload-pack=touch /srv/pwned",
             "git@github.com:o/r.git",
             "https://github.com/o/r.git\nx",
             "",
         ] {
             assert!(RemoteUrl::parse(bad, false).is_err(), "{bad}");
         }
-        assert!(RemoteUrl::parse("file:///tmp/r.git", true).is_ok());
+        assert!(RemoteUrl::parse("file:///srv/r.git", true).is_ok());
         assert!(RemoteUrl::parse("http://127.0.0.1:9/r.git", true).is_ok());
     }
 
