@@ -1379,7 +1379,7 @@ mod tests {
             "/rustc/90b35a6239c3d8bdabc530a6a0816f7ff89a0aaf/library/core/src/panicking.rs",
             "/home/me/.cargo/registry/src/index.crates.io-6f17d22bba15001f/tokio-1.0.0/src/lib.rs",
             "/usr/local/go/src/net/http/server.go",
-            "/root/go/pkg/mod/github.com/gin-gonic/gin@v1.9.0/context.go",
+            "/home/app/go/pkg/mod/github.com/gin-gonic/gin@v1.9.0/context.go",
             "/app/vendor/laravel/framework/src/Illuminate/Foundation/Application.php",
             "/usr/local/bundle/gems/rack-2.2.3/lib/rack.rb",
             "http://localhost:4201/polyfills.js",

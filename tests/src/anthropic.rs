@@ -403,7 +403,7 @@ mod tests {
     fn agent_request(stream: bool) -> Value {
         json!({
             "model": "m", "stream": stream, "max_tokens": 10,
-            "system": [{"type": "text", "text": "env\n - Primary working directory: /tmp/clone\n - Platform: linux"}],
+            "system": [{"type": "text", "text": "env\n - Primary working directory: /srv/clone\n - Platform: linux"}],
             "tools": [{"name": "Edit", "input_schema": {}}],
             "messages": [{"role": "user", "content": "fix it"}],
         })
@@ -427,7 +427,7 @@ mod tests {
                 "message_stop"
             ]
         );
-        assert!(text.contains(r#"\"file_path\":\"/tmp/clone/src/a.rs\""#), "{text}");
+        assert!(text.contains(r#"\"file_path\":\"/srv/clone/src/a.rs\""#), "{text}");
         assert!(text.contains(r#""stop_reason":"tool_use""#));
         assert_eq!(fake.served_turns(), 1);
     }
