@@ -320,9 +320,54 @@ impl ContextPacket {
     }
 }
 
+/// Splits long Markdown into Discord messages (follow-ups to the summary): at line boundaries,
+/// each at most `max_chars` characters, at most `max_messages` of them; when the text does not fit,
+/// the last message says where the rest is. Empty for text that fits in the summary already.
+pub fn discord_chunks(markdown: &str, max_chars: usize, max_messages: usize, rest_at: &str) -> Vec<String> {
+    let mut chunks: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in markdown.lines() {
+        // `clip` adds an ellipsis, and each line keeps its newline.
+        let line = if line.chars().count() + 2 > max_chars { clip(line, max_chars - 2) } else { line.to_owned() };
+        if current.chars().count() + line.chars().count() + 1 > max_chars && !current.is_empty() {
+            chunks.push(std::mem::take(&mut current));
+        }
+        current.push_str(&line);
+        current.push('\n');
+    }
+    if !current.trim().is_empty() {
+        chunks.push(current);
+    }
+    if chunks.len() > max_messages {
+        chunks.truncate(max_messages);
+        let tail = format!("\n… the rest is in the full packet: <{rest_at}>");
+        if let Some(last) = chunks.last_mut() {
+            let keep = max_chars.saturating_sub(tail.chars().count() + 1);
+            *last = format!("{}{tail}", clip(last, keep));
+        }
+    }
+    chunks
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_packets_become_bounded_follow_ups() {
+        let text = "line of the stack with code\n".repeat(400);
+        let chunks = discord_chunks(&text, 2_000, 3, "https://t/ENG-1");
+        assert_eq!(chunks.len(), 3);
+        assert!(
+            chunks.iter().all(|c| c.chars().count() <= 2_000),
+            "{:?}",
+            chunks.iter().map(String::len).collect::<Vec<_>>()
+        );
+        assert!(chunks[0].starts_with("line of the stack"));
+        assert!(chunks[2].ends_with("<https://t/ENG-1>"));
+        assert_eq!(discord_chunks("short\n", 2_000, 3, "u"), vec!["short\n".to_owned()]);
+        assert!(discord_chunks(&"x".repeat(5_000), 2_000, 3, "u")[0].chars().count() <= 2_000);
+    }
 
     pub(crate) fn sample() -> ContextPacket {
         ContextPacket {

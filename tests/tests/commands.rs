@@ -156,6 +156,17 @@ async fn a_message_command_files_one_issue_with_the_whole_packet_and_a_follow_up
 
     let reply = edit_for(&stack, &token);
     assert!(reply.contains(&issues[0].identifier) && reply.contains("Full packet: <"), "{reply}");
+    // The packet is long, so it follows the summary as follow-up messages within Discord's limits.
+    let follow_ups: Vec<String> = stack
+        .discord
+        .followups()
+        .into_iter()
+        .filter(|c| c.token == token)
+        .map(|c| c.body["content"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(!follow_ups.is_empty() && follow_ups.len() <= 3, "{follow_ups:?}");
+    assert!(follow_ups.iter().all(|f| f.chars().count() <= 2_000));
+    assert!(follow_ups.concat().contains("```"), "the stack with code is in the follow-ups");
     assert!(reply.contains("errors/views.py:18"), "{reply}");
 
     // A second command in the same thread: no repetition needed, same issue.

@@ -101,6 +101,9 @@ async fn conversation<P: HttpPort>(
 }
 
 /// contextualize, investigate and the menu command.
+/// A packet longer than this (characters) is also posted as follow-up messages after the summary.
+const FOLLOW_UP_OVER: usize = 1_500;
+
 pub async fn contextualize<P: HttpPort>(
     deps: &Deps<'_, P>,
     job: &Job,
@@ -179,6 +182,17 @@ pub async fn contextualize<P: HttpPort>(
     tracked::save(&kv, channel.as_deref(), &record).await?;
     let t = now_ms();
     reply(deps, ix, &packet.discord_summary(&record.issue.label, &record.issue.url)).await?;
+    // The summary is short; the packet itself (stack with code, commits, …) follows when it is long.
+    if body.chars().count() > FOLLOW_UP_OVER {
+        let discord = super::discord(deps);
+        let app = ix.application_id.to_string();
+        for chunk in bugbot_shared::packet::discord_chunks(&body, 2_000, 3, &record.issue.url) {
+            let message = serde_json::json!({"content": chunk, "allowed_mentions": {"parse": []}});
+            if discord.followup(&app, &ix.token, &message).await.is_err() {
+                break;
+            }
+        }
+    }
     timings.0.push(("reply", now_ms().saturating_sub(t)));
     timings.0.push(("total", now_ms().saturating_sub(started)));
     Ok(Outcome::Done {
