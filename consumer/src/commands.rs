@@ -20,6 +20,7 @@ use bugbot_shared::claim::DeliveryOp;
 use bugbot_shared::command::{Command, IssueRef};
 use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
 use bugbot_shared::log::{Level, LogLine};
+use bugbot_shared::report::clip;
 use bugbot_shared::status::{JobState, JobStatus};
 use serde_json::json;
 
@@ -78,13 +79,6 @@ pub(crate) async fn reply<P: HttpPort>(
 ) -> Result<(), SinkError> {
     let body = json!({"content": clip(content, 2_000), "allowed_mentions": {"parse": []}});
     discord(deps).edit_original(&ix.application_id.to_string(), &ix.token, &body).await.map(|_| ())
-}
-
-pub(crate) fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max.saturating_sub(1)) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
-    }
 }
 
 /// A refusal only the invoker sees: the deferral was public, so the answer is an ephemeral

@@ -24,7 +24,7 @@ use bugbot_shared::confidence::{self, AutoFix, AutoFixPolicy, Evidence};
 use bugbot_shared::event::{ErrorEvent, format_rfc3339_ms};
 use bugbot_shared::executor::{self, FixJob, FixJobId, FixLimits, FixOutcome, FixPrompt, FixReport};
 use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
-use bugbot_shared::report;
+use bugbot_shared::report::{self, clip};
 use bugbot_shared::source::discord::Message;
 use bugbot_shared::status::JobState;
 use serde::{Deserialize, Serialize};
@@ -475,7 +475,7 @@ async fn open_pull<P: HttpPort>(deps: &Deps<'_, P>, run: &FixRun, report: &FixRe
     let Some(github) = github_for(deps, &run.repo) else {
         return Err(done(JobState::Failed, "GitHub is not configured (GITHUB_TOKEN)", Vec::new()));
     };
-    let title = format!("Fix {}: {}", run.target.key, truncate(&run.target.title, 200));
+    let title = format!("Fix {}: {}", run.target.key, clip(&run.target.title, 200));
     let body = pr_body(run, report);
     let pull = github
         .create_pull(&NewPull { title: &title, head: &run.branch, base: &run.base, body: &body, draft: true })
@@ -593,7 +593,7 @@ async fn issue_from_message<P: HttpPort>(
     interaction: &InteractionContext,
 ) -> Result<FixTarget, Outcome> {
     let first_line = message.content.lines().find(|l| !l.trim().is_empty()).unwrap_or("Bug report from Discord");
-    let title = truncate(first_line.trim(), 120);
+    let title = clip(first_line.trim(), 120);
     let reporter = message.author.as_ref().map_or_else(|| "someone".to_owned(), |a| a.username.clone());
     let quoted: String = message.content.lines().flat_map(|l| ["> ", l, "\n"]).collect();
     let link = match (interaction.guild_id, message.channel_id.or(interaction.channel_id)) {
@@ -771,10 +771,6 @@ fn slug(key: &str) -> String {
         .collect::<Vec<_>>()
         .join("-");
     if s.is_empty() { "issue".into() } else { s.chars().take(40).collect() }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max { s.to_owned() } else { format!("{}…", s.chars().take(max - 1).collect::<String>()) }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! per day; no script, no external asset), rendered from a [`DashboardModel`] the consumer reads
 //! out of KV and the stats store. Every string from a payload or the store is escaped.
 
+use crate::report::clip;
 use std::fmt::Write as _;
 
 use crate::digest::DayStats;
@@ -79,13 +80,6 @@ fn link(url: &str, text: &str) -> String {
         format!("<a href=\"{}\" rel=\"noreferrer noopener\">{}</a>", escape(url.trim()), escape(text))
     } else {
         escape(text)
-    }
-}
-
-fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((end, _)) => format!("{}…", &s[..end]),
-        None => s.to_owned(),
     }
 }
 

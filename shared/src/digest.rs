@@ -3,6 +3,7 @@
 //! issues, and their two renderings: the Discord digest message (cron) and the Markdown answer of
 //! `/bugbot stats`. Pure: the consumer keeps one [`DayStats`] per UTC day and applies [`StatsOp`]s.
 
+use crate::report::clip;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -296,13 +297,6 @@ fn safe_url(raw: &str) -> Option<String> {
         return None;
     }
     Some(url.replace('(', "%28").replace(')', "%29").replace('<', "%3C").replace('>', "%3E"))
-}
-
-fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max.saturating_sub(1)) {
-        Some((end, _)) if s.chars().count() > max => format!("{}…", &s[..end]),
-        _ => s.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@
 //! `data.orig_in_app` in the fixtures), so bugbot judges each frame by its path, module and
 //! function instead: [`judge_in_app`].
 
+use crate::report::clip;
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer};
 use serde_json::Value;
@@ -1104,19 +1105,6 @@ fn web_from_api_url(url: &str) -> Option<String> {
         return None;
     }
     issue_page(&format!("{base}/{rest}"))
-}
-
-/// At most `max` characters, cut on a character boundary with `…`.
-fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        None => s.to_owned(),
-        Some((i, _)) => {
-            let mut out = s[..i].to_owned();
-            out.pop();
-            out.push('…');
-            out
-        }
-    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! Text from the conversation, the error and the repository is untrusted: it is fenced or
 //! escaped, never allowed to open a Markdown structure of its own.
 
+use crate::report::clip;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -117,13 +118,6 @@ fn inline(text: &str) -> String {
         }
     }
     out
-}
-
-fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
-    }
 }
 
 fn lang_of(path: &str) -> &'static str {
@@ -327,8 +321,8 @@ pub fn discord_chunks(markdown: &str, max_chars: usize, max_messages: usize, res
     let mut chunks: Vec<String> = Vec::new();
     let mut current = String::new();
     for line in markdown.lines() {
-        // `clip` adds an ellipsis, and each line keeps its newline.
-        let line = if line.chars().count() + 2 > max_chars { clip(line, max_chars - 2) } else { line.to_owned() };
+        // Each line keeps its newline.
+        let line = if line.chars().count() + 1 > max_chars { clip(line, max_chars - 1) } else { line.to_owned() };
         if current.chars().count() + line.chars().count() + 1 > max_chars && !current.is_empty() {
             chunks.push(std::mem::take(&mut current));
         }
@@ -342,7 +336,7 @@ pub fn discord_chunks(markdown: &str, max_chars: usize, max_messages: usize, res
         chunks.truncate(max_messages);
         let tail = format!("\n… the rest is in the full packet: <{rest_at}>");
         if let Some(last) = chunks.last_mut() {
-            let keep = max_chars.saturating_sub(tail.chars().count() + 1);
+            let keep = max_chars.saturating_sub(tail.chars().count());
             *last = format!("{}{tail}", clip(last, keep));
         }
     }

@@ -525,7 +525,9 @@ fn longest_run(s: &str, target: char) -> usize {
 }
 
 /// At most `max` characters, cut on a character boundary with `…`.
-fn clip(s: &str, max: usize) -> String {
+/// Shortens `s` to at most `max` characters, ending with `…` when anything was cut; a string that
+/// fits is returned unchanged. The one truncation every rendering (issues, Discord, pages) uses.
+pub fn clip(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         None => s.to_owned(),
         Some((i, _)) => {
@@ -540,6 +542,15 @@ fn clip(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clip_keeps_what_fits_and_cuts_to_at_most_max() {
+        assert_eq!(clip("abcde", 5), "abcde", "exactly max characters fit");
+        assert_eq!(clip("abcdef", 5), "abcd…");
+        assert_eq!(clip("ééééé", 5), "ééééé");
+        assert_eq!(clip("éééééé", 5).chars().count(), 5);
+        assert_eq!(clip("", 3), "");
+    }
     use crate::event::Signal;
     use crate::job::{GlitchtipIssueJob, GlitchtipUptimeJob, JobKind, SentryLegacyJob, SentryWebhookJob};
     use crate::normalize::normalize;
