@@ -17,3 +17,31 @@ export CLOUDFLARE_CF_FETCH_ENABLED=false
 export NO_UPDATE_NOTIFIER=1
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+# A stand-in `docker` for wrangler where there is no Docker daemon: it records each command in
+# $DOCKER_STUB_LOG and succeeds. Wrangler builds the consumer's [[containers]] image (the fix
+# executor) in `deploy --dry-run`, and in multi-config `wrangler dev` even with containers disabled
+# (wrangler 4.86's multi-worker runtime ignores enable_containers when building images); neither
+# needs the image. Usage: docker_stand_in DIR → prints the stand-in's path.
+docker_stand_in() {
+  mkdir -p "$1"
+  cat > "$1/docker" <<'STUB'
+#!/bin/sh
+[ -n "${DOCKER_STUB_LOG:-}" ] && echo "docker $*" >> "$DOCKER_STUB_LOG"
+case "$1" in
+  image) [ "${2:-}" = inspect ] && echo '[{"Id":"sha256:0","Size":1,"RootFS":{"Layers":["sha256:0"]}}]' ;;
+esac
+exit 0
+STUB
+  chmod +x "$1/docker"
+  printf '%s\n' "$1/docker"
+}
+
+# consumer/wrangler.toml without its executor container block (between the `# >>> executor container`
+# and `# <<< executor container` markers), written next to it so relative paths still resolve.
+# Prints the new config's path (relative to $ROOT).
+consumer_config_without_container() {
+  local out="consumer/wrangler.no-container.toml"
+  sed '/^# >>> executor container$/,/^# <<< executor container$/d' "$ROOT/consumer/wrangler.toml" > "$ROOT/$out"
+  printf '%s\n' "$out"
+}

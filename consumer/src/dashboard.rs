@@ -5,6 +5,7 @@
 //! KV lists are by key, not by time: the page reads at most [`LIST_LIMIT`] records of each kind
 //! and sorts those, which is exact for small installs and a sample for big ones (it says so).
 
+use bugbot_shared::container;
 use bugbot_shared::dashboard::{DashboardModel, DeadLetterRow, Integration, IssueRow, render};
 use bugbot_shared::status::JobStatus;
 use serde::de::DeserializeOwned;
@@ -58,8 +59,13 @@ fn integrations(env: &Env, config: &Config) -> Vec<Integration> {
         Integration { name: "PostHog", configured: set("POSTHOG_API_KEY") && set("POSTHOG_PROJECT_ID"), detail: None },
         Integration {
             name: "Fix executor",
-            configured: set("EXECUTOR_URL") && set("EXECUTOR_SECRET"),
-            detail: binding(env, "EXECUTOR_URL"),
+            configured: (set("EXECUTOR_URL") || env.durable_object(container::BINDING).is_ok())
+                && set("EXECUTOR_SECRET"),
+            detail: binding(env, "EXECUTOR_URL").or_else(|| {
+                env.durable_object(container::BINDING)
+                    .is_ok()
+                    .then(|| "Cloudflare Containers (ExecutorContainer)".to_owned())
+            }),
         },
     ]
 }

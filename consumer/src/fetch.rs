@@ -71,29 +71,39 @@ impl HttpPort for FetchPort {
     }
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "used as map_err(connect)")]
+fn connect(e: worker::Error) -> TransportError {
+    TransportError::Connect(e.to_string())
+}
+
+/// The Workers request for an [`HttpRequest`].
+pub fn worker_request(request: &HttpRequest) -> Result<Request, TransportError> {
+    let headers = Headers::new();
+    for (name, value) in &request.headers {
+        headers.set(name, value).map_err(connect)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method(request.method)).with_headers(headers);
+    if let Some(body) = &request.body {
+        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+    }
+    Request::new_with_init(&request.url, &init).map_err(connect)
+}
+
+async fn read(mut resp: worker::Response) -> worker::Result<HttpResponse> {
+    let status = resp.status_code();
+    let headers = resp.headers().entries().collect();
+    let body = resp.bytes().await?;
+    Ok(HttpResponse { status, headers, body })
+}
+
 impl FetchPort {
     async fn send_unlogged(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let connect = |e: worker::Error| TransportError::Connect(e.to_string());
-        let headers = Headers::new();
-        for (name, value) in &request.headers {
-            headers.set(name, value).map_err(connect)?;
-        }
-        let mut init = RequestInit::new();
-        init.with_method(method(request.method)).with_headers(headers);
-        if let Some(body) = &request.body {
-            init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-        }
-        let req = Request::new_with_init(&request.url, &init).map_err(connect)?;
+        let req = worker_request(&request)?;
         let controller = AbortController::default();
         let signal = controller.signal();
         let fetch = Fetch::Request(req);
-        let call = async {
-            let mut resp = fetch.send_with_signal(&signal).await?;
-            let status = resp.status_code();
-            let headers = resp.headers().entries().collect();
-            let body = resp.bytes().await?;
-            Ok::<_, worker::Error>(HttpResponse { status, headers, body })
-        };
+        let call = async { read(fetch.send_with_signal(&signal).await?).await };
         let timeout = Delay::from(Duration::from_millis(self.timeout_ms));
         match select(Box::pin(call), timeout).await {
             Either::Left((result, _)) => result.map_err(connect),
@@ -102,5 +112,35 @@ impl FetchPort {
                 Err(TransportError::Timeout(self.timeout_ms))
             }
         }
+    }
+}
+
+/// [`HttpPort`] into a Durable Object (its `fetch`), with the same timeout and log line as
+/// [`FetchPort`]. The request's URL only carries the path the object routes on.
+pub struct StubPort {
+    pub stub: worker::Stub,
+    pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for StubPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StubPort").field("timeout_ms", &self.timeout_ms).finish_non_exhaustive()
+    }
+}
+
+impl HttpPort for StubPort {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let started = Date::now().as_millis();
+        let (method, url) = (request.method, request.url.clone());
+        let call = async {
+            read(self.stub.fetch_with_request(worker_request(&request)?).await.map_err(connect)?).await.map_err(connect)
+        };
+        let timeout = Delay::from(Duration::from_millis(self.timeout_ms));
+        let result = match select(Box::pin(call), timeout).await {
+            Either::Left((result, _)) => result,
+            Either::Right(((), _)) => Err(TransportError::Timeout(self.timeout_ms)),
+        };
+        log_outbound(method, &url, started, &result);
+        result
     }
 }

@@ -5,14 +5,15 @@
 //!    the reported message) and the repository.
 //! 2. Claim `fix:{issue}` in the `ClaimStore` (one run per issue at a time; a second request is told
 //!    the run's status).
-//! 3. Record the run in KV (`fixrun:{id}`), sign a [`FixJob`] and POST it to `EXECUTOR_URL`;
+//! 3. Record the run in KV (`fixrun:{id}`), sign a [`FixJob`] and POST it to `EXECUTOR_URL`, or,
+//!    when that is unset, to the executor container through the `ExecutorContainer` Durable Object;
 //!    the Discord reply shows each stage by being edited in place.
 //! 4. The executor's signed [`FixReport`] comes back through the gateway as an `ExecutorResult` job:
 //!    `fixed` → a draft PR (an existing one for the branch is linked, not duplicated) and a comment on
 //!    the issue; anything else → a comment and the reason in Discord, no PR. The claim is released.
 //!
 //! Settings (all optional; the flow is skipped with a clear message when the executor is not configured):
-//! `EXECUTOR_URL`, `EXECUTOR_SECRET`, `EXECUTOR_CALLBACK_URL` (the gateway's `/executor/callback`),
+//! `EXECUTOR_URL` (else the `EXECUTOR` container binding), `EXECUTOR_SECRET`, `EXECUTOR_CALLBACK_URL` (the gateway's `/executor/callback`),
 //! `FIX_REPO` (default `GITHUB_REPO`), `FIX_CLONE_URL` (template, `{repo}` → owner/name; default
 //! `https://github.com/{repo}.git`), `FIX_BASE_REF` (`main`), `FIX_ALLOWED_PATHS` (comma-separated
 //! globs), `FIX_TEST_COMMAND`, `FIX_MAX_TURNS`, `FIX_MAX_USD`, `FIX_TIMEOUT_SECS`, and the auto-fix
@@ -21,6 +22,7 @@
 use bugbot_shared::claim::{DeliveryOp, DeliveryReply, TrackedRefs};
 use bugbot_shared::command::{Command, IssueRef};
 use bugbot_shared::confidence::{self, AutoFix, AutoFixPolicy, Evidence};
+use bugbot_shared::container;
 use bugbot_shared::event::{ErrorEvent, format_rfc3339_ms};
 use bugbot_shared::executor::{self, FixJob, FixJobId, FixLimits, FixOutcome, FixPrompt, FixReport};
 use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
@@ -31,7 +33,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::config::binding;
-use crate::http::{HttpPort, HttpRequest, Method};
+use crate::fetch::StubPort;
+use crate::http::{HttpPort, HttpRequest, Method, TransportError};
 use crate::pipeline::{Deps, Outcome};
 use crate::sink::SinkError;
 use crate::sink::discord::Discord;
@@ -110,8 +113,16 @@ pub struct FixRun {
     pub requested_in: Option<String>,
 }
 
+/// Where fix jobs go.
+enum ExecutorRoute {
+    /// `EXECUTOR_URL`: a self-hosted executor, or any HTTP front.
+    Url(String),
+    /// The `ExecutorContainer` Durable Object (Cloudflare Containers), when `EXECUTOR_URL` is unset.
+    Container,
+}
+
 struct FixSettings {
-    executor_url: String,
+    executor: ExecutorRoute,
     secret: String,
     callback_url: Option<String>,
     repo: Option<String>,
@@ -125,7 +136,11 @@ struct FixSettings {
 
 fn settings(env: &worker::Env) -> Result<FixSettings, String> {
     let var = |name: &str| binding(env, name);
-    let executor_url = var("EXECUTOR_URL").ok_or("the fix executor is not configured (EXECUTOR_URL)")?;
+    let executor = match var("EXECUTOR_URL") {
+        Some(url) => ExecutorRoute::Url(url.trim_end_matches('/').to_owned()),
+        None if env.durable_object(container::BINDING).is_ok() => ExecutorRoute::Container,
+        None => return Err("the fix executor is not configured (EXECUTOR_URL or the EXECUTOR container)".into()),
+    };
     let secret = var("EXECUTOR_SECRET").ok_or("the fix executor is not configured (EXECUTOR_SECRET)")?;
     let number = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok());
     let mut limits = FixLimits::default();
@@ -140,7 +155,7 @@ fn settings(env: &worker::Env) -> Result<FixSettings, String> {
     }
     let repo = var("FIX_REPO").or_else(|| var("GITHUB_REPO"));
     Ok(FixSettings {
-        executor_url: executor_url.trim_end_matches('/').to_owned(),
+        executor,
         secret,
         callback_url: var("EXECUTOR_CALLBACK_URL"),
         clone_url: var("FIX_CLONE_URL").unwrap_or_else(|| "https://github.com/{repo}.git".into()),
@@ -365,19 +380,41 @@ async fn start<P: HttpPort>(
 async fn dispatch<P: HttpPort>(deps: &Deps<'_, P>, settings: &FixSettings, fix_job: &FixJob) -> Result<(), Outcome> {
     let body = serde_json::to_vec(fix_job).expect("a fix job serializes");
     let timestamp = deps.now_ms / 1000;
-    let request = HttpRequest::new(Method::Post, format!("{}/v1/jobs", settings.executor_url))
+    let base = match &settings.executor {
+        ExecutorRoute::Url(url) => url.as_str(),
+        ExecutorRoute::Container => "https://executor-container",
+    };
+    let request = HttpRequest::new(Method::Post, format!("{base}/v1/jobs"))
         .header("content-type", "application/json")
         .header(executor::TIMESTAMP_HEADER, timestamp.to_string())
         .header(executor::SIGNATURE_HEADER, executor::sign(settings.secret.as_bytes(), timestamp, &body));
     let request = HttpRequest { body: Some(body), ..request };
-    match deps.port.send(request).await {
+    let sent = match &settings.executor {
+        ExecutorRoute::Url(_) => deps.port.send(request).await,
+        ExecutorRoute::Container => match container_port(deps.env) {
+            Ok(port) => port.send(request).await,
+            Err(e) => Err(TransportError::Connect(e.to_string())),
+        },
+    };
+    match sent {
         Ok(resp) if (200..300).contains(&resp.status) => Ok(()),
+        // The container object without a container runtime (and no EXECUTOR_LOCAL_URL): not transient.
+        Ok(resp) if resp.status == 501 => {
+            let reason = String::from_utf8_lossy(&resp.body);
+            Err(done(JobState::Failed, format!("executor unavailable: {}", clip(reason.trim(), 300)), Vec::new()))
+        }
         Ok(resp) if resp.status == 429 || resp.status >= 500 => {
             Err(Outcome::Retry { delay_secs: 10, reason: format!("executor answered {}", resp.status), attempt: 1 })
         }
         Ok(resp) => Err(done(JobState::Failed, format!("executor refused the job ({})", resp.status), Vec::new())),
         Err(e) => Err(Outcome::Retry { delay_secs: 10, reason: format!("executor unreachable: {e}"), attempt: 1 }),
     }
+}
+
+/// The executor container's Durable Object; the timeout covers a cold container's start.
+fn container_port(env: &worker::Env) -> worker::Result<StubPort> {
+    let stub = env.durable_object(container::BINDING)?.id_from_name(container::INSTANCE)?.get_stub()?;
+    Ok(StubPort { stub, timeout_ms: 60_000 })
 }
 
 /// The executor's signed result (already verified by the gateway).

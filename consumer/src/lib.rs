@@ -14,6 +14,7 @@
 //! - [`state`] — job status, issue records and dead letters in KV.
 //! - [`commands`] — `/bugbot` commands: context packets, status, errors, stats, resolve.
 //! - [`fix`] — the fix flow: executor dispatch and results.
+//! - [`executor_container`] — the `ExecutorContainer` Durable Object that runs the executor on Cloudflare Containers.
 //! - [`digest`] — the daily digest (cron).
 //! - [`stats`] — per-day counters (the `StatsStore` Durable Object) for the digest, stats and the chart.
 //! - [`dashboard`] — the status page (server-rendered HTML + SVG), behind `/admin/dashboard`.
@@ -26,6 +27,7 @@ pub mod commands;
 pub mod config;
 pub mod dashboard;
 pub mod digest;
+pub mod executor_container;
 pub mod fetch;
 pub mod fix;
 pub mod http;

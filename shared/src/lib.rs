@@ -17,6 +17,7 @@
 //! - [`backoff`] — retry delays: exponential backoff with jitter, honoring `Retry-After`.
 //! - [`ingress`] — the gateway's whole decision (route → verify → parse → reply + jobs), pure.
 //! - [`executor`] — the wire contract between the consumer and the fix executor.
+//! - [`container`] — the executor on Cloudflare Containers: its environment and idle policy.
 //! - [`status`] — the job status record kept in KV.
 //! - [`log`] — the one-JSON-line log record every component prints.
 //! - [`references`] — Linear/GitHub/Sentry/PostHog references and emails found in a conversation.
@@ -34,6 +35,7 @@ pub mod claim;
 pub mod command;
 pub mod commands_def;
 pub mod confidence;
+pub mod container;
 pub mod dashboard;
 pub mod digest;
 pub mod event;

@@ -23,13 +23,33 @@ fn fixing_turns() -> Vec<Turn> {
 }
 
 async fn fix_stack(turns: Vec<Turn>, extra: &[(&str, &str)]) -> (Stack, LocalExecutor) {
+    fix_stack_via(Route::Url, turns, extra).await
+}
+
+/// How the consumer reaches the executor.
+#[derive(PartialEq)]
+enum Route {
+    /// `EXECUTOR_URL` (self-hosted).
+    Url,
+    /// `EXECUTOR_URL` unset: the `ExecutorContainer` Durable Object, which (without a container
+    /// runtime) forwards to `EXECUTOR_LOCAL_URL`.
+    ContainerObject,
+    /// Neither: the object has nowhere to send the job.
+    Nowhere,
+}
+
+async fn fix_stack_via(route: Route, turns: Vec<Turn>, extra: &[(&str, &str)]) -> (Stack, LocalExecutor) {
     let keys = TestKeys::new();
     let executor = LocalExecutor::start(turns, &keys.executor_secret).await;
     let port = free_port();
     let mut options =
         StackOptions { linear: false, gateway_port: Some(port), keys: Some(keys), ..StackOptions::default() };
-    let mut vars = vec![
-        ("EXECUTOR_URL".to_owned(), executor.url.clone()),
+    let mut vars = match route {
+        Route::Url => vec![("EXECUTOR_URL".to_owned(), executor.url.clone())],
+        Route::ContainerObject => vec![("EXECUTOR_LOCAL_URL".to_owned(), executor.url.clone())],
+        Route::Nowhere => vec![],
+    };
+    vars.extend([
         ("EXECUTOR_CALLBACK_URL".to_owned(), format!("http://127.0.0.1:{port}/executor/callback")),
         ("FIX_CLONE_URL".to_owned(), executor.clone_url()),
         ("FIX_BASE_REF".to_owned(), "main".to_owned()),
@@ -38,7 +58,7 @@ async fn fix_stack(turns: Vec<Turn>, extra: &[(&str, &str)]) -> (Stack, LocalExe
         ("FIX_TIMEOUT_SECS".to_owned(), "120".to_owned()),
         // `fix` is a write command: closed until someone may run it (maria and lee below).
         ("DISCORD_ADMIN_USERS".to_owned(), "1100000000000000010,1100000000000000013".to_owned()),
-    ];
+    ]);
     vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     options.consumer_vars.extend(vars);
     let stack = Stack::start(options).await.unwrap();
@@ -274,4 +294,39 @@ async fn a_forged_callback_is_refused_and_nothing_is_enqueued() {
     let logs = stack.workers.json_logs();
     assert!(logs.iter().any(|l| l["route"] == "executor_callback" && l["status"] == 401));
     assert!(stack.github.pulls().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_executor_url_the_job_goes_through_the_container_object() {
+    let (stack, executor) = fix_stack_via(Route::ContainerObject, fixing_turns(), &[]).await;
+    let (token, status) = fix_with_bugbot(&stack, "Totals are wrong: add(2, 2) returns 0 on the invoice page").await;
+    assert_eq!(status, 200);
+    let pr = stack.eventually(SETTLE, "a pull request", || stack.github.pulls().into_iter().next()).await.unwrap();
+    assert_eq!(pr.head, "bugbot/fix-1");
+    assert!(executor.show("bugbot/fix-1", "src/lib.rs").contains("a + b"));
+    stack
+        .eventually(SETTLE, "the final edit", || {
+            edits_of(&stack, &token).last().is_some_and(|l| l.contains("draft PR opened")).then_some(())
+        })
+        .await
+        .unwrap();
+    // The consumer never had an executor URL: its one executor call was the object's.
+    let calls: Vec<String> = stack.workers.logs().into_iter().filter(|l| l.contains("\"outbound\"")).collect();
+    assert!(calls.iter().any(|l| l.contains("POST executor-container")), "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_no_executor_anywhere_the_fix_fails_at_once_with_the_reason() {
+    let (stack, executor) = fix_stack_via(Route::Nowhere, fixing_turns(), &[]).await;
+    let (token, status) = fix_with_bugbot(&stack, "Totals are wrong: add(2, 2) returns 0 on the invoice page").await;
+    assert_eq!(status, 200);
+    let last = stack
+        .eventually(SETTLE, "the failure in Discord", || {
+            edits_of(&stack, &token).into_iter().last().filter(|l| l.contains("no container runtime"))
+        })
+        .await
+        .unwrap();
+    assert!(last.contains("EXECUTOR_URL"), "{last}");
+    assert!(stack.github.pulls().is_empty());
+    assert_eq!(executor.fake.requests().len(), 0, "no run started");
 }
