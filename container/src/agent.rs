@@ -1,7 +1,13 @@
 //! The coding agent behind a small trait, and its real implementation: Claude Code headless, as
-//! `shared/docs/EXECUTOR.md` describes (`claude -p --output-format json --permission-mode dontAsk` with
+//! `shared/docs/EXECUTOR.md` describes (`claude -p --output-format stream-json --permission-mode dontAsk` with
 //! path-scoped tools, user settings only, no session persistence, a private `HOME`, a minimal environment,
 //! `--max-turns`, `--max-budget-usd`, and a wall-clock limit with a process-group kill).
+//!
+//! The output is `stream-json` (one event per line, ending with the `result` object) because the
+//! result's `permission_denials` lists only calls the permission check refused: a write that a
+//! `--disallowedTools` rule stops during the tool's own validation ("File is in a directory that is
+//! denied by your permission settings") shows only as an error `tool_result` in the stream. Both count
+//! as refusals, so an agent whose only change was refused is `blocked`, not `no_change`.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -102,7 +108,8 @@ impl ClaudeCode {
         let mut args: Vec<String> = [
             "-p",
             "--output-format",
-            "json",
+            "stream-json",
+            "--verbose",
             "--permission-mode",
             "dontAsk",
             "--setting-sources",
@@ -160,7 +167,8 @@ impl ClaudeCode {
         }
         let mut cmd = Command::new(&self.bin);
         cmd.current_dir(&task.workdir).env_clear().envs(self.env(task)).args(self.args(task));
-        let limits = Limits { timeout: task.timeout, max_output: 4 * 1024 * 1024, keep_tail: false };
+        // The stream repeats what the agent read; keep its end (the result) if it is ever that long.
+        let limits = Limits { timeout: task.timeout, max_output: 32 * 1024 * 1024, keep_tail: true };
         let done = match process::run(cmd, Some(task.prompt.clone().into_bytes()), &limits, interrupt).await {
             Ok(done) => done,
             Err(e) => {
@@ -177,7 +185,13 @@ impl ClaudeCode {
         }
         let stdout = String::from_utf8_lossy(&done.stdout);
         if let Some(result) = parse_result(&stdout) {
-            result.into_run()
+            let mut run = result.into_run();
+            for denial in refused_in_stream(&stdout) {
+                if !run.denials.contains(&denial) {
+                    run.denials.push(denial);
+                }
+            }
+            run
         } else {
             let status = match done.ending {
                 Ending::Exited(s) => s.to_string(),
@@ -195,7 +209,7 @@ impl Agent for ClaudeCode {
     }
 }
 
-/// The `--output-format json` result object.
+/// The `result` object that ends the stream.
 #[derive(Debug, Deserialize)]
 struct CliResult {
     #[serde(rename = "type")]
@@ -228,6 +242,52 @@ struct CliDenial {
     tool_input: serde_json::Value,
 }
 
+/// What a tool call was for: its `file_path`, `path` or `command`.
+fn target_of(input: &serde_json::Value) -> String {
+    ["file_path", "notebook_path", "path", "command"]
+        .iter()
+        .find_map(|k| input.get(k).and_then(serde_json::Value::as_str))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Tool calls refused by the permission rules, from the `stream-json` events: each error
+/// `tool_result` that says so, matched to its `tool_use` by id.
+fn refused_in_stream(stdout: &str) -> Vec<Denial> {
+    let mut calls: Vec<(String, Denial)> = Vec::new();
+    let mut refused = Vec::new();
+    for line in stdout.lines() {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(line.trim()) else { continue };
+        let Some(blocks) = event.pointer("/message/content").and_then(serde_json::Value::as_array) else { continue };
+        for block in blocks {
+            match block["type"].as_str() {
+                Some("tool_use") => {
+                    let (Some(id), Some(name)) = (block["id"].as_str(), block["name"].as_str()) else { continue };
+                    calls.push((id.to_owned(), Denial { tool: name.to_owned(), target: target_of(&block["input"]) }));
+                }
+                Some("tool_result") if block["is_error"].as_bool() == Some(true) => {
+                    let text = match &block["content"] {
+                        serde_json::Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    }
+                    .to_ascii_lowercase();
+                    if !(text.contains("permission") || text.contains("denied")) {
+                        continue;
+                    }
+                    let id = block["tool_use_id"].as_str().unwrap_or_default();
+                    if let Some((_, call)) = calls.iter().find(|(call_id, _)| call_id == id) {
+                        if !refused.contains(call) {
+                            refused.push(call.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    refused
+}
+
 /// The last line of stdout that is a `{"type":"result"}` object.
 fn parse_result(stdout: &str) -> Option<CliResult> {
     let whole = serde_json::from_str::<CliResult>(stdout.trim()).ok().filter(|r| r.kind == "result");
@@ -245,14 +305,7 @@ impl CliResult {
         let denials = self
             .permission_denials
             .iter()
-            .map(|d| Denial {
-                tool: d.tool_name.clone(),
-                target: ["file_path", "path", "command"]
-                    .iter()
-                    .find_map(|k| d.tool_input.get(k).and_then(serde_json::Value::as_str))
-                    .unwrap_or_default()
-                    .to_owned(),
-            })
+            .map(|d| Denial { tool: d.tool_name.clone(), target: target_of(&d.tool_input) })
             .collect();
         let text = self.result.clone().unwrap_or_default();
         // Decide on `is_error`, not `subtype`: API errors come back as subtype "success".
@@ -334,7 +387,7 @@ mod tests {
         let args = claude(&[]).args(&task());
         let joined = args.join(" ");
         for expected in [
-            "-p --output-format json --permission-mode dontAsk --setting-sources user --no-session-persistence",
+            "-p --output-format stream-json --verbose --permission-mode dontAsk --setting-sources user --no-session-persistence",
             "--tools Read,Edit,Write,Glob,Grep",
             "--max-turns 7",
             "--max-budget-usd 1.50",
@@ -381,5 +434,33 @@ mod tests {
         assert_eq!(run.end, AgentEnd::Error("the agent reached its turn limit after 5 turns".into()));
 
         assert!(parse_result("not json").is_none());
+    }
+
+    #[test]
+    fn writes_refused_during_validation_are_found_in_the_stream() {
+        // Shapes as Claude Code 2.1 prints them with `--output-format stream-json --verbose`.
+        let stream = [
+            r#"{"type":"system","subtype":"init","tools":["Read","Write"]}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"toolu_1","name":"Write","input":{"file_path":"/r/.github/workflows/fix.yml","content":"on: push"}}]}}"#,
+            r#"{"type":"user","message":{"role":"user","content":[{"tool_use_id":"toolu_1","type":"tool_result","content":"<tool_use_error>File is in a directory that is denied by your permission settings.</tool_use_error>","is_error":true}]}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"toolu_2","name":"Edit","input":{"file_path":"/r/src/lib.rs","old_string":"x","new_string":"y"}}]}}"#,
+            r#"{"type":"user","message":{"role":"user","content":[{"tool_use_id":"toolu_2","type":"tool_result","content":"<tool_use_error>File has not been read yet. Read it first before writing to it.</tool_use_error>","is_error":true}]}}"#,
+            r#"{"type":"assistant","message":{"content":[{"type":"tool_use","id":"toolu_3","name":"Read","input":{"file_path":"/proc/self/environ"}}]}}"#,
+            r#"{"type":"user","message":{"role":"user","content":[{"tool_use_id":"toolu_3","type":"tool_result","content":[{"type":"text","text":"Permission to use Read has been denied."}],"is_error":true}]}}"#,
+            r#"{"type":"result","subtype":"success","is_error":false,"num_turns":4,"result":"Done.","permission_denials":[{"tool_name":"Read","tool_use_id":"toolu_3","tool_input":{"file_path":"/proc/self/environ"}}]}"#,
+        ]
+        .join("\n");
+        let refused = refused_in_stream(&stream);
+        assert_eq!(
+            refused,
+            vec![
+                Denial { tool: "Write".into(), target: "/r/.github/workflows/fix.yml".into() },
+                Denial { tool: "Read".into(), target: "/proc/self/environ".into() },
+            ],
+            "an edit that failed for another reason is not a refusal"
+        );
+        let run = parse_result(&stream).unwrap().into_run();
+        assert_eq!(run.end, AgentEnd::Completed);
+        assert_eq!(run.turns, 4);
     }
 }

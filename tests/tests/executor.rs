@@ -361,6 +361,41 @@ async fn an_edit_outside_the_allowlist_is_blocked_and_nothing_is_pushed() {
 }
 
 #[tokio::test]
+async fn a_refused_edit_with_nothing_else_changed_is_blocked_not_no_change() {
+    // The agent's only change is one the rules refuse: "no change" would hide that it tried.
+    let mut h = Harness::start(vec![
+        Turn::read("README.md"),
+        Turn::edit("README.md", "# calc", "# calc (fixed add)"),
+        Turn::text("Documented the fix."),
+    ])
+    .await;
+    let report = h.run(&h.job("fix-only-denied")).await;
+    match &report.outcome {
+        FixOutcome::Blocked { reason } => assert!(reason.contains("README.md"), "{reason}"),
+        other => panic!("expected blocked, got {other:?}"),
+    }
+    assert!(report.files.is_empty(), "{report:#?}");
+    assert_eq!(branches(&h.remote), vec!["main"]);
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refused_write_of_a_new_protected_file_alone_is_blocked() {
+    let mut h = Harness::start(vec![
+        Turn::write(".github/workflows/fix.yml", "on: push\njobs: {}\n"),
+        Turn::text("Added a workflow."),
+    ])
+    .await;
+    let report = h.run(&h.job("fix-only-protected")).await;
+    match &report.outcome {
+        FixOutcome::Blocked { reason } => assert!(reason.contains(".github/workflows/fix.yml"), "{reason}"),
+        other => panic!("expected blocked, got {other:?}"),
+    }
+    assert_eq!(branches(&h.remote), vec!["main"]);
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_change_that_slips_past_the_agent_rules_is_blocked_by_the_diff_check() {
     // A rogue agent (the wrapper edits CI config itself before the CLI starts): the executor's own
     // `git diff` check is the last line.
