@@ -275,10 +275,10 @@ fn refused_in_stream(stdout: &str) -> Vec<Denial> {
                         continue;
                     }
                     let id = block["tool_use_id"].as_str().unwrap_or_default();
-                    if let Some((_, call)) = calls.iter().find(|(call_id, _)| call_id == id) {
-                        if !refused.contains(call) {
-                            refused.push(call.clone());
-                        }
+                    if let Some((_, call)) = calls.iter().find(|(call_id, _)| call_id == id)
+                        && !refused.contains(call)
+                    {
+                        refused.push(call.clone());
                     }
                 }
                 _ => {}
