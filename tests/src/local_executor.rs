@@ -138,5 +138,15 @@ impl Drop for LocalExecutor {
 
 /// A free loopback port (bound and released), for a gateway whose URL must be known in advance.
 pub fn free_port() -> u16 {
+    // Below Linux's ephemeral range (32768–60999 by default): a port chosen there can be taken by any
+    // outgoing connection or `bind(0)` (the fakes, workerd's own sockets) before it is used.
+    for _ in 0..1000 {
+        let mut b = [0u8; 2];
+        getrandom::fill(&mut b).expect("random");
+        let port = 20_000 + u16::from_le_bytes(b) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }

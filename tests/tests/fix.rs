@@ -41,29 +41,43 @@ enum Route {
 async fn fix_stack_via(route: Route, turns: Vec<Turn>, extra: &[(&str, &str)]) -> (Stack, LocalExecutor) {
     let keys = TestKeys::new();
     let executor = LocalExecutor::start(turns, &keys.executor_secret).await;
-    let port = free_port();
-    let mut options =
-        StackOptions { linear: false, gateway_port: Some(port), keys: Some(keys), ..StackOptions::default() };
-    let mut vars = match route {
-        Route::Url => vec![("EXECUTOR_URL".to_owned(), executor.url.clone())],
-        Route::ContainerObject => vec![("EXECUTOR_LOCAL_URL".to_owned(), executor.url.clone())],
-        Route::Nowhere => vec![],
-    };
-    vars.extend([
-        ("EXECUTOR_CALLBACK_URL".to_owned(), format!("http://127.0.0.1:{port}/executor/callback")),
-        ("FIX_CLONE_URL".to_owned(), executor.clone_url()),
-        ("FIX_BASE_REF".to_owned(), "main".to_owned()),
-        ("FIX_ALLOWED_PATHS".to_owned(), "src/**".to_owned()),
-        ("FIX_TEST_COMMAND".to_owned(), "sh check.sh".to_owned()),
-        ("FIX_TIMEOUT_SECS".to_owned(), "120".to_owned()),
-        // `fix` is a write command: closed until someone may run it (maria and lee below).
-        ("DISCORD_ADMIN_USERS".to_owned(), "1100000000000000010,1100000000000000013".to_owned()),
-    ]);
-    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    options.consumer_vars.extend(vars);
-    let stack = Stack::start(options).await.unwrap();
-    stack.github.set_backing_repo(&executor.remote);
-    (stack, executor)
+    // The gateway's port goes into the callback URL before the Workers start; should another process
+    // take it in between, start again on another one.
+    for attempt in 1.. {
+        let port = free_port();
+        let mut options = StackOptions {
+            linear: false,
+            gateway_port: Some(port),
+            keys: Some(keys.clone()),
+            ..StackOptions::default()
+        };
+        let mut vars = match route {
+            Route::Url => vec![("EXECUTOR_URL".to_owned(), executor.url.clone())],
+            Route::ContainerObject => vec![("EXECUTOR_LOCAL_URL".to_owned(), executor.url.clone())],
+            Route::Nowhere => vec![],
+        };
+        vars.extend([
+            ("EXECUTOR_CALLBACK_URL".to_owned(), format!("http://127.0.0.1:{port}/executor/callback")),
+            ("FIX_CLONE_URL".to_owned(), executor.clone_url()),
+            ("FIX_BASE_REF".to_owned(), "main".to_owned()),
+            ("FIX_ALLOWED_PATHS".to_owned(), "src/**".to_owned()),
+            ("FIX_TEST_COMMAND".to_owned(), "sh check.sh".to_owned()),
+            ("FIX_TIMEOUT_SECS".to_owned(), "120".to_owned()),
+            // `fix` is a write command: closed until someone may run it (maria and lee below).
+            ("DISCORD_ADMIN_USERS".to_owned(), "1100000000000000010,1100000000000000013".to_owned()),
+        ]);
+        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        options.consumer_vars.extend(vars);
+        match Stack::start(options).await {
+            Ok(stack) => {
+                stack.github.set_backing_repo(&executor.remote);
+                return (stack, executor);
+            }
+            Err(e) if attempt < 3 && format!("{e:#}").contains("ADDRESS_IN_USE") => {}
+            Err(e) => panic!("the stack did not start: {e:#}"),
+        }
+    }
+    unreachable!("the loop returns or panics")
 }
 
 /// "Fix with bugbot" on a message reporting the bug; returns the interaction token.
