@@ -25,6 +25,7 @@ use worker::{
 };
 
 use crate::config::binding;
+use crate::fetch::within;
 
 const LAST_REQUEST_KEY: &str = "last_request_ms";
 /// The health check the alarm makes must not hold the object for long.
@@ -118,11 +119,7 @@ impl ExecutorContainer {
             }
             serde_json::from_str::<Load>(&response.text().await.ok()?).ok()
         };
-        let timeout = Delay::from(Duration::from_millis(HEALTH_TIMEOUT_MS));
-        match futures_util::future::select(Box::pin(call), timeout).await {
-            futures_util::future::Either::Left((load, _)) => load,
-            futures_util::future::Either::Right(_) => None,
-        }
+        within(HEALTH_TIMEOUT_MS, call).await.flatten()
     }
 }
 

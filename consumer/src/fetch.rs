@@ -1,6 +1,7 @@
 //! [`HttpPort`] over the Workers `fetch` API, with a hard timeout (the request is aborted, so a
 //! hanging API costs one timeout, not the invocation).
 
+use std::future::Future;
 use std::time::Duration;
 
 use bugbot_shared::log::{Level, LogLine};
@@ -61,13 +62,28 @@ fn log_outbound(method: Method, url: &str, started: u64, result: &Result<HttpRes
     worker::console_log!("{}", line.to_json());
 }
 
+/// `future`'s output, or `None` once `timeout_ms` have passed (the future is dropped).
+pub async fn within<T>(timeout_ms: u64, future: impl Future<Output = T>) -> Option<T> {
+    match select(Box::pin(future), Delay::from(Duration::from_millis(timeout_ms))).await {
+        Either::Left((value, _)) => Some(value),
+        Either::Right(((), _)) => None,
+    }
+}
+
+/// Runs one outbound call and prints its log line.
+async fn logged(
+    request: &HttpRequest,
+    call: impl Future<Output = Result<HttpResponse, TransportError>>,
+) -> Result<HttpResponse, TransportError> {
+    let started = Date::now().as_millis();
+    let result = call.await;
+    log_outbound(request.method, &request.url, started, &result);
+    result
+}
+
 impl HttpPort for FetchPort {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let started = Date::now().as_millis();
-        let (method, url) = (request.method, request.url.clone());
-        let result = self.send_unlogged(request).await;
-        log_outbound(method, &url, started, &result);
-        result
+        logged(&request, self.send_unlogged(&request)).await
     }
 }
 
@@ -98,20 +114,18 @@ async fn read(mut resp: worker::Response) -> worker::Result<HttpResponse> {
 }
 
 impl FetchPort {
-    async fn send_unlogged(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let req = worker_request(&request)?;
+    async fn send_unlogged(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let fetch = Fetch::Request(worker_request(request)?);
         let controller = AbortController::default();
         let signal = controller.signal();
-        let fetch = Fetch::Request(req);
         let call = async { read(fetch.send_with_signal(&signal).await?).await };
-        let timeout = Delay::from(Duration::from_millis(self.timeout_ms));
-        match select(Box::pin(call), timeout).await {
-            Either::Left((result, _)) => result.map_err(connect),
-            Either::Right(((), _)) => {
+        within(self.timeout_ms, call).await.map_or_else(
+            || {
                 controller.abort();
                 Err(TransportError::Timeout(self.timeout_ms))
-            }
-        }
+            },
+            |result| result.map_err(connect),
+        )
     }
 }
 
@@ -130,17 +144,12 @@ impl std::fmt::Debug for StubPort {
 
 impl HttpPort for StubPort {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        let started = Date::now().as_millis();
-        let (method, url) = (request.method, request.url.clone());
         let call = async {
-            read(self.stub.fetch_with_request(worker_request(&request)?).await.map_err(connect)?).await.map_err(connect)
+            let response = self.stub.fetch_with_request(worker_request(&request)?).await.map_err(connect)?;
+            read(response).await.map_err(connect)
         };
-        let timeout = Delay::from(Duration::from_millis(self.timeout_ms));
-        let result = match select(Box::pin(call), timeout).await {
-            Either::Left((result, _)) => result,
-            Either::Right(((), _)) => Err(TransportError::Timeout(self.timeout_ms)),
-        };
-        log_outbound(method, &url, started, &result);
-        result
+        let call =
+            async { within(self.timeout_ms, call).await.unwrap_or(Err(TransportError::Timeout(self.timeout_ms))) };
+        logged(&request, call).await
     }
 }

@@ -5,7 +5,6 @@
 //! Per-source timings go into the job's log line (its `reason`).
 
 use std::future::Future;
-use std::time::Duration;
 
 use bugbot_shared::command::IssueRef;
 use bugbot_shared::frames::{MappedFrame, map_frames};
@@ -17,13 +16,14 @@ use bugbot_shared::references::{Reference, extract};
 use bugbot_shared::runbook::{self, Runbook};
 use bugbot_shared::source::discord::Message;
 use bugbot_shared::status::JobState;
-use futures_util::future::{Either, join, join_all, select};
+use futures_util::future::{join, join_all};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::tracked::{self, github, linear};
 use super::{clip, discord, reply};
 use crate::config::binding;
+use crate::fetch::within;
 use crate::http::{HttpPort, HttpRequest, Method};
 use crate::pipeline::{Deps, Outcome, StepError};
 use crate::sink::SinkError;
@@ -67,9 +67,9 @@ fn budget(env: &worker::Env) -> u64 {
 /// Runs `fut` for at most `ms`; the error says why it gave nothing.
 async fn timeboxed<T>(ms: u64, fut: impl Future<Output = Result<T, SinkError>>) -> (Result<T, String>, u64) {
     let started = now_ms();
-    let result = match select(Box::pin(fut), worker::Delay::from(Duration::from_millis(ms))).await {
-        Either::Left((result, _)) => result.map_err(|e| e.to_string()),
-        Either::Right(((), _)) => Err(format!("timed out after {ms} ms")),
+    let result = match within(ms, fut).await {
+        Some(result) => result.map_err(|e| e.to_string()),
+        None => Err(format!("timed out after {ms} ms")),
     };
     (result, now_ms().saturating_sub(started))
 }
