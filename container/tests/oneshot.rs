@@ -5,12 +5,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bugbot_executor::process::group_members;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
+
+// The end-to-end crate's waiting helper, included by path: `bugbot-e2e` depends on this crate, and a
+// dev-dependency crate would have to be copied into the executor's image build too.
+// (Its own unit tests run here too; they take milliseconds.)
+#[path = "../../tests/src/wait.rs"]
+mod wait;
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -96,12 +102,12 @@ fn sigterm_stops_the_agent_and_reports_interrupted() {
     let setup = setup("echo $$ > \"$HOME/../agent.pid\"\nexec sleep 300");
     let child = executor(&setup).spawn().expect("executor starts");
     let pid_file = setup.dir.path().join("work/job-oneshot-1/agent.pid");
-    let deadline = Instant::now() + Duration::from_mins(2);
-    while !pid_file.exists() {
-        assert!(Instant::now() < deadline, "the agent never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let agent_pid: u32 = std::fs::read_to_string(&pid_file).expect("pid").trim().parse().expect("pid number");
+    // The file exists as soon as the shell opens it, before the pid is written: wait for a whole line.
+    let agent_pid: u32 = wait::until_blocking(Duration::from_mins(2), "the agent's pid file", || {
+        let text = std::fs::read_to_string(&pid_file).ok()?;
+        text.ends_with('\n').then(|| text.trim().parse().ok()).flatten()
+    })
+    .unwrap_or_else(|timed_out| panic!("the agent never started: {timed_out}"));
 
     kill(Pid::from_raw(i32::try_from(child.id()).expect("pid")), Signal::SIGTERM).expect("SIGTERM");
     let out = child.wait_with_output().expect("executor exits");

@@ -23,7 +23,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 /// The placeholder that scripted tool inputs use for the agent's working directory; it is replaced by the
 /// `Working directory:` the CLI reports in its system prompt (tool paths must be absolute).
@@ -135,6 +135,8 @@ struct Inner {
     requests: Vec<RecordedRequest>,
     served_turns: usize,
     next_id: u64,
+    /// Open unless the test holds the agent's turns ([`FakeAnthropic::hold`]).
+    gate: watch::Receiver<bool>,
 }
 
 type Shared = Arc<Mutex<Inner>>;
@@ -144,6 +146,7 @@ type Shared = Arc<Mutex<Inner>>;
 pub struct FakeAnthropic {
     addr: SocketAddr,
     inner: Shared,
+    gate: watch::Sender<bool>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -155,12 +158,14 @@ impl FakeAnthropic {
 
     /// Starts the fake with an explicit behaviour for when the script is used up.
     pub async fn start_with(turns: Vec<Turn>, when_exhausted: WhenExhausted) -> Self {
+        let (gate, open) = watch::channel(true);
         let inner: Shared = Arc::new(Mutex::new(Inner {
             turns: turns.into(),
             when_exhausted,
             requests: Vec::new(),
             served_turns: 0,
             next_id: 1,
+            gate: open,
         }));
         let app = Router::new().fallback(handle).with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake anthropic");
@@ -173,7 +178,19 @@ impl FakeAnthropic {
                 })
                 .await;
         });
-        Self { addr, inner, _stop: stop }
+        Self { addr, inner, gate, _stop: stop }
+    }
+
+    /// Holds every agent turn (recorded, but neither answered nor counted as served) until
+    /// [`FakeAnthropic::release`]: a run then stays in progress for as long as a test needs, like one
+    /// waiting on a slow model.
+    pub fn hold(&self) {
+        self.gate.send_replace(false);
+    }
+
+    /// Lets held and later agent turns through.
+    pub fn release(&self) {
+        self.gate.send_replace(true);
     }
 
     /// The base URL to give the CLI as `ANTHROPIC_BASE_URL`.
@@ -208,7 +225,15 @@ async fn handle(State(inner): State<Shared>, request: Request) -> Response {
         body: body.clone(),
     };
     let is_agent_turn = recorded.is_agent_turn();
-    inner.lock().expect("lock").requests.push(recorded);
+    let mut gate = {
+        let mut state = inner.lock().expect("lock");
+        state.requests.push(recorded);
+        state.gate.clone()
+    };
+    if is_agent_turn {
+        // Closed only while a test holds the run; a dropped fake answers nothing anyway.
+        let _ = gate.wait_for(|open| *open).await;
+    }
 
     if parts.method == Method::HEAD || parts.method == Method::GET && !uri.starts_with("/v1/") {
         return StatusCode::OK.into_response();

@@ -4,7 +4,8 @@
 //! gateway and consumer Workers in workerd (through Miniflare) against them.
 //!
 //! # Layout
-//! - [`workers`] — start both Workers with test configuration; read their logs and job status.
+//! - [`wait`] — waiting for asynchronous effects: poll with a deadline, and how to assert an absence.
+//! - [`workers`] — start both Workers with test configuration; wait for their logs and job status.
 //! - [`stack`] — the fakes plus both Workers wired to them, for end-to-end tests.
 //! - [`keys`] — per-run credentials and the signing Discord and Sentry do.
 //! - [`local_executor`] — the real fix executor in process, with a seeded bare repository.
@@ -17,4 +18,5 @@ pub mod fake;
 pub mod keys;
 pub mod local_executor;
 pub mod stack;
+pub mod wait;
 pub mod workers;

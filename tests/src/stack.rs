@@ -1,7 +1,7 @@
 //! The whole local deployment for end-to-end tests: the fakes of Linear, GitHub and Discord, and
 //! both Workers in workerd configured to talk to them.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::bail;
 use serde_json::Value;
@@ -173,22 +173,14 @@ impl Stack {
         Ok(resp.json().await?)
     }
 
-    /// Polls `check` until it returns `Some`, or fails after `timeout`.
+    /// Polls `check` until it returns `Some`, or fails after `timeout` showing the Workers' logs
+    /// (see [`crate::wait`], also for asserting that something did *not* happen).
     pub async fn eventually<T>(
         &self,
         timeout: Duration,
         what: &str,
-        check: impl Fn() -> Option<T>,
+        check: impl FnMut() -> Option<T>,
     ) -> anyhow::Result<T> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(v) = check() {
-                return Ok(v);
-            }
-            if Instant::now() > deadline {
-                bail!("{what} did not happen within {timeout:?}\nlogs:\n{}", self.workers.logs().join("\n"));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.workers.until(timeout, what, check).await
     }
 }

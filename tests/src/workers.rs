@@ -5,13 +5,18 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::TryRecvError;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use crate::keys::TestKeys;
+use crate::wait::{self, PATIENCE};
+
+/// How long the harness has to dispose workerd when the Workers are dropped before it is killed.
+const DISPOSE: Duration = Duration::from_secs(30);
 
 /// The workspace root (tests run with the crate directory as working directory).
 pub fn workspace_root() -> PathBuf {
@@ -130,10 +135,24 @@ impl Workers {
                 sink.lock().expect("log lock").push(line);
             }
         });
-        let Ok(url) = ready_rx.recv_timeout(Duration::from_mins(1)) else {
-            let _ = child.kill();
-            let logs = logs.lock().expect("log lock").join("\n");
-            bail!("workers did not start within 60 s:\n{logs}");
+        // Several test binaries start their Workers at once on a busy machine: a generous bound. A
+        // harness that exits first (its stdout closes) fails at once, with what it printed.
+        let ready = wait::until_blocking(PATIENCE, "the Workers' ready line", || match ready_rx.try_recv() {
+            Ok(url) => Some(Ok(url)),
+            Err(TryRecvError::Disconnected) => Some(Err(())),
+            Err(TryRecvError::Empty) => None,
+        });
+        let url = match ready {
+            Ok(Ok(url)) => url,
+            failed => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let logs = logs.lock().expect("log lock").join("\n");
+                match failed {
+                    Err(timed_out) => bail!("{}", timed_out.showing(format!("harness output:\n{logs}"))),
+                    _ => bail!("the harness exited before the Workers were ready:\n{logs}"),
+                }
+            }
         };
         Ok(Self { url, child, stdin, logs, _options: file })
     }
@@ -166,6 +185,33 @@ impl Workers {
         self.logs().iter().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
+    /// The logs so far, for a failure message.
+    fn shown_logs(&self) -> String {
+        format!("logs:\n{}", self.logs().join("\n"))
+    }
+
+    /// Polls `probe` until it returns `Some`; on timeout the error shows the Workers' logs.
+    pub async fn until<T>(&self, within: Duration, what: &str, probe: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+        wait::until(within, what, probe).await.map_err(|e| e.showing(self.shown_logs()).into())
+    }
+
+    /// Waits until a JSON log line satisfies `matches`, and returns it. Log lines cross workerd's and
+    /// Node's pipes after whatever caused them (the consumer logs a job after recording its status).
+    pub async fn log_line(
+        &self,
+        within: Duration,
+        what: &str,
+        matches: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
+        self.until(within, what, || self.json_logs().into_iter().find(&matches)).await
+    }
+
+    /// Waits until a raw log line contains `needle`, and returns it.
+    pub async fn log_containing(&self, within: Duration, needle: &str) -> anyhow::Result<String> {
+        let what = format!("a log line containing {needle:?}");
+        self.until(within, &what, || self.logs().into_iter().find(|l| l.contains(needle))).await
+    }
+
     /// Polls the admin route until the job's status satisfies `done`, or fails after `timeout`.
     pub async fn wait_for_job(
         &self,
@@ -175,22 +221,30 @@ impl Workers {
         done: impl Fn(&Value) -> bool,
     ) -> anyhow::Result<Value> {
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + timeout;
-        let mut last = Value::Null;
-        while Instant::now() < deadline {
-            let resp = client.get(format!("{}/admin/jobs/{job_id}", self.url)).bearer_auth(admin_token).send().await?;
-            if resp.status().is_success() {
-                last = resp.json().await?;
-                if done(&last) {
-                    return Ok(last);
+        let last = Mutex::new(Value::Null);
+        let url = format!("{}/admin/jobs/{job_id}", self.url);
+        let (client, last_seen, done) = (&client, &last, &done);
+        let what = format!("job {job_id} reaching the expected state");
+        wait::until_async(timeout, &what, || {
+            let url = url.clone();
+            async move {
+                let resp = client.get(url).bearer_auth(admin_token).send().await.ok()?;
+                if !resp.status().is_success() {
+                    return None;
                 }
+                let status: Value = resp.json().await.ok()?;
+                if done(&status) {
+                    return Some(status);
+                }
+                *last_seen.lock().expect("last status") = status;
+                None
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        bail!(
-            "job {job_id} did not reach the expected state within {timeout:?}; last status: {last}\nlogs:\n{}",
-            self.logs().join("\n")
-        )
+        })
+        .await
+        .map_err(|e| {
+            let last = last.lock().expect("last status").clone();
+            e.showing(format!("last status: {last}")).showing(self.shown_logs()).into()
+        })
     }
 }
 
@@ -198,12 +252,13 @@ impl Drop for Workers {
     fn drop(&mut self) {
         // Closing stdin asks the harness to dispose workerd cleanly; kill only if it does not.
         drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let child = &mut self.child;
+        if wait::until_blocking(DISPOSE, "the harness to exit", || child.try_wait().ok().flatten()).is_ok() {
+            return;
+        }
+        // workerd would outlive a killed harness (nothing forwards the kill): end it first.
+        for pid in self.workerd_pids() {
+            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -8,11 +8,13 @@ use bugbot_e2e::fake::Failure;
 use bugbot_e2e::fake::discord::InteractionCallKind;
 use bugbot_e2e::fake::github::Commit;
 use bugbot_e2e::stack::{APPLICATION_ID, REPO, Stack, StackOptions};
+use bugbot_e2e::wait::PATIENCE;
 use bugbot_shared::command::MENU_CONTEXTUALIZE;
 use bugbot_shared::source::discord::Snowflake;
 use serde_json::{Value, json};
 
-const SETTLE: Duration = Duration::from_secs(30);
+/// A bound on failure, not an expectation: see `bugbot_e2e::wait`.
+const SETTLE: Duration = PATIENCE;
 const GUILD: &str = "1200000000000000001";
 const USER: &str = "1200000000000000002";
 const WRITER_ROLE: &str = "1200000000000000003";
@@ -213,10 +215,11 @@ async fn an_unauthorized_user_is_refused_and_nothing_is_filed() {
             .any(|c| c.token == token && c.kind == InteractionCallKind::DeleteOriginal),
         "the public placeholder is deleted"
     );
+    // Absence, after the job's settled status (recorded after every effect of the job).
     assert!(stack.linear.issues().is_empty() && stack.linear.comments().is_empty());
     assert!(stack.sentry.requests().is_empty(), "no source was read");
-    let logs = stack.workers.logs().join("\n");
-    assert!(logs.contains("\"refused\""), "the refusal is logged");
+    // The refusal is logged.
+    stack.workers.log_containing(SETTLE, "\"refused\"").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,16 +5,19 @@
 //!
 //! Chromium is required: without it this test fails (scripts/setup installs Debian's `chromium`).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use bugbot_e2e::fake::Failure;
 use bugbot_e2e::stack::{Stack, StackOptions};
+use bugbot_e2e::wait::{self, PATIENCE};
 use bugbot_e2e::workers::{fixture, workspace_root};
 use serde_json::{Value, json};
 
-const SETTLE: Duration = Duration::from_secs(30);
+/// A bound on failure, not an expectation: see `bugbot_e2e::wait`.
+const SETTLE: Duration = PATIENCE;
 
 /// `$CHROMIUM`, else `chromium` (Debian) or `google-chrome` (GitHub's runners) on the PATH — or a loud failure.
 fn chromium() -> PathBuf {
@@ -55,17 +58,28 @@ fn run_chromium(args: &[String]) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting chromium");
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
+    // Read while it runs: a page larger than a pipe's buffer would otherwise block it.
+    let stdout = drain(child.stdout.take().expect("piped"));
+    let stderr = drain(child.stderr.take().expect("piped"));
+    let status = match wait::until_blocking(PATIENCE, "chromium to finish", || child.try_wait().unwrap()) {
+        Ok(status) => status,
+        Err(timed_out) => {
             let _ = child.kill();
-            panic!("chromium did not finish within 90 s");
+            panic!("{timed_out}");
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let output = child.wait_with_output().unwrap();
+    };
+    let output = Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() };
     assert!(output.status.success(), "chromium failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Reads a pipe to its end on a thread of its own.
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
 }
 
 fn glitchtip_issues() -> Vec<u8> {
@@ -103,7 +117,7 @@ async fn seed(stack: &Stack) -> String {
     let created = fixture("sentry/integration_platform_example_mocks/issue_created.json");
     let doomed = stack.sentry("issue", "dash-doomed", &created).await.unwrap().remove(0);
     stack
-        .job(&doomed, Duration::from_mins(1), |s| s["reason"].as_str().is_some_and(|r| r.starts_with("dead-lettered")))
+        .job(&doomed, PATIENCE, |s| s["reason"].as_str().is_some_and(|r| r.starts_with("dead-lettered")))
         .await
         .unwrap();
     doomed

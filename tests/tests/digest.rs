@@ -5,12 +5,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bugbot_e2e::stack::{Stack, StackOptions};
+use bugbot_e2e::wait::PATIENCE;
 use bugbot_e2e::workers::fixture;
 use bugbot_shared::digest::{DAY_MS, day_of};
 use bugbot_shared::source::discord::Snowflake;
 use serde_json::{Value, json};
 
-const SETTLE: Duration = Duration::from_secs(30);
+const SETTLE: Duration = PATIENCE;
 const DIGEST_CHANNEL: &str = "1100000000000000099";
 
 fn now_ms() -> u64 {
@@ -73,8 +74,17 @@ async fn the_cron_posts_the_days_totals_to_the_digest_channel() {
     let (status, body) = fire_cron(&stack, now + DAY_MS).await;
     assert_eq!((status, body.as_str()), (200, "ok"), "{}", stack.workers.logs().join("\n"));
 
-    let messages = stack.discord.messages(Snowflake(DIGEST_CHANNEL.parse().unwrap()));
-    assert_eq!(messages.len(), 1, "exactly one digest, in DIGEST_CHANNEL_ID");
+    let channel = Snowflake(DIGEST_CHANNEL.parse().unwrap());
+    // The cron's answer comes once its handler is done; the cron log line is the last thing it does.
+    let cron = stack
+        .workers
+        .log_line(SETTLE, "one cron log line", |l| l["event"] == "cron" && l["outcome"] == "posted")
+        .await
+        .unwrap();
+    let messages =
+        stack.eventually(SETTLE, "the digest", || Some(stack.discord.messages(channel)).filter(|m| !m.is_empty()));
+    let messages = messages.await.unwrap();
+    assert_eq!(messages.len(), 1, "exactly one digest, in DIGEST_CHANNEL_ID: {cron}");
     let embed = &messages[0].embeds()[0];
     let today = day_of(now);
     assert_eq!(embed["title"], format!("bugbot daily digest: {today}"));
@@ -99,14 +109,15 @@ async fn the_cron_posts_the_days_totals_to_the_digest_channel() {
         .find(|j| j["embeds"][0]["title"].as_str().is_some_and(|t| t.starts_with("bugbot daily digest")))
         .unwrap();
     assert_eq!(sent["allowed_mentions"], json!({"parse": []}));
-    let logs = stack.workers.json_logs();
-    assert!(
-        logs.iter().any(|l| l["event"] == "cron" && l["outcome"] == "posted"),
-        "one cron log line: {}",
-        stack.workers.logs().join("\n")
-    );
-
     // Every outbound call logs one line: method and host, status, duration; never a path.
+    stack
+        .workers
+        .log_line(SETTLE, "the digest's outbound log line", |l| {
+            l["event"] == "outbound" && l["route"] == "POST 127.0.0.1" && l["status"] == 200
+        })
+        .await
+        .unwrap();
+    let logs = stack.workers.json_logs();
     let outbound: Vec<&Value> = logs.iter().filter(|l| l["event"] == "outbound").collect();
     assert!(outbound.iter().any(|l| l["route"] == "POST 127.0.0.1" && l["status"] == 200), "{outbound:?}");
     assert!(outbound.iter().all(|l| l["duration_ms"].is_number() && !l.to_string().contains("/api/")));
@@ -114,7 +125,10 @@ async fn the_cron_posts_the_days_totals_to_the_digest_channel() {
     // The day after has nothing yet: the next run compares 0 with today's 5.
     let (status, _) = fire_cron(&stack, now + 2 * DAY_MS).await;
     assert_eq!(status, 200);
-    let messages = stack.discord.messages(Snowflake(DIGEST_CHANNEL.parse().unwrap()));
+    let messages = stack
+        .eventually(SETTLE, "the second digest", || Some(stack.discord.messages(channel)).filter(|m| m.len() >= 2))
+        .await
+        .unwrap();
     let description = messages[1].embeds()[0]["description"].as_str().unwrap().to_owned();
     assert!(description.starts_with("**0 (▼ 5)** events vs 5 the day before"), "{description}");
 }
@@ -124,16 +138,9 @@ async fn without_discord_the_digest_is_skipped_with_a_log_line() {
     let stack = Stack::start(StackOptions { discord: false, ..StackOptions::default() }).await.unwrap();
     let (status, body) = fire_cron(&stack, now_ms()).await;
     assert_eq!((status, body.as_str()), (200, "ok"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let logs = stack.workers.json_logs();
-        if let Some(line) = logs.iter().find(|l| l["event"] == "cron") {
-            assert_eq!(line["outcome"], "skipped", "{line}");
-            assert!(line["reason"].as_str().unwrap().contains("DISCORD_BOT_TOKEN"), "{line}");
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no cron log line: {}", stack.workers.logs().join("\n"));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let line = stack.workers.log_line(SETTLE, "the cron log line", |l| l["event"] == "cron").await.unwrap();
+    assert_eq!(line["outcome"], "skipped", "{line}");
+    assert!(line["reason"].as_str().unwrap().contains("DISCORD_BOT_TOKEN"), "{line}");
+    // Absence, after the cron's last act (its log line).
     assert!(stack.discord.requests().is_empty());
 }

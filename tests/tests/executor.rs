@@ -15,6 +15,7 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use bugbot_e2e::anthropic::{FakeAnthropic, Turn, WhenExhausted};
 use bugbot_e2e::local_executor::{claude_bin, git};
+use bugbot_e2e::wait;
 use bugbot_executor::agent::ClaudeCode;
 use bugbot_executor::callback::Callback;
 use bugbot_executor::config::Config;
@@ -29,7 +30,7 @@ use serde_json::json;
 use tempfile::TempDir;
 use tokio::sync::{mpsc, oneshot};
 
-/// Generous bound on anything a test waits for; never a performance assertion.
+/// Generous bound on anything a test waits for (see `bugbot_e2e::wait`); never a performance assertion.
 const WAIT: Duration = Duration::from_mins(3);
 
 const BUGGY: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a - b\n}\n";
@@ -233,9 +234,9 @@ impl Harness {
 
     /// The next callback, after checking its signature the way the gateway does.
     async fn next_report(&mut self) -> FixReport {
-        let (headers, body) = tokio::time::timeout(WAIT, self.callbacks.recv())
+        let (headers, body) = wait::within(WAIT, "a callback", self.callbacks.recv())
             .await
-            .expect("a callback within the wait bound")
+            .unwrap_or_else(|timed_out| panic!("{timed_out}"))
             .expect("callback channel open");
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
         executor::verify(
@@ -272,7 +273,10 @@ impl Harness {
             let _ = stop.send(());
         }
         if let Some(served) = self.served.take() {
-            tokio::time::timeout(WAIT, served).await.expect("shutdown within the wait bound").expect("serve task");
+            wait::within(WAIT, "the shutdown", served)
+                .await
+                .unwrap_or_else(|timed_out| panic!("{timed_out}"))
+                .expect("serve task");
         }
     }
 }
@@ -678,13 +682,7 @@ async fn shutdown_interrupts_running_and_queued_jobs() {
     let queued = h.job("fix-queued");
     assert_eq!(h.submit(&running).await.status(), 202);
     // Wait until the agent is talking to the (hanging) model, then queue a second job and stop.
-    tokio::time::timeout(WAIT, async {
-        while h.fake.served_turns() == 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the agent reached the model");
+    wait::until(WAIT, "the agent reaching the model", || (h.fake.served_turns() > 0).then_some(())).await.unwrap();
     assert_eq!(h.submit(&queued).await.status(), 202);
     let status: serde_json::Value = h.status("fix-queued").await.json().await.expect("json");
     assert_eq!(status["state"], "queued");

@@ -132,8 +132,10 @@ async fn linear_answers_with_its_error_shapes() {
 async fn linear_rate_limits_outages_and_hangs() {
     let key = secret("lin_");
     let fake = FakeLinear::start(&key).await;
-    let port = ReqwestPort::with_timeout(Duration::from_millis(300));
-    let sink = Linear::new(&port, key).with_api_url(fake.url());
+    let port = ReqwestPort::new();
+    // A short client timeout only where the fake hangs: on a busy machine an answer can take longer.
+    let impatient = ReqwestPort::with_timeout(Duration::from_millis(300));
+    let sink = Linear::new(&port, key.clone()).with_api_url(fake.url());
 
     fake.fail_next(1, Failure::RateLimited { retry_after_secs: 2.0 });
     let e = sink.search("x", 1).await.unwrap_err();
@@ -151,8 +153,9 @@ async fn linear_rate_limits_outages_and_hangs() {
     assert!(sink.search("x", 1).await.is_ok());
 
     fake.fail_always(Failure::Hang);
+    let hung = Linear::new(&impatient, key).with_api_url(fake.url());
     for _ in 0..2 {
-        let e = sink.search("x", 1).await.unwrap_err();
+        let e = hung.search("x", 1).await.unwrap_err();
         assert!(e.is_transient() && e.to_string().contains("timed out"), "{e}");
     }
     fake.clear_failures();
@@ -349,8 +352,10 @@ async fn github_requires_its_headers() {
 async fn github_rate_limits_and_outages() {
     let token = secret("gh_");
     let fake = FakeGitHub::start(&token, REPO).await;
-    let port = ReqwestPort::with_timeout(Duration::from_millis(300));
-    let sink = GitHub::new(&port, token, REPO).with_api_base(fake.url());
+    let port = ReqwestPort::new();
+    // A short client timeout only where the fake hangs: on a busy machine an answer can take longer.
+    let impatient = ReqwestPort::with_timeout(Duration::from_millis(300));
+    let sink = GitHub::new(&port, token.clone(), REPO).with_api_base(fake.url());
 
     fake.fail_next(1, Failure::RateLimited { retry_after_secs: 3.0 });
     let e = sink.create_issue("t", "b", &[]).await.unwrap_err();
@@ -358,7 +363,8 @@ async fn github_rate_limits_and_outages() {
     fake.fail_next(1, Failure::ServerError);
     assert_eq!(delay_ms(&sink.comment(1, "b").await.unwrap_err()), None);
     fake.fail_next(1, Failure::Hang);
-    assert!(sink.issue(1).await.unwrap_err().is_transient());
+    let hung = GitHub::new(&impatient, token, REPO).with_api_base(fake.url());
+    assert!(hung.issue(1).await.unwrap_err().is_transient());
     assert!(fake.issues().is_empty());
     assert!(sink.create_issue("t", "b", &[]).await.is_ok());
 }
@@ -473,7 +479,9 @@ async fn discord_checks_auth_user_agent_and_limits() {
 async fn discord_rate_limit_shape_and_a_retry_after_the_delay() {
     let bot = secret("bot.");
     let fake = FakeDiscord::start(&bot, APP).await;
-    let port = ReqwestPort::with_timeout(Duration::from_millis(300));
+    let port = ReqwestPort::new();
+    // A short client timeout only where the fake hangs: on a busy machine an answer can take longer.
+    let impatient = ReqwestPort::with_timeout(Duration::from_millis(300));
     let sink = Discord::new(&port, Some(bot.clone())).with_api_base(fake.url());
     let body = json!({"content": "alert"});
 
@@ -494,6 +502,8 @@ async fn discord_rate_limit_shape_and_a_retry_after_the_delay() {
     let e = sink.create_message("7", &body).await.unwrap_err();
     let wait = delay_ms(&e).expect("a delay");
     assert_eq!(wait, 250, "the body's exact float wins over the rounded-up header");
+    // The client's own pause, as the scenario's well-behaved client (not a wait for an effect: the
+    // assertion below is that the retry came no sooner than this).
     tokio::time::sleep(Duration::from_millis(wait)).await;
     sink.create_message("7", &body).await.unwrap();
     let requests = fake.requests();
@@ -504,6 +514,7 @@ async fn discord_rate_limit_shape_and_a_retry_after_the_delay() {
     fake.fail_next(1, Failure::ServerError);
     assert_eq!(delay_ms(&sink.create_message("7", &body).await.unwrap_err()), None);
     fake.fail_next(1, Failure::Hang);
-    assert!(sink.create_message("7", &body).await.unwrap_err().to_string().contains("timed out"));
+    let hung = Discord::new(&impatient, Some(bot)).with_api_base(fake.url());
+    assert!(hung.create_message("7", &body).await.unwrap_err().to_string().contains("timed out"));
     assert_eq!(fake.messages(Snowflake(7)).len(), 1, "failed sends leave nothing behind");
 }

@@ -12,7 +12,9 @@ use bugbot_e2e::workers::fixture;
 use bugbot_shared::source::discord::Snowflake;
 use serde_json::{Value, json};
 
-const SETTLE: Duration = Duration::from_secs(90);
+/// A bound on failure, not an expectation (see `bugbot_e2e::wait`): a fix run starts the Claude Code
+/// CLI, which is slow to start on a busy machine.
+const SETTLE: Duration = Duration::from_mins(4);
 
 fn fixing_turns() -> Vec<Turn> {
     vec![
@@ -192,8 +194,11 @@ async fn an_edit_to_a_forbidden_path_is_blocked_without_a_pr() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_fix_requested_twice_at_once_runs_once() {
     let (stack, executor) = fix_stack(fixing_turns(), &[]).await;
+    // The run waits at the model until both repeats have been answered: otherwise, on a busy machine,
+    // it could finish before the queue reaches them, and a repeat after it would rightly run again.
+    executor.fake.hold();
     // The first request files issue #1; both then ask for a fix of #1.
-    let (_, _) = fix_with_bugbot(&stack, "add() is broken").await;
+    let (first, _) = fix_with_bugbot(&stack, "add() is broken").await;
     stack.eventually(SETTLE, "issue #1", || stack.github.issues().into_iter().next()).await.unwrap();
     let ask = |n: u64| {
         let body = serde_json::to_vec(&json!({
@@ -213,6 +218,16 @@ async fn the_same_fix_requested_twice_at_once_runs_once() {
     let (a, b) = tokio::join!(ask(1), ask(2));
     assert_eq!(a.unwrap().status(), 200);
     assert_eq!(b.unwrap().status(), 200);
+    let requests = [
+        format!("discord:{}", first.trim_start_matches("itok-")),
+        format!("discord:{}", 1_500_000_000_000_000_001u64),
+        format!("discord:{}", 1_500_000_000_000_000_002u64),
+    ];
+    // All three requests handled (one running its fix, held at the model; two answered), then the run.
+    for job in &requests {
+        stack.job(job, SETTLE, |s| !matches!(s["state"].as_str(), Some("received" | "retrying") | None)).await.unwrap();
+    }
+    executor.fake.release();
     stack.eventually(SETTLE, "a pull request", || stack.github.pulls().into_iter().next()).await.unwrap();
     let told = stack
         .eventually(SETTLE, "the already-running reply", || {
@@ -225,7 +240,14 @@ async fn the_same_fix_requested_twice_at_once_runs_once() {
         .await
         .unwrap();
     assert!(told.token.starts_with("again-") || told.token.starts_with("itok-"));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Absence of a second run or PR, once every request has its final state (the one that ran follows
+    // its run to `pr_opened` after the result was processed).
+    for job in &requests {
+        stack
+            .job(job, SETTLE, |s| !matches!(s["state"].as_str(), Some("received" | "retrying" | "fixing") | None))
+            .await
+            .unwrap();
+    }
     assert_eq!(stack.github.pulls().len(), 1);
     // The model was driven through one run only (three scripted turns, each served once).
     assert_eq!(executor.fake.served_turns(), 3);
@@ -305,9 +327,17 @@ async fn a_forged_callback_is_refused_and_nothing_is_enqueued() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 202);
-    let logs = stack.workers.json_logs();
-    assert!(logs.iter().any(|l| l["route"] == "executor_callback" && l["status"] == 401));
-    assert!(stack.github.pulls().is_empty());
+    let accepted: Value = resp.json().await.unwrap();
+    stack
+        .workers
+        .log_line(SETTLE, "the refused callback's log line", |l| {
+            l["route"] == "executor_callback" && l["status"] == 401
+        })
+        .await
+        .unwrap();
+    // Absence, after the accepted callback's job has settled (its status is recorded after its effects).
+    let result = stack.settled(accepted["jobs"][0].as_str().unwrap(), SETTLE).await.unwrap();
+    assert!(stack.github.pulls().is_empty(), "{result}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -325,8 +355,17 @@ async fn without_executor_url_the_job_goes_through_the_container_object() {
         .await
         .unwrap();
     // The consumer never had an executor URL: its one executor call was the object's.
-    let calls: Vec<String> = stack.workers.logs().into_iter().filter(|l| l.contains("\"outbound\"")).collect();
-    assert!(calls.iter().any(|l| l.contains("POST executor-container")), "{calls:?}");
+    let call = stack
+        .eventually(SETTLE, "the outbound log line of the executor call", || {
+            stack
+                .workers
+                .logs()
+                .into_iter()
+                .find(|l| l.contains("\"outbound\"") && l.contains("POST executor-container"))
+        })
+        .await
+        .unwrap();
+    assert!(call.contains("POST executor-container"), "{call}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

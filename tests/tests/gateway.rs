@@ -2,14 +2,12 @@
 //! the right answer, and their jobs arrive in the consumer through the local Queue.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use bugbot_e2e::keys::{TestKeys, now_secs};
+use bugbot_e2e::wait::PATIENCE;
 use bugbot_e2e::workers::{WorkerVars, Workers, fixture};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-
-const WAIT: Duration = Duration::from_secs(20);
 
 struct Env {
     keys: TestKeys,
@@ -72,7 +70,7 @@ async fn post_sentry(resource: &str, request_id: &str, body: &[u8]) -> reqwest::
 
 async fn arrived(job_id: &str) -> Value {
     let e = env();
-    e.workers.wait_for_job(&e.keys.admin_token, job_id, WAIT, |s| s["state"].is_string()).await.unwrap()
+    e.workers.wait_for_job(&e.keys.admin_token, job_id, PATIENCE, |s| s["state"].is_string()).await.unwrap()
 }
 
 async fn job_record(job_id: &str) -> StatusCode {
@@ -266,21 +264,27 @@ async fn every_request_logs_one_json_line_without_secrets() {
     let body = fixture("sentry/sentry_docs_payloads/error_created.json");
     let job: Value = post_sentry("error", &marker, &body).await.json().await.unwrap();
     arrived(job["jobs"][0].as_str().unwrap()).await;
-    let lines = e.workers.json_logs();
-    let request = lines
-        .iter()
-        .find(|l| l["reason"].as_str().is_some_and(|r| r.contains(&marker)))
-        .expect("the request's log line");
+    // Both lines cross workerd's and Node's pipes after the answer; the consumer logs a job only after
+    // recording the status `arrived` saw.
+    let request = e
+        .workers
+        .log_line(PATIENCE, "the request's log line", |l| l["reason"].as_str().is_some_and(|r| r.contains(&marker)))
+        .await
+        .unwrap();
     assert_eq!(request["component"], "gateway");
     assert_eq!(request["route"], "sentry");
     assert_eq!(request["status"], 202);
     assert!(request["request_id"].is_string());
     assert!(request["duration_ms"].is_number());
-    let job_line = lines
-        .iter()
-        .find(|l| l["component"] == "consumer" && l["job_id"].as_str().is_some_and(|j| j.contains(&marker)))
-        .expect("the job's log line");
+    let job_line = e
+        .workers
+        .log_line(PATIENCE, "the job's log line", |l| {
+            l["component"] == "consumer" && l["job_id"].as_str().is_some_and(|j| j.contains(&marker))
+        })
+        .await
+        .unwrap();
     assert_eq!(job_line["request_id"], request["request_id"]);
+    // Absence, after the last line this request caused has arrived.
     let all = e.workers.logs().join("\n");
     for secret in [&e.keys.sentry_secret, &e.keys.glitchtip_token, &e.keys.admin_token, &e.keys.legacy_token] {
         assert!(!all.contains(secret.as_str()), "a secret appears in the logs");

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bugbot_e2e::keys::TestKeys;
+use bugbot_e2e::wait;
 use bugbot_e2e::workers::{WorkerVars, Workers, fixture};
 use clap::Parser;
 use serde_json::json;
@@ -207,10 +208,10 @@ async fn alerts(args: &Args, template: &serde_json::Value) -> anyhow::Result<()>
         sent.push(std::time::SystemTime::now());
         stack.sentry("event_alert", &format!("bench-paced-{i}"), &distinct_alert(template, i)).await?;
     }
-    let deadline = Instant::now() + Duration::from_mins(2);
-    while stack.github.issues().len() < n && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Latencies come from the fakes' arrival times, not from when this wait notices them.
+    let _ =
+        wait::until(Duration::from_mins(2), "the paced issues", || (stack.github.issues().len() >= n).then_some(()))
+            .await;
     let mut latencies: Vec<Duration> =
         (0..n).filter_map(|i| issue_time(i).and_then(|t| t.duration_since(sent[i]).ok())).collect();
     latencies.sort();
@@ -234,10 +235,10 @@ async fn alerts(args: &Args, template: &serde_json::Value) -> anyhow::Result<()>
     for r in futures::future::join_all(sends).await {
         r?;
     }
-    let deadline = Instant::now() + Duration::from_mins(3);
-    while stack.github.issues().len() < before + n && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let _ = wait::until(Duration::from_mins(3), "the burst's issues", || {
+        (stack.github.issues().len() >= before + n).then_some(())
+    })
+    .await;
     let last = (n..2 * n).filter_map(issue_time).max();
     let filed = stack.github.issues().len() - before;
     if let Some(last) = last {
@@ -301,20 +302,15 @@ async fn fixes(n: usize) -> anyhow::Result<()> {
             req = req.header(k, v);
         }
         req.send().await?;
-        let deadline = Instant::now() + Duration::from_mins(2);
-        let pr_request = loop {
+        let pr_request = wait::until(Duration::from_mins(2), "the pull request", || {
             let found =
                 stack.github.requests().into_iter().find(|r| {
                     r.method == "POST" && r.path.ends_with("/pulls") && r.at >= started && r.failure.is_none()
                 });
-            if let Some(r) = found {
-                break Some(r.at);
-            }
-            if Instant::now() > deadline {
-                break None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+            found.map(|r| r.at)
+        })
+        .await
+        .ok();
         if let Some(at) = pr_request {
             times.push(at.duration_since(started).unwrap_or_default());
         }

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use bugbot_e2e::keys::TestKeys;
+use bugbot_e2e::wait;
 use bugbot_e2e::workers::{fixture, workspace_root};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -77,14 +78,13 @@ fn init() -> anyhow::Result<()> {
 }
 
 async fn follow(client: &reqwest::Client, url: &str, admin: &str, job_id: &str) -> anyhow::Result<Value> {
-    for _ in 0..100 {
-        let resp = client.get(format!("{url}/admin/jobs/{job_id}")).bearer_auth(admin).send().await?;
-        if resp.status().is_success() {
-            return Ok(resp.json().await?);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    bail!("job {job_id} did not reach the consumer within 10 s")
+    let what = format!("job {job_id} reaching the consumer");
+    let status = wait::until_async(Duration::from_secs(30), &what, || async {
+        let resp = client.get(format!("{url}/admin/jobs/{job_id}")).bearer_auth(admin).send().await.ok()?;
+        if resp.status().is_success() { resp.json::<Value>().await.ok() } else { None }
+    })
+    .await?;
+    Ok(status)
 }
 
 async fn demo(url: &str) -> anyhow::Result<()> {
