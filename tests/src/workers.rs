@@ -104,6 +104,10 @@ impl Workers {
             .arg(root.join("tests/harness/serve.mjs"))
             .arg(file.path())
             .current_dir(&root)
+            // Miniflare paints workerd's stderr red when colours are on (FORCE_COLOR set by a CI or a
+            // terminal): the Workers' warning and error lines would no longer parse as JSON.
+            .env("NO_COLOR", "1")
+            .env_remove("FORCE_COLOR")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
