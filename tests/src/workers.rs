@@ -149,8 +149,7 @@ impl Workers {
         let url = match ready {
             Ok(Ok(url)) => url,
             failed => {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_harness(&mut child);
                 let logs = logs.lock().expect("log lock").join("\n");
                 match failed {
                     Err(timed_out) => bail!("{}", timed_out.showing(format!("harness output:\n{logs}"))),
@@ -163,20 +162,7 @@ impl Workers {
 
     /// The workerd processes serving the Workers (children of the harness), for CPU accounting.
     pub fn workerd_pids(&self) -> Vec<u32> {
-        let parent = self.child.id();
-        let mut pids = Vec::new();
-        let Ok(entries) = std::fs::read_dir("/proc") else { return pids };
-        for entry in entries.flatten() {
-            let Some(candidate) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{candidate}/stat")) else { continue };
-            // Fields after the parenthesized command name: state, ppid, ...
-            let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
-            let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
-            if ppid == Some(parent) && head.contains("(workerd") {
-                pids.push(candidate);
-            }
-        }
-        pids
+        workerd_children(self.child.id())
     }
 
     /// Every line the Workers and the harness printed so far.
@@ -260,11 +246,32 @@ impl Drop for Workers {
         if wait::until_blocking(DISPOSE, "the harness to exit", || child.try_wait().ok().flatten()).is_ok() {
             return;
         }
-        // workerd would outlive a killed harness (nothing forwards the kill): end it first.
-        for pid in self.workerd_pids() {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_harness(&mut self.child);
     }
+}
+
+/// Kills the harness and the workerd it started, which would outlive it (nothing forwards the kill).
+fn kill_harness(harness: &mut Child) {
+    for pid in workerd_children(harness.id()) {
+        let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+    }
+    let _ = harness.kill();
+    let _ = harness.wait();
+}
+
+/// The workerd processes the harness `parent` started.
+fn workerd_children(parent: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return pids };
+    for entry in entries.flatten() {
+        let Some(candidate) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{candidate}/stat")) else { continue };
+        // Fields after the parenthesized command name: state, ppid, ...
+        let Some((head, rest)) = stat.rsplit_once(") ") else { continue };
+        let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) && head.contains("(workerd") {
+            pids.push(candidate);
+        }
+    }
+    pids
 }
