@@ -29,6 +29,9 @@ docker_stand_in() {
 #!/bin/sh
 [ -n "${DOCKER_STUB_LOG:-}" ] && echo "docker $*" >> "$DOCKER_STUB_LOG"
 case "$1" in
+  # Wrangler writes the Dockerfile to `build -f -`'s stdin: read it all, or that write fails with
+  # EPIPE whenever this stand-in exits first (seen on a loaded machine).
+  build) cat > /dev/null ;;
   image) [ "${2:-}" = inspect ] && echo '[{"Id":"sha256:0","Size":1,"RootFS":{"Layers":["sha256:0"]}}]' ;;
 esac
 exit 0
