@@ -77,6 +77,15 @@ pub struct Limits {
     pub max_output: usize,
     /// Keep the end of stdout rather than its beginning.
     pub keep_tail: bool,
+    /// The command starts its own session (the sandbox launcher calls `setsid`, which a process-group
+    /// leader may not), so it is not put in a new process group here; its pid is still its group's id.
+    pub own_session: bool,
+}
+
+impl Limits {
+    pub fn new(timeout: Duration, max_output: usize) -> Self {
+        Self { timeout, max_output, keep_tail: false, own_session: false }
+    }
 }
 
 /// Spawns `command` in a new process group with `stdin` written to it (or `/dev/null`), and waits for it
@@ -87,8 +96,10 @@ pub async fn run(
     limits: &Limits,
     interrupt: &Interrupt,
 ) -> std::io::Result<Finished> {
+    if !limits.own_session {
+        command.process_group(0);
+    }
     command
-        .process_group(0)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -214,7 +225,7 @@ mod tests {
     }
 
     fn limits(secs: u64) -> Limits {
-        Limits { timeout: Duration::from_secs(secs), max_output: 1024, keep_tail: false }
+        Limits::new(Duration::from_secs(secs), 1024)
     }
 
     #[tokio::test]
