@@ -230,7 +230,7 @@ impl Git {
 
     /// Sizes of blobs by id (`git cat-file --batch-check`).
     pub async fn blob_sizes(&self, dir: &Path, ids: &[&str]) -> Result<Vec<u64>, GitError> {
-        let input = ids.iter().map(|id| format!("{id}\n")).collect::<String>().into_bytes();
+        let input = format!("{}\n", ids.join("\n")).into_bytes();
         let out = self.run("cat-file", dir, None, &["cat-file", "--batch-check=%(objectsize)"], Some(input)).await?;
         let sizes: Vec<u64> = String::from_utf8_lossy(&out).lines().filter_map(|l| l.trim().parse().ok()).collect();
         if sizes.len() == ids.len() {

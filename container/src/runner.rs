@@ -260,22 +260,8 @@ impl Runner {
 
         // 4. Tests, on a work tree whose later changes do not matter any more.
         if let Some(command) = job.test_command.as_deref().filter(|c| !c.trim().is_empty()) {
-            let t = Instant::now();
-            let result = self.test(command, job, work, jail, interrupt, report).await;
-            timings.test = t.elapsed();
-            self.contain(jail, "the tests", timings).await?;
-            if fingerprint(&git_dir).await? != before_tests {
-                report.tests_touched.push(".git".into());
-                return Err(blocked("the test command changed the repository's .git directory; nothing was pushed"));
-            }
-            let after_index = work.git_home().join("after-tests.index");
-            git.stage_into(&repo, &after_index).await.map_err(git_failed)?;
-            let after = git.write_tree(&repo, &after_index).await.map_err(git_failed)?;
-            if after != tree {
-                report.tests_touched = git.changed_between(&repo, &tree, &after).await.map_err(git_failed)?;
-                tracing::info!(job_id = %job.job_id, files = report.tests_touched.len(), "the tests changed the work tree; the checked tree is pushed");
-            }
-            result?;
+            let checked = Checked { tree: &tree, git_dir: &before_tests };
+            self.tests(command, job, work, &git, jail, &checked, interrupt, report, timings).await?;
         }
 
         // 5. Commit the checked tree and push that commit.
@@ -291,6 +277,43 @@ impl Runner {
         git.push(&repo, &remote, &head, &job.branch).await.map_err(git_failed)?;
         timings.push = t.elapsed();
         Ok(())
+    }
+
+    /// Runs the tests, then reports what they changed; `.git` changed means nothing is pushed.
+    #[expect(clippy::too_many_arguments, reason = "one step of one run, called once")]
+    async fn tests(
+        &self,
+        command: &str,
+        job: &FixJob,
+        work: &WorkDir,
+        git: &Git,
+        jail: Option<&Jail>,
+        checked: &Checked<'_>,
+        interrupt: &Interrupt,
+        report: &mut FixReport,
+        timings: &mut Timings,
+    ) -> Step<()> {
+        let repo = work.repo();
+        let t = Instant::now();
+        let result = self.test(command, job, work, jail, interrupt, report).await;
+        timings.test = t.elapsed();
+        self.contain(jail, "the tests", timings).await?;
+        if fingerprint(&repo.join(".git")).await? != checked.git_dir {
+            report.tests_touched.push(".git".into());
+            return Err(blocked("the test command changed the repository's .git directory; nothing was pushed"));
+        }
+        let after_index = work.git_home().join("after-tests.index");
+        git.stage_into(&repo, &after_index).await.map_err(git_failed)?;
+        let after = git.write_tree(&repo, &after_index).await.map_err(git_failed)?;
+        if after != checked.tree {
+            report.tests_touched = git.changed_between(&repo, checked.tree, &after).await.map_err(git_failed)?;
+            tracing::info!(
+                job_id = %job.job_id,
+                files = report.tests_touched.len(),
+                "the tests changed the work tree; the checked tree is pushed"
+            );
+        }
+        result
     }
 
     /// After a sandboxed step: every process of the job's uid is gone before anything else happens.
@@ -424,22 +447,17 @@ impl Runner {
         report: &mut FixReport,
     ) -> Step<()> {
         let home = work.test_home();
-        let mut cmd = match jail {
-            Some(jail) => match self.sandbox.test_network(jail).await {
-                Ok(()) => {
-                    report.test_network = Some("none".into());
-                    jail.command("sh", &work.repo(), true)
-                }
-                Err(why) => {
-                    tracing::warn!(job_id = %job.job_id, reason = %why, "the test command shares the container's network");
-                    report.test_network = Some(format!("shared: {why}"));
-                    jail.command("sh", &work.repo(), false)
-                }
-            },
-            None => {
-                report.test_network = Some("shared: SANDBOX=off".into());
-                Command::new("sh")
+        let mut cmd = if let Some(jail) = jail {
+            let isolated = self.sandbox.test_network(jail).await;
+            if let Err(why) = &isolated {
+                tracing::warn!(job_id = %job.job_id, reason = %why, "the test command shares the container's network");
             }
+            report.test_network =
+                Some(isolated.as_ref().map_or_else(|why| format!("shared: {why}"), |()| "none".into()));
+            jail.command("sh", &work.repo(), isolated.is_ok())
+        } else {
+            report.test_network = Some("shared: SANDBOX=off".into());
+            Command::new("sh")
         };
         cmd.arg("-c")
             .arg(format!("exec 2>&1\n{command}"))
@@ -467,6 +485,13 @@ impl Runner {
             Ending::Interrupted => Err(failed(INTERRUPTED)),
         }
     }
+}
+
+/// What the checks saw: the tree that will be pushed and the `.git` fingerprint after it was written.
+#[derive(Debug)]
+struct Checked<'a> {
+    tree: &'a str,
+    git_dir: &'a str,
 }
 
 /// The `.git` fingerprint (see [`git::fingerprint`]), off the async threads.
