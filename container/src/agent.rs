@@ -154,10 +154,6 @@ impl ClaudeCode {
             ("DISABLE_AUTOUPDATER".into(), "1".into()),
             ("DISABLE_TELEMETRY".into(), "1".into()),
             ("DISABLE_ERROR_REPORTING".into(), "1".into()),
-            // `.git` belongs to the executor: let the CLI's own `git status` read it anyway.
-            ("GIT_CONFIG_COUNT".into(), "1".into()),
-            ("GIT_CONFIG_KEY_0".into(), "safe.directory".into()),
-            ("GIT_CONFIG_VALUE_0".into(), "*".into()),
         ];
         if let Some(key) = &self.api_key {
             env.push(("ANTHROPIC_API_KEY".into(), key.expose().to_owned()));

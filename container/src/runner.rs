@@ -468,9 +468,6 @@ impl Runner {
             .env("TMPDIR", home.join("tmp"))
             .env("LANG", "C.UTF-8")
             .env("CI", "true")
-            .env("GIT_CONFIG_COUNT", "1")
-            .env("GIT_CONFIG_KEY_0", "safe.directory")
-            .env("GIT_CONFIG_VALUE_0", "*")
             .envs(self.config.test_env.iter().map(|(k, v)| (k, v)));
         let timeout = Duration::from_secs(job.limits.test_timeout_secs.max(1));
         let limits = Limits { keep_tail: true, own_session: jail.is_some(), ..Limits::new(timeout, TEST_OUTPUT_TAIL) };
@@ -568,6 +565,10 @@ impl WorkDir {
         }
         for dir in [self.root.clone(), self.agent_home().join("tmp"), self.git_home(), self.test_home().join("tmp")] {
             tokio::fs::create_dir_all(&dir).await?;
+        }
+        // `.git` is root's: let git, run by the agent or the tests, read it all the same.
+        for home in [self.agent_home(), self.test_home()] {
+            tokio::fs::write(home.join(".gitconfig"), "[safe]\n\tdirectory = *\n").await?;
         }
         if jail.is_some() {
             tokio::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o711)).await?;
