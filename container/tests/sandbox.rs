@@ -520,3 +520,17 @@ echo 'pub fn add(a: i32, b: i32) -> i32 { a + b }' > src/lib.rs"#;
     assert!(!pwned.exists(), "git ran something the agent configured");
     assert_eq!(setup.branches(), ["bugbot/git-1", "main"]);
 }
+
+#[test]
+fn an_edit_that_keeps_the_size_and_the_mtime_is_still_checked_and_pushed() {
+    needs_root!();
+    // Same length as the seeded line, and the old modification time put back: only a full comparison of
+    // the stat data (ctime, owner) or of the content notices.
+    let agent = r#"cp -p src/lib.rs "$HOME/lib.rs.orig"
+echo 'pub fn add(a: i32, b: i32) -> i32 { a + b }' > src/lib.rs
+touch -r "$HOME/lib.rs.orig" src/lib.rs"#;
+    let setup = setup(41_700, agent);
+    let (report, _) = setup.run(&setup.job("same-size-1"), &[]);
+    assert_eq!(report["outcome"], "fixed", "{report:#}");
+    assert_eq!(setup.show("bugbot/same-size-1", "src/lib.rs"), "pub fn add(a: i32, b: i32) -> i32 { a + b }");
+}
