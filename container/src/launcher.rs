@@ -189,18 +189,10 @@ fn probe() -> i32 {
 
 /// Pids of the processes whose real uid is `uid` and that are not zombies, from `/proc`.
 pub fn live_processes(uid: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
-            let field = |name: &str| {
-                status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or_default().to_owned()
-            };
-            let real_uid = field("Uid:").split_whitespace().next().and_then(|v| v.parse::<u32>().ok());
-            let state = field("State:");
-            real_uid == Some(uid) && !state.starts_with('Z') && !state.starts_with('X')
-        })
-        .collect()
+    crate::process::live_processes_where(|pid| {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return false };
+        let real_uid =
+            status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|ids| ids.split_whitespace().next());
+        real_uid.and_then(|v| v.parse::<u32>().ok()) == Some(uid)
+    })
 }

@@ -198,18 +198,24 @@ pub fn tail_text(bytes: &[u8], max_bytes: usize) -> String {
 
 /// Pids of live (non-zombie) processes in process group `pgid`, read from `/proc`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
+    live_processes_where(|pid| {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+        // Fields after the parenthesised command name: state ppid pgrp …
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, rest)| rest) else { return false };
+        rest.split_whitespace().nth(2).and_then(|v| v.parse::<u32>().ok()) == Some(pgid)
+    })
+}
+
+/// Pids of the processes that are not zombies and for which `keep` holds, from `/proc`.
+pub fn live_processes_where(keep: impl Fn(u32) -> bool) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
+        .filter(|&pid| {
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-            // Fields after the parenthesised command name: state ppid pgrp …
-            let Some(rest) = stat.rsplit_once(") ").map(|(_, rest)| rest) else { return false };
-            let mut fields = rest.split_whitespace();
-            let state = fields.next();
-            let pgrp = fields.nth(1).and_then(|v| v.parse::<u32>().ok());
-            state != Some("Z") && pgrp == Some(pgid)
+            let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z" | "X")) && keep(pid)
         })
         .collect()
 }

