@@ -130,10 +130,11 @@ impl Runner {
                 };
                 // Whatever happened above, nothing of this job runs on (the steps sweep too; this catches
                 // early exits), and the uid is released only after this.
-                if let Some(jail) = &jail
-                    && let Err(e) = jail.sweep().await
-                {
-                    tracing::error!(job_id = %job.job_id, error = %e, "final sweep failed");
+                if let Some(jail) = &jail {
+                    match jail.sweep().await {
+                        Ok(()) => jail.scrub().await,
+                        Err(e) => tracing::error!(job_id = %job.job_id, error = %e, "final sweep failed"),
+                    }
                 }
                 outcome
             }

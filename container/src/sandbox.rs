@@ -176,6 +176,40 @@ impl Jail {
         }
     }
 
+    /// Removes what this uid left in the world-writable directories (`/tmp`, `/var/tmp`, `/dev/shm` and
+    /// the temp dir), so that nothing of this job is there for the next job that gets the same uid. Call
+    /// after the sweep (nothing of the uid runs any more).
+    pub async fn scrub(&self) {
+        let uid = self.uid();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut dirs = vec![std::env::temp_dir(), "/tmp".into(), "/var/tmp".into(), "/dev/shm".into()];
+            dirs.dedup();
+            let mut removed = 0usize;
+            for dir in dirs {
+                for path in owned_entries(&dir, uid) {
+                    let gone = if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+                        std::fs::remove_dir_all(&path)
+                    } else {
+                        std::fs::remove_file(&path)
+                    };
+                    match gone {
+                        Ok(()) => removed += 1,
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), error = %e, "could not remove a sandbox leftover")
+                        }
+                    }
+                }
+            }
+            removed
+        })
+        .await;
+        if let Ok(removed) = result
+            && removed > 0
+        {
+            tracing::info!(uid, removed, "removed what the job left in shared temporary directories");
+        }
+    }
+
     /// Gives `dir` and everything below it, except `keep` (the `.git` directory), to this uid.
     /// Symbolic links are changed themselves, never followed.
     pub async fn hand_over(&self, dir: &Path, keep: Option<&Path>) -> Result<(), SandboxError> {
@@ -185,6 +219,17 @@ impl Jail {
             .map_err(|e| SandboxError::Io(e.to_string()))?
             .map_err(SandboxError::from)
     }
+}
+
+/// Entries directly in `dir` owned by `uid` (not following symbolic links).
+fn owned_entries(dir: &Path, uid: u32) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt as _;
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .filter(|path| std::fs::symlink_metadata(path).is_ok_and(|m| m.uid() == uid))
+        .collect()
 }
 
 fn chown_tree(dir: &Path, keep: Option<&Path>, uid: u32) -> std::io::Result<()> {

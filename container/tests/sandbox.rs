@@ -255,6 +255,9 @@ echo 'pub fn add(a: i32, b: i32) -> i32 { backdoor(); a + b }' > src/lib.rs
 printf '[url "file:///nowhere/"]\n\tinsteadOf = file://\n' >> .git/config 2>/dev/null || echo "git config: refused"
 echo 'exit 1' > .git/hooks/pre-push 2>/dev/null || echo "hooks: refused"
 mv .git .git-moved 2>/dev/null && mkdir .git && echo "moved .git away"
+# Something for the next job that gets this uid.
+mkdir -p "/tmp/planted-$(id -u)/deep" && echo later > "/tmp/planted-$(id -u)/deep/x"
+echo later > "/dev/shm/planted-$(id -u)"
 echo "attack done"
 exit 0"#;
 
@@ -287,6 +290,8 @@ fn the_test_step_reaches_no_secret_and_changes_nothing_that_is_pushed() {
         report["tests_touched"].as_array().expect("list").iter().filter_map(Value::as_str).collect();
     assert!(touched.contains(&"src/lib.rs") && touched.contains(&".github/workflows/pwn.yml"), "{touched:?}");
     assert!(!touched.contains(&".git"), "{touched:?}");
+    // Nothing of the job is left where the next job with this uid would find it.
+    assert!(!Path::new("/tmp/planted-41000").exists() && !Path::new("/dev/shm/planted-41000").exists());
 }
 
 #[test]
