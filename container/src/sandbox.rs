@@ -195,7 +195,7 @@ impl Jail {
                     match gone {
                         Ok(()) => removed += 1,
                         Err(e) => {
-                            tracing::warn!(path = %path.display(), error = %e, "could not remove a sandbox leftover")
+                            tracing::warn!(path = %path.display(), error = %e, "could not remove a sandbox leftover");
                         }
                     }
                 }
