@@ -112,7 +112,18 @@ impl Runner {
         let work = WorkDir::new(&self.config.work_root, job.job_id.as_str());
         let t = Instant::now();
         let jail = if self.sandbox.enabled() {
-            self.sandbox.lease().map(Some).map_err(|e| failed(format!("sandbox: {e}")))
+            match self.sandbox.lease() {
+                // An executor that died mid-job (SIGKILL, OOM) left its uid's processes and files behind:
+                // they must not meet this job.
+                Ok(jail) => match jail.sweep().await {
+                    Ok(()) => {
+                        jail.scrub().await;
+                        Ok(Some(jail))
+                    }
+                    Err(e) => Err(failed(format!("sandbox: {e}"))),
+                },
+                Err(e) => Err(failed(format!("sandbox: {e}"))),
+            }
         } else {
             tracing::warn!(job_id = %job.job_id, "SANDBOX=off: the agent and the tests run as the executor's user");
             Ok(None)

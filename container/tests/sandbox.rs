@@ -535,3 +535,42 @@ touch -r "$HOME/lib.rs.orig" src/lib.rs"#;
     assert_eq!(report["outcome"], "fixed", "{report:#}");
     assert_eq!(setup.show("bugbot/same-size-1", "src/lib.rs"), "pub fn add(a: i32, b: i32) -> i32 { a + b }");
 }
+
+#[test]
+fn leftovers_of_a_crashed_executor_are_killed_before_the_uid_is_used_again() {
+    needs_root!();
+    // What an executor killed mid-job would leave: a process of the job uid, and a file in /tmp.
+    let uid = 41_900;
+    let mut leftover = Command::new(env!("CARGO_BIN_EXE_bugbot-executor"))
+        .args([
+            "sandbox-exec",
+            "--uid",
+            &uid.to_string(),
+            "--gid",
+            &uid.to_string(),
+            "--cwd",
+            "/",
+            "--",
+            "sleep",
+            "600",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("leftover starts");
+    std::fs::write(format!("/tmp/leftover-{uid}"), "from the last job").expect("write");
+    std::os::unix::fs::lchown(format!("/tmp/leftover-{uid}"), Some(uid), Some(uid)).expect("chown");
+    // Started: the launcher became `sleep` as the job uid.
+    while !live_processes(uid).contains(&leftover.id()) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+
+    let agent = r#"for s in /proc/[0-9]*/status; do awk -v me="$(id -u)" '/^Name:/ {n = $2} /^State:/ {z = ($2 == "Z")} /^Uid:/ {if ($2 == me && !z) print n}' "$s" 2>/dev/null; done | sort -u > src/seen.txt
+ls /tmp | grep leftover >> src/seen.txt
+echo 'pub fn add(a: i32, b: i32) -> i32 { a + b }' > src/lib.rs"#;
+    let setup = setup(uid, agent);
+    let (report, _) = setup.run(&setup.job("crashed-1"), &[]);
+    assert_eq!(report["outcome"], "fixed", "{report:#}");
+    let seen = setup.show("bugbot/crashed-1", "src/seen.txt");
+    assert!(!seen.contains("sleep") && !seen.contains("leftover"), "the job met the last one's leftovers: {seen}");
+    assert!(leftover.wait().expect("reaped").code().is_none(), "killed by a signal");
+}
