@@ -9,6 +9,7 @@ use tokio::process::Command;
 
 use crate::config::{Config, Secret};
 use crate::process::{self, Ending, Interrupt, Limits};
+use crate::sandbox::Jail;
 
 /// Longest any single git command may take (clone and push of a large repository included).
 const GIT_TIMEOUT: Duration = Duration::from_mins(10);
@@ -123,7 +124,12 @@ impl Git {
     }
 
     fn command(&self, dir: &Path, remote: Option<&RemoteUrl>) -> Command {
-        let mut cmd = Command::new(&self.bin);
+        self.configure(Command::new(&self.bin), dir, remote)
+    }
+
+    /// The environment and configuration every git command gets, on `cmd` (git itself, or the sandbox
+    /// launcher that will exec git).
+    fn configure(&self, mut cmd: Command, dir: &Path, remote: Option<&RemoteUrl>) -> Command {
         cmd.current_dir(dir)
             .env_clear()
             .env("PATH", &self.path_env)
@@ -164,7 +170,16 @@ impl Git {
     }
 
     async fn finish(&self, step: &'static str, cmd: Command, stdin: Option<Vec<u8>>) -> Result<Vec<u8>, GitError> {
-        let limits = Limits::new(GIT_TIMEOUT, 64 * 1024 * 1024);
+        self.finish_with(step, cmd, stdin, Limits::new(GIT_TIMEOUT, 64 * 1024 * 1024)).await
+    }
+
+    async fn finish_with(
+        &self,
+        step: &'static str,
+        cmd: Command,
+        stdin: Option<Vec<u8>>,
+        limits: Limits,
+    ) -> Result<Vec<u8>, GitError> {
         let done = process::run(cmd, stdin, &limits, &self.interrupt).await?;
         match done.ending {
             Ending::Exited(status) if status.success() => Ok(done.stdout),
@@ -202,6 +217,25 @@ impl Git {
         check_ref(branch)?;
         let args = ["-c", CHECKOUT_WORKERS, "checkout", "-q", "-b", branch, "FETCH_HEAD"];
         self.run("checkout", dir, None, &args, None).await.map(drop)
+    }
+
+    /// [`Git::checkout_new_branch`] as the job's sandbox user, so that the work tree is created with its
+    /// owner (and the index records that owner: no file needs `chown`, nor a second read later). `.git`
+    /// must be the job's for the duration; the runner gives it back to root afterwards. `home` is a
+    /// directory of the job's (git probes files under `HOME`).
+    pub async fn checkout_new_branch_as(
+        &self,
+        jail: &Jail,
+        branch: &str,
+        dir: &Path,
+        home: &Path,
+    ) -> Result<(), GitError> {
+        check_ref(branch)?;
+        let mut cmd = self.configure(jail.command(&self.bin, dir, false), dir, None);
+        cmd.env("HOME", home).args(["-c", "safe.directory=*", "-c", CHECKOUT_WORKERS]);
+        cmd.args(["checkout", "-q", "-b", branch, "FETCH_HEAD"]);
+        let limits = Limits { own_session: true, ..Limits::new(GIT_TIMEOUT, 1024 * 1024) };
+        self.finish_with("checkout", cmd, None, limits).await.map(drop)
     }
 
     /// Stages the work tree as it is now into the private index `index` (a copy of the checkout's index,

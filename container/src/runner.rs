@@ -195,17 +195,7 @@ impl Runner {
         let repo = work.repo();
 
         // 1. Shallow clone and branch.
-        let t = Instant::now();
-        git.fetch_shallow(&remote, &job.base_ref, &repo).await.map_err(git_failed)?;
-        timings.fetch = t.elapsed();
-        let t = Instant::now();
-        git.checkout_new_branch(&job.branch, &repo).await.map_err(git_failed)?;
-        timings.checkout = t.elapsed();
-        if let Some(jail) = jail {
-            let t = Instant::now();
-            work.hand_over(jail).await.map_err(|e| failed(format!("sandbox: {e}")))?;
-            timings.sandbox += t.elapsed();
-        }
+        self.clone(job, work, &git, &remote, jail, timings).await?;
         let git_dir = repo.join(".git");
         let before_agent = fingerprint(&git_dir).await?;
 
@@ -326,6 +316,42 @@ impl Runner {
             );
         }
         result
+    }
+
+    /// A depth-1 fetch (as root: it holds the token), then the checkout on the new branch — with the
+    /// sandbox as the job's uid, so that its work tree is its own from the start.
+    async fn clone(
+        &self,
+        job: &FixJob,
+        work: &WorkDir,
+        git: &Git,
+        remote: &RemoteUrl,
+        jail: Option<&Jail>,
+        timings: &mut Timings,
+    ) -> Step<()> {
+        let repo = work.repo();
+        let t = Instant::now();
+        git.fetch_shallow(remote, &job.base_ref, &repo).await.map_err(git_failed)?;
+        timings.fetch = t.elapsed();
+        let Some(jail) = jail else {
+            let t = Instant::now();
+            git.checkout_new_branch(&job.branch, &repo).await.map_err(git_failed)?;
+            timings.checkout = t.elapsed();
+            return Ok(());
+        };
+        // The job's uid writes its own work tree (git, with the executor's configuration), then `.git`
+        // goes back to root before anything of the job's runs.
+        let t = Instant::now();
+        work.hand_over(jail).await.map_err(|e| failed(format!("sandbox: {e}")))?;
+        timings.sandbox += t.elapsed();
+        let t = Instant::now();
+        let checkout = git.checkout_new_branch_as(jail, &job.branch, &repo, &work.agent_home()).await;
+        timings.checkout = t.elapsed();
+        self.contain(Some(jail), "the checkout", timings).await?;
+        let t = Instant::now();
+        work.take_back(&repo.join(".git")).await.map_err(|e| failed(format!("sandbox: {e}")))?;
+        timings.sandbox += t.elapsed();
+        checkout.map_err(git_failed)
     }
 
     /// After a sandboxed step: every process of the job's uid is gone before anything else happens.
@@ -589,18 +615,28 @@ impl WorkDir {
         Ok(())
     }
 
-    /// Gives the work tree (not `.git`) and both homes to the job's uid.
+    /// Before the checkout: the clone's top directory becomes root's with the job's group (sticky), and
+    /// `.git` (a fresh, fetched repository) and both homes the job's.
     async fn hand_over(&self, jail: &Jail) -> Result<(), sandbox::SandboxError> {
         use std::os::unix::fs::PermissionsExt as _;
         let repo = self.repo();
-        jail.hand_over(&repo, Some(&repo.join(".git"))).await?;
         std::os::unix::fs::lchown(&repo, Some(0), Some(jail.uid()))?;
         tokio::fs::set_permissions(&repo, std::fs::Permissions::from_mode(0o1770)).await?;
+        jail.hand_over(&repo.join(".git"), None).await?;
         for home in [self.agent_home(), self.test_home()] {
             jail.hand_over(&home, None).await?;
             tokio::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).await?;
         }
         Ok(())
+    }
+
+    /// After the checkout (and a sweep): `.git` is root's again, and no one else may write it.
+    async fn take_back(&self, git_dir: &Path) -> Result<(), sandbox::SandboxError> {
+        let dir = git_dir.to_owned();
+        tokio::task::spawn_blocking(move || sandbox::give_to_root(&dir))
+            .await
+            .map_err(|e| sandbox::SandboxError::Io(e.to_string()))?
+            .map_err(sandbox::SandboxError::from)
     }
 
     fn repo(&self) -> PathBuf {

@@ -221,6 +221,25 @@ impl Jail {
     }
 }
 
+/// Gives `dir` and everything below it to root, without group or other write permission (symbolic links
+/// are changed themselves, never followed).
+pub fn give_to_root(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::symlink_metadata(dir)?;
+    std::os::unix::fs::lchown(dir, Some(0), Some(0))?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = meta.permissions().mode() & 0o7777 & !0o6022;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            give_to_root(&entry?.path())?;
+        }
+    }
+    Ok(())
+}
+
 /// Entries directly in `dir` owned by `uid` (not following symbolic links).
 fn owned_entries(dir: &Path, uid: u32) -> Vec<PathBuf> {
     use std::os::unix::fs::MetadataExt as _;
