@@ -3,7 +3,8 @@
 //! program with `exec`, so that no line of `unsafe` code is needed for what a `pre_exec` hook would do:
 //!
 //! 1. `setsid` — a new session and process group, no controlling terminal (no `TIOCSTI` into a shell);
-//! 2. optionally `unshare(CLONE_NEWNET)` — an empty network namespace (loopback down, no routes);
+//! 2. optionally `unshare(CLONE_NEWNET)` — an empty network namespace (only loopback, brought up with
+//!    `ip` where iproute2 is installed);
 //! 3. resource limits: processes, private memory, file size, CPU time, no core files;
 //! 4. `setgroups([])`, `setresgid(g)`, `setresuid(u)` — checked afterwards;
 //! 5. `PR_SET_NO_NEW_PRIVS` (setuid binaries and file capabilities no longer elevate) and a parent-death
@@ -120,6 +121,7 @@ fn confine(spec: &ExecArgs) -> Result<(), String> {
     setsid().map_err(step("setsid"))?;
     if spec.no_network {
         unshare(CloneFlags::CLONE_NEWNET).map_err(step("unshare(CLONE_NEWNET)"))?;
+        loopback_up();
     }
     let limit = |resource, value: u64| {
         if value == 0 { Ok(()) } else { setrlimit(resource, value, value).map_err(step("setrlimit")) }
@@ -136,6 +138,24 @@ fn confine(spec: &ExecArgs) -> Result<(), String> {
     prctl::set_pdeathsig(Signal::SIGKILL).map_err(step("PR_SET_PDEATHSIG"))?;
     std::env::set_current_dir(&spec.cwd).map_err(|e| format!("chdir {}: {e}", spec.cwd.display()))?;
     Ok(())
+}
+
+/// Brings up `lo` in the new network namespace (tests often listen on `localhost`), with iproute2's `ip`
+/// where it is installed; without it the namespace keeps its loopback down, and the test output says so.
+fn loopback_up() {
+    const IP: &[&str] = &["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"];
+    let Some(ip) = IP.iter().find(|p| std::path::Path::new(p).is_file()) else {
+        eprintln!("bugbot-sandbox: no `ip` command: loopback stays down in the test's network namespace");
+        return;
+    };
+    let up = std::process::Command::new(ip)
+        .args(["link", "set", "lo", "up"])
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .status();
+    if !up.is_ok_and(|status| status.success()) {
+        eprintln!("bugbot-sandbox: could not bring loopback up in the test's network namespace");
+    }
 }
 
 /// Drops every privilege to `uid`/`gid` (no supplementary groups) and checks that it cannot come back.

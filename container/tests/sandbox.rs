@@ -574,3 +574,29 @@ echo 'pub fn add(a: i32, b: i32) -> i32 { a + b }' > src/lib.rs"#;
     assert!(!seen.contains("sleep") && !seen.contains("leftover"), "the job met the last one's leftovers: {seen}");
     assert!(leftover.wait().expect("reaped").code().is_none(), "killed by a signal");
 }
+
+#[test]
+fn the_test_step_has_no_network_but_its_own_loopback() {
+    needs_root!();
+    // Which interfaces the tests see (`/proc/net` is per network namespace; `/sys/class/net` is not), and
+    // whether loopback is up (127.0.0.1 is in the routing tables only then).
+    let script = "#!/bin/sh\necho \"interfaces: $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ' ')\"\n\
+                  grep -q 127.0.0.1 /proc/net/fib_trie && echo 'loopback up'";
+    let setup = setup(41_950, &agent_with_test_script(script));
+    let mut job = setup.job("net-1");
+    job["test_command"] = json!("sh tests/run.sh");
+    let (report, _) = setup.run(&job, &[]);
+    assert_eq!(report["outcome"], "fixed", "{report:#}");
+    assert_eq!(report["test_network"], "none", "{report:#}");
+    let tail = report["test_output_tail"].as_str().unwrap_or_default();
+    assert!(tail.contains("interfaces: lo \n"), "{tail}");
+    assert!(tail.contains("loopback up"), "{tail}");
+
+    // TEST_NETWORK=on: the container's network, said so in the report.
+    let (report, _) = setup.run(&setup.job("net-2"), &[("TEST_NETWORK", "on")]);
+    assert_eq!(report["outcome"], "fixed", "{report:#}");
+    let mut job = setup.job("net-3");
+    job["test_command"] = json!("sh tests/run.sh");
+    let (report, _) = setup.run(&job, &[("TEST_NETWORK", "on")]);
+    assert_eq!(report["test_network"], "shared: TEST_NETWORK=on", "{report:#}");
+}
