@@ -256,7 +256,7 @@ printf '[url "file:///nowhere/"]\n\tinsteadOf = file://\n' >> .git/config 2>/dev
 echo 'exit 1' > .git/hooks/pre-push 2>/dev/null || echo "hooks: refused"
 mv .git .git-moved 2>/dev/null && mkdir .git && echo "moved .git away"
 # Something for the next job that gets this uid.
-mkdir -p "/tmp/planted-$(id -u)/deep" && echo later > "/tmp/planted-$(id -u)/deep/x"
+mkdir -p "/var/tmp/planted-$(id -u)/deep" && echo later > "/var/tmp/planted-$(id -u)/deep/x"
 echo later > "/dev/shm/planted-$(id -u)"
 echo "attack done"
 exit 0"#;
@@ -291,7 +291,8 @@ fn the_test_step_reaches_no_secret_and_changes_nothing_that_is_pushed() {
     assert!(touched.contains(&"src/lib.rs") && touched.contains(&".github/workflows/pwn.yml"), "{touched:?}");
     assert!(!touched.contains(&".git"), "{touched:?}");
     // Nothing of the job is left where the next job with this uid would find it.
-    assert!(!Path::new("/tmp/planted-41000").exists() && !Path::new("/dev/shm/planted-41000").exists());
+    // (The world-writable directories every Linux system has, which the executor scrubs.)
+    assert!(!Path::new("/var/tmp/planted-41000").exists() && !Path::new("/dev/shm/planted-41000").exists());
 }
 
 #[test]
@@ -557,17 +558,21 @@ fn leftovers_of_a_crashed_executor_are_killed_before_the_uid_is_used_again() {
         .stdin(Stdio::null())
         .spawn()
         .expect("leftover starts");
-    std::fs::write(format!("/tmp/leftover-{uid}"), "from the last job").expect("write");
-    std::os::unix::fs::lchown(format!("/tmp/leftover-{uid}"), Some(uid), Some(uid)).expect("chown");
+    let left_file = std::env::temp_dir().join(format!("leftover-{uid}"));
+    std::fs::write(&left_file, "from the last job").expect("write");
+    std::os::unix::fs::lchown(&left_file, Some(uid), Some(uid)).expect("chown");
     // Started: the launcher became `sleep` as the job uid.
     while !live_processes(uid).contains(&leftover.id()) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 
-    let agent = r#"for s in /proc/[0-9]*/status; do awk -v me="$(id -u)" '/^Name:/ {n = $2} /^State:/ {z = ($2 == "Z")} /^Uid:/ {if ($2 == me && !z) print n}' "$s" 2>/dev/null; done | sort -u > src/seen.txt
-ls /tmp | grep leftover >> src/seen.txt
-echo 'pub fn add(a: i32, b: i32) -> i32 { a + b }' > src/lib.rs"#;
-    let setup = setup(uid, agent);
+    let agent = format!(
+        r#"for s in /proc/[0-9]*/status; do awk -v me="$(id -u)" '/^Name:/ {{n = $2}} /^State:/ {{z = ($2 == "Z")}} /^Uid:/ {{if ($2 == me && !z) print n}}' "$s" 2>/dev/null; done | sort -u > src/seen.txt
+ls '{}' | grep leftover >> src/seen.txt
+echo 'pub fn add(a: i32, b: i32) -> i32 {{ a + b }}' > src/lib.rs"#,
+        std::env::temp_dir().display()
+    );
+    let setup = setup(uid, &agent);
     let (report, _) = setup.run(&setup.job("crashed-1"), &[]);
     assert_eq!(report["outcome"], "fixed", "{report:#}");
     let seen = setup.show("bugbot/crashed-1", "src/seen.txt");
