@@ -19,6 +19,7 @@ use tokio::process::Command;
 
 use crate::config::{Config, Secret};
 use crate::process::{self, Ending, Interrupt, Limits};
+use crate::sandbox::Jail;
 
 /// What the agent is asked to do.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct AgentTask {
     pub max_turns: u32,
     pub max_usd: f64,
     pub timeout: Duration,
+    /// Run the CLI as this job's sandbox user (`None`: as the executor's own user, `SANDBOX=off`).
+    pub jail: Option<Jail>,
 }
 
 /// How the agent's run ended.
@@ -165,10 +168,14 @@ impl ClaudeCode {
         if let Err(e) = tokio::fs::create_dir_all(task.home.join("tmp")).await {
             return AgentRun::ended(AgentEnd::Error(format!("could not prepare the agent's home: {e}")));
         }
-        let mut cmd = Command::new(&self.bin);
+        let mut cmd = match &task.jail {
+            Some(jail) => jail.command(&self.bin, &task.workdir, false),
+            None => Command::new(&self.bin),
+        };
         cmd.current_dir(&task.workdir).env_clear().envs(self.env(task)).args(self.args(task));
         // The stream repeats what the agent read; keep its end (the result) if it is ever that long.
-        let limits = Limits { timeout: task.timeout, max_output: 32 * 1024 * 1024, keep_tail: true };
+        let limits =
+            Limits { keep_tail: true, own_session: task.jail.is_some(), ..Limits::new(task.timeout, 32 * 1024 * 1024) };
         let done = match process::run(cmd, Some(task.prompt.clone().into_bytes()), &limits, interrupt).await {
             Ok(done) => done,
             Err(e) => {
@@ -374,6 +381,7 @@ mod tests {
             max_turns: 7,
             max_usd: 1.5,
             timeout: Duration::from_mins(1),
+            jail: None,
         }
     }
 

@@ -79,6 +79,35 @@ pub struct Config {
     pub callback_backoff: Duration,
     /// `ALLOW_INSECURE_REMOTES=1`: also accept `http://` and `file://` clone URLs (tests, self-hosted).
     pub allow_insecure_remotes: bool,
+    /// The sandbox for the agent and the test command (see `crate::sandbox`).
+    pub sandbox: SandboxSettings,
+}
+
+/// How the agent and the test command are confined (`container/README.md`, "Sandbox").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSettings {
+    /// `SANDBOX` (`on`, the default; `off` runs them as the executor's own user: development only).
+    pub enabled: bool,
+    /// `SANDBOX_LAUNCHER`: a `bugbot-executor` binary (its hidden `sandbox-exec` and `sandbox-sweep`
+    /// subcommands). Default: this binary, or one found next to it (tests and benchmarks).
+    pub launcher: Option<PathBuf>,
+    /// `SANDBOX_UID_BASE` (20000) and `SANDBOX_UIDS` (64): each running job gets its own uid (= gid) from
+    /// this range; nothing else on the machine may use them.
+    pub uid_base: u32,
+    pub uids: u32,
+    /// `SANDBOX_LOCK_DIR` (`$TMPDIR/bugbot-sandbox`): lock files leasing the uids between executors.
+    pub lock_dir: PathBuf,
+    /// Resource limits per sandboxed process: `SANDBOX_MAX_PROCESSES` (1024, for the sandbox uid as a
+    /// whole, threads included), `SANDBOX_MAX_MEMORY_MB` (8192, private writable memory per process),
+    /// `SANDBOX_MAX_FILE_MB` (512, largest file written), `SANDBOX_MAX_CPU_SECS` (3600 per process).
+    /// `0` leaves a limit unset.
+    pub max_processes: u64,
+    pub max_memory_mb: u64,
+    pub max_file_mb: u64,
+    pub max_cpu_secs: u64,
+    /// `TEST_NETWORK` (`off`, the default: the test command runs in an empty network namespace where the
+    /// platform allows one; `on`: it shares the container's network).
+    pub test_network: bool,
 }
 
 impl Config {
@@ -128,6 +157,22 @@ impl Config {
             callback_attempts: u32::try_from(number("CALLBACK_ATTEMPTS", 6)?.max(1)).unwrap_or(6),
             callback_backoff: Duration::from_millis(number("CALLBACK_BACKOFF_MS", 1000)?),
             allow_insecure_remotes: get("ALLOW_INSECURE_REMOTES").is_some_and(|v| matches!(v.as_str(), "1" | "true")),
+            sandbox: SandboxSettings {
+                enabled: switch("SANDBOX", get("SANDBOX").as_deref(), true)?,
+                launcher: get("SANDBOX_LAUNCHER").map(PathBuf::from),
+                uid_base: u32::try_from(number("SANDBOX_UID_BASE", 20_000)?)
+                    .ok()
+                    .filter(|&base| base >= 1000)
+                    .ok_or(ConfigError::Invalid { name: "SANDBOX_UID_BASE", why: "must be 1000..4294967294".into() })?,
+                uids: u32::try_from(number("SANDBOX_UIDS", 64)?.clamp(1, 65_536)).unwrap_or(64),
+                lock_dir: get("SANDBOX_LOCK_DIR")
+                    .map_or_else(|| std::env::temp_dir().join("bugbot-sandbox"), PathBuf::from),
+                max_processes: number("SANDBOX_MAX_PROCESSES", 1024)?,
+                max_memory_mb: number("SANDBOX_MAX_MEMORY_MB", 8192)?,
+                max_file_mb: number("SANDBOX_MAX_FILE_MB", 512)?,
+                max_cpu_secs: number("SANDBOX_MAX_CPU_SECS", 3600)?,
+                test_network: switch("TEST_NETWORK", get("TEST_NETWORK").as_deref(), false)?,
+            },
         })
     }
 
@@ -141,6 +186,16 @@ impl Config {
 
 /// Variables that hold the executor's own secrets; never passed on to a child process by name.
 const SECRET_VARS: &[&str] = &["EXECUTOR_SECRET", "ANTHROPIC_API_KEY", "GIT_TOKEN", "GITHUB_TOKEN"];
+
+/// `on`/`off` (also `1`/`0`, `true`/`false`); `default` when unset.
+fn switch(name: &'static str, value: Option<&str>, default: bool) -> Result<bool, ConfigError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("on" | "1" | "true" | "yes") => Ok(true),
+        Some("off" | "0" | "false" | "no") => Ok(false),
+        Some(_) => Err(ConfigError::Invalid { name, why: "expected on or off".into() }),
+    }
+}
 
 fn parse<T: std::str::FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
 where
@@ -168,6 +223,17 @@ mod tests {
         assert_eq!(c.signature_window, Duration::from_mins(5));
         assert!(c.secret.is_none() && c.git_token.is_none());
         assert!(!c.allow_insecure_remotes);
+        assert!(c.sandbox.enabled && !c.sandbox.test_network);
+        assert_eq!((c.sandbox.uid_base, c.sandbox.uids, c.sandbox.max_processes), (20_000, 64, 1024));
+    }
+
+    #[test]
+    fn sandbox_settings() {
+        let c = config(&[("SANDBOX", "off"), ("TEST_NETWORK", "on"), ("SANDBOX_UID_BASE", "30000")]).unwrap();
+        assert!(!c.sandbox.enabled && c.sandbox.test_network);
+        assert_eq!(c.sandbox.uid_base, 30_000);
+        assert!(config(&[("SANDBOX", "maybe")]).is_err());
+        assert!(config(&[("SANDBOX_UID_BASE", "0")]).is_err(), "root's uid can never be a sandbox uid");
     }
 
     #[test]

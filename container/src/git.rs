@@ -9,6 +9,7 @@ use tokio::process::Command;
 
 use crate::config::{Config, Secret};
 use crate::process::{self, Ending, Interrupt, Limits};
+use crate::sandbox::Jail;
 
 /// Longest any single git command may take (clone and push of a large repository included).
 const GIT_TIMEOUT: Duration = Duration::from_mins(10);
@@ -84,6 +85,8 @@ pub fn check_ref(name: &str) -> Result<(), GitError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub path: String,
+    /// The new blob id (all zeros when deleted).
+    pub blob: String,
     /// `None` for binary files.
     pub added: Option<u32>,
     pub deleted: Option<u32>,
@@ -121,18 +124,27 @@ impl Git {
     }
 
     fn command(&self, dir: &Path, remote: Option<&RemoteUrl>) -> Command {
-        let mut cmd = Command::new(&self.bin);
+        self.configure(Command::new(&self.bin), dir, remote)
+    }
+
+    /// The environment and configuration every git command gets, on `cmd` (git itself, or the sandbox
+    /// launcher that will exec git).
+    fn configure(&self, mut cmd: Command, dir: &Path, remote: Option<&RemoteUrl>) -> Command {
         cmd.current_dir(dir)
             .env_clear()
             .env("PATH", &self.path_env)
             .env("HOME", &self.home)
             .env("LANG", "C")
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_ATTR_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_ALLOW_PROTOCOL", self.allow_protocols)
-            // The agent has been in this work tree: never run anything it may have configured.
+            // The repository and the agent are hostile: never run anything they may have configured. (The
+            // runner also checks that `.git` is unchanged before git runs on a tree the agent touched, so
+            // filter drivers or aliases added to `.git/config` cannot take effect either.)
             .args(["-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.sshCommand=false"])
+            .args(["-c", "core.untrackedCache=false", "-c", "protocol.ext.allow=never"])
             .args(["-c", "advice.detachedHead=false", "-c", "init.defaultBranch=main", "-c", "credential.helper="]);
         if let (Some(remote), Some(token)) = (remote, &self.token) {
             cmd.arg("-c")
@@ -154,7 +166,20 @@ impl Git {
     ) -> Result<Vec<u8>, GitError> {
         let mut cmd = self.command(dir, remote);
         cmd.args(args);
-        let limits = Limits { timeout: GIT_TIMEOUT, max_output: 8 * 1024 * 1024, keep_tail: false };
+        self.finish(step, cmd, stdin).await
+    }
+
+    async fn finish(&self, step: &'static str, cmd: Command, stdin: Option<Vec<u8>>) -> Result<Vec<u8>, GitError> {
+        self.finish_with(step, cmd, stdin, Limits::new(GIT_TIMEOUT, 64 * 1024 * 1024)).await
+    }
+
+    async fn finish_with(
+        &self,
+        step: &'static str,
+        cmd: Command,
+        stdin: Option<Vec<u8>>,
+        limits: Limits,
+    ) -> Result<Vec<u8>, GitError> {
         let done = process::run(cmd, stdin, &limits, &self.interrupt).await?;
         match done.ending {
             Ending::Exited(status) if status.success() => Ok(done.stdout),
@@ -194,63 +219,185 @@ impl Git {
         self.run("checkout", dir, None, &args, None).await.map(drop)
     }
 
-    /// Stages everything the agent changed (respecting `.gitignore`).
-    pub async fn stage_all(&self, dir: &Path) -> Result<(), GitError> {
-        self.run("add", dir, None, &["add", "-A", "."], None).await.map(drop)
+    /// [`Git::checkout_new_branch`] as the job's sandbox user, so that the work tree is created with its
+    /// owner (and the index records that owner: no file needs `chown`, nor a second read later). `.git`
+    /// must be the job's for the duration; the runner gives it back to root afterwards. `home` is a
+    /// directory of the job's (git probes files under `HOME`).
+    pub async fn checkout_new_branch_as(
+        &self,
+        jail: &Jail,
+        branch: &str,
+        dir: &Path,
+        home: &Path,
+    ) -> Result<(), GitError> {
+        check_ref(branch)?;
+        let mut cmd = self.configure(jail.command(&self.bin, dir, false), dir, None);
+        cmd.env("HOME", home).args(["-c", "safe.directory=*", "-c", CHECKOUT_WORKERS]);
+        cmd.args(["checkout", "-q", "-b", branch, "FETCH_HEAD"]);
+        let limits = Limits { own_session: true, ..Limits::new(GIT_TIMEOUT, 1024 * 1024) };
+        self.finish_with("checkout", cmd, None, limits).await.map(drop)
     }
 
-    /// The staged changes against `HEAD`, with line counts and modes.
-    pub async fn staged_changes(&self, dir: &Path) -> Result<Vec<Change>, GitError> {
+    /// Stages the work tree as it is now into the private index `index` (a copy of the checkout's index,
+    /// so unchanged files are recognised by their stat data), respecting `.gitignore`. The repository's
+    /// own index is never written: what the agent or the tests do to it does not matter.
+    ///
+    /// Stat data is compared in full (nanosecond mtimes, owner): an edit of the same size within the
+    /// checkout's second must not look unchanged. Handing the work tree to the sandbox user changes every
+    /// owner, so with the sandbox git re-reads every file here once (tens of milliseconds for 2,000 files).
+    pub async fn stage_into(&self, dir: &Path, index: &Path) -> Result<(), GitError> {
+        tokio::fs::copy(dir.join(".git/index"), index).await?;
+        self.run_indexed("add", dir, index, &["add", "-A", "."], None).await.map(drop)
+    }
+
+    /// The changes staged in `index` against `HEAD`, with line counts, modes and new blob ids.
+    pub async fn staged_changes(&self, dir: &Path, index: &Path) -> Result<Vec<Change>, GitError> {
         let diff = ["diff", "--cached", "--no-renames", "--no-ext-diff", "--no-textconv", "-z"];
-        let raw = self.run("diff", dir, None, &[&diff[..], &["--raw", "HEAD"]].concat(), None).await?;
-        let numstat = self.run("diff", dir, None, &[&diff[..], &["--numstat", "HEAD"]].concat(), None).await?;
+        let raw_args = [&diff[..], &["--raw", "--no-abbrev", "HEAD"]].concat();
+        let raw = self.run_indexed("diff", dir, index, &raw_args, None).await?;
+        let numstat = self.run_indexed("diff", dir, index, &[&diff[..], &["--numstat", "HEAD"]].concat(), None).await?;
         Ok(parse_changes(&String::from_utf8_lossy(&raw), &String::from_utf8_lossy(&numstat)))
     }
 
-    /// The lines the staged change adds (without the leading `+`).
-    pub async fn staged_added_lines(&self, dir: &Path) -> Result<String, GitError> {
-        let patch = self
-            .run(
-                "diff",
-                dir,
-                None,
-                &["diff", "--cached", "--no-renames", "--no-ext-diff", "--no-textconv", "--no-color", "-U0", "HEAD"],
-                None,
-            )
-            .await?;
-        let patch = String::from_utf8_lossy(&patch);
-        Ok(patch
-            .lines()
-            .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
-            .map(|l| &l[1..])
-            .collect::<Vec<_>>()
-            .join("\n"))
+    /// The bytes of the lines the change staged in `index` adds to text files, one `\n` after each.
+    pub async fn staged_added_lines(&self, dir: &Path, index: &Path) -> Result<Vec<u8>, GitError> {
+        let args = ["diff", "--cached", "--no-renames", "--no-ext-diff", "--no-textconv", "--no-color", "-U0", "HEAD"];
+        let patch = self.run_indexed("diff", dir, index, &args, None).await?;
+        Ok(added_lines(&patch))
     }
 
-    /// Commits the index; returns the new `HEAD`.
-    pub async fn commit(&self, dir: &Path, message: &str, name: &str, email: &str) -> Result<String, GitError> {
-        let user = format!("user.name={name}");
-        let mail = format!("user.email={email}");
-        self.run(
-            "commit",
-            dir,
-            None,
-            &["-c", &user, "-c", &mail, "commit", "-q", "--no-verify", "--no-gpg-sign", "-F", "-"],
-            Some(message.as_bytes().to_vec()),
-        )
-        .await?;
-        let head = self.run("rev-parse", dir, None, &["rev-parse", "HEAD"], None).await?;
-        Ok(String::from_utf8_lossy(&head).trim().to_owned())
+    /// Sizes of blobs by id (`git cat-file --batch-check`).
+    pub async fn blob_sizes(&self, dir: &Path, ids: &[&str]) -> Result<Vec<u64>, GitError> {
+        let input = format!("{}\n", ids.join("\n")).into_bytes();
+        let out = self.run("cat-file", dir, None, &["cat-file", "--batch-check=%(objectsize)"], Some(input)).await?;
+        let sizes: Vec<u64> = String::from_utf8_lossy(&out).lines().filter_map(|l| l.trim().parse().ok()).collect();
+        if sizes.len() == ids.len() {
+            Ok(sizes)
+        } else {
+            Err(GitError::Failed { step: "cat-file", detail: "a blob of the change is missing".into() })
+        }
     }
 
-    /// Pushes `HEAD` to `branch` on the clone URL (forced: the branch is the bot's, a re-run replaces it).
-    pub async fn push(&self, dir: &Path, remote: &RemoteUrl, branch: &str) -> Result<(), GitError> {
+    /// A blob's content (`git cat-file blob`).
+    pub async fn blob(&self, dir: &Path, id: &str) -> Result<Vec<u8>, GitError> {
+        check_object_id(id)?;
+        self.run("cat-file", dir, None, &["cat-file", "blob", id], None).await
+    }
+
+    /// Writes the tree staged in `index` to the object database; returns its id.
+    pub async fn write_tree(&self, dir: &Path, index: &Path) -> Result<String, GitError> {
+        let out = self.run_indexed("write-tree", dir, index, &["write-tree"], None).await?;
+        Ok(String::from_utf8_lossy(&out).trim().to_owned())
+    }
+
+    /// Paths that differ between two trees.
+    pub async fn changed_between(&self, dir: &Path, a: &str, b: &str) -> Result<Vec<String>, GitError> {
+        check_object_id(a)?;
+        check_object_id(b)?;
+        let args = ["diff-tree", "-r", "--name-only", "--no-renames", "-z", a, b];
+        let out = self.run("diff-tree", dir, None, &args, None).await?;
+        Ok(String::from_utf8_lossy(&out).split('\0').filter(|p| !p.is_empty()).map(str::to_owned).collect())
+    }
+
+    /// Makes a commit of `tree` on top of `HEAD` without touching any ref, index or work tree; returns
+    /// its id. This, not the work tree, is what gets pushed.
+    pub async fn commit_tree(
+        &self,
+        dir: &Path,
+        tree: &str,
+        message: &str,
+        name: &str,
+        email: &str,
+    ) -> Result<String, GitError> {
+        check_object_id(tree)?;
+        let (user, mail) = (format!("user.name={name}"), format!("user.email={email}"));
+        let args = ["-c", &user, "-c", &mail, "commit-tree", "--no-gpg-sign", tree, "-p", "HEAD", "-F", "-"];
+        let out = self.run("commit-tree", dir, None, &args, Some(message.as_bytes().to_vec())).await?;
+        Ok(String::from_utf8_lossy(&out).trim().to_owned())
+    }
+
+    /// Pushes `commit` to `branch` on the clone URL (forced: the branch is the bot's, a re-run replaces it).
+    pub async fn push(&self, dir: &Path, remote: &RemoteUrl, commit: &str, branch: &str) -> Result<(), GitError> {
         check_ref(branch)?;
-        let refspec = format!("+HEAD:refs/heads/{branch}");
+        check_object_id(commit)?;
+        let refspec = format!("+{commit}:refs/heads/{branch}");
         self.run("push", dir, Some(remote), &["push", "-q", "--no-verify", remote.as_str(), &refspec], None)
             .await
             .map(drop)
     }
+
+    async fn run_indexed(
+        &self,
+        step: &'static str,
+        dir: &Path,
+        index: &Path,
+        args: &[&str],
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Vec<u8>, GitError> {
+        let mut cmd = self.command(dir, None);
+        cmd.env("GIT_INDEX_FILE", index).args(args);
+        self.finish(step, cmd, stdin).await
+    }
+}
+
+/// A full hexadecimal object id (SHA-1 or SHA-256), which also keeps option injection out.
+fn check_object_id(id: &str) -> Result<(), GitError> {
+    if matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(GitError::BadRef(id.to_owned()))
+    }
+}
+
+/// The added lines (without their `+`) of a `-U0` patch, as bytes: NUL bytes and invalid UTF-8 survive.
+fn added_lines(patch: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in patch.split(|&b| b == b'\n') {
+        if let Some(rest) = line.strip_prefix(b"+")
+            && !line.starts_with(b"+++")
+        {
+            out.extend_from_slice(rest);
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+/// A fingerprint of everything under a `.git` directory: paths, types, modes, owners, sizes, modification
+/// times and link targets. Any change the agent or the tests made to it changes the fingerprint.
+pub fn fingerprint(git_dir: &Path) -> std::io::Result<String> {
+    use sha2::{Digest as _, Sha256};
+    use std::os::unix::fs::MetadataExt as _;
+    fn walk(dir: &Path, hasher: &mut Sha256) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in entries {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path)?;
+            let link = if meta.file_type().is_symlink() { std::fs::read_link(&path)? } else { PathBuf::new() };
+            hasher.update(
+                format!(
+                    "{}\0{:o}\0{}:{}\0{}\0{}.{}\0{}\n",
+                    path.display(),
+                    meta.mode(),
+                    meta.uid(),
+                    meta.gid(),
+                    meta.size(),
+                    meta.mtime(),
+                    meta.mtime_nsec(),
+                    link.display()
+                )
+                .as_bytes(),
+            );
+            if meta.is_dir() {
+                walk(&path, hasher)?;
+            }
+        }
+        Ok(())
+    }
+    let mut hasher = Sha256::new();
+    walk(git_dir, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 /// Joins `git diff --raw -z` and `git diff --numstat -z` output (both without renames).
@@ -260,8 +407,10 @@ fn parse_changes(raw: &str, numstat: &str) -> Vec<Change> {
     while let Some(meta) = fields.next() {
         let Some(meta) = meta.strip_prefix(':') else { continue };
         let Some(path) = fields.next() else { break };
-        let mode = meta.split(' ').nth(1).unwrap_or_default().to_owned();
-        changes.push(Change { path: path.to_owned(), added: None, deleted: None, mode });
+        let mut fields = meta.split(' ');
+        let mode = fields.nth(1).unwrap_or_default().to_owned();
+        let blob = fields.nth(1).unwrap_or_default().to_owned();
+        changes.push(Change { path: path.to_owned(), blob, added: None, deleted: None, mode });
     }
     for record in numstat.split('\0').filter(|r| !r.is_empty()) {
         let mut parts = record.splitn(3, '\t');
@@ -350,6 +499,14 @@ mod tests {
     }
 
     #[test]
+    fn added_lines_keep_every_byte() {
+        let patch = b"diff --git a/x b/x\n+++ b/x\n@@ -0,0 +1,2 @@\n+a\x00b\n-old\n+\xff\n";
+        assert_eq!(added_lines(patch), b"a\x00b\n\xff\n");
+        assert!(check_object_id("4b825dc642cb6eb9a060e54bf8d69288fbee4904").is_ok());
+        assert!(check_object_id("--output=x").is_err() && check_object_id("HEAD").is_err());
+    }
+
+    #[test]
     fn diff_output_is_joined() {
         let raw =
             ":100644 100644 aaa bbb M\0src/a.rs\0:000000 100644 000 ccc A\0img.png\0:100644 000000 ddd 000 D\0old.rs\0";
@@ -358,9 +515,27 @@ mod tests {
         assert_eq!(
             changes,
             vec![
-                Change { path: "src/a.rs".into(), added: Some(3), deleted: Some(1), mode: "100644".into() },
-                Change { path: "img.png".into(), added: None, deleted: None, mode: "100644".into() },
-                Change { path: "old.rs".into(), added: Some(0), deleted: Some(10), mode: "000000".into() },
+                Change {
+                    path: "src/a.rs".into(),
+                    blob: "bbb".into(),
+                    added: Some(3),
+                    deleted: Some(1),
+                    mode: "100644".into()
+                },
+                Change {
+                    path: "img.png".into(),
+                    blob: "ccc".into(),
+                    added: None,
+                    deleted: None,
+                    mode: "100644".into()
+                },
+                Change {
+                    path: "old.rs".into(),
+                    blob: "000".into(),
+                    added: Some(0),
+                    deleted: Some(10),
+                    mode: "000000".into()
+                },
             ]
         );
     }

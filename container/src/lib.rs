@@ -16,6 +16,8 @@
 //! - [`paths`] — the path policy: allowlist, protected paths, Claude Code permission rules.
 //! - [`git`] — git with a scrubbed environment and a credential helper; URL and ref validation.
 //! - [`process`] — child processes in their own group, with timeouts, interrupts and group kill.
+//! - [`sandbox`] — the job's own uid: leases, confined commands, the work tree's owners, the sweep.
+//! - [`launcher`] — the binary re-run as `sandbox-exec`/`sandbox-sweep`: drops privileges, then execs.
 //! - [`callback`] — signed result delivery with retries.
 //! - [`redact`] — secret redaction for reports, commit messages and logs.
 //!
@@ -27,12 +29,14 @@ pub mod callback;
 pub mod config;
 pub mod git;
 pub mod jobs;
+pub mod launcher;
 pub mod oneshot;
 pub mod paths;
 pub mod process;
 pub mod prompt;
 pub mod redact;
 pub mod runner;
+pub mod sandbox;
 pub mod server;
 
 /// Seconds since the Unix epoch (the one place the executor reads the wall clock for signatures).

@@ -77,6 +77,15 @@ pub struct Limits {
     pub max_output: usize,
     /// Keep the end of stdout rather than its beginning.
     pub keep_tail: bool,
+    /// The command starts its own session (the sandbox launcher calls `setsid`, which a process-group
+    /// leader may not), so it is not put in a new process group here; its pid is still its group's id.
+    pub own_session: bool,
+}
+
+impl Limits {
+    pub fn new(timeout: Duration, max_output: usize) -> Self {
+        Self { timeout, max_output, keep_tail: false, own_session: false }
+    }
 }
 
 /// Spawns `command` in a new process group with `stdin` written to it (or `/dev/null`), and waits for it
@@ -87,8 +96,10 @@ pub async fn run(
     limits: &Limits,
     interrupt: &Interrupt,
 ) -> std::io::Result<Finished> {
+    if !limits.own_session {
+        command.process_group(0);
+    }
     command
-        .process_group(0)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -187,18 +198,24 @@ pub fn tail_text(bytes: &[u8], max_bytes: usize) -> String {
 
 /// Pids of live (non-zombie) processes in process group `pgid`, read from `/proc`.
 pub fn group_members(pgid: u32) -> Vec<u32> {
+    live_processes_where(|pid| {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+        // Fields after the parenthesised command name: state ppid pgrp …
+        let Some(rest) = stat.rsplit_once(") ").map(|(_, rest)| rest) else { return false };
+        rest.split_whitespace().nth(2).and_then(|v| v.parse::<u32>().ok()) == Some(pgid)
+    })
+}
+
+/// Pids of the processes that are not zombies and for which `keep` holds, from `/proc`.
+pub fn live_processes_where(keep: impl Fn(u32) -> bool) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
+        .filter(|&pid| {
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-            // Fields after the parenthesised command name: state ppid pgrp …
-            let Some(rest) = stat.rsplit_once(") ").map(|(_, rest)| rest) else { return false };
-            let mut fields = rest.split_whitespace();
-            let state = fields.next();
-            let pgrp = fields.nth(1).and_then(|v| v.parse::<u32>().ok());
-            state != Some("Z") && pgrp == Some(pgid)
+            let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split_whitespace().next());
+            !matches!(state, Some("Z" | "X")) && keep(pid)
         })
         .collect()
 }
@@ -214,7 +231,7 @@ mod tests {
     }
 
     fn limits(secs: u64) -> Limits {
-        Limits { timeout: Duration::from_secs(secs), max_output: 1024, keep_tail: false }
+        Limits::new(Duration::from_secs(secs), 1024)
     }
 
     #[tokio::test]

@@ -50,6 +50,32 @@ static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
     .collect()
 });
 
+/// Encoded forms of `secret` that survive in text: lower- and upper-case hex, and for standard and
+/// URL-safe base64 the part of the encoding that does not depend on the bytes around the secret, for each
+/// of the three positions the secret can start at within a 3-byte group (so a secret base64-encoded as
+/// part of a longer text, e.g. `KEY=…` in a dumped environment, is still found).
+pub fn encodings(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    /// Shorter cores would match ordinary base64 by chance.
+    const MIN_CORE: usize = 12;
+    let bytes = secret.as_bytes();
+    let mut forms = vec![hex::encode(bytes), hex::encode_upper(bytes)];
+    for engine in [&base64::engine::general_purpose::STANDARD, &base64::engine::general_purpose::URL_SAFE] {
+        for offset in 0..3usize {
+            let mut padded = vec![0u8; offset];
+            padded.extend_from_slice(bytes);
+            let encoded = engine.encode(&padded);
+            // Characters of the first group that mix in the prefix, and of the last, partial group.
+            let skip = [0, 2, 3][offset];
+            let end = 4 * (padded.len() / 3);
+            if let Some(core) = encoded.get(skip..end).filter(|c| c.len() >= MIN_CORE) {
+                forms.push(core.to_owned());
+            }
+        }
+    }
+    forms
+}
+
 /// Replaces configured secrets and token-shaped strings with [`REDACTED`]. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct Redactor {
@@ -64,14 +90,23 @@ impl std::fmt::Debug for Redactor {
 }
 
 impl Redactor {
-    /// A redactor for these configured secrets (empty and very short values are ignored).
+    /// A redactor for these configured secrets (empty and very short values are ignored), also in their
+    /// hex and base64 encodings (see [`encodings`]).
     pub fn new<I, S>(secrets: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut secrets: Vec<String> =
-            secrets.into_iter().map(|s| s.as_ref().trim().to_owned()).filter(|s| s.len() >= MIN_SECRET_LEN).collect();
+        let mut secrets: Vec<String> = secrets
+            .into_iter()
+            .map(|s| s.as_ref().trim().to_owned())
+            .filter(|s| s.len() >= MIN_SECRET_LEN)
+            .flat_map(|s| {
+                let mut forms = encodings(&s);
+                forms.push(s);
+                forms
+            })
+            .collect();
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         secrets.dedup();
         Self { secrets: Arc::new(secrets) }
@@ -194,6 +229,28 @@ mod tests {
         assert_eq!(r.redact("x super-secret-value-1 y"), "x [REDACTED] y");
         // Too short to be replaced verbatim.
         assert_eq!(r.redact("a short text"), "a short text");
+    }
+
+    #[test]
+    fn encoded_secrets_are_replaced_wherever_they_start() {
+        use base64::Engine as _;
+        let secret = "configured-secret-value-0123";
+        let r = Redactor::new([secret]);
+        for prefix in ["", "K=", "KEY=", "ANTHROPIC_API_KEY="] {
+            let text = format!("{prefix}{secret}\nmore");
+            for encoded in [
+                base64::engine::general_purpose::STANDARD.encode(&text),
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&text),
+                hex::encode(&text),
+                hex::encode_upper(&text),
+            ] {
+                assert!(r.finds_secret(&encoded), "{prefix:?}: {encoded}");
+                assert!(r.redact(&format!("out: {encoded}")).contains(REDACTED), "{encoded}");
+            }
+        }
+        // Ordinary base64 is left alone.
+        let other = base64::engine::general_purpose::STANDARD.encode("a different value altogether, long");
+        assert!(!r.finds_secret(&other));
     }
 
     #[test]

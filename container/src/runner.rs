@@ -1,5 +1,11 @@
 //! One fix run, start to end: clone → branch → agent → diff checked against the policy and size caps →
 //! tests → commit → push, producing a redacted [`FixReport`]. Nothing is pushed unless every check passed.
+//!
+//! With the sandbox on, the agent and the test command run as the job's own uid (see [`crate::sandbox`]):
+//! the work tree is theirs, `.git` stays the executor's, and after each of them every process of that uid
+//! is killed before the executor looks at the result. What is pushed is the tree the checks saw, written
+//! from a private index right after the checks and committed with `git commit-tree`: whatever the tests
+//! change afterwards (work tree, index, `.git`) never reaches the branch, and is reported.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,6 +22,7 @@ use crate::paths::PathPolicy;
 use crate::process::{self, Ending, Interrupt, Limits};
 use crate::prompt;
 use crate::redact::Redactor;
+use crate::sandbox::{self, Jail, Sandbox};
 
 /// The reason given when a run is stopped by SIGTERM or shutdown.
 pub const INTERRUPTED: &str = "interrupted";
@@ -36,13 +43,16 @@ pub struct Timings {
     pub commit: Duration,
     pub push: Duration,
     pub cleanup: Duration,
+    /// What the sandbox costs: leasing a uid, handing the work tree over, the sweeps after the agent and
+    /// the tests (not the launcher's own start, which is inside `agent` and `test`).
+    pub sandbox: Duration,
 }
 
 impl Timings {
     /// The executor's own overhead on the way to a pushed branch: clone and branch, diff check, commit,
     /// push (not the agent, the test command, or the work-dir removal after the result is known).
     pub fn overhead(&self) -> Duration {
-        self.fetch + self.checkout + self.check + self.commit + self.push
+        self.fetch + self.checkout + self.check + self.commit + self.push + self.sandbox
     }
 }
 
@@ -60,6 +70,7 @@ pub struct Runner {
     config: Arc<Config>,
     agent: Arc<dyn Agent>,
     redactor: Redactor,
+    sandbox: Sandbox,
 }
 
 /// Ends a step early with an outcome.
@@ -83,7 +94,8 @@ fn git_failed(e: GitError) -> FixOutcome {
 impl Runner {
     pub fn new(config: Arc<Config>, agent: Arc<dyn Agent>) -> Self {
         let redactor = config.redactor();
-        Self { config, agent, redactor }
+        let sandbox = Sandbox::new(&config.sandbox);
+        Self { config, agent, redactor, sandbox }
     }
 
     pub fn redactor(&self) -> &Redactor {
@@ -98,12 +110,46 @@ impl Runner {
         tracing::info!(job_id = %job.job_id, branch = %self.redactor.redact(&job.branch), "run started");
 
         let work = WorkDir::new(&self.config.work_root, job.job_id.as_str());
-        report.outcome = match work.create().await {
-            Ok(()) => match self.steps(job, &work, interrupt, &mut report, &mut timings).await {
-                Ok(()) => FixOutcome::Fixed,
-                Err(outcome) => outcome,
-            },
-            Err(e) => failed(format!("could not create the work dir: {e}")),
+        let t = Instant::now();
+        let jail = if self.sandbox.enabled() {
+            match self.sandbox.lease() {
+                // An executor that died mid-job (SIGKILL, OOM) left its uid's processes and files behind:
+                // they must not meet this job.
+                Ok(jail) => match jail.sweep().await {
+                    Ok(()) => {
+                        jail.scrub().await;
+                        Ok(Some(jail))
+                    }
+                    Err(e) => Err(failed(format!("sandbox: {e}"))),
+                },
+                Err(e) => Err(failed(format!("sandbox: {e}"))),
+            }
+        } else {
+            tracing::warn!(job_id = %job.job_id, "SANDBOX=off: the agent and the tests run as the executor's user");
+            Ok(None)
+        };
+        timings.sandbox += t.elapsed();
+        report.outcome = match jail {
+            Ok(jail) => {
+                report.sandboxed = jail.is_some();
+                let outcome = match work.create(jail.as_ref()).await {
+                    Ok(()) => match self.steps(job, &work, jail.as_ref(), interrupt, &mut report, &mut timings).await {
+                        Ok(()) => FixOutcome::Fixed,
+                        Err(outcome) => outcome,
+                    },
+                    Err(e) => failed(format!("could not create the work dir: {e}")),
+                };
+                // Whatever happened above, nothing of this job runs on (the steps sweep too; this catches
+                // early exits), and the uid is released only after this.
+                if let Some(jail) = &jail {
+                    match jail.sweep().await {
+                        Ok(()) => jail.scrub().await,
+                        Err(e) => tracing::error!(job_id = %job.job_id, error = %e, "final sweep failed"),
+                    }
+                }
+                outcome
+            }
+            Err(outcome) => outcome,
         };
         let cleanup = Instant::now();
         work.remove().await;
@@ -133,6 +179,7 @@ impl Runner {
         &self,
         job: &FixJob,
         work: &WorkDir,
+        jail: Option<&Jail>,
         interrupt: &Interrupt,
         report: &mut FixReport,
         timings: &mut Timings,
@@ -148,13 +195,9 @@ impl Runner {
         let repo = work.repo();
 
         // 1. Shallow clone and branch.
-        let t = Instant::now();
-        git.fetch_shallow(&remote, &job.base_ref, &repo).await.map_err(git_failed)?;
-        timings.fetch = t.elapsed();
-        let t = Instant::now();
-        git.checkout_new_branch(&job.branch, &repo).await.map_err(git_failed)?;
-        timings.checkout = t.elapsed();
-        let git_config_before = tokio::fs::read(repo.join(".git/config")).await.unwrap_or_default();
+        self.clone(job, work, &git, &remote, jail, timings).await?;
+        let git_dir = repo.join(".git");
+        let before_agent = fingerprint(&git_dir).await?;
 
         // 2. The agent.
         let t = Instant::now();
@@ -171,9 +214,15 @@ impl Runner {
             max_turns: job.limits.max_turns,
             max_usd: job.limits.max_usd,
             timeout: Duration::from_secs(job.limits.timeout_secs.max(1)),
+            jail: jail.cloned(),
         };
         let run = self.agent.run(&task, interrupt).await;
         timings.agent = t.elapsed();
+        self.contain(jail, "the agent", timings).await?;
+        // The CLI's home may hold what it cached about its key; the tests never see it.
+        if let Err(e) = tokio::fs::remove_dir_all(work.agent_home()).await {
+            tracing::warn!(error = %e, "could not remove the agent's home");
+        }
         report.turns = run.turns;
         report.cost_usd = run.cost_usd;
         report.summary.clone_from(&run.summary);
@@ -195,33 +244,123 @@ impl Runner {
             return Err(failed(INTERRUPTED));
         }
 
-        // 3. The executor's own checks: it, not the agent, is the last line.
+        // 3. The executor's own checks: it, not the agent, is the last line. Before git runs on anything
+        // the agent touched, `.git` must be as the executor left it (no hooks, filters or config of theirs).
+        if fingerprint(&git_dir).await? != before_agent {
+            return Err(blocked("the agent changed the repository's .git directory"));
+        }
         let t = Instant::now();
-        let result = self.check(job, &git, &repo, &policy, &run.denials, &git_config_before, report).await;
+        let checked_index = work.git_home().join("checked.index");
+        let result = self.check(job, &git, &repo, &checked_index, &policy, &run.denials, report).await;
+        let tree = match result {
+            Ok(()) => git.write_tree(&repo, &checked_index).await.map_err(git_failed),
+            Err(outcome) => Err(outcome),
+        };
         timings.check = t.elapsed();
-        result?;
+        let tree = tree?;
+        let before_tests = fingerprint(&git_dir).await?;
 
-        // Tests.
+        // 4. Tests, on a work tree whose later changes do not matter any more.
         if let Some(command) = job.test_command.as_deref().filter(|c| !c.trim().is_empty()) {
-            let t = Instant::now();
-            let result = self.test(command, job, work, interrupt, report).await;
-            timings.test = t.elapsed();
-            result?;
+            let checked = Checked { tree: &tree, git_dir: &before_tests };
+            self.tests(command, job, work, &git, jail, &checked, interrupt, report, timings).await?;
         }
 
-        // Commit and push.
+        // 5. Commit the checked tree and push that commit.
         let t = Instant::now();
         let message = self.redactor.redact(&commit_message(job, report.summary.as_deref()));
         let head = git
-            .commit(&repo, &message, &self.config.author_name, &self.config.author_email)
+            .commit_tree(&repo, &tree, &message, &self.config.author_name, &self.config.author_email)
             .await
             .map_err(git_failed)?;
-        report.head_sha = Some(head);
+        report.head_sha = Some(head.clone());
         timings.commit = t.elapsed();
         let t = Instant::now();
-        git.push(&repo, &remote, &job.branch).await.map_err(git_failed)?;
+        git.push(&repo, &remote, &head, &job.branch).await.map_err(git_failed)?;
         timings.push = t.elapsed();
         Ok(())
+    }
+
+    /// Runs the tests, then reports what they changed; `.git` changed means nothing is pushed.
+    #[expect(clippy::too_many_arguments, reason = "one step of one run, called once")]
+    async fn tests(
+        &self,
+        command: &str,
+        job: &FixJob,
+        work: &WorkDir,
+        git: &Git,
+        jail: Option<&Jail>,
+        checked: &Checked<'_>,
+        interrupt: &Interrupt,
+        report: &mut FixReport,
+        timings: &mut Timings,
+    ) -> Step<()> {
+        let repo = work.repo();
+        let t = Instant::now();
+        let result = self.test(command, job, work, jail, interrupt, report).await;
+        timings.test = t.elapsed();
+        self.contain(jail, "the tests", timings).await?;
+        if fingerprint(&repo.join(".git")).await? != checked.git_dir {
+            report.tests_touched.push(".git".into());
+            return Err(blocked("the test command changed the repository's .git directory; nothing was pushed"));
+        }
+        let after_index = work.git_home().join("after-tests.index");
+        git.stage_into(&repo, &after_index).await.map_err(git_failed)?;
+        let after = git.write_tree(&repo, &after_index).await.map_err(git_failed)?;
+        if after != checked.tree {
+            report.tests_touched = git.changed_between(&repo, checked.tree, &after).await.map_err(git_failed)?;
+            tracing::info!(
+                job_id = %job.job_id,
+                files = report.tests_touched.len(),
+                "the tests changed the work tree; the checked tree is pushed"
+            );
+        }
+        result
+    }
+
+    /// A depth-1 fetch (as root: it holds the token), then the checkout on the new branch — with the
+    /// sandbox as the job's uid, so that its work tree is its own from the start.
+    async fn clone(
+        &self,
+        job: &FixJob,
+        work: &WorkDir,
+        git: &Git,
+        remote: &RemoteUrl,
+        jail: Option<&Jail>,
+        timings: &mut Timings,
+    ) -> Step<()> {
+        let repo = work.repo();
+        let t = Instant::now();
+        git.fetch_shallow(remote, &job.base_ref, &repo).await.map_err(git_failed)?;
+        timings.fetch = t.elapsed();
+        let Some(jail) = jail else {
+            let t = Instant::now();
+            git.checkout_new_branch(&job.branch, &repo).await.map_err(git_failed)?;
+            timings.checkout = t.elapsed();
+            return Ok(());
+        };
+        // The job's uid writes its own work tree (git, with the executor's configuration), then `.git`
+        // goes back to root before anything of the job's runs.
+        let t = Instant::now();
+        work.hand_over(jail).await.map_err(|e| failed(format!("sandbox: {e}")))?;
+        timings.sandbox += t.elapsed();
+        let t = Instant::now();
+        let checkout = git.checkout_new_branch_as(jail, &job.branch, &repo, &work.agent_home()).await;
+        timings.checkout = t.elapsed();
+        self.contain(Some(jail), "the checkout", timings).await?;
+        let t = Instant::now();
+        work.take_back(&repo.join(".git")).await.map_err(|e| failed(format!("sandbox: {e}")))?;
+        timings.sandbox += t.elapsed();
+        checkout.map_err(git_failed)
+    }
+
+    /// After a sandboxed step: every process of the job's uid is gone before anything else happens.
+    async fn contain(&self, jail: Option<&Jail>, step: &str, timings: &mut Timings) -> Step<()> {
+        let Some(jail) = jail else { return Ok(()) };
+        let t = Instant::now();
+        let swept = jail.sweep().await;
+        timings.sandbox += t.elapsed();
+        swept.map_err(|e| failed(format!("could not stop every process of {step}: {e}")))
     }
 
     #[expect(clippy::too_many_arguments, reason = "one step of one run, called once")]
@@ -230,17 +369,13 @@ impl Runner {
         job: &FixJob,
         git: &Git,
         repo: &Path,
+        index: &Path,
         policy: &PathPolicy,
         denials: &[crate::agent::Denial],
-        git_config_before: &[u8],
         report: &mut FixReport,
     ) -> Step<()> {
-        let git_config_after = tokio::fs::read(repo.join(".git/config")).await.unwrap_or_default();
-        if git_config_after != git_config_before {
-            return Err(blocked("the agent changed .git/config"));
-        }
-        git.stage_all(repo).await.map_err(git_failed)?;
-        let changes = git.staged_changes(repo).await.map_err(git_failed)?;
+        git.stage_into(repo, index).await.map_err(git_failed)?;
+        let changes = git.staged_changes(repo, index).await.map_err(git_failed)?;
         report.files = changes.iter().map(|c| c.path.clone()).collect();
         let (insertions, deletions) = changes.iter().fold((0u32, 0u32), |(i, d), c| {
             (i.saturating_add(c.added.unwrap_or(0)), d.saturating_add(c.deleted.unwrap_or(0)))
@@ -285,8 +420,56 @@ impl Runner {
         if lines > limits.max_lines_changed {
             return Err(blocked(format!("{lines} lines changed; the limit is {}", limits.max_lines_changed)));
         }
-        let added = git.staged_added_lines(repo).await.map_err(git_failed)?;
-        if self.redactor.finds_secret(&added) {
+        self.check_bytes(job, git, repo, index, &changes).await
+    }
+
+    /// Every byte counts: binary files (git's verdict, or any NUL byte) count by their size and need the
+    /// job's permission; text counts by the bytes of its added lines; all of it is scanned for secrets.
+    async fn check_bytes(
+        &self,
+        job: &FixJob,
+        git: &Git,
+        repo: &Path,
+        index: &Path,
+        changes: &[git::Change],
+    ) -> Step<()> {
+        let limits = &job.limits;
+        let kept: Vec<&git::Change> = changes.iter().filter(|c| c.mode != "000000").collect();
+        let ids: Vec<&str> = kept.iter().map(|c| c.blob.as_str()).collect();
+        let sizes = git.blob_sizes(repo, &ids).await.map_err(git_failed)?;
+        let added = git.staged_added_lines(repo, index).await.map_err(git_failed)?;
+        let mut binary: Vec<(&git::Change, u64)> =
+            kept.iter().zip(&sizes).filter(|(c, _)| c.added.is_none()).map(|(c, &size)| (*c, size)).collect();
+        if added.contains(&0) {
+            // Git calls a file text when its first 8000 bytes have no NUL: look at the whole of each.
+            for (change, &size) in kept.iter().zip(&sizes).filter(|(c, _)| c.added.is_some()) {
+                if git.blob(repo, &change.blob).await.map_err(git_failed)?.contains(&0) {
+                    binary.push((change, size));
+                }
+            }
+        }
+        let binary_bytes: u64 = binary.iter().map(|(_, size)| size).sum();
+        let total = binary_bytes.saturating_add(added.len() as u64);
+        if !binary.is_empty() && limits.max_binary_bytes == 0 {
+            let named: Vec<String> = binary.iter().map(|(c, size)| format!("{} ({size} bytes)", c.path)).collect();
+            return Err(blocked(format!("binary files are not accepted for this job: {}", list(&named))));
+        }
+        if binary_bytes > limits.max_binary_bytes {
+            return Err(blocked(format!(
+                "{binary_bytes} bytes of binary files; the limit is {}",
+                limits.max_binary_bytes
+            )));
+        }
+        if total > limits.max_bytes_added {
+            return Err(blocked(format!("{total} bytes added; the limit is {}", limits.max_bytes_added)));
+        }
+        let mut scanned = String::from_utf8_lossy(&added).into_owned();
+        for (change, _) in &binary {
+            let content = git.blob(repo, &change.blob).await.map_err(git_failed)?;
+            scanned.push('\n');
+            scanned.push_str(&String::from_utf8_lossy(&content));
+        }
+        if self.redactor.finds_secret(&scanned) {
             return Err(blocked("the change adds something shaped like a secret or credential"));
         }
         Ok(())
@@ -297,25 +480,35 @@ impl Runner {
         command: &str,
         job: &FixJob,
         work: &WorkDir,
+        jail: Option<&Jail>,
         interrupt: &Interrupt,
         report: &mut FixReport,
     ) -> Step<()> {
         let home = work.test_home();
-        let tmp = home.join("tmp");
-        tokio::fs::create_dir_all(&tmp).await.map_err(|e| failed(format!("could not prepare tests: {e}")))?;
-        let mut cmd = Command::new("sh");
+        let mut cmd = if let Some(jail) = jail {
+            let isolated = self.sandbox.test_network(jail).await;
+            if let Err(why) = &isolated {
+                tracing::warn!(job_id = %job.job_id, reason = %why, "the test command shares the container's network");
+            }
+            report.test_network =
+                Some(isolated.as_ref().map_or_else(|why| format!("shared: {why}"), |()| "none".into()));
+            jail.command("sh", &work.repo(), isolated.is_ok())
+        } else {
+            report.test_network = Some("shared: SANDBOX=off".into());
+            Command::new("sh")
+        };
         cmd.arg("-c")
             .arg(format!("exec 2>&1\n{command}"))
             .current_dir(work.repo())
             .env_clear()
             .env("PATH", &self.config.agent_path)
             .env("HOME", &home)
-            .env("TMPDIR", &tmp)
+            .env("TMPDIR", home.join("tmp"))
             .env("LANG", "C.UTF-8")
             .env("CI", "true")
             .envs(self.config.test_env.iter().map(|(k, v)| (k, v)));
         let timeout = Duration::from_secs(job.limits.test_timeout_secs.max(1));
-        let limits = Limits { timeout, max_output: TEST_OUTPUT_TAIL, keep_tail: true };
+        let limits = Limits { keep_tail: true, own_session: jail.is_some(), ..Limits::new(timeout, TEST_OUTPUT_TAIL) };
         let done = process::run(cmd, None, &limits, interrupt)
             .await
             .map_err(|e| failed(format!("could not run the test command: {e}")))?;
@@ -327,6 +520,22 @@ impl Runner {
             Ending::Interrupted => Err(failed(INTERRUPTED)),
         }
     }
+}
+
+/// What the checks saw: the tree that will be pushed and the `.git` fingerprint after it was written.
+#[derive(Debug)]
+struct Checked<'a> {
+    tree: &'a str,
+    git_dir: &'a str,
+}
+
+/// The `.git` fingerprint (see [`git::fingerprint`]), off the async threads.
+async fn fingerprint(git_dir: &Path) -> Step<String> {
+    let dir = git_dir.to_owned();
+    tokio::task::spawn_blocking(move || git::fingerprint(&dir))
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(format!("could not read .git: {e}")))
 }
 
 fn commit_message(job: &FixJob, summary: Option<&str>) -> String {
@@ -360,6 +569,11 @@ fn list(items: &[String]) -> String {
 }
 
 /// A job's private directory: `repo/` (the clone), `agent-home/`, `test-home/`, `git-home/`.
+///
+/// With the sandbox: the job dir and `git-home/` (private indexes) are root's; `repo/` is root's with the
+/// job's group, sticky and group-writable, so the job can create files at the top but cannot rename or
+/// replace `.git` (root's, read-only to others); everything else in the work tree and both homes belong to
+/// the job's uid.
 #[derive(Debug)]
 struct WorkDir {
     root: PathBuf,
@@ -371,15 +585,58 @@ impl WorkDir {
         Self { root: work_root.join(format!("job-{job_id}")) }
     }
 
-    async fn create(&self) -> std::io::Result<()> {
+    async fn create(&self, jail: Option<&Jail>) -> std::io::Result<()> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let work_root = self.root.parent().unwrap_or(&self.root).to_owned();
+        if jail.is_some() {
+            // Nobody else may have made (or may write) the work root; the sandbox user must reach it.
+            sandbox::private_dir(&work_root)?;
+            if !sandbox::reachable_by_others(&work_root) {
+                return Err(std::io::Error::other(
+                    sandbox::SandboxError::Unreachable(work_root.display().to_string()).to_string(),
+                ));
+            }
+        }
         // A crash may have left a previous attempt behind.
         if tokio::fs::try_exists(&self.root).await.unwrap_or(false) {
             tokio::fs::remove_dir_all(&self.root).await?;
         }
-        for dir in [self.root.clone(), self.agent_home(), self.git_home(), self.test_home()] {
+        for dir in [self.root.clone(), self.agent_home().join("tmp"), self.git_home(), self.test_home().join("tmp")] {
             tokio::fs::create_dir_all(&dir).await?;
         }
+        // `.git` is root's: let git, run by the agent or the tests, read it all the same.
+        for home in [self.agent_home(), self.test_home()] {
+            tokio::fs::write(home.join(".gitconfig"), "[safe]\n\tdirectory = *\n").await?;
+        }
+        if jail.is_some() {
+            tokio::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o711)).await?;
+            tokio::fs::set_permissions(self.git_home(), std::fs::Permissions::from_mode(0o700)).await?;
+        }
         Ok(())
+    }
+
+    /// Before the checkout: the clone's top directory becomes root's with the job's group (sticky), and
+    /// `.git` (a fresh, fetched repository) and both homes the job's.
+    async fn hand_over(&self, jail: &Jail) -> Result<(), sandbox::SandboxError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let repo = self.repo();
+        std::os::unix::fs::lchown(&repo, Some(0), Some(jail.uid()))?;
+        tokio::fs::set_permissions(&repo, std::fs::Permissions::from_mode(0o1770)).await?;
+        jail.hand_over(&repo.join(".git"), None).await?;
+        for home in [self.agent_home(), self.test_home()] {
+            jail.hand_over(&home, None).await?;
+            tokio::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).await?;
+        }
+        Ok(())
+    }
+
+    /// After the checkout (and a sweep): `.git` is root's again, and no one else may write it.
+    async fn take_back(&self, git_dir: &Path) -> Result<(), sandbox::SandboxError> {
+        let dir = git_dir.to_owned();
+        tokio::task::spawn_blocking(move || sandbox::give_to_root(&dir))
+            .await
+            .map_err(|e| sandbox::SandboxError::Io(e.to_string()))?
+            .map_err(sandbox::SandboxError::from)
     }
 
     fn repo(&self) -> PathBuf {

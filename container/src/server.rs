@@ -90,6 +90,7 @@ impl AppState {
                 "anthropic_api_key": config.anthropic_api_key.is_some(),
                 "git_token": config.git_token.is_some(),
                 "max_concurrent_jobs": config.max_concurrent_jobs,
+                "sandbox": config.sandbox.enabled,
             }),
         }
     }

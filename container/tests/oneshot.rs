@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bugbot_executor::process::group_members;
+use bugbot_shared::executor::SignedJob;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
@@ -17,6 +18,8 @@ use serde_json::{Value, json};
 // (Its own unit tests run here too; they take milliseconds.)
 #[path = "../../tests/src/wait.rs"]
 mod wait;
+
+const SECRET: &str = "oneshot-test-executor-secret-0123";
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
@@ -37,6 +40,14 @@ struct Setup {
 
 fn setup(agent_script: &str) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
+    // The agent runs as the job's sandbox uid: it must reach its script, and may write to `shared/`.
+    let mode = |path: &Path, mode: u32| {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    mode(dir.path(), 0o755);
+    std::fs::create_dir(dir.path().join("shared")).expect("mkdir");
+    mode(&dir.path().join("shared"), 0o777);
     let seed = dir.path().join("seed");
     std::fs::create_dir_all(seed.join("src")).expect("mkdir");
     std::fs::write(seed.join("src/lib.rs"), "pub fn add(a: i32, b: i32) -> i32 { a - b }\n").expect("write");
@@ -59,7 +70,10 @@ fn setup(agent_script: &str) -> Setup {
         "allowed_paths": ["src/**"],
         "test_command": "grep -q 'a + b' src/lib.rs && echo ok",
     });
-    std::fs::write(dir.path().join("job.json"), job.to_string()).expect("write job");
+    // Signed as the consumer signs a job it dispatches.
+    let job = serde_json::from_value(job).expect("a valid job");
+    let signed = SignedJob::seal(SECRET.as_bytes(), bugbot_executor::unix_now(), &job);
+    std::fs::write(dir.path().join("job.json"), serde_json::to_string(&signed).expect("json")).expect("write job");
     Setup { dir, remote }
 }
 
@@ -73,6 +87,9 @@ fn executor(setup: &Setup) -> Command {
         .env("CLAUDE_BIN", setup.dir.path().join("agent.sh"))
         .env("WORK_ROOT", setup.dir.path().join("work"))
         .env("ALLOW_INSECURE_REMOTES", "1")
+        .env("EXECUTOR_SECRET", SECRET)
+        .env("SANDBOX_UID_BASE", "41800")
+        .env("SANDBOX_UIDS", "4")
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -99,9 +116,9 @@ echo '{"type":"result","subtype":"success","is_error":false,"num_turns":2,"total
 
 #[test]
 fn sigterm_stops_the_agent_and_reports_interrupted() {
-    let setup = setup("echo $$ > \"$HOME/../agent.pid\"\nexec sleep 300");
+    let setup = setup("echo $$ > \"$(cd ../.. && cd .. && pwd)/shared/agent.pid\"\nexec sleep 300");
     let child = executor(&setup).spawn().expect("executor starts");
-    let pid_file = setup.dir.path().join("work/job-oneshot-1/agent.pid");
+    let pid_file = setup.dir.path().join("shared/agent.pid");
     // The file exists as soon as the shell opens it, before the pid is written: wait for a whole line.
     let agent_pid: u32 = wait::until_blocking(Duration::from_mins(2), "the agent's pid file", || {
         let text = std::fs::read_to_string(&pid_file).ok()?;

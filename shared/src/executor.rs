@@ -35,16 +35,42 @@ pub const FIX_JOB_VERSION: u32 = 1;
 /// [`FixJob::allow_protected`]: CI, container and dependency manifests, lock files, and the agent's own
 /// configuration. Globs match from the repository root; `**/` prefixes match at any depth.
 pub const PROTECTED_PATHS: &[&str] = &[
+    // CI and automation that runs with the repository's secrets.
     ".github/**",
     ".gitlab-ci.yml",
+    ".gitlab/**",
     ".circleci/**",
     ".buildkite/**",
-    ".gitmodules",
-    ".gitattributes",
+    ".travis.yml",
+    "azure-pipelines.yml",
+    "**/Jenkinsfile",
+    "bitbucket-pipelines.yml",
+    ".drone.yml",
+    "appveyor.yml",
+    ".appveyor.yml",
+    "cloudbuild.yaml",
+    "buildspec.yml",
+    // Git plumbing and hooks that run on a developer's machine.
+    "**/.gitmodules",
+    "**/.gitattributes",
+    ".githooks/**",
+    ".husky/**",
+    "**/.husky/**",
+    ".pre-commit-config.yaml",
+    "**/lefthook.yml",
+    "**/.lefthook.yml",
+    // Editor, dev-container and agent configuration (runs code or instructs agents).
+    ".devcontainer/**",
+    ".vscode/**",
+    ".idea/**",
+    ".gitpod.yml",
     ".claude/**",
     "**/.claude/**",
     "**/CLAUDE.md",
-    ".mcp.json",
+    "**/CLAUDE.local.md",
+    "**/.mcp.json",
+    "**/AGENTS.md",
+    // Environment and deployment.
     "**/.envrc",
     "**/.env",
     "**/.env.*",
@@ -59,7 +85,10 @@ pub const PROTECTED_PATHS: &[&str] = &[
     "**/wrangler.toml",
     "**/wrangler.json",
     "**/wrangler.jsonc",
+    "**/vercel.json",
+    "**/netlify.toml",
     "**/Makefile",
+    // Package manifests, lock files and package-manager configuration.
     "**/Cargo.toml",
     "**/Cargo.lock",
     "**/build.rs",
@@ -72,10 +101,17 @@ pub const PROTECTED_PATHS: &[&str] = &[
     "**/yarn.lock",
     "**/pnpm-lock.yaml",
     "**/pnpm-workspace.yaml",
+    "**/.pnpmfile.cjs",
     "**/bun.lockb",
     "**/bun.lock",
+    "**/bunfig.toml",
+    "**/deno.json",
+    "**/deno.jsonc",
     "**/.npmrc",
     "**/.yarnrc*",
+    "**/.nvmrc",
+    "**/.node-version",
+    "**/.tool-versions",
     "**/requirements*.txt",
     "**/pyproject.toml",
     "**/setup.py",
@@ -84,8 +120,10 @@ pub const PROTECTED_PATHS: &[&str] = &[
     "**/Pipfile",
     "**/Pipfile.lock",
     "**/uv.lock",
+    "**/.python-version",
     "**/go.mod",
     "**/go.sum",
+    "**/go.work",
     "**/Gemfile",
     "**/Gemfile.lock",
     "**/*.gemspec",
@@ -97,6 +135,7 @@ pub const PROTECTED_PATHS: &[&str] = &[
     "**/settings.gradle",
     "**/settings.gradle.kts",
     "**/gradle.properties",
+    "**/gradle/wrapper/**",
     "**/*.csproj",
     "**/packages.lock.json",
     "**/mix.exs",
@@ -164,7 +203,8 @@ pub struct FixJob {
     pub branch: String,
     /// What the agent is told. Everything in it is treated as untrusted data.
     pub prompt: FixPrompt,
-    /// Globs (from the repository root) of paths the agent may change. `["**"]` when absent.
+    /// Globs (from the repository root) of paths the agent may change. When absent, the usual front-end
+    /// source folders: [`DEFAULT_ALLOWED_PATHS`].
     #[serde(default = "default_allowed_paths")]
     pub allowed_paths: Vec<String>,
     /// Globs of [`PROTECTED_PATHS`] this job may nevertheless change (e.g. `["Cargo.toml"]`).
@@ -185,8 +225,12 @@ fn default_version() -> u32 {
     FIX_JOB_VERSION
 }
 
+/// The allowlist a job without `allowed_paths` gets: source folders of a web front end, nothing at the
+/// repository root (where build, CI and package configuration live).
+pub const DEFAULT_ALLOWED_PATHS: &[&str] = &["src/**", "app/**", "components/**", "pages/**"];
+
 fn default_allowed_paths() -> Vec<String> {
-    vec!["**".to_owned()]
+    DEFAULT_ALLOWED_PATHS.iter().map(|&p| p.to_owned()).collect()
 }
 
 /// The prompt material for a fix. The executor wraps every field in delimited data blocks and tells the
@@ -223,6 +267,11 @@ pub struct FixLimits {
     pub max_files_changed: u32,
     /// Most lines (added + removed) the change may touch.
     pub max_lines_changed: u32,
+    /// Most bytes the change may add: the added lines of text files plus the whole size of binary files
+    /// (a file git calls binary, or any file with a NUL byte).
+    pub max_bytes_added: u64,
+    /// Most bytes of binary files the change may add or modify; `0` (the default) refuses binary files.
+    pub max_binary_bytes: u64,
 }
 
 impl Default for FixLimits {
@@ -234,6 +283,8 @@ impl Default for FixLimits {
             test_timeout_secs: 10 * 60,
             max_files_changed: 20,
             max_lines_changed: 800,
+            max_bytes_added: 256 * 1024,
+            max_binary_bytes: 0,
         }
     }
 }
@@ -318,6 +369,17 @@ pub struct FixReport {
     /// The pushed commit.
     #[serde(default)]
     pub head_sha: Option<String>,
+    /// Whether the agent and the test command ran as the executor's unprivileged sandbox user (no secret
+    /// but the model key reachable, every process killed at the end).
+    #[serde(default)]
+    pub sandboxed: bool,
+    /// The test command's network: `"none"` (an empty network namespace) or why it shared the container's.
+    #[serde(default)]
+    pub test_network: Option<String>,
+    /// Paths the test command changed, added or removed (never pushed: the executor pushes the tree it
+    /// checked before the tests); `.git` when it changed the repository itself.
+    #[serde(default)]
+    pub tests_touched: Vec<String>,
 }
 
 impl FixReport {
@@ -335,6 +397,9 @@ impl FixReport {
             summary: None,
             branch,
             head_sha: None,
+            sandboxed: false,
+            test_network: None,
+            tests_touched: Vec::new(),
         }
     }
 }
@@ -356,6 +421,40 @@ pub enum FixJobStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Accepted {
     pub job_id: FixJobId,
+}
+
+/// A [`FixJob`] signed for delivery without HTTP headers: the file `bugbot-executor run --job` reads, and
+/// the `client_payload` of a GitHub `repository_dispatch` event. `job` is the job's JSON *as a string*, so
+/// that re-serialization on the way (GitHub re-renders `client_payload`) cannot change the signed bytes;
+/// `signature` is [`sign`] over `"{timestamp}.{job}"`, exactly as for an HTTP request with that body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedJob {
+    pub timestamp: u64,
+    pub signature: String,
+    pub job: String,
+}
+
+/// Why a [`SignedJob`] was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error("bad signature: {0}")]
+    Signature(#[from] SignatureError),
+    #[error("the signed job does not parse: {0}")]
+    BadJob(String),
+}
+
+impl SignedJob {
+    /// Serializes and signs `job` at `timestamp`.
+    pub fn seal(secret: &[u8], timestamp: u64, job: &FixJob) -> Self {
+        let job = serde_json::to_string(job).expect("jobs serialize");
+        Self { timestamp, signature: sign(secret, timestamp, job.as_bytes()), job }
+    }
+
+    /// Checks the signature and freshness (like [`verify`]) and parses the job.
+    pub fn open(&self, secret: &[u8], now_secs: u64, window_secs: u64) -> Result<FixJob, OpenError> {
+        verify(secret, &self.timestamp.to_string(), &self.signature, self.job.as_bytes(), now_secs, window_secs)?;
+        serde_json::from_str(&self.job).map_err(|e| OpenError::BadJob(e.to_string()))
+    }
 }
 
 /// Hex HMAC-SHA256 under `secret` over `"{timestamp}.{body}"`: the value of [`SIGNATURE_HEADER`].
@@ -443,6 +542,29 @@ mod tests {
     }
 
     #[test]
+    fn signed_jobs_open_only_with_the_secret_and_in_time() {
+        let job: FixJob = serde_json::from_value(json!({
+            "job_id": "j1", "clone_url": "https://github.com/o/r.git", "base_ref": "main",
+            "branch": "bugbot/j1", "prompt": {"issue_key": "ENG-1", "title": "t"},
+        }))
+        .unwrap();
+        let sealed = SignedJob::seal(SECRET, 1000, &job);
+        assert_eq!(sealed.open(SECRET, 1100, 300), Ok(job.clone()));
+        // The envelope survives a round trip through another JSON renderer (GitHub's client_payload).
+        let reparsed: SignedJob = serde_json::from_value(serde_json::to_value(&sealed).unwrap()).unwrap();
+        assert_eq!(reparsed.open(SECRET, 1000, 300), Ok(job));
+        assert_eq!(sealed.open(b"other", 1000, 300), Err(OpenError::Signature(SignatureError::Mismatch)));
+        assert_eq!(sealed.open(SECRET, 2000, 300), Err(OpenError::Signature(SignatureError::Stale)));
+        let mut tampered = sealed.clone();
+        tampered.job = tampered.job.replace("bugbot/j1", "bugbot/j2");
+        assert_eq!(tampered.open(SECRET, 1000, 300), Err(OpenError::Signature(SignatureError::Mismatch)));
+        let mut garbage = sealed;
+        garbage.job = "not json".into();
+        garbage.signature = sign(SECRET, 1000, b"not json");
+        assert!(matches!(garbage.open(SECRET, 1000, 300), Err(OpenError::BadJob(_))));
+    }
+
+    #[test]
     fn job_ids_are_restricted() {
         assert!(FixJobId::new("fix-ENG-123.1_a").is_ok());
         assert!(FixJobId::new("").is_err());
@@ -464,7 +586,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(job.version, FIX_JOB_VERSION);
-        assert_eq!(job.allowed_paths, vec!["**"]);
+        assert_eq!(job.allowed_paths, vec!["src/**", "app/**", "components/**", "pages/**"]);
         assert!(job.allow_protected.is_empty());
         assert_eq!(job.limits, FixLimits::default());
         assert_eq!(job.test_command, None);

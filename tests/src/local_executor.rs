@@ -23,19 +23,43 @@ pub const BUGGY: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a - b\n}\n";
 pub const CHECK: &str =
     "grep -q 'a + b' src/lib.rs && echo 'tests passed: add' || { echo 'tests FAILED: add'; exit 1; }\n";
 
-/// The Claude Code CLI from the pinned npm package (or `BUGBOT_CLAUDE_BIN`).
+/// The Claude Code CLI from the pinned npm package (or `BUGBOT_CLAUDE_BIN`), at a path the executor's
+/// sandbox user can reach.
 pub fn claude_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("BUGBOT_CLAUDE_BIN") {
-        return PathBuf::from(bin);
+        return reachable_by_the_sandbox(PathBuf::from(bin));
     }
     let root = workspace_root();
     let candidates = [
         root.join("node_modules/@anthropic-ai/claude-code-linux-x64/claude"),
         root.join("node_modules/@anthropic-ai/claude-code/bin/claude.exe"),
     ];
-    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
+    let found = candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
         panic!("Claude Code CLI not found (run scripts/setup or set BUGBOT_CLAUDE_BIN); looked at {candidates:?}")
-    })
+    });
+    reachable_by_the_sandbox(found)
+}
+
+/// `bin`, or when a parent directory keeps other users out (a checkout under `/root`), a link to it (a copy
+/// across file systems) in a root-owned directory under the temp dir: the executor runs the CLI as a
+/// sandbox uid of its own.
+fn reachable_by_the_sandbox(bin: PathBuf) -> PathBuf {
+    use std::os::unix::fs::MetadataExt as _;
+    if bugbot_executor::sandbox::reachable_by_others(&bin) {
+        return bin;
+    }
+    let meta = std::fs::metadata(&bin).expect("the CLI");
+    let dir = std::env::temp_dir().join(format!("bugbot-claude-{}-{}-{}", meta.dev(), meta.ino(), meta.size()));
+    bugbot_executor::sandbox::private_dir(&dir).expect("a directory for the CLI");
+    let target = dir.join("claude");
+    if !target.is_file() {
+        let partial = dir.join(format!("claude.{}", std::process::id()));
+        if std::fs::hard_link(&bin, &partial).is_err() {
+            std::fs::copy(&bin, &partial).expect("copy the CLI");
+        }
+        std::fs::rename(&partial, &target).expect("place the CLI");
+    }
+    target
 }
 
 /// Runs git with a clean, fixed identity.

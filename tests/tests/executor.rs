@@ -91,11 +91,15 @@ impl Harness {
         let remote = make_remote(dir.path());
 
         // A wrapper around the real CLI that records its environment and pid, then execs it (same pid).
+        // It runs as the job's sandbox uid: it records into a directory anyone may write.
+        let record = dir.path().join("record");
+        std::fs::create_dir(&record).expect("mkdir");
+        StdCommand::new("chmod").arg("777").arg(&record).status().expect("chmod");
         let wrapper = dir.path().join("claude-wrapper.sh");
         let script = format!(
             "#!/bin/sh\n/usr/bin/env > '{env}'\necho $$ > '{pid}'\n{rogue}\nexec '{claude}' \"$@\"\n",
-            env = dir.path().join("agent-env.txt").display(),
-            pid = dir.path().join("agent-pid.txt").display(),
+            env = record.join("agent-env.txt").display(),
+            pid = record.join("agent-pid.txt").display(),
             rogue = options.rogue.unwrap_or(""),
             claude = claude_bin().display(),
         );
@@ -252,8 +256,8 @@ impl Harness {
     }
 
     fn recorded(&self) -> Recorded {
-        let env = std::fs::read_to_string(self.dir.path().join("agent-env.txt")).expect("the wrapper ran");
-        let pid = std::fs::read_to_string(self.dir.path().join("agent-pid.txt")).expect("pid recorded");
+        let env = std::fs::read_to_string(self.dir.path().join("record/agent-env.txt")).expect("the wrapper ran");
+        let pid = std::fs::read_to_string(self.dir.path().join("record/agent-pid.txt")).expect("pid recorded");
         Recorded {
             env: env.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
             pid: pid.trim().parse().expect("pid"),
