@@ -45,3 +45,12 @@ consumer_config_without_container() {
   sed '/^# >>> executor container$/,/^# <<< executor container$/d' "$ROOT/consumer/wrangler.toml" > "$ROOT/$out"
   printf '%s\n' "$out"
 }
+
+# Base images built from Debian packages by scripts/base-images, for Docker hosts without an image
+# registry; container/Dockerfile takes them as build arguments (its defaults are the public images).
+DEBIAN_BASE_IMAGE="bugbot-local/debian:bookworm-slim"
+BUILD_BASE_IMAGE="bugbot-local/build:bookworm"
+BASE_IMAGE_BUILD_ARGS=(--build-arg "RUST_IMAGE=$BUILD_BASE_IMAGE" --build-arg "NODE_IMAGE=$BUILD_BASE_IMAGE"
+  --build-arg "DEBIAN_IMAGE=$DEBIAN_BASE_IMAGE")
+# The stand-in for wrangler's container network sidecar (scripts/sidecar-image).
+SIDECAR_IMAGE="bugbot-local/container-sidecar:latest"

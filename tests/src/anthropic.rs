@@ -155,6 +155,11 @@ impl FakeAnthropic {
 
     /// Starts the fake with an explicit behaviour for when the script is used up.
     pub async fn start_with(turns: Vec<Turn>, when_exhausted: WhenExhausted) -> Self {
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST.into(), turns, when_exhausted).await
+    }
+
+    /// Starts the fake on `ip` (port 0): a container reaches it on the Docker bridge's gateway address.
+    pub async fn start_on(ip: std::net::IpAddr, turns: Vec<Turn>, when_exhausted: WhenExhausted) -> Self {
         let inner: Shared = Arc::new(Mutex::new(Inner {
             turns: turns.into(),
             when_exhausted,
@@ -163,7 +168,7 @@ impl FakeAnthropic {
             next_id: 1,
         }));
         let app = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake anthropic");
+        let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind fake anthropic");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
