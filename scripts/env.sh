@@ -54,3 +54,9 @@ BASE_IMAGE_BUILD_ARGS=(--build-arg "RUST_IMAGE=$BUILD_BASE_IMAGE" --build-arg "N
   --build-arg "DEBIAN_IMAGE=$DEBIAN_BASE_IMAGE")
 # The stand-in for wrangler's container network sidecar (scripts/sidecar-image).
 SIDECAR_IMAGE="bugbot-local/container-sidecar:latest"
+
+# True when Docker Hub answers (401 to an anonymous /v2/): then wrangler can pull the public base images
+# and its container sidecar, and nothing local is needed.
+image_registry_reachable() {
+  [ "$(curl -s -o /dev/null -m 10 -w '%{http_code}' https://registry-1.docker.io/v2/ 2>/dev/null)" = 401 ]
+}

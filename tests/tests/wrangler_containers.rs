@@ -4,9 +4,9 @@
 //! `ExecutorContainer` → container (the real Claude Code CLI against the fake model, real git over
 //! HTTP) → signed callback to the gateway → draft PR on the fake GitHub.
 //!
-//! Two stand-ins make wrangler's local containers work on a Docker host without BuildKit or an image
+//! Two stand-ins make wrangler's local containers work on a Docker host without `BuildKit` or an image
 //! registry, and nothing else is replaced: `scripts/wrangler-docker` (wrangler's `docker`: drops the
-//! BuildKit-only flags, passes the Debian-built base images, uses local images instead of pulling) and
+//! `BuildKit`-only flags, passes the Debian-built base images, uses local images instead of pulling) and
 //! `bugbot-local/container-sidecar` (`scripts/sidecar-image`), standing in for Cloudflare's
 //! `proxy-everything` network sidecar that wrangler would pull from Docker Hub.
 //!
@@ -146,6 +146,11 @@ fn configs(dir: &Path, suffix: &str, vars: &WorkerVars) -> ([PathBuf; 2], String
     ([gateway_path, consumer_path], consumer_name)
 }
 
+/// The sidecar stand-in's image (`scripts/sidecar-image`, which builds it when it is missing).
+fn sidecar_image() -> String {
+    script("sidecar-image")
+}
+
 /// Runs `scripts/NAME` (which prints one line) and returns that line.
 fn script(name: &str) -> String {
     let out = Command::new(workspace_root().join("scripts").join(name)).output().expect("run the script");
@@ -156,7 +161,7 @@ fn script(name: &str) -> String {
 fn start_wrangler(configs: &[PathBuf; 2], ip: IpAddr, port: u16, state: &Path, consumer: String) -> WranglerDev {
     use std::os::unix::process::CommandExt as _;
     let root = workspace_root();
-    let sidecar = script("sidecar-image");
+    let sidecar = sidecar_image();
     let mut child = Command::new(root.join("node_modules/.bin/wrangler"))
         .args(["dev", "-c"])
         .arg(&configs[0])
@@ -301,7 +306,26 @@ async fn bugbot_fix_runs_in_the_consumers_container_under_wrangler_dev_and_opens
     assert!(git(&remote, &["show", &format!("{}:src/lib.rs", pr.head)]).contains("a + b"));
     assert!(git_server.requests().iter().any(|r| r.is_push() && r.authorized));
     assert_eq!(model.agent_requests().len(), 3);
-    let logs = wrangler.logs();
-    assert!(logs.contains("container started with"), "the object started the container:\n{logs}");
-    assert!(!logs.contains(&push_token), "the push token never reaches a log");
+    // The job ran in the container wrangler built from container/Dockerfile, which the object started
+    // with the mapped settings only (the filing token and the bot token stay in the consumer).
+    let name = format!("name=workerd-{}-", wrangler.consumer);
+    let running = docker(&["ps", "--filter", &name, "--format", "{{.Names}} {{.Image}}"]).expect("docker ps");
+    let executor = running
+        .lines()
+        .find(|l| l.contains("cloudflare-dev/executorcontainer:"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no executor container: {running}"))
+        .to_owned();
+    assert!(running.contains(&sidecar_image()), "the sidecar runs beside it: {running}");
+    let env =
+        docker(&["inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}", &executor]).expect("inspect");
+    let names: Vec<&str> = env.lines().filter_map(|l| l.split_once('=').map(|(n, _)| n)).collect();
+    for expected in
+        ["EXECUTOR_SECRET", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "GIT_TOKEN", "ALLOW_INSECURE_REMOTES"]
+    {
+        assert!(names.contains(&expected), "{expected} reached the container: {names:?}");
+    }
+    assert!(env.contains(&format!("GIT_TOKEN={push_token}")), "the dedicated push token wins: {names:?}");
+    assert!(!env.contains(&github_token) && !env.contains(&bot_token), "only mapped settings: {names:?}");
+    assert!(!wrangler.logs().contains(&push_token), "the push token never reaches a log");
 }
