@@ -89,6 +89,15 @@ pub fn bridge_gateway() -> anyhow::Result<IpAddr> {
     Ok(IpAddr::V4(Ipv4Addr::from(u32::from(base) + 1)))
 }
 
+/// The default bridge's gateway as its IPAM data names it, which is where wrangler's container runtime
+/// (workerd) looks for it; `None` when Docker left it out (Docker 20.10 unless dockerd has `--bip`).
+pub fn bridge_gateway_in_ipam() -> Option<IpAddr> {
+    docker(&["network", "inspect", "bridge", "--format", "{{range .IPAM.Config}}{{.Gateway}}{{end}}"])
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// The image's size in bytes, and each layer's size with the instruction that made it.
 pub fn image_size(image: &str) -> anyhow::Result<(u64, Vec<(u64, String)>)> {
     let total = docker(&["image", "inspect", "--format", "{{.Size}}", image])?.parse().context("image size")?;
