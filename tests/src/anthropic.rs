@@ -23,7 +23,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 /// The placeholder that scripted tool inputs use for the agent's working directory; it is replaced by the
 /// `Working directory:` the CLI reports in its system prompt (tool paths must be absolute).
@@ -144,7 +143,7 @@ type Shared = Arc<Mutex<Inner>>;
 pub struct FakeAnthropic {
     addr: SocketAddr,
     inner: Shared,
-    _stop: oneshot::Sender<()>,
+    _server: crate::fake::Server,
 }
 
 impl FakeAnthropic {
@@ -168,17 +167,8 @@ impl FakeAnthropic {
             next_id: 1,
         }));
         let app = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind fake anthropic");
-        let addr = listener.local_addr().expect("local addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        Self { addr, inner, _stop: stop }
+        let server = crate::fake::serve_on(ip, app).await;
+        Self { addr: server.addr, inner, _server: server }
     }
 
     /// The base URL to give the CLI as `ANTHROPIC_BASE_URL`.

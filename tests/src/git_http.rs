@@ -4,7 +4,7 @@
 //! name, the token as password); each request is recorded with the credentials it carried, so a test
 //! can check that the executor authenticated with its push token and only where it should.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::oneshot;
+
+use crate::fake::{Server, serve_on};
+use crate::local_executor::git;
 
 /// One request the server answered.
 #[derive(Debug, Clone)]
@@ -47,9 +49,8 @@ struct Inner {
 /// A running server. Dropping it stops the server.
 #[derive(Debug)]
 pub struct GitHttp {
-    addr: SocketAddr,
+    server: Server,
     inner: Arc<Inner>,
-    _stop: oneshot::Sender<()>,
 }
 
 impl GitHttp {
@@ -58,28 +59,36 @@ impl GitHttp {
         let inner =
             Arc::new(Inner { root: root.to_path_buf(), token: token.to_owned(), requests: Mutex::new(Vec::new()) });
         let app = Router::new().fallback(serve).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind the git server");
-        let addr = listener.local_addr().expect("local addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        Self { addr, inner, _stop: stop }
+        Self { server: serve_on(ip, app).await, inner }
     }
 
     /// The clone URL of `repo` (its path under the root, e.g. `acme/shop.git`).
     pub fn url(&self, repo: &str) -> String {
-        format!("http://{}/{repo}", self.addr)
+        format!("http://{}/{repo}", self.server.addr)
     }
 
     /// Every request so far.
     pub fn requests(&self) -> Vec<GitRequest> {
         self.inner.requests.lock().expect("lock").clone()
     }
+}
+
+/// A bare repository `REPO` (e.g. `acme/shop.git`) under `root`, with one commit on `main` holding
+/// `files` (path, content). Returns its path.
+pub fn seed_bare_repo(root: &Path, repo: &str, files: &[(&str, &str)]) -> PathBuf {
+    let seed = tempfile::tempdir().expect("tempdir");
+    for (path, content) in files {
+        let file = seed.path().join(path);
+        std::fs::create_dir_all(file.parent().expect("a file in a directory")).expect("mkdir");
+        std::fs::write(file, content).expect("write");
+    }
+    git(seed.path(), &["init", "-q"]);
+    git(seed.path(), &["add", "-A"]);
+    git(seed.path(), &["commit", "-qm", "initial"]);
+    let bare = root.join(repo);
+    std::fs::create_dir_all(bare.parent().expect("parent")).expect("mkdir");
+    git(root, &["clone", "-q", "--bare", &seed.path().display().to_string(), &bare.display().to_string()]);
+    bare
 }
 
 fn password(headers: &HeaderMap) -> Option<String> {

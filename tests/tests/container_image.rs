@@ -9,14 +9,15 @@
 //! `bugbot_e2e::docker`).
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use bugbot_e2e::anthropic::{FakeAnthropic, Turn, WhenExhausted};
 use bugbot_e2e::docker::{self, Container, Process};
-use bugbot_e2e::git_http::GitHttp;
+use bugbot_e2e::git_http::{GitHttp, seed_bare_repo};
+use bugbot_e2e::keys::random_hex;
 use bugbot_e2e::local_executor::{BUGGY, git};
 use bugbot_shared::executor::{
     self, FixJob, FixJobId, FixLimits, FixOutcome, FixPrompt, FixReport, SIGNATURE_HEADER, TIMESTAMP_HEADER,
@@ -35,12 +36,6 @@ const SUITE: &str = "container image tests (tests/container_image.rs)";
 /// The project the fix is for: the bug, a check that prints the uid it runs as, and CI config.
 const CHECK: &str = "grep -q 'a + b' src/lib.rs && echo \"tests passed: add (uid $(id -u))\" \
                      || { echo 'tests FAILED: add'; exit 1; }\n";
-
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    getrandom::fill(&mut b).expect("randomness");
-    hex::encode(b)
-}
 
 /// Everything one container needs: its servers on the bridge, its secrets, the container itself.
 struct Deployment {
@@ -68,7 +63,11 @@ impl Deployment {
         let image = tokio::task::spawn_blocking(docker::executor_image).await.expect("build task").expect("the image");
         let gateway = docker::bridge_gateway().expect("the bridge gateway");
         let dir = tempfile::tempdir().expect("tempdir");
-        let remote = seed_remote(dir.path());
+        let remote = seed_bare_repo(
+            &dir.path().join("repos"),
+            "acme/shop.git",
+            &[("src/lib.rs", BUGGY), ("check.sh", CHECK), ("README.md", "# calc\n")],
+        );
         let git_token = format!("ghp_{}", random_hex(18));
         let git = GitHttp::start(gateway, &dir.path().join("repos"), &git_token).await;
         let model = FakeAnthropic::start_on(gateway, turns, when_exhausted).await;
@@ -189,22 +188,6 @@ impl Deployment {
         }
         processes
     }
-}
-
-/// A bare repository `acme/shop.git` under `dir/repos`, seeded with the buggy project.
-fn seed_remote(dir: &Path) -> PathBuf {
-    let seed = dir.join("seed");
-    std::fs::create_dir_all(seed.join("src")).expect("mkdir");
-    std::fs::write(seed.join("src/lib.rs"), BUGGY).expect("write");
-    std::fs::write(seed.join("check.sh"), CHECK).expect("write");
-    std::fs::write(seed.join("README.md"), "# calc\n").expect("write");
-    git(&seed, &["init", "-q"]);
-    git(&seed, &["add", "-A"]);
-    git(&seed, &["commit", "-qm", "initial"]);
-    let remote = dir.join("repos/acme/shop.git");
-    std::fs::create_dir_all(remote.parent().expect("parent")).expect("mkdir");
-    git(dir, &["clone", "-q", "--bare", &seed.display().to_string(), &remote.display().to_string()]);
-    remote
 }
 
 /// The gateway's callback endpoint on `ip`, recording what it receives.

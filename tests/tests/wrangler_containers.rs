@@ -23,8 +23,8 @@ use bugbot_e2e::anthropic::{FakeAnthropic, Turn, WhenExhausted};
 use bugbot_e2e::docker::{self, docker};
 use bugbot_e2e::fake::discord::FakeDiscord;
 use bugbot_e2e::fake::github::FakeGitHub;
-use bugbot_e2e::git_http::GitHttp;
-use bugbot_e2e::keys::TestKeys;
+use bugbot_e2e::git_http::{GitHttp, seed_bare_repo};
+use bugbot_e2e::keys::{TestKeys, random_hex};
 use bugbot_e2e::local_executor::{BUGGY, CHECK, git};
 use bugbot_e2e::stack::{ALERTS_CHANNEL, APPLICATION_ID, REPO};
 use bugbot_e2e::workers::{WorkerVars, workspace_root};
@@ -38,12 +38,6 @@ const SETTLE: Duration = Duration::from_mins(4);
 const SUITE: &str = "wrangler containers test (tests/wrangler_containers.rs)";
 /// Maria may run write commands.
 const MARIA: &str = "1100000000000000010";
-
-fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    getrandom::fill(&mut b).expect("randomness");
-    hex::encode(b)
-}
 
 /// A free port on `ip` (bound and released), below Linux's ephemeral range: a port from that range can
 /// be taken by any outgoing connection from the same address before wrangler binds it.
@@ -211,21 +205,6 @@ fn start_wrangler(configs: &[PathBuf; 2], ip: IpAddr, port: u16, state: &Path, c
     WranglerDev { child, url: format!("http://{ip}:{port}"), logs, consumer }
 }
 
-/// A bare `acme/shop.git` under `dir/repos` with the buggy project.
-fn seed_remote(dir: &Path) -> PathBuf {
-    let seed = dir.join("seed");
-    std::fs::create_dir_all(seed.join("src")).expect("mkdir");
-    std::fs::write(seed.join("src/lib.rs"), BUGGY).expect("write");
-    std::fs::write(seed.join("check.sh"), CHECK).expect("write");
-    git(&seed, &["init", "-q"]);
-    git(&seed, &["add", "-A"]);
-    git(&seed, &["commit", "-qm", "initial"]);
-    let remote = dir.join("repos/acme/shop.git");
-    std::fs::create_dir_all(remote.parent().expect("parent")).expect("mkdir");
-    git(dir, &["clone", "-q", "--bare", &seed.display().to_string(), &remote.display().to_string()]);
-    remote
-}
-
 async fn eventually<T>(wrangler: &WranglerDev, what: &str, check: impl Fn() -> Option<T>) -> T {
     let deadline = Instant::now() + SETTLE;
     loop {
@@ -260,7 +239,8 @@ async fn bugbot_fix_runs_in_the_consumers_container_under_wrangler_dev_and_opens
     let push_token = format!("ghp_{}", random_hex(18));
     let github = FakeGitHub::start(&github_token, REPO).await;
     let discord = FakeDiscord::start(&bot_token, Snowflake(APPLICATION_ID)).await;
-    let remote = seed_remote(dir.path());
+    let remote =
+        seed_bare_repo(&dir.path().join("repos"), "acme/shop.git", &[("src/lib.rs", BUGGY), ("check.sh", CHECK)]);
     github.set_backing_repo(&remote);
     let git_server = GitHttp::start(gateway_ip, &dir.path().join("repos"), &push_token).await;
     let model = FakeAnthropic::start_on(
