@@ -151,15 +151,14 @@ fn configs(dir: &Path, suffix: &str, vars: &WorkerVars) -> ([PathBuf; 2], String
     ([gateway_path, consumer_path], consumer_name)
 }
 
-/// The sidecar stand-in's image (`scripts/sidecar-image`, which builds it when it is missing).
+/// The sidecar stand-in's image, made by `scripts/sidecar-image` (when missing or outdated) from the
+/// binary cargo built for this test.
 fn sidecar_image() -> String {
-    script("sidecar-image")
-}
-
-/// Runs `scripts/NAME` (which prints one line) and returns that line.
-fn script(name: &str) -> String {
-    let out = Command::new(workspace_root().join("scripts").join(name)).output().expect("run the script");
-    assert!(out.status.success(), "scripts/{name} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(workspace_root().join("scripts/sidecar-image"))
+        .env("SIDECAR_BIN", env!("CARGO_BIN_EXE_bugbot-container-sidecar"))
+        .output()
+        .expect("run scripts/sidecar-image");
+    assert!(out.status.success(), "scripts/sidecar-image failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
