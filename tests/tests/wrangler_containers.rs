@@ -325,4 +325,21 @@ async fn bugbot_fix_runs_in_the_consumers_container_under_wrangler_dev_and_opens
     assert!(env.contains(&format!("GIT_TOKEN={push_token}")), "the dedicated push token wins: {names:?}");
     assert!(!env.contains(&github_token) && !env.contains(&bot_token), "only mapped settings: {names:?}");
     assert!(!wrangler.logs().contains(&push_token), "the push token never reaches a log");
+
+    // wrangler pipes the Dockerfile (`docker build -f - <root>`), so only the root .dockerignore keeps
+    // target/ and node_modules/ (gigabytes) out of the context the legacy builder sends.
+    let logs = wrangler.logs();
+    if let Some(line) = logs.lines().find(|l| l.contains("Sending build context to Docker daemon")) {
+        let size = line.rsplit(' ').next().unwrap_or_default();
+        let split = size.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(size.len());
+        let (number, unit) = size.split_at(split);
+        let scale = match unit {
+            "B" => 1.0,
+            "kB" => 1e3,
+            "MB" => 1e6,
+            _ => 1e9,
+        };
+        let bytes = number.parse::<f64>().unwrap_or(f64::MAX) * scale;
+        assert!(bytes < 5e6, "the image's build context is {size}: {line}");
+    }
 }
