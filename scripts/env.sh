@@ -48,3 +48,18 @@ consumer_config_without_container() {
   sed '/^# >>> executor container$/,/^# <<< executor container$/d' "$ROOT/consumer/wrangler.toml" > "$ROOT/$out"
   printf '%s\n' "$out"
 }
+
+# Base images built from Debian packages by scripts/base-images, for Docker hosts without an image
+# registry; container/Dockerfile takes them as build arguments (its defaults are the public images).
+DEBIAN_BASE_IMAGE="bugbot-local/debian:bookworm-slim"
+BUILD_BASE_IMAGE="bugbot-local/build:bookworm"
+BASE_IMAGE_BUILD_ARGS=(--build-arg "RUST_IMAGE=$BUILD_BASE_IMAGE" --build-arg "NODE_IMAGE=$BUILD_BASE_IMAGE"
+  --build-arg "DEBIAN_IMAGE=$DEBIAN_BASE_IMAGE")
+# The stand-in for wrangler's container network sidecar (scripts/sidecar-image).
+SIDECAR_IMAGE="bugbot-local/container-sidecar:latest"
+
+# True when Docker Hub answers (401 to an anonymous /v2/): then wrangler can pull the public base images
+# and its container sidecar, and nothing local is needed.
+image_registry_reachable() {
+  [ "$(curl -s -o /dev/null -m 10 -w '%{http_code}' https://registry-1.docker.io/v2/ 2>/dev/null)" = 401 ]
+}

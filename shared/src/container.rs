@@ -33,6 +33,9 @@ pub const ENV_MAP: &[(&str, &str)] = &[
     ("EXECUTOR_CLAUDE_MODEL", "CLAUDE_MODEL"),
     ("EXECUTOR_MAX_CONCURRENT_JOBS", "MAX_CONCURRENT_JOBS"),
     ("EXECUTOR_MAX_QUEUED_JOBS", "MAX_QUEUED_JOBS"),
+    // `1` lets the executor clone and push over plain `http://` (a git server on a private network;
+    // the container test's git server on the Docker bridge).
+    ("EXECUTOR_ALLOW_INSECURE_REMOTES", "ALLOW_INSECURE_REMOTES"),
 ];
 
 /// The container's environment from the consumer's settings (`get` returns a non-empty value or

@@ -23,7 +23,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 /// The placeholder that scripted tool inputs use for the agent's working directory; it is replaced by the
 /// `Working directory:` the CLI reports in its system prompt (tool paths must be absolute).
@@ -147,7 +147,7 @@ pub struct FakeAnthropic {
     addr: SocketAddr,
     inner: Shared,
     gate: watch::Sender<bool>,
-    _stop: oneshot::Sender<()>,
+    _server: crate::fake::Server,
 }
 
 impl FakeAnthropic {
@@ -158,6 +158,11 @@ impl FakeAnthropic {
 
     /// Starts the fake with an explicit behaviour for when the script is used up.
     pub async fn start_with(turns: Vec<Turn>, when_exhausted: WhenExhausted) -> Self {
+        Self::start_on(std::net::Ipv4Addr::LOCALHOST.into(), turns, when_exhausted).await
+    }
+
+    /// Starts the fake on `ip` (port 0): a container reaches it on the Docker bridge's gateway address.
+    pub async fn start_on(ip: std::net::IpAddr, turns: Vec<Turn>, when_exhausted: WhenExhausted) -> Self {
         let (gate, open) = watch::channel(true);
         let inner: Shared = Arc::new(Mutex::new(Inner {
             turns: turns.into(),
@@ -168,17 +173,8 @@ impl FakeAnthropic {
             gate: open,
         }));
         let app = Router::new().fallback(handle).with_state(inner.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake anthropic");
-        let addr = listener.local_addr().expect("local addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
-        Self { addr, inner, gate, _stop: stop }
+        let server = crate::fake::serve_on(ip, app).await;
+        Self { addr: server.addr, inner, gate, _server: server }
     }
 
     /// Holds every agent turn (recorded, but neither answered nor counted as served) until

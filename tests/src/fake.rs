@@ -222,7 +222,12 @@ pub(crate) struct Server {
 }
 
 pub(crate) async fn serve(app: Router) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a fake");
+    serve_on(std::net::Ipv4Addr::LOCALHOST.into(), app).await
+}
+
+/// Serves `app` on `ip` (port 0): on the Docker bridge's gateway for servers a container must reach.
+pub(crate) async fn serve_on(ip: std::net::IpAddr, app: Router) -> Server {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind a fake");
     let addr = listener.local_addr().expect("local addr");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {

@@ -16,7 +16,8 @@ pub struct TestKeys {
     pub admin_token: String,
 }
 
-fn random_hex(bytes: usize) -> String {
+/// `bytes` random bytes, hex-encoded (a fresh secret or token per run).
+pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).expect("OS randomness");
     hex::encode(buf)

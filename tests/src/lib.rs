@@ -12,9 +12,14 @@
 //! - [`anthropic`] — a fake Anthropic Messages API for the executor's Claude Code runs.
 //! - [`fake`] — fake Linear, GitHub and Discord APIs (state, recorded requests, scripted failures)
 //!   and `ReqwestPort`, the consumer's `HttpPort` for native tests.
+//! - [`git_http`] — bare repositories over git's smart HTTP (`git http-backend`), for executors in
+//!   containers.
+//! - [`docker`] — the Docker daemon, the executor image and its containers, for the container tests.
 
 pub mod anthropic;
+pub mod docker;
 pub mod fake;
+pub mod git_http;
 pub mod keys;
 pub mod local_executor;
 pub mod stack;
