@@ -111,6 +111,19 @@ pub fn image_size(image: &str) -> anyhow::Result<(u64, Vec<(u64, String)>)> {
     Ok((total, layers))
 }
 
+/// The image's size as it travels and is stored by a registry: its `docker save` archive through
+/// `gzip -6` (registries keep each layer gzip-compressed; Cloudflare pulls those).
+pub fn compressed_size(image: &str) -> anyhow::Result<u64> {
+    let out = Command::new("bash")
+        .args(["-c", "set -o pipefail; docker save \"$1\" | gzip -6 | wc -c", "bash", image])
+        .output()
+        .context("running docker save | gzip")?;
+    if !out.status.success() {
+        bail!("docker save {image} | gzip: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().context("compressed size")
+}
+
 /// A process inside a container, as `docker top` shows it (uids are the host's: no user namespaces).
 #[derive(Debug, Clone)]
 pub struct Process {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
+use base64::Engine as _;
 use bugbot_e2e::anthropic::{FakeAnthropic, Turn, WhenExhausted};
 use bugbot_e2e::docker::{self, Container, Process};
 use bugbot_e2e::git_http::{GitHttp, seed_bare_repo};
@@ -27,9 +28,10 @@ use tokio::sync::mpsc;
 
 /// Generous bound on anything a test waits for; never a performance assertion.
 const WAIT: Duration = Duration::from_mins(3);
-/// The image size budget (issue 13). Over it, the test says so loudly but passes: the Claude Code CLI
-/// alone (a native binary since Claude Code 2) is about 245 MB, so the budget cannot hold while the
-/// image ships it; the layer list printed with the size shows where the rest goes.
+/// The image size budget (issue 13), held against the compressed image: what a registry stores and
+/// Cloudflare pulls. Uncompressed it cannot hold while the image ships the Claude Code CLI, a native
+/// binary of about 245 MB on its own; the test prints both sizes and the layer list. Over the budget, the
+/// test says so loudly but passes.
 const SIZE_BUDGET: u64 = 250_000_000;
 const SUITE: &str = "container image tests (tests/container_image.rs)";
 
@@ -56,6 +58,11 @@ struct Deployment {
 impl Deployment {
     /// `None` (after saying why, once) where the container tests cannot run.
     async fn start(turns: Vec<Turn>, when_exhausted: WhenExhausted) -> Option<Self> {
+        Self::start_with_check(CHECK, turns, when_exhausted).await
+    }
+
+    /// As [`Deployment::start`], with `check` as the project's `check.sh` (the job's test command).
+    async fn start_with_check(check: &str, turns: Vec<Turn>, when_exhausted: WhenExhausted) -> Option<Self> {
         if let Some(reason) = docker::unavailable() {
             docker::skip(SUITE, &reason);
             return None;
@@ -66,7 +73,7 @@ impl Deployment {
         let remote = seed_bare_repo(
             &dir.path().join("repos"),
             "acme/shop.git",
-            &[("src/lib.rs", BUGGY), ("check.sh", CHECK), ("README.md", "# calc\n")],
+            &[("src/lib.rs", BUGGY), ("check.sh", check), ("README.md", "# calc\n")],
         );
         let git_token = format!("ghp_{}", random_hex(18));
         let git = GitHttp::start(gateway, &dir.path().join("repos"), &git_token).await;
@@ -213,13 +220,18 @@ async fn callback_endpoint(ip: IpAddr) -> (mpsc::UnboundedReceiver<(HeaderMap, B
 
 fn print_size(image: &str) {
     let (total, layers) = docker::image_size(image).expect("image size");
+    let compressed = docker::compressed_size(image).expect("compressed image size");
     let mb = |bytes: u64| bytes.div_ceil(1_000_000);
-    let verdict = if total > SIZE_BUDGET {
-        format!("OVER the {} MB budget by {} MB", mb(SIZE_BUDGET), mb(total - SIZE_BUDGET))
+    let verdict = if compressed > SIZE_BUDGET {
+        format!("OVER the {} MB budget by {} MB", mb(SIZE_BUDGET), mb(compressed - SIZE_BUDGET))
     } else {
         format!("within the {} MB budget", mb(SIZE_BUDGET))
     };
-    docker::say(&format!("executor image {image}: {} MB, {verdict}", mb(total)));
+    docker::say(&format!(
+        "executor image {image}: {} MB compressed (docker save | gzip -6), {verdict}; {} MB unpacked",
+        mb(compressed),
+        mb(total)
+    ));
     for (size, by) in layers {
         let by = by.trim_start_matches("/bin/sh -c ").trim_start_matches("#(nop) ");
         let by = if by.is_empty() { "(the base image)" } else { by };
@@ -313,4 +325,64 @@ async fn sigterm_through_tini_ends_a_running_job_with_an_interrupted_report() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(code, 0, "the executor exits cleanly after reporting; logs:\n{}", d.container.logs());
+}
+
+/// The repository's test script attacks the executor from inside the image, as issue 14's attacker did
+/// natively: it reads every process's environment (the executor's and tini's included), stages a
+/// workflow after the diff check, and leaves a `setsid` process behind. Inside the image the sandbox
+/// holds the same way: no secret reaches the test's output, nothing but the checked change is pushed,
+/// and no process of the job outlives it.
+const ATTACK: &str = r#"
+found=""
+for f in /proc/[0-9]*/environ; do
+  if tr '\0' '\n' < "$f" 2>/dev/null | grep -qE '^(EXECUTOR_SECRET|GIT_TOKEN|ANTHROPIC_API_KEY)='; then found="$found $f"; fi
+done
+echo "secrets readable from:${found:- nowhere}"
+cat /proc/1/environ 2>/dev/null | tr '\0' '\n' | base64 -w0; echo
+mkdir -p .github/workflows && echo 'on: push' > .github/workflows/pwn.yml
+git add .github/workflows/pwn.yml 2>&1 | head -1
+setsid sh -c 'exec sleep 600' > /dev/null 2>&1 &
+echo "tests passed: add"
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sandbox_holds_inside_the_image_against_a_hostile_test_script() {
+    let turns = vec![
+        Turn::read("src/lib.rs"),
+        Turn::edit("src/lib.rs", "a - b", "a + b"),
+        Turn::text("Changed `a - b` to `a + b`."),
+    ];
+    let Some(mut d) = Deployment::start_with_check(ATTACK, turns, WhenExhausted::Text("Done.".into())).await else {
+        return;
+    };
+    d.healthy().await;
+    d.submit(&d.job("fix-image-attack")).await;
+    let report = d.report().await;
+    let logs = d.container.logs();
+
+    assert_eq!(report.outcome, FixOutcome::Fixed, "{report:#?}\nlogs:\n{logs}");
+    let tests = report.test_output_tail.clone().unwrap_or_default();
+    assert!(tests.contains("secrets readable from: nowhere"), "{tests}");
+    let text = serde_json::to_string(&report).expect("report JSON");
+    // Whatever the script printed base64-encoded (to get past redaction) holds no secret either.
+    let decoded: Vec<String> = tests
+        .split_whitespace()
+        .filter_map(|word| base64::engine::general_purpose::STANDARD.decode(word).ok())
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .collect();
+    for secret in [&d.secret, &d.git_token, &d.api_key] {
+        assert!(!text.contains(secret.as_str()), "a secret reached the report: {text}");
+        assert!(decoded.iter().all(|t| !t.contains(secret.as_str())), "a secret reached the report encoded: {text}");
+    }
+
+    // Only the checked change is on the branch: the workflow staged by the tests is not.
+    let branch = "refs/heads/bugbot/fix-image-attack";
+    let files = git(&d.remote, &["ls-tree", "-r", "--name-only", branch]);
+    assert!(!files.contains(".github"), "{files}");
+    assert_eq!(report.files, vec!["src/lib.rs"]);
+
+    // The report is sent after the job's processes are swept: the setsid sleep is gone.
+    let left: Vec<Process> =
+        d.processes_outside_root().into_iter().filter(|p| p.command.contains("sleep 600")).collect();
+    assert!(left.is_empty(), "a process of the job outlived it: {left:#?}");
 }
