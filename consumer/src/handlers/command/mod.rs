@@ -24,19 +24,19 @@ use bugbot_shared::report::clip;
 use bugbot_shared::status::{JobState, JobStatus};
 use serde_json::json;
 
+use crate::clients::SinkError;
+use crate::clients::discord::Discord;
+use crate::clients::http::HttpPort;
 use crate::config::binding;
-use crate::http::HttpPort;
-use crate::pipeline::{Deps, Outcome, StepError};
-use crate::sink::SinkError;
-use crate::sink::discord::Discord;
+use crate::runtime::{Ctx, Outcome, StepError};
 
 pub use context::build_packet;
 pub use tracked::{TrackedIssue, resolve_tracked_issue};
 
 /// Handles a `DiscordCommand` or `DiscordComponent` job.
-pub async fn process<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
+pub async fn process<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
     match &job.kind {
-        JobKind::DiscordCommand(command) => run(deps, job, command).await,
+        JobKind::DiscordCommand(command) => run(ctx, job, command).await,
         _ => done(JobState::Ignored, "no handler for this component"),
     }
 }
@@ -66,32 +66,32 @@ fn policy(env: &worker::Env) -> Result<Policy, String> {
     })
 }
 
-pub(crate) fn discord<'a, P: HttpPort>(deps: &Deps<'a, P>) -> Discord<'a, P> {
-    let c = &deps.config.discord;
-    Discord { port: deps.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
+pub(crate) fn discord<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Discord<'a, P> {
+    let c = &ctx.config.discord;
+    Discord { port: ctx.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
 }
 
 /// Edits the deferred reply. Error text is untrusted: the reply can ping no one.
 pub(crate) async fn reply<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     ix: &InteractionContext,
     content: &str,
 ) -> Result<(), SinkError> {
     let body = json!({"content": clip(content, 2_000), "allowed_mentions": {"parse": []}});
-    discord(deps).edit_original(&ix.application_id.to_string(), &ix.token, &body).await.map(|_| ())
+    discord(ctx).edit_original(&ix.application_id.to_string(), &ix.token, &body).await.map(|_| ())
 }
 
 /// A refusal only the invoker sees: the deferral was public, so the answer is an ephemeral
 /// follow-up and the public "thinking…" placeholder is deleted.
-async fn refuse<P: HttpPort>(deps: &Deps<'_, P>, ix: &InteractionContext, content: &str) {
+async fn refuse<P: HttpPort>(ctx: &Ctx<'_, P>, ix: &InteractionContext, content: &str) {
     let body = json!({"content": clip(content, 2_000), "flags": 64, "allowed_mentions": {"parse": []}});
-    let discord = discord(deps);
+    let discord = discord(ctx);
     let app = ix.application_id.to_string();
     if discord.followup(&app, &ix.token, &body).await.is_ok() {
         let _ = discord.delete_original(&app, &ix.token).await;
     } else {
         // Without the follow-up, say it in the deferred reply rather than not at all.
-        let _ = reply(deps, ix, content).await;
+        let _ = reply(ctx, ix, content).await;
     }
 }
 
@@ -106,20 +106,20 @@ fn log_refusal(job: &Job, command: &Command, ix: &InteractionContext, reason: &s
     worker::console_warn!("{}", line.to_json());
 }
 
-async fn run<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, cmd: &DiscordCommandJob) -> Outcome {
+async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, cmd: &DiscordCommandJob) -> Outcome {
     let ix = &cmd.interaction;
-    let decision = match policy(deps.env) {
+    let decision = match policy(ctx.env) {
         Ok(policy) => policy.decide(ix, Access::of(&cmd.command)),
         Err(e) => Decision::Deny(format!("bugbot's authorization settings are invalid ({e}).")),
     };
     if let Decision::Deny(reason) = decision {
         log_refusal(job, &cmd.command, ix, &reason);
-        refuse(deps, ix, &format!("⛔ Not allowed: {reason}")).await;
+        refuse(ctx, ix, &format!("⛔ Not allowed: {reason}")).await;
         return done(JobState::Ignored, format!("refused: {reason}"));
     }
 
     let job_id = job.id.as_str();
-    let attempt = match crate::pipeline::begin_delivery(deps, job).await {
+    let attempt = match crate::runtime::begin_delivery(ctx, job).await {
         Ok(attempt) => attempt,
         Err(outcome) => return outcome,
     };
@@ -127,7 +127,7 @@ async fn run<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, cmd: &DiscordCommandJob
     let result = match &cmd.command {
         Command::Contextualize { issue, note } => {
             context::contextualize(
-                deps,
+                ctx,
                 job,
                 ix,
                 context::Target { explicit: issue.as_ref(), note: note.as_deref(), message: None },
@@ -135,37 +135,32 @@ async fn run<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, cmd: &DiscordCommandJob
             .await
         }
         Command::ContextualizeMessage { message } => {
-            context::contextualize(
-                deps,
-                job,
-                ix,
-                context::Target { explicit: None, note: None, message: Some(message) },
-            )
-            .await
+            context::contextualize(ctx, job, ix, context::Target { explicit: None, note: None, message: Some(message) })
+                .await
         }
         Command::Investigate { issue } => {
-            context::contextualize(deps, job, ix, context::Target { explicit: Some(issue), note: None, message: None })
+            context::contextualize(ctx, job, ix, context::Target { explicit: Some(issue), note: None, message: None })
                 .await
         }
         // Authorized above; the fix flow resolves the issue, claims it and dispatches the executor.
-        Command::Fix { .. } | Command::FixMessage { .. } => Ok(crate::fix::on_command(deps, job).await),
-        Command::Status { issue } => status(deps, ix, issue.as_ref()).await,
-        Command::Errors { project, hours } => sentry::errors(deps, ix, project.as_deref(), *hours).await,
-        Command::Stats { period } => sentry::stats(deps, ix, *period).await,
-        Command::Resolve { issue } => sentry::resolve(deps, ix, issue).await,
+        Command::Fix { .. } | Command::FixMessage { .. } => Ok(crate::handlers::fix::on_command(ctx, job).await),
+        Command::Status { issue } => status(ctx, ix, issue.as_ref()).await,
+        Command::Errors { project, hours } => sentry::errors(ctx, ix, project.as_deref(), *hours).await,
+        Command::Stats { period } => sentry::stats(ctx, ix, *period).await,
+        Command::Resolve { issue } => sentry::resolve(ctx, ix, issue).await,
         _ => Ok(done(JobState::Ignored, "unknown command")),
     };
     let outcome = match result {
         Ok(outcome) => outcome,
-        Err(StepError::Sink(e)) if e.is_transient() && attempt < deps.config.retry.max_attempts => {
+        Err(StepError::Sink(e)) if e.is_transient() && attempt < ctx.config.retry.max_attempts => {
             let retry_after = match &e {
                 SinkError::Transient { retry_after, .. } => *retry_after,
                 SinkError::Permanent { .. } => None,
             };
-            let delay_secs = deps.config.retry.retry_delay_secs(attempt, retry_after, deps.jitter);
+            let delay_secs = ctx.config.retry.retry_delay_secs(attempt, retry_after, ctx.jitter);
             return Outcome::Retry { delay_secs, reason: e.to_string(), attempt };
         }
-        Err(StepError::Platform(reason)) if attempt < deps.config.retry.max_attempts => {
+        Err(StepError::Platform(reason)) if attempt < ctx.config.retry.max_attempts => {
             return Outcome::Retry { delay_secs: 2, reason, attempt };
         }
         Err(e) => {
@@ -173,14 +168,14 @@ async fn run<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, cmd: &DiscordCommandJob
                 StepError::Sink(e) => e.to_string(),
                 StepError::Platform(reason) => reason,
             };
-            let _ = reply(deps, ix, &format!("❌ `/bugbot {}` failed: {reason}", cmd.command.name())).await;
+            let _ = reply(ctx, ix, &format!("❌ `/bugbot {}` failed: {reason}", cmd.command.name())).await;
             done(JobState::Failed, reason)
         }
     };
     // Only a finished job is marked done: a retry comes back as the same holder and must proceed.
     if let Outcome::Done { state, .. } = &outcome {
-        let finish = DeliveryOp::Finish { holder: deps.message_id.to_owned(), outcome: format!("{state:?}") };
-        let _ = deps.claims.delivery(job_id, &finish).await;
+        let finish = DeliveryOp::Finish { holder: ctx.message_id.to_owned(), outcome: format!("{state:?}") };
+        let _ = ctx.claims.delivery(job_id, &finish).await;
     }
     outcome
 }
@@ -204,11 +199,11 @@ pub fn describe(status: &JobStatus) -> String {
 }
 
 async fn status<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     ix: &InteractionContext,
     issue: Option<&IssueRef>,
 ) -> Result<Outcome, StepError> {
-    let kv = deps.env.kv(crate::STATE_KV)?;
+    let kv = ctx.env.kv(crate::store::STATE_KV)?;
     let record = match issue {
         Some(issue) => tracked::record_for_issue(&kv, issue.as_str()).await,
         None => match ix.channel_id {
@@ -218,12 +213,12 @@ async fn status<P: HttpPort>(
     };
     let Some(record) = record else {
         let what = issue.map_or_else(|| "this thread".to_owned(), |i| format!("`{}`", i.as_str()));
-        reply(deps, ix, &format!("bugbot has no work on record for {what}.")).await?;
+        reply(ctx, ix, &format!("bugbot has no work on record for {what}.")).await?;
         return Ok(done(JobState::Done, "status: nothing on record"));
     };
     let mut lines = vec![format!("**{}** {} — <{}>", record.issue.label, record.issue.title, record.issue.url)];
     for job_id in record.jobs.iter().rev().take(5) {
-        let line = match deps.state.job_status(job_id).await {
+        let line = match ctx.state.job_status(job_id).await {
             Some(s) => {
                 format!("• `{}` {}: {}", s.job_id, record.kinds.get(job_id).map_or("job", String::as_str), describe(&s))
             }
@@ -231,7 +226,7 @@ async fn status<P: HttpPort>(
         };
         lines.push(line);
     }
-    reply(deps, ix, &lines.join("\n")).await?;
+    reply(ctx, ix, &lines.join("\n")).await?;
     Ok(Outcome::Done {
         state: JobState::Done,
         reason: Some("status shown".into()),

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use worker::Url;
 
 use super::SinkError;
-use crate::http::{HttpPort, HttpRequest, Method};
+use crate::clients::http::{HttpPort, HttpRequest, Method};
 
 const SERVICE: &str = "sentry_api";
 
@@ -177,7 +177,7 @@ mod tests {
     use futures::executor::block_on;
 
     use super::*;
-    use crate::sink::linear::recording::{RecordingPort, answer, body_json, header};
+    use crate::clients::linear::recording::{RecordingPort, answer, body_json, header};
 
     fn api(port: &RecordingPort) -> SentryApi<'_, RecordingPort> {
         SentryApi { port, api_base: "http://sentry.test/api/0/".into(), token: "tok".into(), org: "acme".into() }

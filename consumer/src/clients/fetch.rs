@@ -8,7 +8,7 @@ use bugbot_shared::log::{Level, LogLine};
 use futures_util::future::{Either, select};
 use worker::{AbortController, Date, Delay, Fetch, Headers, Method as WMethod, Request, RequestInit};
 
-use crate::http::{HttpPort, HttpRequest, HttpResponse, Method, TransportError};
+use crate::clients::http::{HttpPort, HttpRequest, HttpResponse, Method, TransportError};
 
 /// Outbound calls through `fetch`.
 #[derive(Debug, Clone, Copy)]

@@ -10,14 +10,14 @@ use bugbot_shared::references::{Reference, extract};
 use bugbot_shared::status::JobState;
 
 use super::reply;
+use crate::clients::SinkError;
+use crate::clients::http::HttpPort;
+use crate::clients::sentry_api::{ApiIssue, SentryApi};
 use crate::config::binding;
-use crate::http::HttpPort;
-use crate::pipeline::{Deps, Outcome, StepError};
-use crate::sink::SinkError;
-use crate::sink::sentry_api::{ApiIssue, SentryApi};
+use crate::runtime::{Ctx, Outcome, StepError};
 
-fn api<'a, P: HttpPort>(deps: &Deps<'a, P>) -> Result<SentryApi<'a, P>, StepError> {
-    let env = deps.env;
+fn api<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Result<SentryApi<'a, P>, StepError> {
+    let env = ctx.env;
     let missing = || {
         StepError::Sink(SinkError::Permanent {
             service: "sentry_api",
@@ -25,7 +25,7 @@ fn api<'a, P: HttpPort>(deps: &Deps<'a, P>) -> Result<SentryApi<'a, P>, StepErro
         })
     };
     Ok(SentryApi {
-        port: deps.port,
+        port: ctx.port,
         api_base: binding(env, "SENTRY_API_BASE").unwrap_or_else(|| "https://sentry.io".into()),
         token: binding(env, "SENTRY_API_TOKEN").ok_or_else(missing)?,
         org: binding(env, "SENTRY_ORG").ok_or_else(missing)?,
@@ -46,12 +46,12 @@ fn one_line(text: &str) -> String {
 
 /// `/bugbot errors [project] [hours]`: the top unresolved issues in the window.
 pub async fn errors<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     ix: &InteractionContext,
     project: Option<&str>,
     hours: Option<u32>,
 ) -> Result<Outcome, StepError> {
-    let api = api(deps)?;
+    let api = api(ctx)?;
     let hours = hours.unwrap_or(24);
     let mut query = "is:unresolved".to_owned();
     if let Some(p) = project {
@@ -75,7 +75,7 @@ pub async fn errors<P: HttpPort>(
             issue.project_slug().map(|p| format!(", {p}")).unwrap_or_default()
         );
     }
-    reply(deps, ix, &text).await?;
+    reply(ctx, ix, &text).await?;
     Ok(done(format!("errors: {} issues", issues.len())))
 }
 
@@ -85,16 +85,16 @@ pub async fn errors<P: HttpPort>(
 /// resolved, fix runs and spend, today against yesterday), then the source's view of the window
 /// when the Sentry-compatible API is configured.
 pub async fn stats<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     ix: &InteractionContext,
     period: StatsPeriod,
 ) -> Result<Outcome, StepError> {
-    let own = match crate::stats::load_days(deps.env, deps.now_ms, 2).await {
+    let own = match crate::store::objects::stats::load_days(ctx.env, ctx.now_ms, 2).await {
         Ok(days) if days.len() == 2 => Some(bugbot_shared::digest::stats_message(&days[1], &days[0])),
         _ => None,
     };
-    let source = match api(deps) {
-        Ok(api) => Some(source_stats(deps, &api, period).await?),
+    let source = match api(ctx) {
+        Ok(api) => Some(source_stats(ctx, &api, period).await?),
         Err(_) => None,
     };
     let (text, summary) = match (own, source) {
@@ -106,12 +106,12 @@ pub async fn stats<P: HttpPort>(
             "stats: none".into(),
         ),
     };
-    reply(deps, ix, &text).await?;
+    reply(ctx, ix, &text).await?;
     Ok(done(summary))
 }
 
 async fn source_stats<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     api: &SentryApi<'_, P>,
     period: StatsPeriod,
 ) -> Result<(String, usize), StepError> {
@@ -123,7 +123,7 @@ async fn source_stats<P: HttpPort>(
     let issues = api.list_issues("", window, 100).await?;
     let mut by_project: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_level: BTreeMap<String, u64> = BTreeMap::new();
-    let cutoff = deps.now_ms.saturating_sub(window_ms);
+    let cutoff = ctx.now_ms.saturating_sub(window_ms);
     let mut new = 0;
     for issue in &issues {
         let n = issue.count_number();
@@ -157,11 +157,11 @@ async fn source_stats<P: HttpPort>(
 /// `/bugbot resolve <issue>`: a Sentry/GlitchTip URL or id (or a tracked issue whose thread
 /// referenced one) is resolved; the reply in the channel confirms it.
 pub async fn resolve<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     ix: &InteractionContext,
     issue: &IssueRef,
 ) -> Result<Outcome, StepError> {
-    let api = api(deps)?;
+    let api = api(ctx)?;
     let text = issue.as_str().trim();
     let mut id = extract(text).into_iter().find_map(|r| match r {
         Reference::SentryIssue { issue_id, .. } => Some(issue_id),
@@ -171,7 +171,7 @@ pub async fn resolve<P: HttpPort>(
         id = Some(text.to_owned());
     }
     if id.is_none() {
-        let kv = deps.env.kv(crate::STATE_KV)?;
+        let kv = ctx.env.kv(crate::store::STATE_KV)?;
         if let Some(record) = super::tracked::record_for_issue(&kv, text).await {
             id = record.references.into_iter().find_map(|r| match r {
                 Reference::SentryIssue { issue_id, .. } => Some(issue_id),
@@ -180,7 +180,7 @@ pub async fn resolve<P: HttpPort>(
         }
     }
     let Some(id) = id else {
-        reply(deps, ix, &format!("`{}` is not a Sentry/GlitchTip issue (URL or id).", one_line(text))).await?;
+        reply(ctx, ix, &format!("`{}` is not a Sentry/GlitchTip issue (URL or id).", one_line(text))).await?;
         return Ok(Outcome::Done {
             state: JobState::Failed,
             reason: Some("resolve: not a source issue".into()),
@@ -191,7 +191,7 @@ pub async fn resolve<P: HttpPort>(
     let resolved = api.set_status(&id, "resolved").await?;
     let who = ix.user.as_ref().map_or_else(String::new, |u| format!(" by <@{}>", u.id));
     let url = link(&api, &resolved);
-    reply(deps, ix, &format!("✅ Resolved [{}](<{url}>){who}.", one_line(&resolved.title))).await?;
+    reply(ctx, ix, &format!("✅ Resolved [{}](<{url}>){who}.", one_line(&resolved.title))).await?;
     Ok(Outcome::Done {
         state: JobState::Done,
         reason: Some(format!("resolved source issue {id}")),

@@ -24,8 +24,8 @@ use worker::{
     durable_object,
 };
 
+use crate::clients::fetch::within;
 use crate::config::binding;
-use crate::fetch::within;
 
 const LAST_REQUEST_KEY: &str = "last_request_ms";
 /// The health check the alarm makes must not hold the object for long.

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::SinkError;
-use crate::http::{HttpPort, HttpRequest, HttpResponse, Method};
+use crate::clients::http::{HttpPort, HttpRequest, HttpResponse, Method};
 
 const SERVICE: &str = "linear";
 
@@ -558,7 +558,7 @@ pub(super) mod recording {
 
     use serde_json::Value;
 
-    use crate::http::{HttpPort, HttpRequest, HttpResponse, TransportError};
+    use crate::clients::http::{HttpPort, HttpRequest, HttpResponse, TransportError};
 
     /// Records every request and answers from a script, in order.
     #[derive(Debug, Default)]
@@ -631,7 +631,7 @@ mod tests {
 
     use super::recording::{RecordingPort, answer, answer_with, body_json, fixture, header, secret};
     use super::*;
-    use crate::http::TransportError;
+    use crate::clients::http::TransportError;
 
     /// Wed, 21 Oct 2015 07:28:00 GMT.
     const DATE: &str = "Wed, 21 Oct 2015 07:28:00 GMT";

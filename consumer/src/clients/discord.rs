@@ -17,7 +17,7 @@ use serde_json::Value;
 use worker::Url;
 
 use super::SinkError;
-use crate::http::{HttpPort, HttpRequest, HttpResponse, Method};
+use crate::clients::http::{HttpPort, HttpRequest, HttpResponse, Method};
 
 const SERVICE: &str = "discord";
 
@@ -261,8 +261,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::http::TransportError;
-    use crate::sink::linear::recording::{RecordingPort, answer, answer_with, body_json, header, secret};
+    use crate::clients::http::TransportError;
+    use crate::clients::linear::recording::{RecordingPort, answer, answer_with, body_json, header, secret};
 
     fn bot_token() -> String {
         secret("bot.")

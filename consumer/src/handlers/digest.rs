@@ -6,10 +6,10 @@
 use bugbot_shared::digest::{DAY_MS, digest_message};
 use bugbot_shared::log::{Level, LogLine};
 
+use crate::clients::discord::Discord;
+use crate::clients::fetch::FetchPort;
 use crate::config::{Config, binding};
-use crate::fetch::FetchPort;
-use crate::sink::discord::Discord;
-use crate::stats;
+use crate::store::objects::stats;
 
 /// Runs on the consumer's cron trigger; `now_ms` is the scheduled time.
 pub async fn run(env: &worker::Env, config: &Config, now_ms: u64) -> worker::Result<()> {

@@ -11,11 +11,11 @@ use bugbot_shared::references::Reference;
 use serde::{Deserialize, Serialize};
 use worker::kv::KvStore;
 
-use crate::http::HttpPort;
-use crate::pipeline::{Deps, StepError};
-use crate::sink::SinkError;
-use crate::sink::github::GitHub;
-use crate::sink::linear::{Linear, NewLinearIssue};
+use crate::clients::SinkError;
+use crate::clients::github::GitHub;
+use crate::clients::http::HttpPort;
+use crate::clients::linear::{Linear, NewLinearIssue};
+use crate::runtime::{Ctx, StepError};
 
 const TTL_SECS: u64 = 90 * 24 * 3600;
 /// Job ids kept per thread.
@@ -55,15 +55,15 @@ pub struct ThreadRecord {
     pub references: Vec<Reference>,
 }
 
-pub(crate) fn linear<'a, P: HttpPort>(deps: &Deps<'a, P>) -> Option<(Linear<'a, P>, &'a str)> {
-    deps.config.linear.as_ref().map(|c| {
-        (Linear { port: deps.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
+pub(crate) fn linear<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<(Linear<'a, P>, &'a str)> {
+    ctx.config.linear.as_ref().map(|c| {
+        (Linear { port: ctx.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
     })
 }
 
-pub(crate) fn github<'a, P: HttpPort>(deps: &Deps<'a, P>) -> Option<GitHub<'a, P>> {
-    deps.config.github.as_ref().map(|c| GitHub {
-        port: deps.port,
+pub(crate) fn github<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<GitHub<'a, P>> {
+    ctx.config.github.as_ref().map(|c| GitHub {
+        port: ctx.port,
         api_base: c.api_base.clone(),
         token: c.token.clone(),
         repo: c.repo.clone(),
@@ -130,20 +130,20 @@ impl ThreadRecord {
 /// only if an issue has to be created. The thread is mapped as soon as an issue exists, so a retry
 /// after a later failure reuses it instead of creating another.
 pub async fn resolve_tracked_issue<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     channel_id: Option<&str>,
     explicit: &[Reference],
     title: &str,
     body: &str,
 ) -> Result<ThreadRecord, StepError> {
-    let kv = deps.env.kv(crate::STATE_KV)?;
+    let kv = ctx.env.kv(crate::store::STATE_KV)?;
     let existing = match channel_id {
         Some(channel) => record_for_thread(&kv, channel).await,
         None => None,
     };
     for reference in explicit {
         let found = match reference {
-            Reference::Linear { identifier, .. } => match linear(deps) {
+            Reference::Linear { identifier, .. } => match linear(ctx) {
                 Some((linear, _)) => linear.issue(identifier).await?.map(|i| TrackedIssue {
                     tracker: Tracker::Linear,
                     id: i.id,
@@ -153,7 +153,7 @@ pub async fn resolve_tracked_issue<P: HttpPort>(
                 }),
                 None => return Err(permanent("Linear is not configured")),
             },
-            Reference::GitHubIssue { repo, number, .. } => match github(deps) {
+            Reference::GitHubIssue { repo, number, .. } => match github(ctx) {
                 Some(github) if github.repo.eq_ignore_ascii_case(repo) => {
                     github.issue(*number).await?.map(|i| TrackedIssue {
                         tracker: Tracker::GitHub,
@@ -184,7 +184,7 @@ pub async fn resolve_tracked_issue<P: HttpPort>(
     if let Some(record) = existing {
         return Ok(record);
     }
-    let issue = create(deps, title, body).await?;
+    let issue = create(ctx, title, body).await?;
     let record = ThreadRecord::new(issue);
     save(&kv, channel_id, &record).await?;
     Ok(record)
@@ -202,9 +202,9 @@ fn permanent(reason: impl Into<String>) -> StepError {
     StepError::Sink(SinkError::Permanent { service: "commands", reason: reason.into() })
 }
 
-async fn create<P: HttpPort>(deps: &Deps<'_, P>, title: &str, body: &str) -> Result<TrackedIssue, StepError> {
+async fn create<P: HttpPort>(ctx: &Ctx<'_, P>, title: &str, body: &str) -> Result<TrackedIssue, StepError> {
     let title = super::clip(title.trim(), 200);
-    if let Some((linear, team_id)) = linear(deps) {
+    if let Some((linear, team_id)) = linear(ctx) {
         let issue = linear
             .create_issue(&NewLinearIssue {
                 team_id: team_id.to_owned(),
@@ -222,7 +222,7 @@ async fn create<P: HttpPort>(deps: &Deps<'_, P>, title: &str, body: &str) -> Res
             title: issue.title,
         });
     }
-    if let Some(github) = github(deps) {
+    if let Some(github) = github(ctx) {
         let issue = github.create_issue(&title, body, &["bugbot".to_owned()]).await?;
         return Ok(TrackedIssue {
             tracker: Tracker::GitHub,
@@ -236,14 +236,14 @@ async fn create<P: HttpPort>(deps: &Deps<'_, P>, title: &str, body: &str) -> Res
 }
 
 /// Comments on the tracked issue.
-pub async fn comment<P: HttpPort>(deps: &Deps<'_, P>, issue: &TrackedIssue, body: &str) -> Result<(), StepError> {
+pub async fn comment<P: HttpPort>(ctx: &Ctx<'_, P>, issue: &TrackedIssue, body: &str) -> Result<(), StepError> {
     match issue.tracker {
         Tracker::Linear => {
-            let (linear, _) = linear(deps).ok_or_else(|| permanent("Linear is not configured"))?;
+            let (linear, _) = linear(ctx).ok_or_else(|| permanent("Linear is not configured"))?;
             linear.comment(&issue.id, body).await?;
         }
         Tracker::GitHub => {
-            let github = github(deps).ok_or_else(|| permanent("GitHub is not configured"))?;
+            let github = github(ctx).ok_or_else(|| permanent("GitHub is not configured"))?;
             let number = issue.id.parse().map_err(|_| permanent(format!("bad issue number {}", issue.id)))?;
             github.comment(number, body).await?;
         }

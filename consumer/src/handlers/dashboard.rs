@@ -1,4 +1,4 @@
-//! The status dashboard, `GET /admin/dashboard` (authenticated by [`crate::admin`]): recent jobs,
+//! The status dashboard, `GET /admin/dashboard` (authenticated by [`crate::handlers::admin`]): recent jobs,
 //! tracked issues, dead letters, configured integrations and the per-day counters, read from KV
 //! and the stats store and rendered by [`bugbot_shared::dashboard`] as one self-contained page.
 //!
@@ -12,9 +12,9 @@ use serde::de::DeserializeOwned;
 use worker::kv::KvStore;
 use worker::{Date, Env, Headers, Request, Response};
 
-use crate::STATE_KV;
 use crate::config::{Config, binding};
-use crate::state::{DeadLetter, IssueRecord};
+use crate::store::STATE_KV;
+use crate::store::{DeadLetter, IssueRecord};
 
 /// Records read per kind (each is one KV read; Workers allow 1000 per invocation).
 pub const LIST_LIMIT: u64 = 50;
@@ -103,7 +103,7 @@ pub async fn serve(_req: &Request, env: &Env, config: &Config) -> worker::Result
         .collect();
     dead_letters.sort_by_key(|l| std::cmp::Reverse(l.dead_at_ms));
     // The chart is optional: a stats store hiccup leaves it empty rather than failing the page.
-    let days = crate::stats::load_days(env, now, CHART_DAYS).await.unwrap_or_default();
+    let days = crate::store::objects::stats::load_days(env, now, CHART_DAYS).await.unwrap_or_default();
     let model = DashboardModel {
         generated_at_ms: now,
         jobs,

@@ -16,8 +16,8 @@ use bugbot_shared::status::JobState;
 use serde::{Deserialize, Serialize};
 use worker::{DurableObject, Env, Method, Request, RequestInit, Response, Result, State, durable_object};
 
-use crate::http::HttpPort;
-use crate::pipeline::{Deps, Outcome};
+use crate::clients::http::HttpPort;
+use crate::runtime::{Ctx, Outcome};
 
 /// The Durable Object binding.
 pub const STATS_DO: &str = "STATS";
@@ -144,8 +144,8 @@ pub fn classify(outcome: &Outcome, max_attempts: u32) -> Option<Counted> {
 }
 
 /// Counts a job once its [`Outcome`] is known (best effort, never fails the job).
-pub async fn record<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, outcome: &Outcome) {
-    let op = match classify(outcome, deps.config.retry.max_attempts) {
+pub async fn record<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, outcome: &Outcome) {
+    let op = match classify(outcome, ctx.config.retry.max_attempts) {
         None => return,
         Some(Counted::Failed) => StatsOp::JobFailed,
         Some(Counted::Resolved) => StatsOp::Resolved,
@@ -170,7 +170,7 @@ pub async fn record<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, outcome: &Outcom
             }
         }
     };
-    apply(deps.env, deps.now_ms, op, Some(job.id.as_str())).await;
+    apply(ctx.env, ctx.now_ms, op, Some(job.id.as_str())).await;
 }
 
 /// Counts a finished fix run: `outcome_name` is a `FixOutcome` name (`fixed`, `no_change`,

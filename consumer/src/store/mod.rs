@@ -11,6 +11,11 @@ use bugbot_shared::status::{self, JobState, JobStatus};
 use serde::{Deserialize, Serialize};
 use worker::kv::KvStore;
 
+pub mod objects;
+
+/// Job status, issue records and dead letters.
+pub const STATE_KV: &str = "STATE";
+
 /// Job records expire after 30 days; issue records after 90.
 const JOB_TTL_SECS: u64 = 30 * 24 * 3600;
 const ISSUE_TTL_SECS: u64 = 90 * 24 * 3600;

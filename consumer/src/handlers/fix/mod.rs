@@ -32,14 +32,14 @@ use bugbot_shared::status::JobState;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::clients::SinkError;
+use crate::clients::discord::Discord;
+use crate::clients::fetch::StubPort;
+use crate::clients::github::{GitHub, NewPull};
+use crate::clients::http::{HttpPort, HttpRequest, Method, TransportError};
+use crate::clients::linear::Linear;
 use crate::config::binding;
-use crate::fetch::StubPort;
-use crate::http::{HttpPort, HttpRequest, Method, TransportError};
-use crate::pipeline::{Deps, Outcome};
-use crate::sink::SinkError;
-use crate::sink::discord::Discord;
-use crate::sink::github::{GitHub, NewPull};
-use crate::sink::linear::Linear;
+use crate::runtime::{Ctx, Outcome};
 
 /// Interaction tokens live 15 minutes; after that, progress goes to the channel instead.
 const INTERACTION_TTL_MS: u64 = 15 * 60 * 1000;
@@ -191,7 +191,7 @@ fn transient_or_done<T>(result: Result<T, SinkError>, deps_attempt_reason: &str)
 }
 
 /// `/bugbot fix [issue] [repo]` and "Fix with bugbot" (already authorized by the commands module).
-pub async fn on_command<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
+pub async fn on_command<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
     let JobKind::DiscordCommand(DiscordCommandJob { interaction, command }) = &job.kind else {
         return done(JobState::Failed, "not a fix command", Vec::new());
     };
@@ -207,34 +207,34 @@ pub async fn on_command<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
         channel_id: interaction.channel_id.map(|c| c.to_string()),
         message_id: None,
     };
-    let settings = match settings(deps.env) {
+    let settings = match settings(ctx.env) {
         Ok(s) => s,
         Err(reason) => {
-            let _ = say(deps, &reply, &format!("⚠️ Can't start a fix: {reason}.")).await;
+            let _ = say(ctx, &reply, &format!("⚠️ Can't start a fix: {reason}.")).await;
             return done(JobState::Failed, reason, Vec::new());
         }
     };
-    let target = match resolve_target(deps, interaction, issue.as_ref(), message.as_ref()).await {
+    let target = match resolve_target(ctx, interaction, issue.as_ref(), message.as_ref()).await {
         Ok(Some(target)) => target,
         Ok(None) => {
             let text = "⚠️ Which issue? Pass `issue` (e.g. `#12` or `ENG-3`), run it in a thread bugbot already tracks, or use **Fix with bugbot** on the message that reports the bug.";
-            let _ = say(deps, &reply, text).await;
+            let _ = say(ctx, &reply, text).await;
             return done(JobState::Failed, "no issue to fix", Vec::new());
         }
         Err(outcome) => return outcome,
     };
     let requested_by = interaction.user.as_ref().map_or_else(|| "someone".to_owned(), |u| format!("@{}", u.username));
-    start(deps, &settings, job, target, repo, requested_by, reply).await
+    start(ctx, &settings, job, target, repo, requested_by, reply).await
 }
 
 /// After an alert filed a new issue: start a fix when auto-fix allows it, else leave a note.
-pub async fn maybe_auto_fix<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, event: &ErrorEvent, tracked: &TrackedRefs) {
-    let Ok(settings) = settings(deps.env) else { return };
+pub async fn maybe_auto_fix<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, event: &ErrorEvent, tracked: &TrackedRefs) {
+    let Ok(settings) = settings(ctx.env) else { return };
     if !settings.policy.enabled {
         return;
     }
     let confidence = confidence::score(event, Evidence::default());
-    let (runs, usd) = caps_today(deps).await;
+    let (runs, usd) = caps_today(ctx).await;
     let target = FixTarget {
         key: tracked
             .github
@@ -257,24 +257,24 @@ pub async fn maybe_auto_fix<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, event: &
                 "bugbot did not start an automatic fix: {reason}. Anyone allowed can still ask with `/bugbot fix issue:{}`.",
                 target.key
             );
-            let _ = comment(deps, &target, &note).await;
+            let _ = comment(ctx, &target, &note).await;
         }
         AutoFix::Run => {
             let reply = Reply {
                 application_id: None,
                 interaction_token: None,
                 interaction_expires_ms: 0,
-                channel_id: deps.config.discord.alerts_channel_id.clone(),
+                channel_id: ctx.config.discord.alerts_channel_id.clone(),
                 message_id: None,
             };
             let by = format!("auto-fix (confidence {})", confidence.score);
-            let _ = start(deps, &settings, job, target, None, by, reply).await;
+            let _ = start(ctx, &settings, job, target, None, by, reply).await;
         }
     }
 }
 
 async fn start<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     settings: &FixSettings,
     job: &Job,
     target: FixTarget,
@@ -284,22 +284,22 @@ async fn start<P: HttpPort>(
 ) -> Outcome {
     let Some(repo) = repo.or_else(|| settings.repo.clone()) else {
         let reason = "no repository: pass `repo` or set FIX_REPO / GITHUB_REPO";
-        let _ = say(deps, &reply, &format!("⚠️ Can't start a fix: {reason}.")).await;
+        let _ = say(ctx, &reply, &format!("⚠️ Can't start a fix: {reason}.")).await;
         return done(JobState::Failed, reason, Vec::new());
     };
     let slug = slug(&target.key);
     let fix_job_id = format!("fix-{slug}-{}", &bugbot_shared::verify::sha256_hex(job.id.as_str().as_bytes())[..10]);
     let branch = format!("bugbot/fix-{slug}");
     let lease_ms = (settings.limits.timeout_secs + 15 * 60) * 1000;
-    let claim = DeliveryOp::Begin { holder: fix_job_id.clone(), now_ms: deps.now_ms, lease_ms };
-    match deps.claims.delivery(&format!("fix:{}", target.key), &claim).await {
+    let claim = DeliveryOp::Begin { holder: fix_job_id.clone(), now_ms: ctx.now_ms, lease_ms };
+    match ctx.claims.delivery(&format!("fix:{}", target.key), &claim).await {
         Ok(DeliveryReply::Proceed { .. }) => {}
         Ok(DeliveryReply::Busy { .. } | DeliveryReply::Duplicate { .. }) => {
-            let running = current_run(deps, &target.key).await;
+            let running = current_run(ctx, &target.key).await;
             let status = running
                 .map_or_else(String::new, |r| format!(" (requested by {}, {})", r.requested_by, state_text(r.state)));
             let _ = say(
-                deps,
+                ctx,
                 &reply,
                 &format!("⏳ A fix for {} is already running{status}. I'll post the result here.", target.key),
             )
@@ -312,11 +312,11 @@ async fn start<P: HttpPort>(
     }
     if reply.interaction_token.is_none()
         && let Some(channel) = reply.channel_id.clone()
-        && deps.config.discord.bot_token.is_some()
+        && ctx.config.discord.bot_token.is_some()
     {
         // Auto-fix has no interaction to edit: post one message and edit it at each stage.
         let body = json!({"content": stage_text(&target, FixState::Queued, &requested_by, None), "allowed_mentions": {"parse": []}});
-        if let Ok(sent) = discord(deps).create_message(&channel, &body).await {
+        if let Ok(sent) = discord(ctx).create_message(&channel, &body).await {
             reply.message_id = Some(sent.message_id.to_string());
         }
     }
@@ -329,15 +329,15 @@ async fn start<P: HttpPort>(
         requested_by,
         reply,
         state: FixState::Queued,
-        started_at_ms: deps.now_ms,
+        started_at_ms: ctx.now_ms,
         finished_at_ms: None,
         pr_url: None,
         reason: None,
         cost_usd: 0.0,
         requested_in: Some(job.id.to_string()),
     };
-    save_run(deps, &run).await;
-    let _ = show(deps, &run).await;
+    save_run(ctx, &run).await;
+    let _ = show(ctx, &run).await;
 
     let fix_job = FixJob {
         version: executor::FIX_JOB_VERSION,
@@ -361,25 +361,25 @@ async fn start<P: HttpPort>(
         limits: settings.limits.clone(),
         callback_url: settings.callback_url.clone(),
     };
-    if let Err(outcome) = dispatch(deps, settings, &fix_job).await {
+    if let Err(outcome) = dispatch(ctx, settings, &fix_job).await {
         if let Outcome::Done { reason, .. } = &outcome {
             run.state = FixState::Failed;
             run.reason.clone_from(reason);
-            save_run(deps, &run).await;
-            let _ = show(deps, &run).await;
-            let _ = deps.claims.delivery(&format!("fix:{}", target.key), &DeliveryOp::Release).await;
+            save_run(ctx, &run).await;
+            let _ = show(ctx, &run).await;
+            let _ = ctx.claims.delivery(&format!("fix:{}", target.key), &DeliveryOp::Release).await;
         }
         return outcome;
     }
     run.state = FixState::Running;
-    save_run(deps, &run).await;
-    let _ = show(deps, &run).await;
+    save_run(ctx, &run).await;
+    let _ = show(ctx, &run).await;
     done(JobState::Fixing, format!("fix {fix_job_id} running for {}", target.key), vec![target.url])
 }
 
-async fn dispatch<P: HttpPort>(deps: &Deps<'_, P>, settings: &FixSettings, fix_job: &FixJob) -> Result<(), Outcome> {
+async fn dispatch<P: HttpPort>(ctx: &Ctx<'_, P>, settings: &FixSettings, fix_job: &FixJob) -> Result<(), Outcome> {
     let body = serde_json::to_vec(fix_job).expect("a fix job serializes");
-    let timestamp = deps.now_ms / 1000;
+    let timestamp = ctx.now_ms / 1000;
     let base = match &settings.executor {
         ExecutorRoute::Url(url) => url.as_str(),
         ExecutorRoute::Container => "https://executor-container",
@@ -390,8 +390,8 @@ async fn dispatch<P: HttpPort>(deps: &Deps<'_, P>, settings: &FixSettings, fix_j
         .header(executor::SIGNATURE_HEADER, executor::sign(settings.secret.as_bytes(), timestamp, &body));
     let request = HttpRequest { body: Some(body), ..request };
     let sent = match &settings.executor {
-        ExecutorRoute::Url(_) => deps.port.send(request).await,
-        ExecutorRoute::Container => match container_port(deps.env) {
+        ExecutorRoute::Url(_) => ctx.port.send(request).await,
+        ExecutorRoute::Container => match container_port(ctx.env) {
             Ok(port) => port.send(request).await,
             Err(e) => Err(TransportError::Connect(e.to_string())),
         },
@@ -418,7 +418,7 @@ fn container_port(env: &worker::Env) -> worker::Result<StubPort> {
 }
 
 /// The executor's signed result (already verified by the gateway).
-pub async fn on_result<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
+pub async fn on_result<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
     let JobKind::ExecutorResult(result) = &job.kind else {
         return done(JobState::Failed, "not an executor result", Vec::new());
     };
@@ -426,17 +426,17 @@ pub async fn on_result<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
         Ok(r) => r,
         Err(e) => return done(JobState::Failed, format!("unreadable fix report: {e}"), Vec::new()),
     };
-    let Some(mut run) = load_run(deps, report.job_id.as_str()).await else {
+    let Some(mut run) = load_run(ctx, report.job_id.as_str()).await else {
         return done(JobState::Failed, format!("no fix run {} is known", report.job_id), Vec::new());
     };
     if !matches!(run.state, FixState::Queued | FixState::Running) {
         return done(JobState::Duplicate, "this fix run already has its result", run.pr_url.into_iter().collect());
     }
     run.cost_usd = report.cost_usd;
-    run.finished_at_ms = Some(deps.now_ms);
+    run.finished_at_ms = Some(ctx.now_ms);
     let summary = report.summary.clone().unwrap_or_default();
     let (state, note) = match &report.outcome {
-        FixOutcome::Fixed => match open_pull(deps, &run, &report).await {
+        FixOutcome::Fixed => match open_pull(ctx, &run, &report).await {
             Ok(url) => {
                 run.pr_url = Some(url.clone());
                 (
@@ -477,20 +477,20 @@ pub async fn on_result<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
         }
     };
     run.state = state;
-    let comment_result = comment(deps, &run.target, &note).await;
+    let comment_result = comment(ctx, &run.target, &note).await;
     if let Err(e) = &comment_result
         && e.is_transient()
     {
         return Outcome::Retry { delay_secs: 5, reason: e.to_string(), attempt: 1 };
     }
-    save_run(deps, &run).await;
-    let _ = show(deps, &run).await;
-    let _ = deps.claims.delivery(&format!("fix:{}", run.target.key), &DeliveryOp::Release).await;
+    save_run(ctx, &run).await;
+    let _ = show(ctx, &run).await;
+    let _ = ctx.claims.delivery(&format!("fix:{}", run.target.key), &DeliveryOp::Release).await;
     if run.reply.interaction_token.is_none() {
-        record_cap(deps, run.cost_usd).await;
+        record_cap(ctx, run.cost_usd).await;
     }
     let outcome_name = if state == FixState::PrOpened { "pr_opened" } else { report.outcome.name() };
-    crate::stats::record_fix_run(deps.env, outcome_name, run.cost_usd, deps.now_ms).await;
+    crate::store::objects::stats::record_fix_run(ctx.env, outcome_name, run.cost_usd, ctx.now_ms).await;
     let links: Vec<String> = run.pr_url.iter().cloned().chain(std::iter::once(run.target.url.clone())).collect();
     let reason = match &run.reason {
         Some(why) => format!("fix {}: {} — {why}", run.fix_job_id, state_text(state)),
@@ -502,14 +502,14 @@ pub async fn on_result<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
             FixState::NoChange => JobState::Done,
             _ => JobState::Failed,
         };
-        deps.state.advance(requested_in, requester_state, Some(reason.clone()), links.clone(), deps.now_ms).await;
+        ctx.state.advance(requested_in, requester_state, Some(reason.clone()), links.clone(), ctx.now_ms).await;
     }
     let result_state = if state == FixState::PrOpened { JobState::PrOpened } else { JobState::Done };
     done(result_state, reason, links)
 }
 
-async fn open_pull<P: HttpPort>(deps: &Deps<'_, P>, run: &FixRun, report: &FixReport) -> Result<String, Outcome> {
-    let Some(github) = github_for(deps, &run.repo) else {
+async fn open_pull<P: HttpPort>(ctx: &Ctx<'_, P>, run: &FixRun, report: &FixReport) -> Result<String, Outcome> {
+    let Some(github) = github_for(ctx, &run.repo) else {
         return Err(done(JobState::Failed, "GitHub is not configured (GITHUB_TOKEN)", Vec::new()));
     };
     let title = format!("Fix {}: {}", run.target.key, clip(&run.target.title, 200));
@@ -564,39 +564,39 @@ fn pr_body(run: &FixRun, report: &FixReport) -> String {
 // Issue resolution
 
 async fn resolve_target<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     interaction: &InteractionContext,
     issue: Option<&IssueRef>,
     message: Option<&Message>,
 ) -> Result<Option<FixTarget>, Outcome> {
     if let Some(reference) = issue {
-        return fetch_target(deps, reference.as_str()).await;
+        return fetch_target(ctx, reference.as_str()).await;
     }
     if message.is_none()
         && let Some(channel) = interaction.channel_id
-        && let Some(key) = thread_issue(deps, &channel.to_string()).await
+        && let Some(key) = thread_issue(ctx, &channel.to_string()).await
     {
-        return fetch_target(deps, &key).await;
+        return fetch_target(ctx, &key).await;
     }
     let Some(message) = message else { return Ok(None) };
-    issue_from_message(deps, message, interaction).await.map(Some)
+    issue_from_message(ctx, message, interaction).await.map(Some)
 }
 
 /// `thread:{channel}` → the tracked issue's key (written by `/bugbot contextualize`).
-async fn thread_issue<P: HttpPort>(deps: &Deps<'_, P>, channel: &str) -> Option<String> {
-    let record: crate::commands::tracked::ThreadRecord =
-        deps.state.kv().get(&format!("thread:{channel}")).json().await.ok().flatten()?;
+async fn thread_issue<P: HttpPort>(ctx: &Ctx<'_, P>, channel: &str) -> Option<String> {
+    let record: crate::handlers::command::tracked::ThreadRecord =
+        ctx.state.kv().get(&format!("thread:{channel}")).json().await.ok().flatten()?;
     Some(record.issue.label)
 }
 
-async fn fetch_target<P: HttpPort>(deps: &Deps<'_, P>, reference: &str) -> Result<Option<FixTarget>, Outcome> {
+async fn fetch_target<P: HttpPort>(ctx: &Ctx<'_, P>, reference: &str) -> Result<Option<FixTarget>, Outcome> {
     let reference = reference.trim();
     let github_number = reference
         .strip_prefix('#')
         .or_else(|| reference.rsplit_once("/issues/").map(|(_, n)| n.trim_end_matches('/')))
         .or(Some(reference))
         .and_then(|n| n.parse::<u64>().ok());
-    if let (Some(number), Some(github)) = (github_number, github(deps)) {
+    if let (Some(number), Some(github)) = (github_number, github(ctx)) {
         let issue = transient_or_done(github.issue(number).await, "reading the GitHub issue")?;
         return Ok(issue.map(|i| FixTarget {
             key: format!("#{}", i.number),
@@ -609,7 +609,7 @@ async fn fetch_target<P: HttpPort>(deps: &Deps<'_, P>, reference: &str) -> Resul
     }
     let identifier =
         reference.rsplit_once("/issue/").map_or(reference, |(_, rest)| rest.split('/').next().unwrap_or(rest));
-    if let Some((linear, _)) = linear(deps) {
+    if let Some((linear, _)) = linear(ctx) {
         let issue = transient_or_done(linear.issue(identifier).await, "reading the Linear issue")?;
         return Ok(issue.map(|i| FixTarget {
             key: i.identifier,
@@ -625,7 +625,7 @@ async fn fetch_target<P: HttpPort>(deps: &Deps<'_, P>, reference: &str) -> Resul
 
 /// "Fix with bugbot" on a message: the message is the bug report; file it first.
 async fn issue_from_message<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     message: &Message,
     interaction: &InteractionContext,
 ) -> Result<FixTarget, Outcome> {
@@ -641,7 +641,7 @@ async fn issue_from_message<P: HttpPort>(
         "Reported in Discord by {reporter}{}:\n\n{quoted}\n_Filed by bugbot for a fix request._\n",
         if link.is_empty() { String::new() } else { format!(" ([message]({link}))") }
     );
-    if let Some(github) = github(deps) {
+    if let Some(github) = github(ctx) {
         let issue = transient_or_done(
             github.create_issue(&title, &body, &["bugbot".to_owned(), "bug-report".to_owned()]).await,
             "filing the issue",
@@ -688,38 +688,38 @@ fn stage_text(target: &FixTarget, state: FixState, requested_by: &str, run: Opti
     format!("{head}\n{line}\nRequested by {requested_by}")
 }
 
-async fn show<P: HttpPort>(deps: &Deps<'_, P>, run: &FixRun) -> Result<(), SinkError> {
+async fn show<P: HttpPort>(ctx: &Ctx<'_, P>, run: &FixRun) -> Result<(), SinkError> {
     let text = stage_text(&run.target, run.state, &run.requested_by, Some(run));
     if let Some(message_id) = &run.reply.message_id
         && let Some(channel) = &run.reply.channel_id
     {
         let body = json!({"content": text, "allowed_mentions": {"parse": []}});
-        return discord(deps).edit_message(channel, message_id, &body).await.map(|_| ());
+        return discord(ctx).edit_message(channel, message_id, &body).await.map(|_| ());
     }
-    say(deps, &run.reply, &text).await
+    say(ctx, &run.reply, &text).await
 }
 
 /// Edits the deferred reply while the interaction token lives, else posts in the channel.
-async fn say<P: HttpPort>(deps: &Deps<'_, P>, reply: &Reply, text: &str) -> Result<(), SinkError> {
+async fn say<P: HttpPort>(ctx: &Ctx<'_, P>, reply: &Reply, text: &str) -> Result<(), SinkError> {
     let body = json!({"content": text, "allowed_mentions": {"parse": []}});
     if let (Some(app), Some(token)) = (&reply.application_id, &reply.interaction_token)
-        && deps.now_ms < reply.interaction_expires_ms
+        && ctx.now_ms < reply.interaction_expires_ms
     {
-        return discord(deps).edit_original(app, token, &body).await.map(|_| ());
+        return discord(ctx).edit_original(app, token, &body).await.map(|_| ());
     }
     if let Some(channel) = &reply.channel_id
-        && deps.config.discord.bot_token.is_some()
+        && ctx.config.discord.bot_token.is_some()
     {
-        return discord(deps).create_message(channel, &body).await.map(|_| ());
+        return discord(ctx).create_message(channel, &body).await.map(|_| ());
     }
     Ok(())
 }
 
-async fn comment<P: HttpPort>(deps: &Deps<'_, P>, target: &FixTarget, body: &str) -> Result<(), SinkError> {
-    if let (Some(number), Some(github)) = (target.github_number, github(deps)) {
+async fn comment<P: HttpPort>(ctx: &Ctx<'_, P>, target: &FixTarget, body: &str) -> Result<(), SinkError> {
+    if let (Some(number), Some(github)) = (target.github_number, github(ctx)) {
         github.comment(number, body).await?;
     }
-    if let (Some(id), Some((linear, _))) = (&target.linear_id, linear(deps)) {
+    if let (Some(id), Some((linear, _))) = (&target.linear_id, linear(ctx)) {
         linear.comment(id, body).await?;
     }
     Ok(())
@@ -728,23 +728,23 @@ async fn comment<P: HttpPort>(deps: &Deps<'_, P>, target: &FixTarget, body: &str
 // ---------------------------------------------------------------------------------------------
 // State
 
-async fn save_run<P: HttpPort>(deps: &Deps<'_, P>, run: &FixRun) {
+async fn save_run<P: HttpPort>(ctx: &Ctx<'_, P>, run: &FixRun) {
     let text = serde_json::to_string(run).expect("a fix run serializes");
-    if let Ok(put) = deps.state.kv().put(&format!("fixrun:{}", run.fix_job_id), text.clone()) {
+    if let Ok(put) = ctx.state.kv().put(&format!("fixrun:{}", run.fix_job_id), text.clone()) {
         let _ = put.expiration_ttl(FIX_RUN_TTL_SECS).execute().await;
     }
-    if let Ok(put) = deps.state.kv().put(&format!("fixissue:{}", run.target.key), run.fix_job_id.clone()) {
+    if let Ok(put) = ctx.state.kv().put(&format!("fixissue:{}", run.target.key), run.fix_job_id.clone()) {
         let _ = put.expiration_ttl(FIX_RUN_TTL_SECS).execute().await;
     }
 }
 
-async fn load_run<P: HttpPort>(deps: &Deps<'_, P>, fix_job_id: &str) -> Option<FixRun> {
-    deps.state.kv().get(&format!("fixrun:{fix_job_id}")).json().await.ok().flatten()
+async fn load_run<P: HttpPort>(ctx: &Ctx<'_, P>, fix_job_id: &str) -> Option<FixRun> {
+    ctx.state.kv().get(&format!("fixrun:{fix_job_id}")).json().await.ok().flatten()
 }
 
-async fn current_run<P: HttpPort>(deps: &Deps<'_, P>, key: &str) -> Option<FixRun> {
-    let id = deps.state.kv().get(&format!("fixissue:{key}")).text().await.ok().flatten()?;
-    load_run(deps, &id).await
+async fn current_run<P: HttpPort>(ctx: &Ctx<'_, P>, key: &str) -> Option<FixRun> {
+    let id = ctx.state.kv().get(&format!("fixissue:{key}")).text().await.ok().flatten()?;
+    load_run(ctx, &id).await
 }
 
 fn day(now_ms: u64) -> String {
@@ -752,21 +752,21 @@ fn day(now_ms: u64) -> String {
 }
 
 /// Today's auto-fix runs and spend (best effort: KV, approximate under bursts).
-async fn caps_today<P: HttpPort>(deps: &Deps<'_, P>) -> (u32, f64) {
+async fn caps_today<P: HttpPort>(ctx: &Ctx<'_, P>) -> (u32, f64) {
     #[derive(Deserialize)]
     struct Caps {
         runs: u32,
         usd: f64,
     }
-    let key = format!("fixcaps:{}", day(deps.now_ms));
-    deps.state.kv().get(&key).json::<Caps>().await.ok().flatten().map_or((0, 0.0), |c| (c.runs, c.usd))
+    let key = format!("fixcaps:{}", day(ctx.now_ms));
+    ctx.state.kv().get(&key).json::<Caps>().await.ok().flatten().map_or((0, 0.0), |c| (c.runs, c.usd))
 }
 
-async fn record_cap<P: HttpPort>(deps: &Deps<'_, P>, usd: f64) {
-    let (runs, spent) = caps_today(deps).await;
-    let key = format!("fixcaps:{}", day(deps.now_ms));
+async fn record_cap<P: HttpPort>(ctx: &Ctx<'_, P>, usd: f64) {
+    let (runs, spent) = caps_today(ctx).await;
+    let key = format!("fixcaps:{}", day(ctx.now_ms));
     let value = json!({"runs": runs + 1, "usd": spent + usd}).to_string();
-    if let Ok(put) = deps.state.kv().put(&key, value) {
+    if let Ok(put) = ctx.state.kv().put(&key, value) {
         let _ = put.expiration_ttl(3 * 24 * 3600).execute().await;
     }
 }
@@ -774,28 +774,28 @@ async fn record_cap<P: HttpPort>(deps: &Deps<'_, P>, usd: f64) {
 // ---------------------------------------------------------------------------------------------
 // Helpers over the configured sinks
 
-fn github<'a, P: HttpPort>(deps: &Deps<'a, P>) -> Option<GitHub<'a, P>> {
-    deps.config.github.as_ref().map(|c| GitHub {
-        port: deps.port,
+fn github<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<GitHub<'a, P>> {
+    ctx.config.github.as_ref().map(|c| GitHub {
+        port: ctx.port,
         api_base: c.api_base.clone(),
         token: c.token.clone(),
         repo: c.repo.clone(),
     })
 }
 
-fn github_for<'a, P: HttpPort>(deps: &Deps<'a, P>, repo: &str) -> Option<GitHub<'a, P>> {
-    github(deps).map(|g| GitHub { repo: repo.to_owned(), ..g })
+fn github_for<'a, P: HttpPort>(ctx: &Ctx<'a, P>, repo: &str) -> Option<GitHub<'a, P>> {
+    github(ctx).map(|g| GitHub { repo: repo.to_owned(), ..g })
 }
 
-fn linear<'a, P: HttpPort>(deps: &Deps<'a, P>) -> Option<(Linear<'a, P>, &'a str)> {
-    deps.config.linear.as_ref().map(|c| {
-        (Linear { port: deps.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
+fn linear<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<(Linear<'a, P>, &'a str)> {
+    ctx.config.linear.as_ref().map(|c| {
+        (Linear { port: ctx.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
     })
 }
 
-fn discord<'a, P: HttpPort>(deps: &Deps<'a, P>) -> Discord<'a, P> {
-    let c = &deps.config.discord;
-    Discord { port: deps.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
+fn discord<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Discord<'a, P> {
+    let c = &ctx.config.discord;
+    Discord { port: ctx.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
 }
 
 fn slug(key: &str) -> String {

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use worker::Url;
 
 use super::SinkError;
-use crate::http::{HttpPort, HttpRequest, Method};
+use crate::clients::http::{HttpPort, HttpRequest, Method};
 
 const SERVICE: &str = "posthog";
 
@@ -131,7 +131,7 @@ mod tests {
     use futures::executor::block_on;
 
     use super::*;
-    use crate::sink::linear::recording::{RecordingPort, answer, fixture, header};
+    use crate::clients::linear::recording::{RecordingPort, answer, fixture, header};
 
     #[test]
     fn person_then_recordings_with_a_wide_window() {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use worker::Url;
 
 use super::SinkError;
-use crate::http::{HttpPort, HttpRequest, HttpResponse, Method};
+use crate::clients::http::{HttpPort, HttpRequest, HttpResponse, Method};
 
 const SERVICE: &str = "github";
 
@@ -432,8 +432,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::http::TransportError;
-    use crate::sink::linear::recording::{RecordingPort, answer, answer_with, body_json, fixture, header, secret};
+    use crate::clients::http::TransportError;
+    use crate::clients::linear::recording::{RecordingPort, answer, answer_with, body_json, fixture, header, secret};
 
     const DATE: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
     const DATE_SECS: u64 = 1_445_412_480;

@@ -1,15 +1,18 @@
-//! Sinks: the external systems the consumer writes to. Each is generic over [`HttpPort`] and maps
-//! every failure to a [`SinkError`] that says whether retrying can help.
+//! Clients: one per external service the consumer calls, each generic over [`http::HttpPort`] (the
+//! Worker plugs in [`fetch::FetchPort`]), mapping every failure to a [`SinkError`] that says whether
+//! retrying can help.
 
 pub mod discord;
+pub mod fetch;
 pub mod github;
+pub mod http;
 pub mod linear;
 pub mod posthog;
 pub mod sentry_api;
 
 use bugbot_shared::backoff::RetryAfter;
 
-use crate::http::TransportError;
+use self::http::TransportError;
 
 /// Why a call to an external service failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

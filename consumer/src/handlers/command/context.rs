@@ -22,13 +22,13 @@ use serde_json::Value;
 
 use super::tracked::{self, github, linear};
 use super::{clip, discord, reply};
+use crate::clients::SinkError;
+use crate::clients::fetch::within;
+use crate::clients::http::{HttpPort, HttpRequest, Method};
+use crate::clients::posthog::PostHog;
+use crate::clients::sentry_api::{ApiIssue, SentryApi};
 use crate::config::binding;
-use crate::fetch::within;
-use crate::http::{HttpPort, HttpRequest, Method};
-use crate::pipeline::{Deps, Outcome, StepError};
-use crate::sink::SinkError;
-use crate::sink::posthog::PostHog;
-use crate::sink::sentry_api::{ApiIssue, SentryApi};
+use crate::runtime::{Ctx, Outcome, StepError};
 
 /// Each source's budget unless `CONTEXT_SOURCE_TIMEOUT_MS` says otherwise.
 const DEFAULT_SOURCE_MS: u64 = 4_000;
@@ -77,13 +77,13 @@ async fn timeboxed<T>(ms: u64, fut: impl Future<Output = Result<T, SinkError>>) 
 /// The recent conversation, oldest first, without bugbot's own messages; the target message is
 /// always included.
 async fn conversation<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     ix: &InteractionContext,
     target: Option<&Message>,
     ms: u64,
 ) -> (Vec<Message>, Option<String>, u64) {
     let Some(channel) = ix.channel_id else { return (target.into_iter().cloned().collect(), None, 0) };
-    let (result, took) = timeboxed(ms, discord(deps).channel_messages(&channel.to_string(), CONVERSATION_LIMIT)).await;
+    let (result, took) = timeboxed(ms, discord(ctx).channel_messages(&channel.to_string(), CONVERSATION_LIMIT)).await;
     let (mut messages, note) = match result {
         Ok(mut m) => {
             m.reverse();
@@ -105,15 +105,15 @@ async fn conversation<P: HttpPort>(
 const FOLLOW_UP_OVER: usize = 1_500;
 
 pub async fn contextualize<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     job: &Job,
     ix: &InteractionContext,
     target: Target<'_>,
 ) -> Result<Outcome, StepError> {
     let started = now_ms();
-    let _ = deps.state.record(job, JobState::Gathering, None, Vec::new(), 1, started).await;
-    let ms = budget(deps.env);
-    let (messages, conv_note, conv_ms) = conversation(deps, ix, target.message, ms).await;
+    let _ = ctx.state.record(job, JobState::Gathering, None, Vec::new(), 1, started).await;
+    let ms = budget(ctx.env);
+    let (messages, conv_note, conv_ms) = conversation(ctx, ix, target.message, ms).await;
     let explicit = target.explicit.map(|i| extract(i.as_str())).unwrap_or_default();
     let explicit = if explicit.is_empty() {
         // A bare Sentry/GlitchTip issue id.
@@ -139,7 +139,7 @@ pub async fn contextualize<P: HttpPort>(
     let channel = ix.channel_id.map(|c| c.to_string());
     // References remembered from earlier commands in the thread.
     if let Some(channel) = &channel
-        && let Ok(kv) = deps.env.kv(crate::STATE_KV)
+        && let Ok(kv) = ctx.env.kv(crate::store::STATE_KV)
         && let Some(record) = tracked::record_for_thread(&kv, channel).await
     {
         for r in record.references {
@@ -160,7 +160,7 @@ pub async fn contextualize<P: HttpPort>(
         .or(target.message.map(|m| m.content.as_str()))
         .and_then(|t| t.lines().find(|l| !l.trim().is_empty()))
         .map_or_else(|| "Bug report from Discord".to_owned(), |l| clip(l.trim(), 120));
-    let (mut packet, mut timings) = build_packet(deps, &references, lines, target.note, &fallback).await;
+    let (mut packet, mut timings) = build_packet(ctx, &references, lines, target.note, &fallback).await;
     timings.0.insert(0, ("conversation", conv_ms));
     packet.notes.extend(conv_note);
 
@@ -171,20 +171,20 @@ pub async fn contextualize<P: HttpPort>(
         .collect();
     let body = packet.to_markdown();
     let mut record =
-        tracked::resolve_tracked_issue(deps, channel.as_deref(), &tracked_refs, &packet.headline, &body).await?;
+        tracked::resolve_tracked_issue(ctx, channel.as_deref(), &tracked_refs, &packet.headline, &body).await?;
     packet.similar.retain(|s| s.url != record.issue.url);
     let body = packet.to_markdown();
     let t = now_ms();
-    tracked::comment(deps, &record.issue, &body).await?;
+    tracked::comment(ctx, &record.issue, &body).await?;
     timings.0.push(("comment", now_ms().saturating_sub(t)));
     record.note_job(job.id.as_str(), "contextualize", &references);
-    let kv = deps.env.kv(crate::STATE_KV)?;
+    let kv = ctx.env.kv(crate::store::STATE_KV)?;
     tracked::save(&kv, channel.as_deref(), &record).await?;
     let t = now_ms();
-    reply(deps, ix, &packet.discord_summary(&record.issue.label, &record.issue.url)).await?;
+    reply(ctx, ix, &packet.discord_summary(&record.issue.label, &record.issue.url)).await?;
     // The summary is short; the packet itself (stack with code, commits, …) follows when it is long.
     if body.chars().count() > FOLLOW_UP_OVER {
-        let discord = super::discord(deps);
+        let discord = super::discord(ctx);
         let app = ix.application_id.to_string();
         for chunk in bugbot_shared::packet::discord_chunks(&body, 2_000, 3, &record.issue.url) {
             let message = serde_json::json!({"content": chunk, "allowed_mentions": {"parse": []}});
@@ -207,20 +207,20 @@ fn sentry_ref(id: &str) -> Reference {
     Reference::SentryIssue { base: String::new(), org: None, issue_id: id.to_owned(), url: String::new() }
 }
 
-fn sentry_api<'a, P: HttpPort>(deps: &Deps<'a, P>) -> Option<SentryApi<'a, P>> {
-    let env = deps.env;
+fn sentry_api<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<SentryApi<'a, P>> {
+    let env = ctx.env;
     Some(SentryApi {
-        port: deps.port,
+        port: ctx.port,
         api_base: binding(env, "SENTRY_API_BASE").unwrap_or_else(|| "https://sentry.io".into()),
         token: binding(env, "SENTRY_API_TOKEN")?,
         org: binding(env, "SENTRY_ORG").unwrap_or_default(),
     })
 }
 
-fn posthog<'a, P: HttpPort>(deps: &Deps<'a, P>) -> Option<PostHog<'a, P>> {
-    let env = deps.env;
+fn posthog<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<PostHog<'a, P>> {
+    let env = ctx.env;
     Some(PostHog {
-        port: deps.port,
+        port: ctx.port,
         api_base: binding(env, "POSTHOG_API_BASE").unwrap_or_else(|| "https://us.posthog.com".into()),
         api_key: binding(env, "POSTHOG_API_KEY")?,
         project_id: binding(env, "POSTHOG_PROJECT_ID")?,
@@ -244,11 +244,11 @@ fn source_issue(issue: &ApiIssue, url: String) -> SourceIssue {
 
 /// The source issue and its latest event.
 async fn gather_sentry<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     reference: Option<&Reference>,
 ) -> Result<Option<(SourceIssue, Value)>, SinkError> {
     let Some(Reference::SentryIssue { issue_id, url, .. }) = reference else { return Ok(None) };
-    let Some(api) = sentry_api(deps) else {
+    let Some(api) = sentry_api(ctx) else {
         return Err(SinkError::Permanent { service: "sentry_api", reason: "not configured (SENTRY_API_TOKEN)".into() });
     };
     let (issue, event) = join(api.issue(issue_id), api.latest_event(issue_id)).await;
@@ -261,7 +261,7 @@ async fn gather_sentry<P: HttpPort>(
 
 /// Recordings of the referenced sessions and of the referenced people.
 async fn gather_recordings<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     references: &[Reference],
 ) -> Result<Vec<Recording>, SinkError> {
     let sessions: Vec<(&str, Option<&String>)> = references
@@ -279,7 +279,7 @@ async fn gather_recordings<P: HttpPort>(
     if sessions.is_empty() && emails.is_empty() {
         return Ok(Vec::new());
     }
-    let Some(ph) = posthog(deps) else {
+    let Some(ph) = posthog(ctx) else {
         return Err(SinkError::Permanent { service: "posthog", reason: "not configured (POSTHOG_API_KEY)".into() });
     };
     let mut out = Vec::new();
@@ -328,8 +328,8 @@ fn secs(s: f64) -> u64 {
 }
 
 /// Code around each mapped frame's line.
-async fn gather_code<P: HttpPort>(deps: &Deps<'_, P>, frames: &[MappedFrame]) -> Result<Vec<CodeFrame>, SinkError> {
-    let Some(gh) = github(deps) else {
+async fn gather_code<P: HttpPort>(ctx: &Ctx<'_, P>, frames: &[MappedFrame]) -> Result<Vec<CodeFrame>, SinkError> {
+    let Some(gh) = github(ctx) else {
         return Ok(frames.iter().map(|f| code_frame(f, None, None)).collect());
     };
     let files = join_all(frames.iter().map(|f| gh.file_contents(&f.path, None))).await;
@@ -380,10 +380,10 @@ fn code_frame(frame: &MappedFrame, text: Option<&str>, repo: Option<&str>) -> Co
 
 /// The last commits that touched the frames' files, newest first, once each.
 async fn gather_commits<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     frames: &[MappedFrame],
 ) -> Result<Vec<SuspectCommit>, SinkError> {
-    let Some(gh) = github(deps) else { return Ok(Vec::new()) };
+    let Some(gh) = github(ctx) else { return Ok(Vec::new()) };
     let mut paths: Vec<&str> = Vec::new();
     for f in frames {
         if !paths.contains(&f.path.as_str()) && paths.len() < 3 {
@@ -417,13 +417,13 @@ fn search_term(title: &str) -> String {
 }
 
 /// Similar past issues in Linear and GitHub, resolved ones first.
-async fn gather_similar<P: HttpPort>(deps: &Deps<'_, P>, title: &str) -> Result<Vec<SimilarIssue>, SinkError> {
+async fn gather_similar<P: HttpPort>(ctx: &Ctx<'_, P>, title: &str) -> Result<Vec<SimilarIssue>, SinkError> {
     let term = search_term(title);
     if term.is_empty() {
         return Ok(Vec::new());
     }
     let in_linear = async {
-        match linear(deps) {
+        match linear(ctx) {
             Some((l, _)) => l.search(&term, 5).await.map(|issues| {
                 issues
                     .into_iter()
@@ -443,7 +443,7 @@ async fn gather_similar<P: HttpPort>(deps: &Deps<'_, P>, title: &str) -> Result<
         }
     };
     let in_github = async {
-        match github(deps) {
+        match github(ctx) {
             Some(g) => {
                 let q = format!("repo:{} is:issue \"{}\"", g.repo, term.replace('"', ""));
                 g.search_issues(&q, 5).await.map(|issues| {
@@ -493,22 +493,22 @@ struct DirEntry {
 
 /// Runbooks: the `RUNBOOKS` map, and `runbooks/*.md` (or `RUNBOOKS_DIR`) in the repository.
 async fn gather_runbooks<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     texts: &[String],
 ) -> Result<Vec<bugbot_shared::runbook::RunbookMatch>, SinkError> {
     let mut books: Vec<Runbook> = Vec::new();
-    if let Some(map) = binding(deps.env, "RUNBOOKS") {
+    if let Some(map) = binding(ctx.env, "RUNBOOKS") {
         books.extend(runbook::parse_map(&map).map_err(|reason| SinkError::Permanent { service: "runbooks", reason })?);
     }
-    if let Some(gh) = github(deps) {
-        let dir = binding(deps.env, "RUNBOOKS_DIR").unwrap_or_else(|| "runbooks".into());
+    if let Some(gh) = github(ctx) {
+        let dir = binding(ctx.env, "RUNBOOKS_DIR").unwrap_or_else(|| "runbooks".into());
         let url = format!("{}/repos/{}/contents/{dir}", gh.api_base.trim_end_matches('/'), gh.repo);
         let request = HttpRequest::new(Method::Get, url)
             .header("authorization", format!("Bearer {}", gh.token))
             .header("accept", "application/vnd.github+json")
             .header("x-github-api-version", "2022-11-28")
             .header("user-agent", "bugbot");
-        let response = deps.port.send(request).await.map_err(|e| SinkError::transport("github", &e))?;
+        let response = ctx.port.send(request).await.map_err(|e| SinkError::transport("github", &e))?;
         if response.status >= 500 || response.status == 429 {
             return Err(SinkError::Transient {
                 service: "github",
@@ -552,20 +552,20 @@ fn or_note<T>(notes: &mut Vec<String>, label: &str, result: Result<Vec<T>, Strin
 /// into a packet. Never fails: a source that fails or overruns its budget adds a note.
 /// Returns per-source timings (ms).
 pub async fn build_packet<P: HttpPort>(
-    deps: &Deps<'_, P>,
+    ctx: &Ctx<'_, P>,
     references: &[Reference],
     conversation: Vec<ConversationLine>,
     note: Option<&str>,
     fallback_headline: &str,
 ) -> (ContextPacket, Timings) {
-    let ms = budget(deps.env);
+    let ms = budget(ctx.env);
     let mut timings = Timings::default();
     let mut notes = Vec::new();
     let sentry_ref = references.iter().find(|r| matches!(r, Reference::SentryIssue { .. }));
 
     // Phase 1: the source issue and the recordings, concurrently.
     let ((sentry, sentry_ms), (recordings, posthog_ms)) =
-        join(timeboxed(ms, gather_sentry(deps, sentry_ref)), timeboxed(ms, gather_recordings(deps, references))).await;
+        join(timeboxed(ms, gather_sentry(ctx, sentry_ref)), timeboxed(ms, gather_recordings(ctx, references))).await;
     timings.0.push(("sentry", sentry_ms));
     timings.0.push(("posthog", posthog_ms));
     let (source, event) = match sentry {
@@ -591,8 +591,8 @@ pub async fn build_packet<P: HttpPort>(
 
     // Phase 2: code, commits, similar issues and runbooks, concurrently.
     let (((code, code_ms), (commits, commits_ms)), ((similar, similar_ms), (runbooks, runbooks_ms))) = join(
-        join(timeboxed(ms, gather_code(deps, &frames)), timeboxed(ms, gather_commits(deps, &frames))),
-        join(timeboxed(ms, gather_similar(deps, &headline)), timeboxed(ms, gather_runbooks(deps, &texts))),
+        join(timeboxed(ms, gather_code(ctx, &frames)), timeboxed(ms, gather_commits(ctx, &frames))),
+        join(timeboxed(ms, gather_similar(ctx, &headline)), timeboxed(ms, gather_runbooks(ctx, &texts))),
     )
     .await;
     timings.0.extend([("code", code_ms), ("commits", commits_ms), ("similar", similar_ms), ("runbooks", runbooks_ms)]);

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use worker::{Env, Headers, Method, Request, Response, wasm_bindgen::JsValue};
 
 use crate::config::Config;
-use crate::{JOBS_QUEUE, STATE_KV};
+use crate::runtime::JOBS_QUEUE;
+use crate::store::STATE_KV;
 
 fn json(status: u16, body: &str) -> Response {
     let headers = Headers::new();
@@ -30,7 +31,7 @@ pub async fn serve(req: &Request, env: &Env, config: &Config) -> worker::Result<
         return Ok(error(503, "ADMIN_TOKEN is not configured on this deployment"));
     };
     let presented = req.headers().get("authorization")?.and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned));
-    let presented = presented.or_else(|| crate::dashboard::query_token(req));
+    let presented = presented.or_else(|| crate::handlers::dashboard::query_token(req));
     match presented {
         None => return Ok(error(401, "signature header missing")),
         Some(p) if !token_matches(&p, configured) => return Ok(error(401, "invalid token")),
@@ -40,7 +41,7 @@ pub async fn serve(req: &Request, env: &Env, config: &Config) -> worker::Result<
     let path = req.path();
     let parts: Vec<&str> = path.trim_matches('/').split('/').skip(1).collect();
     match (req.method(), parts.as_slice()) {
-        (Method::Get, ["dashboard", ..]) => crate::dashboard::serve(req, env, config).await,
+        (Method::Get, ["dashboard", ..]) => crate::handlers::dashboard::serve(req, env, config).await,
         (Method::Get, ["jobs", id]) if !id.is_empty() => Ok(match kv.get(&status::job_key(id)).text().await? {
             Some(text) => json(200, &text),
             None => error(404, "not found"),
