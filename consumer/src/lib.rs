@@ -60,5 +60,5 @@ async fn scheduled(event: worker::ScheduledEvent, env: Env, _ctx: worker::Schedu
 #[event(queue)]
 async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<()> {
     console_error_panic_hook::set_once();
-    runtime::run_batch(batch, env).await
+    Box::pin(runtime::run_batch(batch, env)).await
 }

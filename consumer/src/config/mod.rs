@@ -50,6 +50,11 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
+/// The job queue (this Worker produces onto it only to replay dead letters).
+pub const JOBS_QUEUE: &str = "JOBS";
+/// The dead-letter queue this Worker also consumes.
+pub const DEAD_LETTER_QUEUE: &str = "bugbot-jobs-dlq";
+
 thread_local! {
     static CONFIG: OnceCell<Rc<Config>> = const { OnceCell::new() };
 }

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use worker::{Env, Headers, Method, Request, Response, wasm_bindgen::JsValue};
 
 use crate::config::Config;
-use crate::runtime::JOBS_QUEUE;
+use crate::config::JOBS_QUEUE;
 use crate::store::STATE_KV;
 
 fn json(status: u16, body: &str) -> Response {

@@ -1,12 +1,12 @@
 //! [`Ctx`]: everything a job's handler needs, built once per message by the runtime, and the
 //! delivery claim every handler starts with.
 
-use bugbot_shared::backoff::RetryAfter;
 use bugbot_shared::claim::{DeliveryOp, DeliveryReply};
 use bugbot_shared::job::Job;
 use bugbot_shared::status::JobState;
 
-use super::Outcome;
+use super::outcome::{Outcome, StepError};
+use super::settle;
 use crate::clients::http::HttpPort;
 use crate::config::Config;
 use crate::store::State;
@@ -25,13 +25,24 @@ pub struct Ctx<'a, P: HttpPort> {
     pub jitter: f64,
     /// The queue message id: a delivery's retries share it, redelivered copies do not.
     pub message_id: &'a str,
+    /// Which delivery of this job this is (1 until the runtime has claimed the delivery).
+    pub attempt: u32,
 }
+
+impl<P: HttpPort> Clone for Ctx<'_, P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P: HttpPort> Copy for Ctx<'_, P> {}
 
 impl<P: HttpPort> std::fmt::Debug for Ctx<'_, P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ctx")
             .field("now_ms", &self.now_ms)
             .field("message_id", &self.message_id)
+            .field("attempt", &self.attempt)
             .finish_non_exhaustive()
     }
 }
@@ -57,16 +68,11 @@ pub async fn begin_delivery<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Result<
                 attempt: 1,
             })
         }
-        Ok(DeliveryReply::Finished) | Err(_) => Err(retry(ctx, 1, None, "claim store unavailable".into())),
+        Ok(DeliveryReply::Finished) | Err(_) => Err(settle::failure(
+            &ctx.config.retry,
+            ctx.jitter,
+            1,
+            StepError::Platform("claim store unavailable".into()),
+        )),
     }
-}
-
-pub(crate) fn retry<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
-    attempt: u32,
-    retry_after: Option<RetryAfter>,
-    reason: String,
-) -> Outcome {
-    let delay_secs = ctx.config.retry.retry_delay_secs(attempt, retry_after, ctx.jitter);
-    Outcome::Retry { delay_secs, reason, attempt }
 }

@@ -2,27 +2,26 @@
 //! retry with a delay, the queue dead-lettering it after `max_retries`) → record its status and
 //! counters → log one line. Handlers return an [`Outcome`]; nothing else acks or retries.
 
-mod ctx;
-mod outcome;
+pub mod ctx;
+pub mod outcome;
+pub mod record;
+pub mod settle;
 
-pub(crate) use ctx::retry;
 pub use ctx::{Ctx, begin_delivery};
-pub use outcome::{Outcome, StepError};
+pub use outcome::{AlertSummary, Effect, FollowUp, Outcome, StepError};
 
+use bugbot_shared::claim::DeliveryOp;
 use bugbot_shared::job::{Job, JobKind};
 use bugbot_shared::log::{Level, LogLine};
 use bugbot_shared::status::JobState;
 use worker::{Date, Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder, RawMessage, wasm_bindgen::JsValue};
 
 use crate::clients::fetch::FetchPort;
-use crate::config::{self, Config};
+use crate::clients::http::HttpPort;
+use crate::config::{self, Config, DEAD_LETTER_QUEUE};
+use crate::handlers;
 use crate::store::objects::claims::Claims;
 use crate::store::{DeadLetter, STATE_KV, State};
-
-/// The job queue (this Worker produces onto it only to replay dead letters).
-pub const JOBS_QUEUE: &str = "JOBS";
-/// The dead-letter queue this Worker also consumes.
-pub const DEAD_LETTER_QUEUE: &str = "bugbot-jobs-dlq";
 
 /// One batch from either queue.
 pub async fn run_batch(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<()> {
@@ -48,8 +47,9 @@ pub async fn run_batch(batch: MessageBatch<JsValue>, env: Env) -> worker::Result
             now_ms: started,
             jitter: js_sys::Math::random(),
             message_id: &message_id,
+            attempt: 1,
         };
-        handle(&ctx, &message, started).await;
+        Box::pin(handle(&ctx, &message, started)).await;
     }
     Ok(())
 }
@@ -82,21 +82,29 @@ async fn handle(ctx: &Ctx<'_, FetchPort>, message: &RawMessage, started: u64) {
     line.kind = Some(job.kind.name());
     line.request_id = job.request_id.as_deref();
 
-    let outcome = match &job.kind {
-        JobKind::SentryWebhook(_)
-        | JobKind::SentryLegacy(_)
-        | JobKind::GlitchtipIssue(_)
-        | JobKind::GlitchtipUptime(_) => crate::handlers::alert::process(ctx, &job).await,
-        JobKind::DiscordCommand(_) | JobKind::DiscordComponent(_) => crate::handlers::command::process(ctx, &job).await,
-        JobKind::ExecutorResult(_) => crate::handlers::fix::on_result(ctx, &job).await,
-        JobKind::Unknown => unreachable!("filtered above"),
+    let (outcome, follow_up) = match begin_delivery(ctx, &job).await {
+        Ok(attempt) => {
+            let ctx = &Ctx { attempt, ..*ctx };
+            let (outcome, follow_up) = dispatch(ctx, &job).await;
+            // Only a finished job is marked done: a retry comes back as the same holder and must
+            // proceed. Best effort: if this fails, the lease expires and a redelivered copy redoes
+            // idempotent work.
+            if let Outcome::Done { state, .. } = &outcome {
+                let finish = DeliveryOp::Finish { holder: ctx.message_id.to_owned(), outcome: format!("{state:?}") };
+                let _ = ctx.claims.delivery(job.id.as_str(), &finish).await;
+            }
+            (outcome, follow_up)
+        }
+        Err(outcome) => (outcome, None),
     };
-    crate::store::objects::stats::record(ctx, &job, &outcome).await;
+    if let Some(op) = record::stats_op(&outcome, &ctx.config.retry) {
+        crate::store::objects::stats::apply(ctx.env, ctx.now_ms, op, Some(job.id.as_str())).await;
+    }
 
     let now = Date::now().as_millis();
     let reason;
     match outcome {
-        Outcome::Done { state, reason: why, links, fingerprint } => {
+        Outcome::Done { state, reason: why, links, fingerprint, .. } => {
             reason = why;
             let recorded = ctx.state.record(&job, state, reason.clone(), links, 1, now).await;
             if let Err(e) = recorded {
@@ -115,6 +123,9 @@ async fn handle(ctx: &Ctx<'_, FetchPort>, message: &RawMessage, started: u64) {
             }
             line.fingerprint = fingerprint.as_deref();
             finish(&mut line, started, reason.as_deref(), ctx.config.log_level);
+            if let Some(follow_up) = follow_up {
+                run_follow_up(ctx, &job, follow_up).await;
+            }
         }
         Outcome::Retry { delay_secs, reason: why, attempt } => {
             let last = attempt >= ctx.config.retry.max_attempts;
@@ -129,6 +140,26 @@ async fn handle(ctx: &Ctx<'_, FetchPort>, message: &RawMessage, started: u64) {
             line.outcome = Some("retry");
             finish(&mut line, started, reason.as_deref(), ctx.config.log_level);
         }
+    }
+}
+
+/// The handler for the job's kind.
+async fn dispatch<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> (Outcome, Option<FollowUp>) {
+    match &job.kind {
+        JobKind::SentryWebhook(_)
+        | JobKind::SentryLegacy(_)
+        | JobKind::GlitchtipIssue(_)
+        | JobKind::GlitchtipUptime(_) => handlers::alert::process(ctx, job).await,
+        JobKind::DiscordCommand(_) | JobKind::DiscordComponent(_) => (handlers::command::process(ctx, job).await, None),
+        JobKind::ExecutorResult(_) => (handlers::fix::on_result(ctx, job).await, None),
+        JobKind::Unknown => (Outcome::done(JobState::Failed, "unknown job kind".to_owned()), None),
+    }
+}
+
+/// Work a settled job left behind (best effort: the job is already acked).
+async fn run_follow_up<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, follow_up: FollowUp) {
+    match follow_up {
+        FollowUp::AutoFix { event, tracked } => handlers::fix::maybe_auto_fix(ctx, job, &event, &tracked).await,
     }
 }
 

@@ -7,8 +7,9 @@
 //! repeat comments at most once per cooldown window.
 
 use bugbot_shared::claim::{
-    DeliveryOp, DiscordRef, FingerprintOp, FingerprintReply, GitHubRef, LinearRef, RepeatDecision, TrackedRefs,
+    DiscordRef, FingerprintOp, FingerprintReply, GitHubRef, LinearRef, RepeatDecision, TrackedRefs,
 };
+use bugbot_shared::digest::Occurrence;
 use bugbot_shared::event::{ErrorEvent, MetricStatus, Signal, StatusChange, UptimeState};
 use bugbot_shared::filter::{Decision, filter_signal};
 use bugbot_shared::job::Job;
@@ -16,86 +17,73 @@ use bugbot_shared::normalize::normalize;
 use bugbot_shared::report::{self, AlertState};
 use bugbot_shared::status::JobState;
 
-use crate::clients::SinkError;
 use crate::clients::discord::Discord;
 use crate::clients::github::GitHub;
 use crate::clients::http::HttpPort;
 use crate::clients::linear::{Linear, NewLinearIssue};
-use crate::runtime::{Ctx, Outcome, StepError, retry};
+use crate::runtime::ctx::Ctx;
+use crate::runtime::outcome::{AlertSummary, Effect, FollowUp, Outcome, StepError};
+use crate::runtime::settle;
 
-/// Processes one alert job end to end.
-pub async fn process<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
-    let job_id = job.id.as_str();
-    let attempt = match crate::runtime::begin_delivery(ctx, job).await {
-        Ok(attempt) => attempt,
-        Err(outcome) => return outcome,
-    };
-
-    let outcome = match run(ctx, job).await {
-        Ok(outcome) => outcome,
-        Err(StepError::Sink(e)) if e.is_transient() => {
-            let retry_after = match &e {
-                SinkError::Transient { retry_after, .. } => *retry_after,
-                SinkError::Permanent { .. } => None,
-            };
-            return retry(ctx, attempt, retry_after, e.to_string());
-        }
-        Err(StepError::Platform(reason)) => return retry(ctx, attempt, None, reason),
-        Err(StepError::Sink(e)) => Outcome::done(JobState::Failed, e.to_string()),
-    };
-    let summary = match &outcome {
-        Outcome::Done { state, .. } => format!("{state:?}"),
-        Outcome::Retry { .. } => "retry".to_owned(),
-    };
-    // Best effort: if this fails, the lease expires and a redelivered copy redoes idempotent work.
-    let _ =
-        ctx.claims.delivery(job_id, &DeliveryOp::Finish { holder: ctx.message_id.to_owned(), outcome: summary }).await;
-    outcome
+/// Processes one alert job end to end (the runtime has claimed its delivery). A newly filed issue comes back with the auto-fix
+/// follow-up, which the runtime runs after the alert is settled (the fix flow is not called from here).
+pub async fn process<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> (Outcome, Option<FollowUp>) {
+    match run(ctx, job).await {
+        Ok(done) => done,
+        Err(e) => (settle::failure(&ctx.config.retry, ctx.jitter, ctx.attempt, e), None),
+    }
 }
 
-async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Result<Outcome, StepError> {
+async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Result<(Outcome, Option<FollowUp>), StepError> {
     let signal = match normalize(&job.kind, job.received_at_ms) {
         Ok(signal) => signal,
-        Err(e) => return Ok(Outcome::done(JobState::Failed, format!("cannot normalize: {e}"))),
+        Err(e) => return Ok((Outcome::done(JobState::Failed, format!("cannot normalize: {e}")), None)),
     };
     let fingerprint = signal.fingerprint().as_str().to_owned();
     if let Decision::Drop(reason) = filter_signal(&signal, &ctx.config.filter) {
-        return Ok(with_fingerprint(Outcome::done(JobState::Ignored, format!("filtered: {reason}")), &fingerprint));
+        let reason = format!("filtered: {reason}");
+        let skipped = Outcome::done(JobState::Ignored, reason.clone()).with_effect(Effect::Skipped { reason });
+        return Ok((with_fingerprint(skipped, &fingerprint), None));
     }
-    let outcome = match signal {
-        Signal::Occurrence(event) | Signal::Regressed(event) => occurrence(ctx, job, &event).await?,
-        Signal::Resolved(change) => status_change(ctx, &change, true).await?,
+    let (outcome, follow_up) = match signal {
+        Signal::Occurrence(event) | Signal::Regressed(event) => occurrence(ctx, job, event).await?,
+        Signal::Resolved(change) => (status_change(ctx, &change, true).await?, None),
         Signal::MetricAlert(alert) => {
             if alert.status == MetricStatus::Resolved {
-                status_change(ctx, &alert.to_change(), true).await?
+                (status_change(ctx, &alert.to_change(), true).await?, None)
             } else {
-                occurrence(ctx, job, &alert.to_event()).await?
+                occurrence(ctx, job, alert.to_event()).await?
             }
         }
         Signal::Uptime(alert) => {
             if alert.state == UptimeState::Up {
-                status_change(ctx, &alert.to_change(), true).await?
+                (status_change(ctx, &alert.to_change(), true).await?, None)
             } else {
-                occurrence(ctx, job, &alert.to_event()).await?
+                occurrence(ctx, job, alert.to_event()).await?
             }
         }
         Signal::Ignored(_) | Signal::Assigned { .. } => {
-            Outcome::done(JobState::Ignored, "no action for this status change".to_owned())
+            let reason = "no action for this status change".to_owned();
+            (Outcome::done(JobState::Ignored, reason.clone()).with_effect(Effect::Skipped { reason }), None)
         }
     };
-    Ok(with_fingerprint(outcome, &fingerprint))
+    Ok((with_fingerprint(outcome, &fingerprint), follow_up))
 }
 
 fn with_fingerprint(outcome: Outcome, fp: &str) -> Outcome {
     match outcome {
-        Outcome::Done { state, reason, links, .. } => {
-            Outcome::Done { state, reason, links, fingerprint: Some(fp.to_owned()) }
+        Outcome::Done { state, reason, links, effect, .. } => {
+            Outcome::Done { state, reason, links, fingerprint: Some(fp.to_owned()), effect }
         }
         retry @ Outcome::Retry { .. } => retry,
     }
 }
 
-async fn occurrence<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, event: &ErrorEvent) -> Result<Outcome, StepError> {
+async fn occurrence<P: HttpPort>(
+    ctx: &Ctx<'_, P>,
+    job: &Job,
+    event: ErrorEvent,
+) -> Result<(Outcome, Option<FollowUp>), StepError> {
     let holder = job.id.as_str();
     let fp = event.fingerprint.as_str();
     let op = FingerprintOp::Occurrence {
@@ -104,15 +92,25 @@ async fn occurrence<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, event: &ErrorEvent
         lease_ms: ctx.config.claim_lease_ms,
         cooldown_ms: ctx.config.repeat_comment_cooldown_ms,
     };
+    let filed = |occurrence, tracked: &TrackedRefs| Effect::Filed {
+        occurrence,
+        alert: Box::new(AlertSummary::of(&event, links(tracked).into_iter().next())),
+    };
     match ctx.claims.fingerprint(fp, &op).await? {
-        FingerprintReply::Create { tracked, .. } => match file(ctx, event, tracked).await {
+        FingerprintReply::Create { tracked, .. } => match file(ctx, &event, tracked).await {
             Ok(tracked) => {
                 ctx.claims
                     .fingerprint(fp, &FingerprintOp::Filed { holder: holder.to_owned(), now_ms: ctx.now_ms })
                     .await?;
-                ctx.state.remember_issue(event, &tracked).await;
-                crate::handlers::fix::maybe_auto_fix(ctx, job, event, &tracked).await;
-                Ok(Outcome::Done { state: JobState::Filed, reason: None, links: links(&tracked), fingerprint: None })
+                ctx.state.remember_issue(&event, &tracked).await;
+                let outcome = Outcome::Done {
+                    state: JobState::Filed,
+                    reason: None,
+                    links: links(&tracked),
+                    fingerprint: None,
+                    effect: filed(Occurrence::New, &tracked),
+                };
+                Ok((outcome, Some(FollowUp::AutoFix { event: Box::new(event), tracked })))
             }
             Err(StepError::Sink(e)) if !e.is_transient() => {
                 ctx.claims.fingerprint(fp, &FingerprintOp::Abandon { holder: holder.to_owned() }).await?;
@@ -120,23 +118,27 @@ async fn occurrence<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, event: &ErrorEvent
             }
             Err(e) => Err(e),
         },
-        FingerprintReply::Pending { occurrences } => Ok(Outcome::done(
-            JobState::Duplicate,
-            format!("occurrence {occurrences} counted; the issue is being filed by another job"),
-        )),
+        FingerprintReply::Pending { occurrences } => {
+            let reason = format!("occurrence {occurrences} counted; the issue is being filed by another job");
+            let effect = filed(Occurrence::Repeat, &TrackedRefs::default());
+            Ok((Outcome::done(JobState::Duplicate, reason).with_effect(effect), None))
+        }
         FingerprintReply::Repeat { tracked, occurrences, decision } => {
-            repeat(ctx, event, &tracked, occurrences, decision).await?;
+            repeat(ctx, &event, &tracked, occurrences, decision).await?;
             let reason = match (decision.regressed, decision.comment) {
                 (true, _) => format!("regression (occurrence {occurrences}): reopened"),
                 (false, true) => format!("occurrence {occurrences}: commented"),
                 (false, false) => format!("occurrence {occurrences}: counted (within the comment cooldown)"),
             };
-            Ok(Outcome::Done {
+            let occurrence = if decision.regressed { Occurrence::Regressed } else { Occurrence::Repeat };
+            let outcome = Outcome::Done {
                 state: JobState::Filed,
                 reason: Some(reason),
                 links: links(&tracked),
                 fingerprint: None,
-            })
+                effect: filed(occurrence, &tracked),
+            };
+            Ok((outcome, None))
         }
         other => Err(StepError::Platform(format!("unexpected claim reply {other:?}"))),
     }
@@ -282,6 +284,7 @@ async fn status_change<P: HttpPort>(
             reason: Some("already in that state".into()),
             links: links(&tracked),
             fingerprint: None,
+            effect: Effect::None,
         }),
         FingerprintReply::Status { tracked, .. } => {
             comment_everywhere(ctx, &tracked, &report::resolved_comment_markdown(change)).await?;
@@ -294,6 +297,7 @@ async fn status_change<P: HttpPort>(
                 reason: Some("resolved".into()),
                 links: links(&tracked),
                 fingerprint: None,
+                effect: Effect::Resolved,
             })
         }
         other => Err(StepError::Platform(format!("unexpected claim reply {other:?}"))),

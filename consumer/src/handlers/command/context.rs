@@ -28,7 +28,8 @@ use crate::clients::http::{HttpPort, HttpRequest, Method};
 use crate::clients::posthog::PostHog;
 use crate::clients::sentry_api::{ApiIssue, SentryApi};
 use crate::config::binding;
-use crate::runtime::{Ctx, Outcome, StepError};
+use crate::runtime::ctx::Ctx;
+use crate::runtime::outcome::{Effect, Outcome, StepError};
 
 /// Each source's budget unless `CONTEXT_SOURCE_TIMEOUT_MS` says otherwise.
 const DEFAULT_SOURCE_MS: u64 = 4_000;
@@ -200,6 +201,7 @@ pub async fn contextualize<P: HttpPort>(
         reason: Some(format!("context for {}: {}", record.issue.label, timings.line())),
         links: vec![record.issue.url],
         fingerprint: None,
+        effect: Effect::None,
     })
 }
 

@@ -16,7 +16,6 @@ pub mod sentry;
 pub mod tracked;
 
 use bugbot_shared::authz::{Access, Decision, Policy, PolicyVars};
-use bugbot_shared::claim::DeliveryOp;
 use bugbot_shared::command::{Command, IssueRef};
 use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
 use bugbot_shared::log::{Level, LogLine};
@@ -28,7 +27,9 @@ use crate::clients::SinkError;
 use crate::clients::discord::Discord;
 use crate::clients::http::HttpPort;
 use crate::config::binding;
-use crate::runtime::{Ctx, Outcome, StepError};
+use crate::runtime::ctx::Ctx;
+use crate::runtime::outcome::{Effect, Outcome, StepError};
+use crate::runtime::settle;
 
 pub use context::build_packet;
 pub use tracked::{TrackedIssue, resolve_tracked_issue};
@@ -42,7 +43,7 @@ pub async fn process<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
 }
 
 fn done(state: JobState, reason: impl Into<String>) -> Outcome {
-    Outcome::Done { state, reason: Some(reason.into()), links: Vec::new(), fingerprint: None }
+    Outcome::Done { state, reason: Some(reason.into()), links: Vec::new(), fingerprint: None, effect: Effect::None }
 }
 
 /// The authorization settings; an unreadable one closes everything rather than opening up.
@@ -118,12 +119,6 @@ async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, cmd: &DiscordCommandJob) 
         return done(JobState::Ignored, format!("refused: {reason}"));
     }
 
-    let job_id = job.id.as_str();
-    let attempt = match crate::runtime::begin_delivery(ctx, job).await {
-        Ok(attempt) => attempt,
-        Err(outcome) => return outcome,
-    };
-
     let result = match &cmd.command {
         Command::Contextualize { issue, note } => {
             context::contextualize(
@@ -150,34 +145,18 @@ async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, cmd: &DiscordCommandJob) 
         Command::Resolve { issue } => sentry::resolve(ctx, ix, issue).await,
         _ => Ok(done(JobState::Ignored, "unknown command")),
     };
-    let outcome = match result {
+    match result {
         Ok(outcome) => outcome,
-        Err(StepError::Sink(e)) if e.is_transient() && attempt < ctx.config.retry.max_attempts => {
-            let retry_after = match &e {
-                SinkError::Transient { retry_after, .. } => *retry_after,
-                SinkError::Permanent { .. } => None,
-            };
-            let delay_secs = ctx.config.retry.retry_delay_secs(attempt, retry_after, ctx.jitter);
-            return Outcome::Retry { delay_secs, reason: e.to_string(), attempt };
-        }
-        Err(StepError::Platform(reason)) if attempt < ctx.config.retry.max_attempts => {
-            return Outcome::Retry { delay_secs: 2, reason, attempt };
-        }
-        Err(e) => {
-            let reason = match e {
-                StepError::Sink(e) => e.to_string(),
-                StepError::Platform(reason) => reason,
-            };
-            let _ = reply(ctx, ix, &format!("❌ `/bugbot {}` failed: {reason}", cmd.command.name())).await;
-            done(JobState::Failed, reason)
-        }
-    };
-    // Only a finished job is marked done: a retry comes back as the same holder and must proceed.
-    if let Outcome::Done { state, .. } = &outcome {
-        let finish = DeliveryOp::Finish { holder: ctx.message_id.to_owned(), outcome: format!("{state:?}") };
-        let _ = ctx.claims.delivery(job_id, &finish).await;
+        Err(e) => match settle::failure(&ctx.config.retry, ctx.jitter, ctx.attempt, e) {
+            retry @ Outcome::Retry { .. } if !settle::is_last(&ctx.config.retry, &retry) => retry,
+            // Given up (a permanent failure, or the last attempt): say so in the reply.
+            Outcome::Retry { reason, .. } | Outcome::Done { reason: Some(reason), .. } => {
+                let _ = reply(ctx, ix, &format!("❌ `/bugbot {}` failed: {reason}", cmd.command.name())).await;
+                done(JobState::Failed, reason)
+            }
+            failed @ Outcome::Done { .. } => failed,
+        },
     }
-    outcome
 }
 
 /// How a job's state reads in `/bugbot status`.
@@ -232,5 +211,6 @@ async fn status<P: HttpPort>(
         reason: Some("status shown".into()),
         links: vec![record.issue.url],
         fingerprint: None,
+        effect: Effect::None,
     })
 }

@@ -14,7 +14,8 @@ use crate::clients::SinkError;
 use crate::clients::http::HttpPort;
 use crate::clients::sentry_api::{ApiIssue, SentryApi};
 use crate::config::binding;
-use crate::runtime::{Ctx, Outcome, StepError};
+use crate::runtime::ctx::Ctx;
+use crate::runtime::outcome::{Effect, Outcome, StepError};
 
 fn api<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Result<SentryApi<'a, P>, StepError> {
     let env = ctx.env;
@@ -33,7 +34,13 @@ fn api<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Result<SentryApi<'a, P>, StepError>
 }
 
 fn done(reason: String) -> Outcome {
-    Outcome::Done { state: JobState::Done, reason: Some(reason), links: Vec::new(), fingerprint: None }
+    Outcome::Done {
+        state: JobState::Done,
+        reason: Some(reason),
+        links: Vec::new(),
+        fingerprint: None,
+        effect: Effect::None,
+    }
 }
 
 fn link(api: &SentryApi<'_, impl HttpPort>, issue: &ApiIssue) -> String {
@@ -186,6 +193,7 @@ pub async fn resolve<P: HttpPort>(
             reason: Some("resolve: not a source issue".into()),
             links: Vec::new(),
             fingerprint: None,
+            effect: Effect::None,
         });
     };
     let resolved = api.set_status(&id, "resolved").await?;
@@ -197,6 +205,7 @@ pub async fn resolve<P: HttpPort>(
         reason: Some(format!("resolved source issue {id}")),
         links: vec![url],
         fingerprint: None,
+        effect: Effect::None,
     })
 }
 

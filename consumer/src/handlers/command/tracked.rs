@@ -15,7 +15,8 @@ use crate::clients::SinkError;
 use crate::clients::github::GitHub;
 use crate::clients::http::HttpPort;
 use crate::clients::linear::{Linear, NewLinearIssue};
-use crate::runtime::{Ctx, StepError};
+use crate::runtime::ctx::Ctx;
+use crate::runtime::outcome::StepError;
 
 const TTL_SECS: u64 = 90 * 24 * 3600;
 /// Job ids kept per thread.

@@ -39,7 +39,9 @@ use crate::clients::github::{GitHub, NewPull};
 use crate::clients::http::{HttpPort, HttpRequest, Method, TransportError};
 use crate::clients::linear::Linear;
 use crate::config::binding;
-use crate::runtime::{Ctx, Outcome};
+use crate::runtime::ctx::Ctx;
+use crate::runtime::outcome::{Effect, Outcome, StepError};
+use crate::runtime::settle;
 
 /// Interaction tokens live 15 minutes; after that, progress goes to the channel instead.
 const INTERACTION_TTL_MS: u64 = 15 * 60 * 1000;
@@ -177,17 +179,16 @@ fn settings(env: &worker::Env) -> Result<FixSettings, String> {
 }
 
 fn done(state: JobState, reason: impl Into<String>, links: Vec<String>) -> Outcome {
-    Outcome::Done { state, reason: Some(reason.into()), links, fingerprint: None }
+    Outcome::Done { state, reason: Some(reason.into()), links, fingerprint: None, effect: Effect::None }
 }
 
-fn transient_or_done<T>(result: Result<T, SinkError>, deps_attempt_reason: &str) -> Result<T, Outcome> {
-    result.map_err(|e| {
-        if e.is_transient() {
-            Outcome::Retry { delay_secs: 5, reason: format!("{deps_attempt_reason}: {e}"), attempt: 1 }
-        } else {
-            done(JobState::Failed, format!("{deps_attempt_reason}: {e}"), Vec::new())
-        }
-    })
+/// A failed step, through the runtime's one failure mapping (with this delivery's attempt).
+fn transient_or_done<T, P: HttpPort>(ctx: &Ctx<'_, P>, result: Result<T, SinkError>, what: &str) -> Result<T, Outcome> {
+    result.map_err(|e| settle::failure_while(&ctx.config.retry, ctx.jitter, ctx.attempt, what, StepError::Sink(e)))
+}
+
+fn platform<P: HttpPort>(ctx: &Ctx<'_, P>, reason: String) -> Outcome {
+    settle::failure(&ctx.config.retry, ctx.jitter, ctx.attempt, StepError::Platform(reason))
 }
 
 /// `/bugbot fix [issue] [repo]` and "Fix with bugbot" (already authorized by the commands module).
@@ -307,7 +308,7 @@ async fn start<P: HttpPort>(
             return done(JobState::Duplicate, format!("a fix for {} is already running", target.key), vec![target.url]);
         }
         Ok(DeliveryReply::Finished) | Err(_) => {
-            return Outcome::Retry { delay_secs: 2, reason: "claim store unavailable".into(), attempt: 1 };
+            return platform(ctx, "claim store unavailable".into());
         }
     }
     if reply.interaction_token.is_none()
@@ -375,6 +376,7 @@ async fn start<P: HttpPort>(
     save_run(ctx, &run).await;
     let _ = show(ctx, &run).await;
     done(JobState::Fixing, format!("fix {fix_job_id} running for {}", target.key), vec![target.url])
+        .with_effect(Effect::FixStarted)
 }
 
 async fn dispatch<P: HttpPort>(ctx: &Ctx<'_, P>, settings: &FixSettings, fix_job: &FixJob) -> Result<(), Outcome> {
@@ -404,10 +406,10 @@ async fn dispatch<P: HttpPort>(ctx: &Ctx<'_, P>, settings: &FixSettings, fix_job
             Err(done(JobState::Failed, format!("executor unavailable: {}", clip(reason.trim(), 300)), Vec::new()))
         }
         Ok(resp) if resp.status == 429 || resp.status >= 500 => {
-            Err(Outcome::Retry { delay_secs: 10, reason: format!("executor answered {}", resp.status), attempt: 1 })
+            Err(platform(ctx, format!("executor answered {}", resp.status)))
         }
         Ok(resp) => Err(done(JobState::Failed, format!("executor refused the job ({})", resp.status), Vec::new())),
-        Err(e) => Err(Outcome::Retry { delay_secs: 10, reason: format!("executor unreachable: {e}"), attempt: 1 }),
+        Err(e) => Err(platform(ctx, format!("executor unreachable: {e}"))),
     }
 }
 
@@ -478,10 +480,10 @@ pub async fn on_result<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
     };
     run.state = state;
     let comment_result = comment(ctx, &run.target, &note).await;
-    if let Err(e) = &comment_result
+    if let Err(e) = comment_result
         && e.is_transient()
     {
-        return Outcome::Retry { delay_secs: 5, reason: e.to_string(), attempt: 1 };
+        return settle::failure(&ctx.config.retry, ctx.jitter, ctx.attempt, StepError::Sink(e));
     }
     save_run(ctx, &run).await;
     let _ = show(ctx, &run).await;
@@ -490,7 +492,6 @@ pub async fn on_result<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
         record_cap(ctx, run.cost_usd).await;
     }
     let outcome_name = if state == FixState::PrOpened { "pr_opened" } else { report.outcome.name() };
-    crate::store::objects::stats::record_fix_run(ctx.env, outcome_name, run.cost_usd, ctx.now_ms).await;
     let links: Vec<String> = run.pr_url.iter().cloned().chain(std::iter::once(run.target.url.clone())).collect();
     let reason = match &run.reason {
         Some(why) => format!("fix {}: {} — {why}", run.fix_job_id, state_text(state)),
@@ -506,6 +507,7 @@ pub async fn on_result<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
     }
     let result_state = if state == FixState::PrOpened { JobState::PrOpened } else { JobState::Done };
     done(result_state, reason, links)
+        .with_effect(Effect::FixFinished { outcome: outcome_name.to_owned(), cost_usd: run.cost_usd })
 }
 
 async fn open_pull<P: HttpPort>(ctx: &Ctx<'_, P>, run: &FixRun, report: &FixReport) -> Result<String, Outcome> {
@@ -517,7 +519,7 @@ async fn open_pull<P: HttpPort>(ctx: &Ctx<'_, P>, run: &FixRun, report: &FixRepo
     let pull = github
         .create_pull(&NewPull { title: &title, head: &run.branch, base: &run.base, body: &body, draft: true })
         .await;
-    transient_or_done(pull, "opening the pull request").map(|p| p.html_url)
+    transient_or_done(ctx, pull, "opening the pull request").map(|p| p.html_url)
 }
 
 fn pr_body(run: &FixRun, report: &FixReport) -> String {
@@ -597,7 +599,7 @@ async fn fetch_target<P: HttpPort>(ctx: &Ctx<'_, P>, reference: &str) -> Result<
         .or(Some(reference))
         .and_then(|n| n.parse::<u64>().ok());
     if let (Some(number), Some(github)) = (github_number, github(ctx)) {
-        let issue = transient_or_done(github.issue(number).await, "reading the GitHub issue")?;
+        let issue = transient_or_done(ctx, github.issue(number).await, "reading the GitHub issue")?;
         return Ok(issue.map(|i| FixTarget {
             key: format!("#{}", i.number),
             url: i.html_url,
@@ -610,7 +612,7 @@ async fn fetch_target<P: HttpPort>(ctx: &Ctx<'_, P>, reference: &str) -> Result<
     let identifier =
         reference.rsplit_once("/issue/").map_or(reference, |(_, rest)| rest.split('/').next().unwrap_or(rest));
     if let Some((linear, _)) = linear(ctx) {
-        let issue = transient_or_done(linear.issue(identifier).await, "reading the Linear issue")?;
+        let issue = transient_or_done(ctx, linear.issue(identifier).await, "reading the Linear issue")?;
         return Ok(issue.map(|i| FixTarget {
             key: i.identifier,
             url: i.url,
@@ -643,6 +645,7 @@ async fn issue_from_message<P: HttpPort>(
     );
     if let Some(github) = github(ctx) {
         let issue = transient_or_done(
+            ctx,
             github.create_issue(&title, &body, &["bugbot".to_owned(), "bug-report".to_owned()]).await,
             "filing the issue",
         )?;
