@@ -7,14 +7,13 @@
 //! - `GET /admin/dead-letters` — jobs the queue gave up on, with their last failure reason.
 //! - `POST /admin/dead-letters/{job_id}/replay` — queue a dead letter again.
 
-use bugbot_shared::status;
 use bugbot_shared::verify::token_matches;
 use serde::Deserialize;
 use worker::{Env, Headers, Method, Request, Response, wasm_bindgen::JsValue};
 
 use crate::config::Config;
 use crate::config::JOBS_QUEUE;
-use crate::store::STATE_KV;
+use crate::store::{STATE_KV, keys};
 
 fn json(status: u16, body: &str) -> Response {
     let headers = Headers::new();
@@ -42,12 +41,12 @@ pub async fn serve(req: &Request, env: &Env, config: &Config) -> worker::Result<
     let parts: Vec<&str> = path.trim_matches('/').split('/').skip(1).collect();
     match (req.method(), parts.as_slice()) {
         (Method::Get, ["dashboard", ..]) => crate::handlers::dashboard::serve(req, env, config).await,
-        (Method::Get, ["jobs", id]) if !id.is_empty() => Ok(match kv.get(&status::job_key(id)).text().await? {
+        (Method::Get, ["jobs", id]) if !id.is_empty() => Ok(match kv.get(&keys::job(id)).text().await? {
             Some(text) => json(200, &text),
             None => error(404, "not found"),
         }),
         (Method::Get, ["dead-letters"]) => {
-            let list = kv.list().prefix("dead:".into()).limit(100).execute().await?;
+            let list = kv.list().prefix(keys::DEAD_LETTER_PREFIX.into()).limit(100).execute().await?;
             // Each letter is JSON this Worker wrote: splice it in rather than decode it.
             let mut letters = Vec::new();
             for key in list.keys {
@@ -65,7 +64,7 @@ pub async fn serve(req: &Request, env: &Env, config: &Config) -> worker::Result<
             struct Letter {
                 message: String,
             }
-            let key = format!("dead:{id}");
+            let key = keys::dead_letter(id);
             let Some(letter) = kv.get(&key).json::<Letter>().await? else {
                 return Ok(error(404, "not found"));
             };

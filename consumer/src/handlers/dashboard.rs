@@ -76,7 +76,7 @@ pub async fn serve(_req: &Request, env: &Env, config: &Config) -> worker::Result
     let kv = env.kv(STATE_KV)?;
     let (mut jobs, jobs_cut) = records::<JobStatus>(&kv, "job:").await?;
     jobs.sort_by_key(|j| std::cmp::Reverse(j.updated_at_ms));
-    let (issues, issues_cut) = records::<IssueRecord>(&kv, "fp:").await?;
+    let (issues, issues_cut) = records::<IssueRecord>(&kv, crate::store::keys::ISSUE_PREFIX).await?;
     let mut issues: Vec<IssueRow> = issues
         .into_iter()
         .map(|r| {
@@ -96,7 +96,7 @@ pub async fn serve(_req: &Request, env: &Env, config: &Config) -> worker::Result
         })
         .collect();
     issues.sort_by_key(|i| std::cmp::Reverse(i.last_seen_ms));
-    let (letters, letters_cut) = records::<DeadLetter>(&kv, "dead:").await?;
+    let (letters, letters_cut) = records::<DeadLetter>(&kv, crate::store::keys::DEAD_LETTER_PREFIX).await?;
     let mut dead_letters: Vec<DeadLetterRow> = letters
         .into_iter()
         .map(|l| DeadLetterRow { job_id: l.job_id, kind: l.kind, reason: l.reason, dead_at_ms: l.dead_at_ms })

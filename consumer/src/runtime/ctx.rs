@@ -11,15 +11,20 @@ use crate::clients::http::HttpPort;
 use crate::config::Config;
 use crate::store::State;
 use crate::store::objects::claims::Claims;
+use crate::store::ports::{ClaimPort, KvPort};
+use worker::kv::KvStore;
 
 /// Everything a job needs, built once per message by the entrypoint.
-pub struct Ctx<'a, P: HttpPort> {
+///
+/// Generic over its ports (HTTP, claims, KV), so that handlers run natively in tests; the Worker's
+/// are [`FetchPort`](crate::clients::fetch::FetchPort), [`Claims`] and the `STATE` namespace.
+pub struct Ctx<'a, P: HttpPort, C: ClaimPort = Claims, K: KvPort = KvStore> {
     /// The Worker's bindings, for modules that read their own settings (`config::binding`).
     pub env: &'a worker::Env,
     pub config: &'a Config,
     pub port: &'a P,
-    pub claims: &'a Claims,
-    pub state: &'a State,
+    pub claims: &'a C,
+    pub state: &'a State<K>,
     pub now_ms: u64,
     /// In [0, 1): spreads retries of a burst apart.
     pub jitter: f64,
@@ -29,15 +34,15 @@ pub struct Ctx<'a, P: HttpPort> {
     pub attempt: u32,
 }
 
-impl<P: HttpPort> Clone for Ctx<'_, P> {
+impl<P: HttpPort, C: ClaimPort, K: KvPort> Clone for Ctx<'_, P, C, K> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<P: HttpPort> Copy for Ctx<'_, P> {}
+impl<P: HttpPort, C: ClaimPort, K: KvPort> Copy for Ctx<'_, P, C, K> {}
 
-impl<P: HttpPort> std::fmt::Debug for Ctx<'_, P> {
+impl<P: HttpPort, C: ClaimPort, K: KvPort> std::fmt::Debug for Ctx<'_, P, C, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ctx")
             .field("now_ms", &self.now_ms)
@@ -49,7 +54,10 @@ impl<P: HttpPort> std::fmt::Debug for Ctx<'_, P> {
 
 /// Claims the job's delivery for this queue message: `Ok(attempt)` to go ahead, or the outcome to
 /// return at once (a copy already processed, or being processed by another message).
-pub async fn begin_delivery<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Result<u32, Outcome> {
+pub async fn begin_delivery<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+) -> Result<u32, Outcome> {
     let begin = DeliveryOp::Begin {
         holder: ctx.message_id.to_owned(),
         now_ms: ctx.now_ms,

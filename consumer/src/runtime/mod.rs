@@ -21,6 +21,7 @@ use crate::clients::http::HttpPort;
 use crate::config::{self, Config, DEAD_LETTER_QUEUE};
 use crate::handlers;
 use crate::store::objects::claims::Claims;
+use crate::store::ports::{ClaimPort, KvPort};
 use crate::store::{DeadLetter, STATE_KV, State};
 
 /// One batch from either queue.
@@ -82,21 +83,7 @@ async fn handle(ctx: &Ctx<'_, FetchPort>, message: &RawMessage, started: u64) {
     line.kind = Some(job.kind.name());
     line.request_id = job.request_id.as_deref();
 
-    let (outcome, follow_up) = match begin_delivery(ctx, &job).await {
-        Ok(attempt) => {
-            let ctx = &Ctx { attempt, ..*ctx };
-            let (outcome, follow_up) = dispatch(ctx, &job).await;
-            // Only a finished job is marked done: a retry comes back as the same holder and must
-            // proceed. Best effort: if this fails, the lease expires and a redelivered copy redoes
-            // idempotent work.
-            if let Outcome::Done { state, .. } = &outcome {
-                let finish = DeliveryOp::Finish { holder: ctx.message_id.to_owned(), outcome: format!("{state:?}") };
-                let _ = ctx.claims.delivery(job.id.as_str(), &finish).await;
-            }
-            (outcome, follow_up)
-        }
-        Err(outcome) => (outcome, None),
-    };
+    let (outcome, follow_up) = claimed(ctx, &job, async |ctx, job| dispatch(ctx, job).await).await;
     if let Some(op) = record::stats_op(&outcome, &ctx.config.retry) {
         crate::store::objects::stats::apply(ctx.env, ctx.now_ms, op, Some(job.id.as_str())).await;
     }
@@ -141,6 +128,27 @@ async fn handle(ctx: &Ctx<'_, FetchPort>, message: &RawMessage, started: u64) {
             finish(&mut line, started, reason.as_deref(), ctx.config.log_level);
         }
     }
+}
+
+/// Claims the job's delivery, runs `handler` with the delivery's attempt, and marks the delivery
+/// finished once the job is (a retry comes back as the same holder and must proceed). Best effort:
+/// if marking fails, the lease expires and a redelivered copy redoes idempotent work.
+pub async fn claimed<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    handler: impl AsyncFn(&Ctx<'_, P, C, K>, &Job) -> (Outcome, Option<FollowUp>),
+) -> (Outcome, Option<FollowUp>) {
+    let attempt = match begin_delivery(ctx, job).await {
+        Ok(attempt) => attempt,
+        Err(outcome) => return (outcome, None),
+    };
+    let ctx = &Ctx { attempt, ..*ctx };
+    let (outcome, follow_up) = handler(ctx, job).await;
+    if let Outcome::Done { state, .. } = &outcome {
+        let finish = DeliveryOp::Finish { holder: ctx.message_id.to_owned(), outcome: format!("{state:?}") };
+        let _ = ctx.claims.delivery(job.id.as_str(), &finish).await;
+    }
+    (outcome, follow_up)
 }
 
 /// The handler for the job's kind.

@@ -63,7 +63,8 @@ mod tests {
             assert!(matches!(op, Some(StatsOp::Event { occurrence: o, .. }) if o == occurrence), "{op:?}");
         }
         // A repeat counted while another job files the issue is still a repeat.
-        let pending = done(JobState::Duplicate, Effect::Filed { occurrence: Occurrence::Repeat, alert: Box::new(alert()) });
+        let pending =
+            done(JobState::Duplicate, Effect::Filed { occurrence: Occurrence::Repeat, alert: Box::new(alert()) });
         assert!(matches!(stats_op(&pending, &policy), Some(StatsOp::Event { occurrence: Occurrence::Repeat, .. })));
         assert_eq!(stats_op(&done(JobState::Done, Effect::Resolved), &policy), Some(StatsOp::Resolved));
         assert_eq!(stats_op(&done(JobState::Duplicate, Effect::None), &policy), None);

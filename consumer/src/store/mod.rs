@@ -1,17 +1,20 @@
 //! What the consumer keeps in KV (eventually consistent; for status, dashboards and re-rendering —
 //! never for exactly-once decisions, which are the Durable Object's).
 //!
-//! Keys: `job:{id}` status records, `fp:{fingerprint}` the tracked issue of a fingerprint,
-//! `event:{fingerprint}` the last normalized event, `dead:{job id}` dead letters.
+//! Every key is spelled in [`keys`].
 
 use bugbot_shared::claim::TrackedRefs;
 use bugbot_shared::event::ErrorEvent;
 use bugbot_shared::job::Job;
-use bugbot_shared::status::{self, JobState, JobStatus};
+use bugbot_shared::status::{JobState, JobStatus};
 use serde::{Deserialize, Serialize};
 use worker::kv::KvStore;
 
+pub mod keys;
 pub mod objects;
+pub mod ports;
+
+use self::ports::KvPort;
 
 /// Job status, issue records and dead letters.
 pub const STATE_KV: &str = "STATE";
@@ -34,6 +37,9 @@ pub struct IssueRecord {
     pub tracked: TrackedRefs,
     pub occurrences: u64,
     pub last_seen_ms: u64,
+    /// The last normalized event, for re-rendering (kept here so that filing is one KV write).
+    #[serde(default)]
+    pub event: Option<ErrorEvent>,
 }
 
 /// A dead letter, as kept for inspection and replay.
@@ -47,28 +53,28 @@ pub struct DeadLetter {
     pub message: String,
 }
 
+/// The consumer's KV records, over any [`KvPort`] (the Worker's is the `STATE` namespace).
 #[derive(Debug)]
-pub struct State {
-    kv: KvStore,
+pub struct State<K: KvPort = KvStore> {
+    kv: K,
 }
 
-impl State {
-    pub fn new(kv: KvStore) -> Self {
+impl<K: KvPort> State<K> {
+    pub fn new(kv: K) -> Self {
         Self { kv }
     }
 
     /// The namespace itself, for modules that keep their own records (`fixrun:`, `thread:`, ...).
-    pub fn kv(&self) -> &KvStore {
+    pub fn kv(&self) -> &K {
         &self.kv
     }
 
     async fn put<T: Serialize>(&self, key: &str, value: &T, ttl: u64) -> worker::Result<()> {
-        self.kv.put(key, serde_json::to_string(value)?)?.expiration_ttl(ttl).execute().await?;
-        Ok(())
+        self.kv.put_text(key, serde_json::to_string(value)?, ttl).await
     }
 
     async fn get<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Option<T> {
-        self.kv.get(key).json().await.ok().flatten()
+        serde_json::from_str(&self.kv.get_text(key).await?).ok()
     }
 
     /// Writes a job's status record.
@@ -92,7 +98,7 @@ impl State {
             request_id: job.request_id.clone(),
             links,
         };
-        self.put(&status::job_key(job.id.as_str()), &record, JOB_TTL_SECS).await
+        self.put(&keys::job(job.id.as_str()), &record, JOB_TTL_SECS).await
     }
 
     /// Moves an existing job's status record on (a fix run reports back on the job that asked for it).
@@ -109,12 +115,12 @@ impl State {
             record.reason = reason;
             record.links = links;
             record.updated_at_ms = now_ms;
-            let _ = self.put(&status::job_key(job_id), &record, JOB_TTL_SECS).await;
+            let _ = self.put(&keys::job(job_id), &record, JOB_TTL_SECS).await;
         }
     }
 
     pub async fn job_status(&self, job_id: &str) -> Option<JobStatus> {
-        self.get(&status::job_key(job_id)).await
+        self.get(&keys::job(job_id)).await
     }
 
     /// Keeps the filed issue and its event (best effort: KV is not the source of truth).
@@ -130,14 +136,14 @@ impl State {
             tracked: tracked.clone(),
             occurrences: 1,
             last_seen_ms: event.last_seen_ms,
+            event: Some(event.clone()),
         };
-        let _ = self.put(&format!("fp:{fp}"), &record, ISSUE_TTL_SECS).await;
-        let _ = self.put(&format!("event:{fp}"), event, ISSUE_TTL_SECS).await;
+        let _ = self.put(&keys::issue(fp), &record, ISSUE_TTL_SECS).await;
     }
 
     /// Updates the counters of a tracked fingerprint (best effort; KV allows one write per second per key).
     pub async fn count_occurrence(&self, event: &ErrorEvent, occurrences: u64) {
-        let key = format!("fp:{}", event.fingerprint.as_str());
+        let key = keys::issue(event.fingerprint.as_str());
         if let Some(mut record) = self.get::<IssueRecord>(&key).await {
             record.occurrences = record.occurrences.max(occurrences);
             record.last_seen_ms = record.last_seen_ms.max(event.last_seen_ms);
@@ -146,10 +152,14 @@ impl State {
     }
 
     pub async fn remembered_event(&self, fingerprint: &str) -> Option<ErrorEvent> {
-        self.get(&format!("event:{fingerprint}")).await
+        if let Some(event) = self.get::<IssueRecord>(&keys::issue(fingerprint)).await.and_then(|r| r.event) {
+            return Some(event);
+        }
+        // Issues filed before the event moved into the issue record.
+        self.get(&keys::legacy_event(fingerprint)).await
     }
 
     pub async fn record_dead_letter(&self, letter: &DeadLetter) -> worker::Result<()> {
-        self.put(&format!("dead:{}", letter.job_id), letter, JOB_TTL_SECS).await
+        self.put(&keys::dead_letter(&letter.job_id), letter, JOB_TTL_SECS).await
     }
 }

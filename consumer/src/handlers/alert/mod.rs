@@ -24,17 +24,24 @@ use crate::clients::linear::{Linear, NewLinearIssue};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{AlertSummary, Effect, FollowUp, Outcome, StepError};
 use crate::runtime::settle;
+use crate::store::ports::{ClaimPort, KvPort};
 
 /// Processes one alert job end to end (the runtime has claimed its delivery). A newly filed issue comes back with the auto-fix
 /// follow-up, which the runtime runs after the alert is settled (the fix flow is not called from here).
-pub async fn process<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> (Outcome, Option<FollowUp>) {
+pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+) -> (Outcome, Option<FollowUp>) {
     match run(ctx, job).await {
         Ok(done) => done,
         Err(e) => (settle::failure(&ctx.config.retry, ctx.jitter, ctx.attempt, e), None),
     }
 }
 
-async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Result<(Outcome, Option<FollowUp>), StepError> {
+async fn run<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+) -> Result<(Outcome, Option<FollowUp>), StepError> {
     let signal = match normalize(&job.kind, job.received_at_ms) {
         Ok(signal) => signal,
         Err(e) => return Ok((Outcome::done(JobState::Failed, format!("cannot normalize: {e}")), None)),
@@ -79,8 +86,8 @@ fn with_fingerprint(outcome: Outcome, fp: &str) -> Outcome {
     }
 }
 
-async fn occurrence<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     job: &Job,
     event: ErrorEvent,
 ) -> Result<(Outcome, Option<FollowUp>), StepError> {
@@ -92,35 +99,49 @@ async fn occurrence<P: HttpPort>(
         lease_ms: ctx.config.claim_lease_ms,
         cooldown_ms: ctx.config.repeat_comment_cooldown_ms,
     };
-    let filed = |occurrence, tracked: &TrackedRefs| Effect::Filed {
+    let filed_effect = |occurrence, tracked: &TrackedRefs| Effect::Filed {
         occurrence,
         alert: Box::new(AlertSummary::of(&event, links(tracked).into_iter().next())),
     };
     match ctx.claims.fingerprint(fp, &op).await? {
-        FingerprintReply::Create { tracked, .. } => match file(ctx, &event, tracked).await {
-            Ok(tracked) => {
-                ctx.claims
-                    .fingerprint(fp, &FingerprintOp::Filed { holder: holder.to_owned(), now_ms: ctx.now_ms })
-                    .await?;
-                ctx.state.remember_issue(&event, &tracked).await;
-                let outcome = Outcome::Done {
-                    state: JobState::Filed,
-                    reason: None,
-                    links: links(&tracked),
-                    fingerprint: None,
-                    effect: filed(Occurrence::New, &tracked),
-                };
-                Ok((outcome, Some(FollowUp::AutoFix { event: Box::new(event), tracked })))
+        FingerprintReply::Create { tracked: already, .. } => {
+            let (tracked, filed) = file(ctx, &event, already.clone()).await;
+            match filed {
+                Ok(()) => {
+                    // One round trip: the filed pieces and the end of filing together.
+                    let done = FingerprintOp::Filed {
+                        holder: holder.to_owned(),
+                        now_ms: ctx.now_ms,
+                        tracked: tracked.clone(),
+                    };
+                    ctx.claims.fingerprint(fp, &done).await?;
+                    ctx.state.remember_issue(&event, &tracked).await;
+                    let outcome = Outcome::Done {
+                        state: JobState::Filed,
+                        reason: None,
+                        links: links(&tracked),
+                        fingerprint: None,
+                        effect: filed_effect(Occurrence::New, &tracked),
+                    };
+                    Ok((outcome, Some(FollowUp::AutoFix { event: Box::new(event), tracked })))
+                }
+                Err(e) => {
+                    // Keep what did go out, so that a retry files only what failed.
+                    if tracked != already {
+                        ctx.claims.fingerprint(fp, &FingerprintOp::Progress { tracked }).await?;
+                    }
+                    if let StepError::Sink(sink) = &e
+                        && !sink.is_transient()
+                    {
+                        ctx.claims.fingerprint(fp, &FingerprintOp::Abandon { holder: holder.to_owned() }).await?;
+                    }
+                    Err(e)
+                }
             }
-            Err(StepError::Sink(e)) if !e.is_transient() => {
-                ctx.claims.fingerprint(fp, &FingerprintOp::Abandon { holder: holder.to_owned() }).await?;
-                Err(StepError::Sink(e))
-            }
-            Err(e) => Err(e),
-        },
+        }
         FingerprintReply::Pending { occurrences } => {
             let reason = format!("occurrence {occurrences} counted; the issue is being filed by another job");
-            let effect = filed(Occurrence::Repeat, &TrackedRefs::default());
+            let effect = filed_effect(Occurrence::Repeat, &TrackedRefs::default());
             Ok((Outcome::done(JobState::Duplicate, reason).with_effect(effect), None))
         }
         FingerprintReply::Repeat { tracked, occurrences, decision } => {
@@ -136,7 +157,7 @@ async fn occurrence<P: HttpPort>(
                 reason: Some(reason),
                 links: links(&tracked),
                 fingerprint: None,
-                effect: filed(occurrence, &tracked),
+                effect: filed_effect(occurrence, &tracked),
             };
             Ok((outcome, None))
         }
@@ -155,13 +176,13 @@ fn links(tracked: &TrackedRefs) -> Vec<String> {
     out
 }
 
-fn linear<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<(Linear<'a, P>, &'a str)> {
+fn linear<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<(Linear<'a, P>, &'a str)> {
     ctx.config.linear.as_ref().map(|c| {
         (Linear { port: ctx.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
     })
 }
 
-fn github<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<GitHub<'a, P>> {
+fn github<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<GitHub<'a, P>> {
     ctx.config.github.as_ref().map(|c| GitHub {
         port: ctx.port,
         api_base: c.api_base.clone(),
@@ -170,93 +191,108 @@ fn github<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<GitHub<'a, P>> {
     })
 }
 
-fn discord<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Discord<'a, P> {
+fn discord<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Discord<'a, P> {
     let c = &ctx.config.discord;
     Discord { port: ctx.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
 }
 
 /// Files what `tracked` does not have yet, recording each piece as soon as it exists.
-async fn file<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     event: &ErrorEvent,
     mut tracked: TrackedRefs,
-) -> Result<TrackedRefs, StepError> {
-    let fp = event.fingerprint.as_str();
+) -> (TrackedRefs, Result<(), StepError>) {
+    // Each sink on its own (issue 15.12): one failing does not hold back the others; only what
+    // failed is retried (the claim remembers what was filed), and the first failure is returned.
+    let mut first_error = None;
     let title = report::issue_title(event);
     let body = report::issue_body_markdown(event);
     if tracked.linear.is_none()
         && let Some((linear, team_id)) = linear(ctx)
     {
-        // The source link is the natural key: look it up before creating.
-        let existing = match &event.link {
-            Some(url) => linear.find_by_attachment_url(url).await?,
-            None => None,
-        };
-        let issue = if let Some(issue) = existing {
-            issue
-        } else {
-            let label_ids = linear.ensure_labels(team_id, &report::labels(event)).await?;
-            let issue = linear
-                .create_issue(&NewLinearIssue {
-                    team_id: team_id.to_owned(),
-                    title: title.clone(),
-                    description: body.clone(),
-                    priority: report::linear_priority(event.level),
-                    label_ids,
-                })
-                .await?;
-            if let Some(url) = &event.link {
-                linear.attach_link(&issue.id, url, &format!("{} issue", event.source.product())).await?;
-            }
-            issue
-        };
-        let linear_ref = LinearRef { id: issue.id, identifier: issue.identifier, url: issue.url };
-        progress(ctx, fp, TrackedRefs { linear: Some(linear_ref.clone()), ..TrackedRefs::default() }).await?;
-        tracked.linear = Some(linear_ref);
+        match file_linear(&linear, team_id, event, &title, &body).await {
+            Ok(linear_ref) => tracked.linear = Some(linear_ref),
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
     }
     if tracked.github.is_none()
         && let Some(github) = github(ctx)
     {
         let marker = report::fingerprint_marker(&event.fingerprint);
-        let issue = match github.find_by_marker(&marker).await? {
-            Some(issue) => issue,
-            None => github.create_issue(&title, &body, &report::labels(event)).await?,
+        let filed = match github.find_by_marker(&marker).await {
+            Ok(Some(issue)) => Ok(issue),
+            Ok(None) => github.create_issue(&title, &body, &report::labels(event)).await,
+            Err(e) => Err(e),
         };
-        let github_ref = GitHubRef { number: issue.number, url: issue.html_url };
-        progress(ctx, fp, TrackedRefs { github: Some(github_ref.clone()), ..TrackedRefs::default() }).await?;
-        tracked.github = Some(github_ref);
+        match filed {
+            Ok(issue) => tracked.github = Some(GitHubRef { number: issue.number, url: issue.html_url }),
+            Err(e) => first_error = first_error.or(Some(StepError::Sink(e))),
+        }
     }
     if tracked.discord.is_none()
         && let (Some(channel), Some(url)) = (ctx.config.discord.alerts_channel_id.as_deref(), tracked.primary_url())
         && ctx.config.discord.bot_token.is_some()
     {
         let message = report::discord_alert_message(event, url, AlertState::Open);
-        let sent = discord(ctx).create_message(channel, &message).await?;
-        let discord_ref =
-            DiscordRef { channel_id: sent.channel_id.to_string(), message_id: sent.message_id.to_string() };
-        progress(ctx, fp, TrackedRefs { discord: Some(discord_ref.clone()), ..TrackedRefs::default() }).await?;
-        tracked.discord = Some(discord_ref);
+        match discord(ctx).create_message(channel, &message).await {
+            Ok(sent) => {
+                tracked.discord = Some(DiscordRef {
+                    channel_id: sent.channel_id.to_string(),
+                    message_id: sent.message_id.to_string(),
+                });
+            }
+            Err(e) => first_error = first_error.or(Some(StepError::Sink(e))),
+        }
     }
-    Ok(tracked)
+    (tracked, first_error.map_or(Ok(()), Err))
 }
 
-async fn progress<P: HttpPort>(ctx: &Ctx<'_, P>, fp: &str, tracked: TrackedRefs) -> Result<(), StepError> {
-    ctx.claims.fingerprint(fp, &FingerprintOp::Progress { tracked }).await?;
-    Ok(())
+/// The Linear issue of an event: the source link is the natural key, looked up before creating.
+async fn file_linear<P: HttpPort>(
+    linear: &Linear<'_, P>,
+    team_id: &str,
+    event: &ErrorEvent,
+    title: &str,
+    body: &str,
+) -> Result<LinearRef, StepError> {
+    let existing = match &event.link {
+        Some(url) => linear.find_by_attachment_url(url).await?,
+        None => None,
+    };
+    let issue = if let Some(issue) = existing {
+        issue
+    } else {
+        let label_ids = linear.ensure_labels(team_id, &report::labels(event)).await?;
+        let issue = linear
+            .create_issue(&NewLinearIssue {
+                team_id: team_id.to_owned(),
+                title: title.to_owned(),
+                description: body.to_owned(),
+                priority: report::linear_priority(event.level),
+                label_ids,
+            })
+            .await?;
+        if let Some(url) = &event.link {
+            linear.attach_link(&issue.id, url, &format!("{} issue", event.source.product())).await?;
+        }
+        issue
+    };
+    Ok(LinearRef { id: issue.id, identifier: issue.identifier, url: issue.url })
 }
 
 /// A repeat occurrence: a comment (at most once per cooldown), reopening on regression.
-async fn repeat<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn repeat<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     event: &ErrorEvent,
     tracked: &TrackedRefs,
     occurrences: u64,
     decision: RepeatDecision,
 ) -> Result<(), StepError> {
-    ctx.state.count_occurrence(event, occurrences).await;
     if !decision.comment && !decision.regressed {
+        // Inside the cooldown: the claim counted it; no KV write, no sink call.
         return Ok(());
     }
+    ctx.state.count_occurrence(event, occurrences).await;
     let comment = if decision.regressed {
         report::regressed_comment_markdown(event)
     } else {
@@ -271,8 +307,8 @@ async fn repeat<P: HttpPort>(
 }
 
 /// Resolved (or recovered) at the source: comment, close, and edit the announcement.
-async fn status_change<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn status_change<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     change: &StatusChange,
     resolved: bool,
 ) -> Result<Outcome, StepError> {
@@ -304,7 +340,11 @@ async fn status_change<P: HttpPort>(
     }
 }
 
-async fn comment_everywhere<P: HttpPort>(ctx: &Ctx<'_, P>, tracked: &TrackedRefs, body: &str) -> Result<(), StepError> {
+async fn comment_everywhere<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    tracked: &TrackedRefs,
+    body: &str,
+) -> Result<(), StepError> {
     if let (Some(l), Some((linear, _))) = (&tracked.linear, linear(ctx)) {
         linear.comment(&l.id, body).await?;
     }
@@ -314,8 +354,8 @@ async fn comment_everywhere<P: HttpPort>(ctx: &Ctx<'_, P>, tracked: &TrackedRefs
     Ok(())
 }
 
-async fn set_open_everywhere<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn set_open_everywhere<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     tracked: &TrackedRefs,
     open: bool,
 ) -> Result<(), StepError> {
@@ -328,8 +368,8 @@ async fn set_open_everywhere<P: HttpPort>(
     Ok(())
 }
 
-async fn edit_alert<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn edit_alert<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     tracked: &TrackedRefs,
     event: &ErrorEvent,
     state: AlertState,

@@ -17,6 +17,7 @@ use crate::clients::http::HttpPort;
 use crate::clients::linear::{Linear, NewLinearIssue};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::StepError;
+use crate::store::keys;
 
 const TTL_SECS: u64 = 90 * 24 * 3600;
 /// Job ids kept per thread.
@@ -72,11 +73,11 @@ pub(crate) fn github<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<GitHub<'a, P>>
 }
 
 pub(crate) async fn record_for_thread(kv: &KvStore, channel_id: &str) -> Option<ThreadRecord> {
-    kv.get(&format!("thread:{channel_id}")).json().await.ok().flatten()
+    kv.get(&keys::thread(channel_id)).json().await.ok().flatten()
 }
 
 pub(crate) async fn record_for_issue(kv: &KvStore, label: &str) -> Option<ThreadRecord> {
-    kv.get(&format!("issue:{}", label.trim())).json().await.ok().flatten()
+    kv.get(&keys::issue_label(label)).json().await.ok().flatten()
 }
 
 /// Stores the thread's record (and its copy under the issue's label).
@@ -84,14 +85,14 @@ pub(crate) async fn save(kv: &KvStore, channel_id: Option<&str>, record: &Thread
     let text = serde_json::to_string(record).map_err(|e| StepError::Platform(e.to_string()))?;
     let platform = |e: worker::kv::KvError| StepError::Platform(format!("KV: {e}"));
     if let Some(channel) = channel_id {
-        kv.put(&format!("thread:{channel}"), text.clone())
+        kv.put(&keys::thread(channel), text.clone())
             .map_err(platform)?
             .expiration_ttl(TTL_SECS)
             .execute()
             .await
             .map_err(platform)?;
     }
-    kv.put(&format!("issue:{}", record.issue.label), text)
+    kv.put(&keys::issue_label(&record.issue.label), text)
         .map_err(platform)?
         .expiration_ttl(TTL_SECS)
         .execute()

@@ -42,6 +42,8 @@ use crate::config::binding;
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
 use crate::runtime::settle;
+use crate::store::keys;
+use crate::store::ports::ClaimPort;
 
 /// Interaction tokens live 15 minutes; after that, progress goes to the channel instead.
 const INTERACTION_TTL_MS: u64 = 15 * 60 * 1000;
@@ -587,7 +589,7 @@ async fn resolve_target<P: HttpPort>(
 /// `thread:{channel}` → the tracked issue's key (written by `/bugbot contextualize`).
 async fn thread_issue<P: HttpPort>(ctx: &Ctx<'_, P>, channel: &str) -> Option<String> {
     let record: crate::handlers::command::tracked::ThreadRecord =
-        ctx.state.kv().get(&format!("thread:{channel}")).json().await.ok().flatten()?;
+        ctx.state.kv().get(&keys::thread(channel)).json().await.ok().flatten()?;
     Some(record.issue.label)
 }
 
@@ -733,20 +735,20 @@ async fn comment<P: HttpPort>(ctx: &Ctx<'_, P>, target: &FixTarget, body: &str) 
 
 async fn save_run<P: HttpPort>(ctx: &Ctx<'_, P>, run: &FixRun) {
     let text = serde_json::to_string(run).expect("a fix run serializes");
-    if let Ok(put) = ctx.state.kv().put(&format!("fixrun:{}", run.fix_job_id), text.clone()) {
+    if let Ok(put) = ctx.state.kv().put(&keys::fix_run(&run.fix_job_id), text.clone()) {
         let _ = put.expiration_ttl(FIX_RUN_TTL_SECS).execute().await;
     }
-    if let Ok(put) = ctx.state.kv().put(&format!("fixissue:{}", run.target.key), run.fix_job_id.clone()) {
+    if let Ok(put) = ctx.state.kv().put(&keys::fix_issue(&run.target.key), run.fix_job_id.clone()) {
         let _ = put.expiration_ttl(FIX_RUN_TTL_SECS).execute().await;
     }
 }
 
 async fn load_run<P: HttpPort>(ctx: &Ctx<'_, P>, fix_job_id: &str) -> Option<FixRun> {
-    ctx.state.kv().get(&format!("fixrun:{fix_job_id}")).json().await.ok().flatten()
+    ctx.state.kv().get(&keys::fix_run(fix_job_id)).json().await.ok().flatten()
 }
 
 async fn current_run<P: HttpPort>(ctx: &Ctx<'_, P>, key: &str) -> Option<FixRun> {
-    let id = ctx.state.kv().get(&format!("fixissue:{key}")).text().await.ok().flatten()?;
+    let id = ctx.state.kv().get(&keys::fix_issue(key)).text().await.ok().flatten()?;
     load_run(ctx, &id).await
 }
 
@@ -761,13 +763,13 @@ async fn caps_today<P: HttpPort>(ctx: &Ctx<'_, P>) -> (u32, f64) {
         runs: u32,
         usd: f64,
     }
-    let key = format!("fixcaps:{}", day(ctx.now_ms));
+    let key = keys::fix_caps(&day(ctx.now_ms));
     ctx.state.kv().get(&key).json::<Caps>().await.ok().flatten().map_or((0, 0.0), |c| (c.runs, c.usd))
 }
 
 async fn record_cap<P: HttpPort>(ctx: &Ctx<'_, P>, usd: f64) {
     let (runs, spent) = caps_today(ctx).await;
-    let key = format!("fixcaps:{}", day(ctx.now_ms));
+    let key = keys::fix_caps(&day(ctx.now_ms));
     let value = json!({"runs": runs + 1, "usd": spent + usd}).to_string();
     if let Ok(put) = ctx.state.kv().put(&key, value) {
         let _ = put.expiration_ttl(3 * 24 * 3600).execute().await;

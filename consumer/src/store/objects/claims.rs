@@ -8,6 +8,8 @@ use bugbot_shared::claim::{
     self, DeliveryOp, DeliveryRecord, DeliveryReply, FingerprintOp, FingerprintRecord, FingerprintReply,
 };
 use serde::Serialize;
+
+use crate::store::ports::ClaimPort;
 use serde::de::DeserializeOwned;
 use worker::{
     DurableObject, Env, Method, ObjectNamespace, Request, RequestInit, Response, Result, State, durable_object,
@@ -82,12 +84,14 @@ impl Claims {
         }
         resp.json().await
     }
+}
 
-    pub async fn delivery(&self, job_id: &str, op: &DeliveryOp) -> Result<DeliveryReply> {
+impl ClaimPort for Claims {
+    async fn delivery(&self, job_id: &str, op: &DeliveryOp) -> Result<DeliveryReply> {
         self.call(&format!("delivery:{job_id}"), "/delivery", op).await
     }
 
-    pub async fn fingerprint(&self, fingerprint: &str, op: &FingerprintOp) -> Result<FingerprintReply> {
+    async fn fingerprint(&self, fingerprint: &str, op: &FingerprintOp) -> Result<FingerprintReply> {
         self.call(&format!("fp:{fingerprint}"), "/fingerprint", op).await
     }
 }
