@@ -40,6 +40,9 @@ pub async fn serve(req: &Request, env: &Env, config: &Config) -> worker::Result<
     let path = req.path();
     let parts: Vec<&str> = path.trim_matches('/').split('/').skip(1).collect();
     match (req.method(), parts.as_slice()) {
+        (Method::Get, ["counters"]) => {
+            Ok(json(200, &serde_json::to_string(&crate::store::counters::snapshot()).expect("counts serialize")))
+        }
         (Method::Get, ["dashboard", ..]) => crate::handlers::dashboard::serve(req, env, config).await,
         (Method::Get, ["jobs", id]) if !id.is_empty() => Ok(match kv.get(&keys::job(id)).text().await? {
             Some(text) => json(200, &text),

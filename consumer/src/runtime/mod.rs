@@ -14,6 +14,7 @@ use bugbot_shared::claim::DeliveryOp;
 use bugbot_shared::job::{Job, JobKind};
 use bugbot_shared::log::{Level, LogLine};
 use bugbot_shared::status::JobState;
+use futures_util::StreamExt as _;
 use worker::{Date, Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder, RawMessage, wasm_bindgen::JsValue};
 
 use crate::clients::fetch::FetchPort;
@@ -36,23 +37,68 @@ pub async fn run_batch(batch: MessageBatch<JsValue>, env: Env) -> worker::Result
         return Ok(());
     }
     let port = FetchPort::default();
-    for message in batch.raw_iter() {
-        let started = Date::now().as_millis();
-        let message_id = message.id();
-        let ctx = Ctx {
-            env: &env,
-            config: &config,
-            port: &port,
-            claims: &claims,
-            state: &state,
-            now_ms: started,
-            jitter: js_sys::Math::random(),
-            message_id: &message_id,
-            attempt: 1,
-        };
-        Box::pin(handle(&ctx, &message, started)).await;
-    }
+    let messages: Vec<RawMessage> = batch.raw_iter().collect();
+    // Messages of one batch run concurrently (bounded); those about the same issue stay in order.
+    futures_util::stream::iter(ordered_groups(&messages))
+        .for_each_concurrent(CONCURRENCY, |group| async {
+            for message in group {
+                let started = Date::now().as_millis();
+                let message_id = message.id();
+                let ctx = Ctx {
+                    env: &env,
+                    config: &config,
+                    port: &port,
+                    claims: &claims,
+                    state: &state,
+                    now_ms: started,
+                    jitter: js_sys::Math::random(),
+                    message_id: &message_id,
+                    attempt: 1,
+                };
+                Box::pin(handle(&ctx, message, started)).await;
+            }
+        })
+        .await;
     Ok(())
+}
+
+/// How many messages of a batch are in flight at once.
+const CONCURRENCY: usize = 4;
+
+/// The batch's messages grouped by what must stay in order (an alert's fingerprint; anything else
+/// is its own group), groups in the order of their first message.
+fn ordered_groups(messages: &[RawMessage]) -> Vec<Vec<&RawMessage>> {
+    if messages.len() < 2 {
+        return vec![messages.iter().collect()];
+    }
+    let mut groups: Vec<(String, Vec<&RawMessage>)> = Vec::new();
+    for message in messages {
+        let key = message
+            .body()
+            .as_string()
+            .and_then(|text| Job::from_message(&text).ok())
+            .map_or_else(|| format!("message:{}", message.id()), |job| ordering_key(&job));
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, group)) => group.push(message),
+            None => groups.push((key, vec![message])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
+}
+
+/// Alerts about the same issue share a key (their fingerprint); every other job is its own.
+fn ordering_key(job: &Job) -> String {
+    match &job.kind {
+        JobKind::SentryWebhook(_)
+        | JobKind::SentryLegacy(_)
+        | JobKind::GlitchtipIssue(_)
+        | JobKind::GlitchtipUptime(_) => bugbot_shared::normalize::normalize(&job.kind, job.received_at_ms)
+            .map_or_else(
+                |_| format!("job:{}", job.id.as_str()),
+                |signal| format!("fp:{}", signal.fingerprint().as_str()),
+            ),
+        _ => format!("job:{}", job.id.as_str()),
+    }
 }
 
 async fn handle(ctx: &Ctx<'_, FetchPort>, message: &RawMessage, started: u64) {
@@ -84,6 +130,7 @@ async fn handle(ctx: &Ctx<'_, FetchPort>, message: &RawMessage, started: u64) {
     line.request_id = job.request_id.as_deref();
 
     let (outcome, follow_up) = claimed(ctx, &job, async |ctx, job| dispatch(ctx, job).await).await;
+    crate::store::counters::job();
     if let Some(op) = record::stats_op(&outcome, &ctx.config.retry) {
         crate::store::objects::stats::apply(ctx.env, ctx.now_ms, op, Some(job.id.as_str())).await;
     }

@@ -10,6 +10,7 @@ use bugbot_shared::status::{JobState, JobStatus};
 use serde::{Deserialize, Serialize};
 use worker::kv::KvStore;
 
+pub mod counters;
 pub mod keys;
 pub mod objects;
 pub mod ports;

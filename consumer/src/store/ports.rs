@@ -24,6 +24,7 @@ impl KvPort for worker::kv::KvStore {
     }
 
     async fn put_text(&self, key: &str, value: String, ttl_secs: u64) -> worker::Result<()> {
+        super::counters::kv_write();
         self.put(key, value)?.expiration_ttl(ttl_secs).execute().await?;
         Ok(())
     }

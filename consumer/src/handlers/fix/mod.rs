@@ -43,7 +43,7 @@ use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
 use crate::runtime::settle;
 use crate::store::keys;
-use crate::store::ports::ClaimPort;
+use crate::store::ports::{ClaimPort, KvPort};
 
 /// Interaction tokens live 15 minutes; after that, progress goes to the channel instead.
 const INTERACTION_TTL_MS: u64 = 15 * 60 * 1000;
@@ -138,7 +138,16 @@ struct FixSettings {
     policy: AutoFixPolicy,
 }
 
-fn settings(env: &worker::Env) -> Result<FixSettings, String> {
+thread_local! {
+    static SETTINGS: std::cell::OnceCell<std::rc::Rc<Result<FixSettings, String>>> = const { std::cell::OnceCell::new() };
+}
+
+/// The fix settings, read once per isolate (an alert asks for them on every new issue).
+fn settings(env: &worker::Env) -> std::rc::Rc<Result<FixSettings, String>> {
+    SETTINGS.with(|cell| cell.get_or_init(|| std::rc::Rc::new(read_settings(env))).clone())
+}
+
+fn read_settings(env: &worker::Env) -> Result<FixSettings, String> {
     let var = |name: &str| binding(env, name);
     let executor = match var("EXECUTOR_URL") {
         Some(url) => ExecutorRoute::Url(url.trim_end_matches('/').to_owned()),
@@ -210,11 +219,12 @@ pub async fn on_command<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
         channel_id: interaction.channel_id.map(|c| c.to_string()),
         message_id: None,
     };
-    let settings = match settings(ctx.env) {
+    let loaded = settings(ctx.env);
+    let settings = match loaded.as_ref() {
         Ok(s) => s,
         Err(reason) => {
             let _ = say(ctx, &reply, &format!("⚠️ Can't start a fix: {reason}.")).await;
-            return done(JobState::Failed, reason, Vec::new());
+            return done(JobState::Failed, reason.clone(), Vec::new());
         }
     };
     let target = match resolve_target(ctx, interaction, issue.as_ref(), message.as_ref()).await {
@@ -227,12 +237,13 @@ pub async fn on_command<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
         Err(outcome) => return outcome,
     };
     let requested_by = interaction.user.as_ref().map_or_else(|| "someone".to_owned(), |u| format!("@{}", u.username));
-    start(ctx, &settings, job, target, repo, requested_by, reply).await
+    start(ctx, settings, job, target, repo, requested_by, reply).await
 }
 
 /// After an alert filed a new issue: start a fix when auto-fix allows it, else leave a note.
 pub async fn maybe_auto_fix<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, event: &ErrorEvent, tracked: &TrackedRefs) {
-    let Ok(settings) = settings(ctx.env) else { return };
+    let loaded = settings(ctx.env);
+    let Ok(settings) = loaded.as_ref() else { return };
     if !settings.policy.enabled {
         return;
     }
@@ -271,7 +282,7 @@ pub async fn maybe_auto_fix<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, event: &Er
                 message_id: None,
             };
             let by = format!("auto-fix (confidence {})", confidence.score);
-            let _ = start(ctx, &settings, job, target, None, by, reply).await;
+            let _ = start(ctx, settings, job, target, None, by, reply).await;
         }
     }
 }
@@ -735,12 +746,9 @@ async fn comment<P: HttpPort>(ctx: &Ctx<'_, P>, target: &FixTarget, body: &str) 
 
 async fn save_run<P: HttpPort>(ctx: &Ctx<'_, P>, run: &FixRun) {
     let text = serde_json::to_string(run).expect("a fix run serializes");
-    if let Ok(put) = ctx.state.kv().put(&keys::fix_run(&run.fix_job_id), text.clone()) {
-        let _ = put.expiration_ttl(FIX_RUN_TTL_SECS).execute().await;
-    }
-    if let Ok(put) = ctx.state.kv().put(&keys::fix_issue(&run.target.key), run.fix_job_id.clone()) {
-        let _ = put.expiration_ttl(FIX_RUN_TTL_SECS).execute().await;
-    }
+    let kv = ctx.state.kv();
+    let _ = kv.put_text(&keys::fix_run(&run.fix_job_id), text, FIX_RUN_TTL_SECS).await;
+    let _ = kv.put_text(&keys::fix_issue(&run.target.key), run.fix_job_id.clone(), FIX_RUN_TTL_SECS).await;
 }
 
 async fn load_run<P: HttpPort>(ctx: &Ctx<'_, P>, fix_job_id: &str) -> Option<FixRun> {
@@ -771,9 +779,7 @@ async fn record_cap<P: HttpPort>(ctx: &Ctx<'_, P>, usd: f64) {
     let (runs, spent) = caps_today(ctx).await;
     let key = keys::fix_caps(&day(ctx.now_ms));
     let value = json!({"runs": runs + 1, "usd": spent + usd}).to_string();
-    if let Ok(put) = ctx.state.kv().put(&key, value) {
-        let _ = put.expiration_ttl(3 * 24 * 3600).execute().await;
-    }
+    let _ = ctx.state.kv().put_text(&key, value, 3 * 24 * 3600).await;
 }
 
 // ---------------------------------------------------------------------------------------------

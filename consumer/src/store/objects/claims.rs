@@ -74,6 +74,7 @@ impl Claims {
     }
 
     async fn call<Op: Serialize, Reply: DeserializeOwned>(&self, name: &str, path: &str, op: &Op) -> Result<Reply> {
+        crate::store::counters::durable_object_call();
         let stub = self.namespace.id_from_name(name)?.get_stub()?;
         let mut init = RequestInit::new();
         init.with_method(Method::Post).with_body(Some(serde_json::to_string(op)?.into()));

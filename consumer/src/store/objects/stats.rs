@@ -79,6 +79,7 @@ impl DurableObject for StatsStore {
 }
 
 async fn call(env: &Env, path: &str, body: String) -> Result<Response> {
+    crate::store::counters::durable_object_call();
     let stub = env.durable_object(STATS_DO)?.id_from_name(INSTANCE)?.get_stub()?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(body.into()));
