@@ -249,3 +249,54 @@ async fn a_failing_sink_does_not_hold_back_the_others() {
     assert_eq!(f.github.issues().len(), 1, "no second GitHub issue");
     assert_eq!(f.discord.messages(Snowflake(CHANNEL)).len(), 1, "no second card");
 }
+
+/// The fix flow's transient failures go through the runtime's one failure mapping: its retries
+/// carry the delivery's attempt, so the last one is known as the last (the runtime logs "giving
+/// up: dead-lettered", the queue dead-letters it). Before, its attempt was always 1.
+#[tokio::test(flavor = "current_thread")]
+async fn a_fix_result_that_keeps_failing_escalates_to_the_dead_letter_queue() {
+    use bugbot_consumer::store::ports::KvPort as _;
+
+    let f = fakes().await;
+    f.github.fail_always(Failure::ServerError);
+    let (claims, state) = (MemoryClaims::default(), State::new(MemoryKv::default()));
+    let run = json!({
+        "fix_job_id": "fix-12-abc",
+        "target": {"key": "#12", "url": "https://github.com/acme/web/issues/12", "title": "TypeError", "body": "", "github_number": 12},
+        "repo": REPO, "base": "main", "branch": "bugbot/fix-12", "requested_by": "@ana",
+        "reply": {}, "state": "running", "started_at_ms": 1
+    });
+    state.kv().put_text("fixrun:fix-12-abc", run.to_string(), 60).await.unwrap();
+    let report = json!({"job_id": "fix-12-abc", "outcome": "fixed", "branch": "bugbot/fix-12"}).to_string();
+    let job = Job::new(
+        bugbot_shared::job::JobId::sentry("fix-result"),
+        now_ms(),
+        None,
+        bugbot_shared::job::JobKind::ExecutorResult(bugbot_shared::job::ExecutorResultJob { report }),
+    );
+    let env = no_env();
+    let port = ReqwestPort::new();
+    let policy = f.config.retry.clone();
+    let mut attempts = Vec::new();
+    for _ in 0..policy.max_attempts {
+        let ctx = Ctx {
+            env: &env,
+            config: &f.config,
+            port: &port,
+            claims: &claims,
+            state: &state,
+            now_ms: now_ms(),
+            jitter: 0.5,
+            message_id: "m1",
+            attempt: 1,
+        };
+        let (outcome, _) = runtime::claimed(&ctx, &job, async |ctx, job| {
+            (bugbot_consumer::handlers::fix::on_result(ctx, job).await, None)
+        })
+        .await;
+        let Outcome::Retry { attempt, ref reason, .. } = outcome else { panic!("not retried: {outcome:?}") };
+        assert!(reason.starts_with("opening the pull request: github"), "{reason}");
+        attempts.push((attempt, runtime::settle::is_last(&policy, &outcome)));
+    }
+    assert_eq!(attempts, [(1, false), (2, false), (3, true)]);
+}

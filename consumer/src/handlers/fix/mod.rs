@@ -194,16 +194,20 @@ fn done(state: JobState, reason: impl Into<String>, links: Vec<String>) -> Outco
 }
 
 /// A failed step, through the runtime's one failure mapping (with this delivery's attempt).
-fn transient_or_done<T, P: HttpPort>(ctx: &Ctx<'_, P>, result: Result<T, SinkError>, what: &str) -> Result<T, Outcome> {
+fn transient_or_done<T, P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    result: Result<T, SinkError>,
+    what: &str,
+) -> Result<T, Outcome> {
     result.map_err(|e| settle::failure_while(&ctx.config.retry, ctx.jitter, ctx.attempt, what, StepError::Sink(e)))
 }
 
-fn platform<P: HttpPort>(ctx: &Ctx<'_, P>, reason: String) -> Outcome {
+fn platform<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, reason: String) -> Outcome {
     settle::failure(&ctx.config.retry, ctx.jitter, ctx.attempt, StepError::Platform(reason))
 }
 
 /// `/bugbot fix [issue] [repo]` and "Fix with bugbot" (already authorized by the commands module).
-pub async fn on_command<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
+pub async fn on_command<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, job: &Job) -> Outcome {
     let JobKind::DiscordCommand(DiscordCommandJob { interaction, command }) = &job.kind else {
         return done(JobState::Failed, "not a fix command", Vec::new());
     };
@@ -241,7 +245,12 @@ pub async fn on_command<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
 }
 
 /// After an alert filed a new issue: start a fix when auto-fix allows it, else leave a note.
-pub async fn maybe_auto_fix<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, event: &ErrorEvent, tracked: &TrackedRefs) {
+pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    event: &ErrorEvent,
+    tracked: &TrackedRefs,
+) {
     let loaded = settings(ctx.env);
     let Ok(settings) = loaded.as_ref() else { return };
     if !settings.policy.enabled {
@@ -287,8 +296,8 @@ pub async fn maybe_auto_fix<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, event: &Er
     }
 }
 
-async fn start<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     settings: &FixSettings,
     job: &Job,
     target: FixTarget,
@@ -392,7 +401,11 @@ async fn start<P: HttpPort>(
         .with_effect(Effect::FixStarted)
 }
 
-async fn dispatch<P: HttpPort>(ctx: &Ctx<'_, P>, settings: &FixSettings, fix_job: &FixJob) -> Result<(), Outcome> {
+async fn dispatch<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    settings: &FixSettings,
+    fix_job: &FixJob,
+) -> Result<(), Outcome> {
     let body = serde_json::to_vec(fix_job).expect("a fix job serializes");
     let timestamp = ctx.now_ms / 1000;
     let base = match &settings.executor {
@@ -433,7 +446,7 @@ fn container_port(env: &worker::Env) -> worker::Result<StubPort> {
 }
 
 /// The executor's signed result (already verified by the gateway).
-pub async fn on_result<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
+pub async fn on_result<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, job: &Job) -> Outcome {
     let JobKind::ExecutorResult(result) = &job.kind else {
         return done(JobState::Failed, "not an executor result", Vec::new());
     };
@@ -523,7 +536,11 @@ pub async fn on_result<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
         .with_effect(Effect::FixFinished { outcome: outcome_name.to_owned(), cost_usd: run.cost_usd })
 }
 
-async fn open_pull<P: HttpPort>(ctx: &Ctx<'_, P>, run: &FixRun, report: &FixReport) -> Result<String, Outcome> {
+async fn open_pull<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    run: &FixRun,
+    report: &FixReport,
+) -> Result<String, Outcome> {
     let Some(github) = github_for(ctx, &run.repo) else {
         return Err(done(JobState::Failed, "GitHub is not configured (GITHUB_TOKEN)", Vec::new()));
     };
@@ -578,8 +595,8 @@ fn pr_body(run: &FixRun, report: &FixReport) -> String {
 // ---------------------------------------------------------------------------------------------
 // Issue resolution
 
-async fn resolve_target<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn resolve_target<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     interaction: &InteractionContext,
     issue: Option<&IssueRef>,
     message: Option<&Message>,
@@ -598,13 +615,16 @@ async fn resolve_target<P: HttpPort>(
 }
 
 /// `thread:{channel}` → the tracked issue's key (written by `/bugbot contextualize`).
-async fn thread_issue<P: HttpPort>(ctx: &Ctx<'_, P>, channel: &str) -> Option<String> {
+async fn thread_issue<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, channel: &str) -> Option<String> {
     let record: crate::handlers::command::tracked::ThreadRecord =
-        ctx.state.kv().get(&keys::thread(channel)).json().await.ok().flatten()?;
+        serde_json::from_str(&ctx.state.kv().get_text(&keys::thread(channel)).await?).ok()?;
     Some(record.issue.label)
 }
 
-async fn fetch_target<P: HttpPort>(ctx: &Ctx<'_, P>, reference: &str) -> Result<Option<FixTarget>, Outcome> {
+async fn fetch_target<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    reference: &str,
+) -> Result<Option<FixTarget>, Outcome> {
     let reference = reference.trim();
     let github_number = reference
         .strip_prefix('#')
@@ -639,8 +659,8 @@ async fn fetch_target<P: HttpPort>(ctx: &Ctx<'_, P>, reference: &str) -> Result<
 }
 
 /// "Fix with bugbot" on a message: the message is the bug report; file it first.
-async fn issue_from_message<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn issue_from_message<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     message: &Message,
     interaction: &InteractionContext,
 ) -> Result<FixTarget, Outcome> {
@@ -704,7 +724,7 @@ fn stage_text(target: &FixTarget, state: FixState, requested_by: &str, run: Opti
     format!("{head}\n{line}\nRequested by {requested_by}")
 }
 
-async fn show<P: HttpPort>(ctx: &Ctx<'_, P>, run: &FixRun) -> Result<(), SinkError> {
+async fn show<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, run: &FixRun) -> Result<(), SinkError> {
     let text = stage_text(&run.target, run.state, &run.requested_by, Some(run));
     if let Some(message_id) = &run.reply.message_id
         && let Some(channel) = &run.reply.channel_id
@@ -716,7 +736,11 @@ async fn show<P: HttpPort>(ctx: &Ctx<'_, P>, run: &FixRun) -> Result<(), SinkErr
 }
 
 /// Edits the deferred reply while the interaction token lives, else posts in the channel.
-async fn say<P: HttpPort>(ctx: &Ctx<'_, P>, reply: &Reply, text: &str) -> Result<(), SinkError> {
+async fn say<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    reply: &Reply,
+    text: &str,
+) -> Result<(), SinkError> {
     let body = json!({"content": text, "allowed_mentions": {"parse": []}});
     if let (Some(app), Some(token)) = (&reply.application_id, &reply.interaction_token)
         && ctx.now_ms < reply.interaction_expires_ms
@@ -731,7 +755,11 @@ async fn say<P: HttpPort>(ctx: &Ctx<'_, P>, reply: &Reply, text: &str) -> Result
     Ok(())
 }
 
-async fn comment<P: HttpPort>(ctx: &Ctx<'_, P>, target: &FixTarget, body: &str) -> Result<(), SinkError> {
+async fn comment<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    target: &FixTarget,
+    body: &str,
+) -> Result<(), SinkError> {
     if let (Some(number), Some(github)) = (target.github_number, github(ctx)) {
         github.comment(number, body).await?;
     }
@@ -744,19 +772,19 @@ async fn comment<P: HttpPort>(ctx: &Ctx<'_, P>, target: &FixTarget, body: &str) 
 // ---------------------------------------------------------------------------------------------
 // State
 
-async fn save_run<P: HttpPort>(ctx: &Ctx<'_, P>, run: &FixRun) {
+async fn save_run<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, run: &FixRun) {
     let text = serde_json::to_string(run).expect("a fix run serializes");
     let kv = ctx.state.kv();
     let _ = kv.put_text(&keys::fix_run(&run.fix_job_id), text, FIX_RUN_TTL_SECS).await;
     let _ = kv.put_text(&keys::fix_issue(&run.target.key), run.fix_job_id.clone(), FIX_RUN_TTL_SECS).await;
 }
 
-async fn load_run<P: HttpPort>(ctx: &Ctx<'_, P>, fix_job_id: &str) -> Option<FixRun> {
-    ctx.state.kv().get(&keys::fix_run(fix_job_id)).json().await.ok().flatten()
+async fn load_run<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, fix_job_id: &str) -> Option<FixRun> {
+    serde_json::from_str(&ctx.state.kv().get_text(&keys::fix_run(fix_job_id)).await?).ok()
 }
 
-async fn current_run<P: HttpPort>(ctx: &Ctx<'_, P>, key: &str) -> Option<FixRun> {
-    let id = ctx.state.kv().get(&keys::fix_issue(key)).text().await.ok().flatten()?;
+async fn current_run<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, key: &str) -> Option<FixRun> {
+    let id = ctx.state.kv().get_text(&keys::fix_issue(key)).await?;
     load_run(ctx, &id).await
 }
 
@@ -765,17 +793,18 @@ fn day(now_ms: u64) -> String {
 }
 
 /// Today's auto-fix runs and spend (best effort: KV, approximate under bursts).
-async fn caps_today<P: HttpPort>(ctx: &Ctx<'_, P>) -> (u32, f64) {
+async fn caps_today<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>) -> (u32, f64) {
     #[derive(Deserialize)]
     struct Caps {
         runs: u32,
         usd: f64,
     }
     let key = keys::fix_caps(&day(ctx.now_ms));
-    ctx.state.kv().get(&key).json::<Caps>().await.ok().flatten().map_or((0, 0.0), |c| (c.runs, c.usd))
+    let caps = ctx.state.kv().get_text(&key).await.and_then(|text| serde_json::from_str::<Caps>(&text).ok());
+    caps.map_or((0, 0.0), |c| (c.runs, c.usd))
 }
 
-async fn record_cap<P: HttpPort>(ctx: &Ctx<'_, P>, usd: f64) {
+async fn record_cap<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, usd: f64) {
     let (runs, spent) = caps_today(ctx).await;
     let key = keys::fix_caps(&day(ctx.now_ms));
     let value = json!({"runs": runs + 1, "usd": spent + usd}).to_string();
@@ -785,7 +814,7 @@ async fn record_cap<P: HttpPort>(ctx: &Ctx<'_, P>, usd: f64) {
 // ---------------------------------------------------------------------------------------------
 // Helpers over the configured sinks
 
-fn github<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<GitHub<'a, P>> {
+fn github<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<GitHub<'a, P>> {
     ctx.config.github.as_ref().map(|c| GitHub {
         port: ctx.port,
         api_base: c.api_base.clone(),
@@ -794,17 +823,17 @@ fn github<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<GitHub<'a, P>> {
     })
 }
 
-fn github_for<'a, P: HttpPort>(ctx: &Ctx<'a, P>, repo: &str) -> Option<GitHub<'a, P>> {
+fn github_for<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>, repo: &str) -> Option<GitHub<'a, P>> {
     github(ctx).map(|g| GitHub { repo: repo.to_owned(), ..g })
 }
 
-fn linear<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<(Linear<'a, P>, &'a str)> {
+fn linear<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<(Linear<'a, P>, &'a str)> {
     ctx.config.linear.as_ref().map(|c| {
         (Linear { port: ctx.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
     })
 }
 
-fn discord<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Discord<'a, P> {
+fn discord<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Discord<'a, P> {
     let c = &ctx.config.discord;
     Discord { port: ctx.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
 }
