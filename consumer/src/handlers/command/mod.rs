@@ -47,7 +47,15 @@ fn done(state: JobState, reason: impl Into<String>) -> Outcome {
 }
 
 /// The authorization settings; an unreadable one closes everything rather than opening up.
-fn policy(env: &worker::Env) -> Result<Policy, String> {
+fn policy(env: &worker::Env) -> std::rc::Rc<Result<Policy, String>> {
+    thread_local! {
+        static POLICY: std::cell::OnceCell<std::rc::Rc<Result<Policy, String>>> = const { std::cell::OnceCell::new() };
+    }
+    // Read once per isolate, like the rest of the configuration.
+    POLICY.with(|cell| cell.get_or_init(|| std::rc::Rc::new(read_policy(env))).clone())
+}
+
+fn read_policy(env: &worker::Env) -> Result<Policy, String> {
     let var = |name| binding(env, name);
     let (guilds, channels, read, write, users, admins) = (
         var("DISCORD_ALLOWED_GUILDS"),
@@ -109,7 +117,7 @@ fn log_refusal(job: &Job, command: &Command, ix: &InteractionContext, reason: &s
 
 async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, cmd: &DiscordCommandJob) -> Outcome {
     let ix = &cmd.interaction;
-    let decision = match policy(ctx.env) {
+    let decision = match policy(ctx.env).as_ref() {
         Ok(policy) => policy.decide(ix, Access::of(&cmd.command)),
         Err(e) => Decision::Deny(format!("bugbot's authorization settings are invalid ({e}).")),
     };
