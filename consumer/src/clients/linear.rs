@@ -190,10 +190,28 @@ impl<'a, P: HttpPort> Linear<'a, P> {
                 label.id.clone()
             } else {
                 let input = json!({ "name": name, "teamId": team_id });
-                let data: IssueLabelCreateData =
-                    self.graphql("IssueLabelCreate", ISSUE_LABEL_CREATE, json!({ "input": input })).await?;
-                let payload = data.issue_label_create;
-                created(payload.success, payload.issue_label, "issueLabelCreate")?.id
+                let made: Result<IssueLabelCreateData, SinkError> =
+                    self.graphql("IssueLabelCreate", ISSUE_LABEL_CREATE, json!({ "input": input })).await;
+                match made {
+                    Ok(data) => {
+                        let payload = data.issue_label_create;
+                        created(payload.success, payload.issue_label, "issueLabelCreate")?.id
+                    }
+                    // Another job (alerts are processed concurrently) created it since the lookup.
+                    Err(SinkError::Permanent { reason, .. })
+                        if reason.to_ascii_lowercase().contains("duplicate label name") =>
+                    {
+                        let filter = json!({ "name": { "eqIgnoreCase": name } });
+                        let again: IssueLabelsData =
+                            self.graphql("IssueLabels", ISSUE_LABELS, json!({ "filter": filter })).await?;
+                        let found = again.issue_labels.nodes.iter().filter(usable).max_by_key(|l| l.team.is_some());
+                        match found {
+                            Some(label) => label.id.clone(),
+                            None => return Err(SinkError::Permanent { service: "linear", reason }),
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
             };
             ids.push(id);
         }
