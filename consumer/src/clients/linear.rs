@@ -767,6 +767,24 @@ mod tests {
     }
 
     #[test]
+    fn a_label_another_job_just_created_is_looked_up_again() {
+        let none = json!({"data": {"issueLabels": {"nodes": []}}});
+        let duplicate = json!({"errors": [{"message": "Duplicate label name: sentry",
+            "extensions": {"type": "invalid input", "userPresentableMessage": "Duplicate label name: sentry"}}]});
+        let found = json!({"data": {"issueLabels": {"nodes": [
+            {"id": "l-theirs", "name": "sentry", "isGroup": false, "team": {"id": "team-1"}},
+        ]}}});
+        let port = RecordingPort::new([
+            answer(200, &none.to_string()),
+            answer(400, &duplicate.to_string()),
+            answer(200, &found.to_string()),
+        ]);
+        let ids = block_on(linear(&port).ensure_labels("team-1", &["sentry".to_owned()])).unwrap();
+        assert_eq!(ids, ["l-theirs"]);
+        assert_eq!(port.requests().len(), 3);
+    }
+
+    #[test]
     fn attach_link_and_comment() {
         let port = RecordingPort::new([
             answer(
