@@ -1,5 +1,5 @@
 //! The coding agent behind a small trait, and its real implementation: Claude Code headless, as
-//! `shared/docs/EXECUTOR.md` describes (`claude -p --output-format stream-json --permission-mode dontAsk` with
+//! `docs/CLAUDE_CODE_HEADLESS.md` describes (`claude -p --output-format stream-json --permission-mode dontAsk` with
 //! path-scoped tools, user settings only, no session persistence, a private `HOME`, a minimal environment,
 //! `--max-turns`, `--max-budget-usd`, and a wall-clock limit with a process-group kill).
 //!

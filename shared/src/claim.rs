@@ -205,10 +205,12 @@ pub enum FingerprintOp {
     Progress {
         tracked: TrackedRefs,
     },
-    /// The creator finished filing.
+    /// The creator finished filing; `tracked` (merged like `Progress`) saves a round trip.
     Filed {
         holder: String,
         now_ms: u64,
+        #[serde(default)]
+        tracked: TrackedRefs,
     },
     /// The creator gave up (permanent failure): the next occurrence tries again.
     Abandon {
@@ -268,8 +270,9 @@ pub fn fingerprint(
             }
             None => (None, FingerprintReply::NotTracked),
         },
-        FingerprintOp::Filed { holder, now_ms } => match record {
+        FingerprintOp::Filed { holder, now_ms, tracked } => match record {
             Some(mut r) if r.state == IssueState::Creating && r.holder.as_deref() == Some(holder.as_str()) => {
+                r.tracked.merge(tracked);
                 r.state = IssueState::Filed;
                 r.holder = None;
                 r.lease_until_ms = 0;
@@ -433,7 +436,7 @@ mod tests {
         let (record, _) = run(vec![
             occ("a", 0),
             FingerprintOp::Abandon { holder: "b".into() },
-            FingerprintOp::Filed { holder: "b".into(), now_ms: 1 },
+            FingerprintOp::Filed { holder: "b".into(), now_ms: 1, tracked: TrackedRefs::default() },
         ]);
         assert_eq!(record.unwrap().state, IssueState::Creating);
     }
@@ -443,7 +446,7 @@ mod tests {
         let (record, replies) = run(vec![
             occ("a", 0),
             FingerprintOp::Progress { tracked: linear() },
-            FingerprintOp::Filed { holder: "a".into(), now_ms: 10 },
+            FingerprintOp::Filed { holder: "a".into(), now_ms: 10, tracked: TrackedRefs::default() },
             occ("b", 1_000),
             occ("b", 2_000),
             occ("c", COOLDOWN + 10),
@@ -464,7 +467,7 @@ mod tests {
     fn resolve_then_recur_is_a_regression() {
         let (record, replies) = run(vec![
             occ("a", 0),
-            FingerprintOp::Filed { holder: "a".into(), now_ms: 0 },
+            FingerprintOp::Filed { holder: "a".into(), now_ms: 0, tracked: TrackedRefs::default() },
             FingerprintOp::SetResolved { resolved: true, now_ms: 5 },
             FingerprintOp::SetResolved { resolved: true, now_ms: 6 },
             occ("b", 10),

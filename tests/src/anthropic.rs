@@ -1,6 +1,6 @@
 //! A fake Anthropic Messages API that the real Claude Code CLI can talk to, fully offline.
 //!
-//! It mirrors what `claude -p` needs (see `shared/docs/EXECUTOR.md`):
+//! It mirrors what `claude -p` needs (see `docs/CLAUDE_CODE_HEADLESS.md`):
 //! - `POST /v1/messages` (the CLI adds `?beta=true`): requests that carry `tools` are agent turns and are
 //!   answered with the next scripted [`Turn`]; requests without tools (title generation and similar side
 //!   requests) get a small JSON text answer and do not consume a turn.

@@ -26,7 +26,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, Request};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
-use bugbot_consumer::http::{self, HttpPort, HttpRequest, HttpResponse, TransportError};
+use bugbot_consumer::clients::http::{self, HttpPort, HttpRequest, HttpResponse, TransportError};
 use serde_json::Value;
 use tokio::sync::oneshot;
 

@@ -204,3 +204,21 @@ async fn without_trackers_alerts_are_processed_and_skipped_cleanly() {
     // A clear log line says what was skipped.
     stack.workers.log_containing(SETTLE, "Linear not configured").await.unwrap();
 }
+
+/// Issue 18: the consumer counts its own round trips, so that `make bench` can report Durable
+/// Object calls and KV writes per alert as counted in workerd. One new alert: a handful of Durable
+/// Object calls (delivery, fingerprint, stats) and at most two KV writes (its issue record and its
+/// status record).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_consumer_counts_its_durable_object_calls_and_kv_writes() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let jobs = stack.sentry("event_alert", "counted-1", &alert()).await.unwrap();
+    let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
+    assert_eq!(status["state"], "filed", "{status}");
+    let counts = stack.admin("counters").await.unwrap();
+    assert_eq!(counts["jobs"], 1, "{counts}");
+    let calls = counts["durable_object_calls"].as_u64().unwrap();
+    assert!((1..=5).contains(&calls), "{counts}");
+    let writes = counts["kv_writes"].as_u64().unwrap();
+    assert!((1..=2).contains(&writes), "{counts}");
+}

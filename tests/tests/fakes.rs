@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use bugbot_consumer::http::{HttpPort, HttpRequest, Method};
-use bugbot_consumer::sink::SinkError;
-use bugbot_consumer::sink::discord::Discord;
-use bugbot_consumer::sink::github::GitHub;
-use bugbot_consumer::sink::linear::{Linear, NewLinearIssue, StateType};
+use bugbot_consumer::clients::SinkError;
+use bugbot_consumer::clients::discord::Discord;
+use bugbot_consumer::clients::github::GitHub;
+use bugbot_consumer::clients::http::{HttpPort, HttpRequest, Method};
+use bugbot_consumer::clients::linear::{Linear, NewLinearIssue, StateType};
 use bugbot_e2e::fake::github::Commit;
 use bugbot_e2e::fake::{Failure, FakeDiscord, FakeGitHub, FakeLinear, ReqwestPort, linear};
 use bugbot_shared::source::discord::Snowflake;
@@ -168,7 +168,7 @@ async fn linear_fake_understands_every_sink_operation() {
     let fake = FakeLinear::start(&key).await;
     let port = ReqwestPort::new();
     // Each query the sink can send, with harmless variables: none may be rejected as unknown.
-    for query in bugbot_consumer::sink::linear::OPERATIONS {
+    for query in bugbot_consumer::clients::linear::OPERATIONS {
         let variables = json!({"url": "u", "id": "ENG-1", "term": "t", "first": 1, "teamId": linear::TEAM_ID,
             "type": "completed", "issueId": "ENG-1", "title": "t", "filter": {"name": {"eq": "x"}},
             "input": {"teamId": linear::TEAM_ID, "title": "t", "name": "n", "issueId": "ENG-1", "body": "b"}});

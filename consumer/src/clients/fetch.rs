@@ -1,0 +1,155 @@
+//! [`HttpPort`] over the Workers `fetch` API, with a hard timeout (the request is aborted, so a
+//! hanging API costs one timeout, not the invocation).
+
+use std::future::Future;
+use std::time::Duration;
+
+use bugbot_shared::log::{Level, LogLine};
+use futures_util::future::{Either, select};
+use worker::{AbortController, Date, Delay, Fetch, Headers, Method as WMethod, Request, RequestInit};
+
+use crate::clients::http::{HttpPort, HttpRequest, HttpResponse, Method, TransportError};
+
+/// Outbound calls through `fetch`.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchPort {
+    pub timeout_ms: u64,
+}
+
+impl Default for FetchPort {
+    fn default() -> Self {
+        Self { timeout_ms: 10_000 }
+    }
+}
+
+fn method(m: Method) -> WMethod {
+    match m {
+        Method::Get => WMethod::Get,
+        Method::Post => WMethod::Post,
+        Method::Put => WMethod::Put,
+        Method::Patch => WMethod::Patch,
+        Method::Delete => WMethod::Delete,
+    }
+}
+
+/// One `outbound` log line per call: method, host, status or failure, duration. Never the path
+/// (interaction webhooks carry their token in it), the query, or any header value.
+fn log_outbound(method: Method, url: &str, started: u64, result: &Result<HttpResponse, TransportError>) {
+    let host = worker::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
+    let route = format!("{} {host}", method.as_str());
+    let mut line = LogLine::new(Level::Info, "consumer", "outbound");
+    line.route = Some(&route);
+    let reason;
+    match result {
+        Ok(response) => {
+            line.status = Some(response.status);
+            line.outcome = Some(if response.status < 400 { "ok" } else { "error" });
+            if response.status == 429 || response.status >= 500 {
+                line.level = Level::Warn;
+            }
+        }
+        Err(e) => {
+            line.level = Level::Warn;
+            line.outcome = Some(if matches!(e, TransportError::Timeout(_)) { "timeout" } else { "unreachable" });
+            // Transport errors can quote the URL: keep only their kind.
+            reason = if matches!(e, TransportError::Timeout(_)) { "timed out" } else { "connection failed" };
+            line.reason = Some(reason);
+        }
+    }
+    #[expect(clippy::cast_precision_loss, reason = "durations are small")]
+    let duration = Date::now().as_millis().saturating_sub(started) as f64;
+    line.duration_ms = Some(duration);
+    worker::console_log!("{}", line.to_json());
+}
+
+/// `future`'s output, or `None` once `timeout_ms` have passed (the future is dropped).
+pub async fn within<T>(timeout_ms: u64, future: impl Future<Output = T>) -> Option<T> {
+    match select(Box::pin(future), Delay::from(Duration::from_millis(timeout_ms))).await {
+        Either::Left((value, _)) => Some(value),
+        Either::Right(((), _)) => None,
+    }
+}
+
+/// Runs one outbound call and prints its log line.
+async fn logged(
+    request: &HttpRequest,
+    call: impl Future<Output = Result<HttpResponse, TransportError>>,
+) -> Result<HttpResponse, TransportError> {
+    let started = Date::now().as_millis();
+    let result = call.await;
+    log_outbound(request.method, &request.url, started, &result);
+    result
+}
+
+impl HttpPort for FetchPort {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        logged(&request, self.send_unlogged(&request)).await
+    }
+}
+
+#[expect(clippy::needless_pass_by_value, reason = "used as map_err(connect)")]
+fn connect(e: worker::Error) -> TransportError {
+    TransportError::Connect(e.to_string())
+}
+
+/// The Workers request for an [`HttpRequest`].
+pub fn worker_request(request: &HttpRequest) -> Result<Request, TransportError> {
+    let headers = Headers::new();
+    for (name, value) in &request.headers {
+        headers.set(name, value).map_err(connect)?;
+    }
+    let mut init = RequestInit::new();
+    init.with_method(method(request.method)).with_headers(headers);
+    if let Some(body) = &request.body {
+        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
+    }
+    Request::new_with_init(&request.url, &init).map_err(connect)
+}
+
+async fn read(mut resp: worker::Response) -> worker::Result<HttpResponse> {
+    let status = resp.status_code();
+    let headers = resp.headers().entries().collect();
+    let body = resp.bytes().await?;
+    Ok(HttpResponse { status, headers, body })
+}
+
+impl FetchPort {
+    async fn send_unlogged(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
+        let fetch = Fetch::Request(worker_request(request)?);
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let call = async { read(fetch.send_with_signal(&signal).await?).await };
+        within(self.timeout_ms, call).await.map_or_else(
+            || {
+                controller.abort();
+                Err(TransportError::Timeout(self.timeout_ms))
+            },
+            |result| result.map_err(connect),
+        )
+    }
+}
+
+/// [`HttpPort`] into a Durable Object (its `fetch`), with the same timeout and log line as
+/// [`FetchPort`]. The request's URL only carries the path the object routes on.
+pub struct StubPort {
+    pub stub: worker::Stub,
+    pub timeout_ms: u64,
+}
+
+impl std::fmt::Debug for StubPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StubPort").field("timeout_ms", &self.timeout_ms).finish_non_exhaustive()
+    }
+}
+
+impl HttpPort for StubPort {
+    async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
+        let call = async {
+            let response = self.stub.fetch_with_request(worker_request(&request)?).await.map_err(connect)?;
+            read(response).await.map_err(connect)
+        };
+        let call =
+            async { within(self.timeout_ms, call).await.unwrap_or(Err(TransportError::Timeout(self.timeout_ms))) };
+        logged(&request, call).await
+    }
+}

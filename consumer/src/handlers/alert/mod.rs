@@ -1,0 +1,382 @@
+//! What the consumer does with one alert job: claim the delivery, normalize, filter, claim the
+//! fingerprint, then file or update the tracked issue(s) and the Discord announcement.
+//!
+//! Every step is idempotent under redelivery: the delivery claim drops copies, the fingerprint
+//! claim lets exactly one job file an issue (recording each filed piece as it goes, so a retry
+//! resumes instead of repeating), the trackers are searched before anything is created, and a
+//! repeat comments at most once per cooldown window.
+
+use bugbot_shared::claim::{
+    DiscordRef, FingerprintOp, FingerprintReply, GitHubRef, LinearRef, RepeatDecision, TrackedRefs,
+};
+use bugbot_shared::digest::Occurrence;
+use bugbot_shared::event::{ErrorEvent, MetricStatus, Signal, StatusChange, UptimeState};
+use bugbot_shared::filter::{Decision, filter_signal};
+use bugbot_shared::job::Job;
+use bugbot_shared::normalize::normalize;
+use bugbot_shared::report::{self, AlertState};
+use bugbot_shared::status::JobState;
+
+use crate::clients::discord::Discord;
+use crate::clients::github::GitHub;
+use crate::clients::http::HttpPort;
+use crate::clients::linear::{Linear, NewLinearIssue};
+use crate::runtime::ctx::Ctx;
+use crate::runtime::outcome::{AlertSummary, Effect, FollowUp, Outcome, StepError};
+use crate::runtime::settle;
+use crate::store::ports::{ClaimPort, KvPort};
+
+/// Processes one alert job end to end (the runtime has claimed its delivery). A newly filed issue comes back with the auto-fix
+/// follow-up, which the runtime runs after the alert is settled (the fix flow is not called from here).
+pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+) -> (Outcome, Option<FollowUp>) {
+    match run(ctx, job).await {
+        Ok(done) => done,
+        Err(e) => (settle::failure(&ctx.config.retry, ctx.jitter, ctx.attempt, e), None),
+    }
+}
+
+async fn run<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+) -> Result<(Outcome, Option<FollowUp>), StepError> {
+    let signal = match normalize(&job.kind, job.received_at_ms) {
+        Ok(signal) => signal,
+        Err(e) => return Ok((Outcome::done(JobState::Failed, format!("cannot normalize: {e}")), None)),
+    };
+    let fingerprint = signal.fingerprint().as_str().to_owned();
+    if let Decision::Drop(reason) = filter_signal(&signal, &ctx.config.filter) {
+        let reason = format!("filtered: {reason}");
+        let skipped = Outcome::done(JobState::Ignored, reason.clone()).with_effect(Effect::Skipped { reason });
+        return Ok((with_fingerprint(skipped, &fingerprint), None));
+    }
+    let (outcome, follow_up) = match signal {
+        Signal::Occurrence(event) | Signal::Regressed(event) => occurrence(ctx, job, event).await?,
+        Signal::Resolved(change) => (status_change(ctx, &change, true).await?, None),
+        Signal::MetricAlert(alert) => {
+            if alert.status == MetricStatus::Resolved {
+                (status_change(ctx, &alert.to_change(), true).await?, None)
+            } else {
+                occurrence(ctx, job, alert.to_event()).await?
+            }
+        }
+        Signal::Uptime(alert) => {
+            if alert.state == UptimeState::Up {
+                (status_change(ctx, &alert.to_change(), true).await?, None)
+            } else {
+                occurrence(ctx, job, alert.to_event()).await?
+            }
+        }
+        Signal::Ignored(_) | Signal::Assigned { .. } => {
+            let reason = "no action for this status change".to_owned();
+            (Outcome::done(JobState::Ignored, reason.clone()).with_effect(Effect::Skipped { reason }), None)
+        }
+    };
+    Ok((with_fingerprint(outcome, &fingerprint), follow_up))
+}
+
+fn with_fingerprint(outcome: Outcome, fp: &str) -> Outcome {
+    match outcome {
+        Outcome::Done { state, reason, links, effect, .. } => {
+            Outcome::Done { state, reason, links, fingerprint: Some(fp.to_owned()), effect }
+        }
+        retry @ Outcome::Retry { .. } => retry,
+    }
+}
+
+async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    event: ErrorEvent,
+) -> Result<(Outcome, Option<FollowUp>), StepError> {
+    let holder = job.id.as_str();
+    let fp = event.fingerprint.as_str();
+    let op = FingerprintOp::Occurrence {
+        holder: holder.to_owned(),
+        now_ms: ctx.now_ms,
+        lease_ms: ctx.config.claim_lease_ms,
+        cooldown_ms: ctx.config.repeat_comment_cooldown_ms,
+    };
+    let filed_effect = |occurrence, tracked: &TrackedRefs| Effect::Filed {
+        occurrence,
+        alert: Box::new(AlertSummary::of(&event, links(tracked).into_iter().next())),
+    };
+    match ctx.claims.fingerprint(fp, &op).await? {
+        FingerprintReply::Create { tracked: already, .. } => {
+            let (tracked, filed) = file(ctx, &event, already.clone()).await;
+            match filed {
+                Ok(()) => {
+                    // One round trip: the filed pieces and the end of filing together.
+                    let done = FingerprintOp::Filed {
+                        holder: holder.to_owned(),
+                        now_ms: ctx.now_ms,
+                        tracked: tracked.clone(),
+                    };
+                    ctx.claims.fingerprint(fp, &done).await?;
+                    ctx.state.remember_issue(&event, &tracked).await;
+                    let outcome = Outcome::Done {
+                        state: JobState::Filed,
+                        reason: None,
+                        links: links(&tracked),
+                        fingerprint: None,
+                        effect: filed_effect(Occurrence::New, &tracked),
+                    };
+                    Ok((outcome, Some(FollowUp::AutoFix { event: Box::new(event), tracked })))
+                }
+                Err(e) => {
+                    // Keep what did go out, so that a retry files only what failed.
+                    if tracked != already {
+                        ctx.claims.fingerprint(fp, &FingerprintOp::Progress { tracked }).await?;
+                    }
+                    if let StepError::Sink(sink) = &e
+                        && !sink.is_transient()
+                    {
+                        ctx.claims.fingerprint(fp, &FingerprintOp::Abandon { holder: holder.to_owned() }).await?;
+                    }
+                    Err(e)
+                }
+            }
+        }
+        FingerprintReply::Pending { occurrences } => {
+            let reason = format!("occurrence {occurrences} counted; the issue is being filed by another job");
+            let effect = filed_effect(Occurrence::Repeat, &TrackedRefs::default());
+            Ok((Outcome::done(JobState::Duplicate, reason).with_effect(effect), None))
+        }
+        FingerprintReply::Repeat { tracked, occurrences, decision } => {
+            repeat(ctx, &event, &tracked, occurrences, decision).await?;
+            let reason = match (decision.regressed, decision.comment) {
+                (true, _) => format!("regression (occurrence {occurrences}): reopened"),
+                (false, true) => format!("occurrence {occurrences}: commented"),
+                (false, false) => format!("occurrence {occurrences}: counted (within the comment cooldown)"),
+            };
+            let occurrence = if decision.regressed { Occurrence::Regressed } else { Occurrence::Repeat };
+            let outcome = Outcome::Done {
+                state: JobState::Filed,
+                reason: Some(reason),
+                links: links(&tracked),
+                fingerprint: None,
+                effect: filed_effect(occurrence, &tracked),
+            };
+            Ok((outcome, None))
+        }
+        other => Err(StepError::Platform(format!("unexpected claim reply {other:?}"))),
+    }
+}
+
+fn links(tracked: &TrackedRefs) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(l) = &tracked.linear {
+        out.push(l.url.clone());
+    }
+    if let Some(g) = &tracked.github {
+        out.push(g.url.clone());
+    }
+    out
+}
+
+fn linear<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<(Linear<'a, P>, &'a str)> {
+    ctx.config.linear.as_ref().map(|c| {
+        (Linear { port: ctx.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
+    })
+}
+
+fn github<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<GitHub<'a, P>> {
+    ctx.config.github.as_ref().map(|c| GitHub {
+        port: ctx.port,
+        api_base: c.api_base.clone(),
+        token: c.token.clone(),
+        repo: c.repo.clone(),
+    })
+}
+
+fn discord<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Discord<'a, P> {
+    let c = &ctx.config.discord;
+    Discord { port: ctx.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
+}
+
+/// Files what `tracked` does not have yet, recording each piece as soon as it exists.
+async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    event: &ErrorEvent,
+    mut tracked: TrackedRefs,
+) -> (TrackedRefs, Result<(), StepError>) {
+    // Each sink on its own (issue 15.12): one failing does not hold back the others; only what
+    // failed is retried (the claim remembers what was filed), and the first failure is returned.
+    let mut first_error = None;
+    let title = report::issue_title(event);
+    let body = report::issue_body_markdown(event);
+    if tracked.linear.is_none()
+        && let Some((linear, team_id)) = linear(ctx)
+    {
+        match file_linear(&linear, team_id, event, &title, &body).await {
+            Ok(linear_ref) => tracked.linear = Some(linear_ref),
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    if tracked.github.is_none()
+        && let Some(github) = github(ctx)
+    {
+        let marker = report::fingerprint_marker(&event.fingerprint);
+        let filed = match github.find_by_marker(&marker).await {
+            Ok(Some(issue)) => Ok(issue),
+            Ok(None) => github.create_issue(&title, &body, &report::labels(event)).await,
+            Err(e) => Err(e),
+        };
+        match filed {
+            Ok(issue) => tracked.github = Some(GitHubRef { number: issue.number, url: issue.html_url }),
+            Err(e) => first_error = first_error.or(Some(StepError::Sink(e))),
+        }
+    }
+    if tracked.discord.is_none()
+        && let (Some(channel), Some(url)) = (ctx.config.discord.alerts_channel_id.as_deref(), tracked.primary_url())
+        && ctx.config.discord.bot_token.is_some()
+    {
+        let message = report::discord_alert_message(event, url, AlertState::Open);
+        match discord(ctx).create_message(channel, &message).await {
+            Ok(sent) => {
+                tracked.discord = Some(DiscordRef {
+                    channel_id: sent.channel_id.to_string(),
+                    message_id: sent.message_id.to_string(),
+                });
+            }
+            Err(e) => first_error = first_error.or(Some(StepError::Sink(e))),
+        }
+    }
+    (tracked, first_error.map_or(Ok(()), Err))
+}
+
+/// The Linear issue of an event: the source link is the natural key, looked up before creating.
+async fn file_linear<P: HttpPort>(
+    linear: &Linear<'_, P>,
+    team_id: &str,
+    event: &ErrorEvent,
+    title: &str,
+    body: &str,
+) -> Result<LinearRef, StepError> {
+    let existing = match &event.link {
+        Some(url) => linear.find_by_attachment_url(url).await?,
+        None => None,
+    };
+    let issue = if let Some(issue) = existing {
+        issue
+    } else {
+        let label_ids = linear.ensure_labels(team_id, &report::labels(event)).await?;
+        let issue = linear
+            .create_issue(&NewLinearIssue {
+                team_id: team_id.to_owned(),
+                title: title.to_owned(),
+                description: body.to_owned(),
+                priority: report::linear_priority(event.level),
+                label_ids,
+            })
+            .await?;
+        if let Some(url) = &event.link {
+            linear.attach_link(&issue.id, url, &format!("{} issue", event.source.product())).await?;
+        }
+        issue
+    };
+    Ok(LinearRef { id: issue.id, identifier: issue.identifier, url: issue.url })
+}
+
+/// A repeat occurrence: a comment (at most once per cooldown), reopening on regression.
+async fn repeat<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    event: &ErrorEvent,
+    tracked: &TrackedRefs,
+    occurrences: u64,
+    decision: RepeatDecision,
+) -> Result<(), StepError> {
+    if !decision.comment && !decision.regressed {
+        // Inside the cooldown: the claim counted it; no KV write, no sink call.
+        return Ok(());
+    }
+    ctx.state.count_occurrence(event, occurrences).await;
+    let comment = if decision.regressed {
+        report::regressed_comment_markdown(event)
+    } else {
+        report::repeat_comment_markdown(event, occurrences)
+    };
+    comment_everywhere(ctx, tracked, &comment).await?;
+    if decision.regressed {
+        set_open_everywhere(ctx, tracked, true).await?;
+        edit_alert(ctx, tracked, event, AlertState::Regressed).await?;
+    }
+    Ok(())
+}
+
+/// Resolved (or recovered) at the source: comment, close, and edit the announcement.
+async fn status_change<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    change: &StatusChange,
+    resolved: bool,
+) -> Result<Outcome, StepError> {
+    let fp = change.fingerprint.as_str();
+    match ctx.claims.fingerprint(fp, &FingerprintOp::SetResolved { resolved, now_ms: ctx.now_ms }).await? {
+        FingerprintReply::NotTracked => Ok(Outcome::done(JobState::Ignored, "not tracked by bugbot".to_owned())),
+        FingerprintReply::Status { changed: false, tracked } => Ok(Outcome::Done {
+            state: JobState::Duplicate,
+            reason: Some("already in that state".into()),
+            links: links(&tracked),
+            fingerprint: None,
+            effect: Effect::None,
+        }),
+        FingerprintReply::Status { tracked, .. } => {
+            comment_everywhere(ctx, &tracked, &report::resolved_comment_markdown(change)).await?;
+            set_open_everywhere(ctx, &tracked, !resolved).await?;
+            let event = ctx.state.remembered_event(fp).await.unwrap_or_else(|| change.to_event());
+            edit_alert(ctx, &tracked, &event, if resolved { AlertState::Resolved } else { AlertState::Regressed })
+                .await?;
+            Ok(Outcome::Done {
+                state: JobState::Done,
+                reason: Some("resolved".into()),
+                links: links(&tracked),
+                fingerprint: None,
+                effect: Effect::Resolved,
+            })
+        }
+        other => Err(StepError::Platform(format!("unexpected claim reply {other:?}"))),
+    }
+}
+
+async fn comment_everywhere<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    tracked: &TrackedRefs,
+    body: &str,
+) -> Result<(), StepError> {
+    if let (Some(l), Some((linear, _))) = (&tracked.linear, linear(ctx)) {
+        linear.comment(&l.id, body).await?;
+    }
+    if let (Some(g), Some(github)) = (&tracked.github, github(ctx)) {
+        github.comment(g.number, body).await?;
+    }
+    Ok(())
+}
+
+async fn set_open_everywhere<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    tracked: &TrackedRefs,
+    open: bool,
+) -> Result<(), StepError> {
+    if let (Some(l), Some((linear, team_id))) = (&tracked.linear, linear(ctx)) {
+        linear.set_state_type(&l.id, team_id, if open { "unstarted" } else { "completed" }).await?;
+    }
+    if let (Some(g), Some(github)) = (&tracked.github, github(ctx)) {
+        github.set_state(g.number, open, Some(if open { "reopened" } else { "completed" })).await?;
+    }
+    Ok(())
+}
+
+async fn edit_alert<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    tracked: &TrackedRefs,
+    event: &ErrorEvent,
+    state: AlertState,
+) -> Result<(), StepError> {
+    if let (Some(d), Some(url)) = (&tracked.discord, tracked.primary_url()) {
+        let message = report::discord_alert_message(event, url, state);
+        discord(ctx).edit_message(&d.channel_id, &d.message_id, &message).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! `/bugbot` commands and message commands, run in the consumer so that the gateway stays fast:
+//! authorize, claim the delivery (a redelivered command runs once), then
+//! - contextualize / investigate / the "Contextualize with bugbot" menu: [`context`] gathers a
+//!   [`ContextPacket`](bugbot_shared::packet::ContextPacket), comments it on the tracked issue
+//!   ([`tracked`]) and edits the deferred reply in place with a summary and the link;
+//! - fix / "Fix with bugbot": resolves the tracked issue and records the job as queued for the fix flow;
+//! - status: the thread's (or issue's) jobs from KV;
+//! - errors / stats / resolve: [`sentry`], over the Sentry-compatible REST API.
+//!
+//! Authorization happens here, not at the gateway: the gateway wasm has no room left under its
+//! size budget. The deferred reply was already sent (public, "bugbot is thinking…"), so a refusal
+//! is an ephemeral follow-up and the public placeholder is deleted. Every refusal is logged.
+
+pub mod context;
+pub mod sentry;
+pub mod tracked;
+
+use bugbot_shared::authz::{Access, Decision, Policy, PolicyVars};
+use bugbot_shared::command::{Command, IssueRef};
+use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
+use bugbot_shared::log::{Level, LogLine};
+use bugbot_shared::report::clip;
+use bugbot_shared::status::{JobState, JobStatus};
+use serde_json::json;
+
+use crate::clients::SinkError;
+use crate::clients::discord::Discord;
+use crate::clients::http::HttpPort;
+use crate::config::binding;
+use crate::runtime::ctx::Ctx;
+use crate::runtime::outcome::{Effect, Outcome, StepError};
+use crate::runtime::settle;
+
+pub use context::build_packet;
+pub use tracked::{TrackedIssue, resolve_tracked_issue};
+
+/// Handles a `DiscordCommand` or `DiscordComponent` job.
+pub async fn process<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
+    match &job.kind {
+        JobKind::DiscordCommand(command) => run(ctx, job, command).await,
+        _ => done(JobState::Ignored, "no handler for this component"),
+    }
+}
+
+fn done(state: JobState, reason: impl Into<String>) -> Outcome {
+    Outcome::Done { state, reason: Some(reason.into()), links: Vec::new(), fingerprint: None, effect: Effect::None }
+}
+
+/// The authorization settings; an unreadable one closes everything rather than opening up.
+fn policy(env: &worker::Env) -> std::rc::Rc<Result<Policy, String>> {
+    thread_local! {
+        static POLICY: std::cell::OnceCell<std::rc::Rc<Result<Policy, String>>> = const { std::cell::OnceCell::new() };
+    }
+    // Read once per isolate, like the rest of the configuration.
+    POLICY.with(|cell| cell.get_or_init(|| std::rc::Rc::new(read_policy(env))).clone())
+}
+
+fn read_policy(env: &worker::Env) -> Result<Policy, String> {
+    let var = |name| binding(env, name);
+    let (guilds, channels, read, write, users, admins) = (
+        var("DISCORD_ALLOWED_GUILDS"),
+        var("DISCORD_ALLOWED_CHANNELS"),
+        var("DISCORD_READ_ROLES"),
+        var("DISCORD_WRITE_ROLES"),
+        var("DISCORD_ALLOWED_USERS"),
+        var("DISCORD_ADMIN_USERS"),
+    );
+    Policy::from_vars(&PolicyVars {
+        allowed_guilds: guilds.as_deref(),
+        allowed_channels: channels.as_deref(),
+        read_roles: read.as_deref(),
+        write_roles: write.as_deref(),
+        allowed_users: users.as_deref(),
+        admin_users: admins.as_deref(),
+    })
+}
+
+pub(crate) fn discord<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Discord<'a, P> {
+    let c = &ctx.config.discord;
+    Discord { port: ctx.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
+}
+
+/// Edits the deferred reply. Error text is untrusted: the reply can ping no one.
+pub(crate) async fn reply<P: HttpPort>(
+    ctx: &Ctx<'_, P>,
+    ix: &InteractionContext,
+    content: &str,
+) -> Result<(), SinkError> {
+    let body = json!({"content": clip(content, 2_000), "allowed_mentions": {"parse": []}});
+    discord(ctx).edit_original(&ix.application_id.to_string(), &ix.token, &body).await.map(|_| ())
+}
+
+/// A refusal only the invoker sees: the deferral was public, so the answer is an ephemeral
+/// follow-up and the public "thinking…" placeholder is deleted.
+async fn refuse<P: HttpPort>(ctx: &Ctx<'_, P>, ix: &InteractionContext, content: &str) {
+    let body = json!({"content": clip(content, 2_000), "flags": 64, "allowed_mentions": {"parse": []}});
+    let discord = discord(ctx);
+    let app = ix.application_id.to_string();
+    if discord.followup(&app, &ix.token, &body).await.is_ok() {
+        let _ = discord.delete_original(&app, &ix.token).await;
+    } else {
+        // Without the follow-up, say it in the deferred reply rather than not at all.
+        let _ = reply(ctx, ix, content).await;
+    }
+}
+
+fn log_refusal(job: &Job, command: &Command, ix: &InteractionContext, reason: &str) {
+    let mut line = LogLine::new(Level::Warn, "consumer", "authz");
+    line.job_id = Some(job.id.as_str());
+    line.kind = Some(command.name());
+    line.outcome = Some("refused");
+    let user = ix.user.as_ref().map_or_else(|| "unknown".to_owned(), |u| u.id.to_string());
+    let why = format!("{reason} (user {user})");
+    line.reason = Some(&why);
+    worker::console_warn!("{}", line.to_json());
+}
+
+async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, cmd: &DiscordCommandJob) -> Outcome {
+    let ix = &cmd.interaction;
+    let decision = match policy(ctx.env).as_ref() {
+        Ok(policy) => policy.decide(ix, Access::of(&cmd.command)),
+        Err(e) => Decision::Deny(format!("bugbot's authorization settings are invalid ({e}).")),
+    };
+    if let Decision::Deny(reason) = decision {
+        log_refusal(job, &cmd.command, ix, &reason);
+        refuse(ctx, ix, &format!("⛔ Not allowed: {reason}")).await;
+        return done(JobState::Ignored, format!("refused: {reason}"));
+    }
+
+    let result = match &cmd.command {
+        Command::Contextualize { issue, note } => {
+            context::contextualize(
+                ctx,
+                job,
+                ix,
+                context::Target { explicit: issue.as_ref(), note: note.as_deref(), message: None },
+            )
+            .await
+        }
+        Command::ContextualizeMessage { message } => {
+            context::contextualize(ctx, job, ix, context::Target { explicit: None, note: None, message: Some(message) })
+                .await
+        }
+        Command::Investigate { issue } => {
+            context::contextualize(ctx, job, ix, context::Target { explicit: Some(issue), note: None, message: None })
+                .await
+        }
+        // Authorized above; the fix flow resolves the issue, claims it and dispatches the executor.
+        Command::Fix { .. } | Command::FixMessage { .. } => Ok(crate::handlers::fix::on_command(ctx, job).await),
+        Command::Status { issue } => status(ctx, ix, issue.as_ref()).await,
+        Command::Errors { project, hours } => sentry::errors(ctx, ix, project.as_deref(), *hours).await,
+        Command::Stats { period } => sentry::stats(ctx, ix, *period).await,
+        Command::Resolve { issue } => sentry::resolve(ctx, ix, issue).await,
+        _ => Ok(done(JobState::Ignored, "unknown command")),
+    };
+    match result {
+        Ok(outcome) => outcome,
+        Err(e) => match settle::failure(&ctx.config.retry, ctx.jitter, ctx.attempt, e) {
+            retry @ Outcome::Retry { .. } if !settle::is_last(&ctx.config.retry, &retry) => retry,
+            // Given up (a permanent failure, or the last attempt): say so in the reply.
+            Outcome::Retry { reason, .. } | Outcome::Done { reason: Some(reason), .. } => {
+                let _ = reply(ctx, ix, &format!("❌ `/bugbot {}` failed: {reason}", cmd.command.name())).await;
+                done(JobState::Failed, reason)
+            }
+            failed @ Outcome::Done { .. } => failed,
+        },
+    }
+}
+
+/// How a job's state reads in `/bugbot status`.
+pub fn describe(status: &JobStatus) -> String {
+    let reason = status.reason.as_deref().unwrap_or_default();
+    match status.state {
+        JobState::Received => "queued".to_owned(),
+        JobState::Gathering => "gathering context".to_owned(),
+        JobState::Filed => "filed".to_owned(),
+        JobState::Fixing => format!("fixing ({})", if reason.is_empty() { "in progress" } else { reason }),
+        JobState::PrOpened => "PR opened".to_owned(),
+        JobState::Done => "done".to_owned(),
+        JobState::Retrying => format!("retrying: {reason}"),
+        JobState::Failed => format!("failed: {reason}"),
+        JobState::Duplicate => "duplicate".to_owned(),
+        JobState::Ignored => format!("ignored: {reason}"),
+        _ => format!("{:?}", status.state),
+    }
+}
+
+async fn status<P: HttpPort>(
+    ctx: &Ctx<'_, P>,
+    ix: &InteractionContext,
+    issue: Option<&IssueRef>,
+) -> Result<Outcome, StepError> {
+    let kv = ctx.env.kv(crate::store::STATE_KV)?;
+    let record = match issue {
+        Some(issue) => tracked::record_for_issue(&kv, issue.as_str()).await,
+        None => match ix.channel_id {
+            Some(channel) => tracked::record_for_thread(&kv, &channel.to_string()).await,
+            None => None,
+        },
+    };
+    let Some(record) = record else {
+        let what = issue.map_or_else(|| "this thread".to_owned(), |i| format!("`{}`", i.as_str()));
+        reply(ctx, ix, &format!("bugbot has no work on record for {what}.")).await?;
+        return Ok(done(JobState::Done, "status: nothing on record"));
+    };
+    let mut lines = vec![format!("**{}** {} — <{}>", record.issue.label, record.issue.title, record.issue.url)];
+    for job_id in record.jobs.iter().rev().take(5) {
+        let line = match ctx.state.job_status(job_id).await {
+            Some(s) => {
+                format!("• `{}` {}: {}", s.job_id, record.kinds.get(job_id).map_or("job", String::as_str), describe(&s))
+            }
+            None => format!("• `{job_id}`: queued"),
+        };
+        lines.push(line);
+    }
+    reply(ctx, ix, &lines.join("\n")).await?;
+    Ok(Outcome::Done {
+        state: JobState::Done,
+        reason: Some("status shown".into()),
+        links: vec![record.issue.url],
+        fingerprint: None,
+        effect: Effect::None,
+    })
+}

@@ -1,0 +1,254 @@
+//! The tracked issue of a conversation: an explicit reference is fetched; else the thread's
+//! mapping in KV (`thread:{channel_id}`) is used; else an issue is created (Linear if configured,
+//! else GitHub) and the thread mapped, so that follow-up commands need no repetition.
+//!
+//! KV keys: `thread:{channel_id}` and `issue:{label}` → [`ThreadRecord`] (the same record under
+//! both, so `/bugbot status ENG-1` finds it too).
+
+use std::collections::BTreeMap;
+
+use bugbot_shared::references::Reference;
+use serde::{Deserialize, Serialize};
+use worker::kv::KvStore;
+
+use crate::clients::SinkError;
+use crate::clients::github::GitHub;
+use crate::clients::http::HttpPort;
+use crate::clients::linear::{Linear, NewLinearIssue};
+use crate::runtime::ctx::Ctx;
+use crate::runtime::outcome::StepError;
+use crate::store::keys;
+
+const TTL_SECS: u64 = 90 * 24 * 3600;
+/// Job ids kept per thread.
+const MAX_JOBS: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tracker {
+    Linear,
+    GitHub,
+}
+
+/// An issue in Linear or GitHub that bugbot comments on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackedIssue {
+    pub tracker: Tracker,
+    /// Linear's UUID or the GitHub issue number.
+    pub id: String,
+    /// `ENG-12` or `#34`.
+    pub label: String,
+    pub url: String,
+    pub title: String,
+}
+
+/// What bugbot keeps about a thread.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadRecord {
+    pub issue: TrackedIssue,
+    /// Recent job ids, oldest first.
+    #[serde(default)]
+    pub jobs: Vec<String>,
+    /// Job id → command name.
+    #[serde(default)]
+    pub kinds: BTreeMap<String, String>,
+    /// Source issues, sessions and emails seen in the thread, reused by later commands.
+    #[serde(default)]
+    pub references: Vec<Reference>,
+}
+
+pub(crate) fn linear<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<(Linear<'a, P>, &'a str)> {
+    ctx.config.linear.as_ref().map(|c| {
+        (Linear { port: ctx.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
+    })
+}
+
+pub(crate) fn github<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<GitHub<'a, P>> {
+    ctx.config.github.as_ref().map(|c| GitHub {
+        port: ctx.port,
+        api_base: c.api_base.clone(),
+        token: c.token.clone(),
+        repo: c.repo.clone(),
+    })
+}
+
+pub(crate) async fn record_for_thread(kv: &KvStore, channel_id: &str) -> Option<ThreadRecord> {
+    kv.get(&keys::thread(channel_id)).json().await.ok().flatten()
+}
+
+pub(crate) async fn record_for_issue(kv: &KvStore, label: &str) -> Option<ThreadRecord> {
+    kv.get(&keys::issue_label(label)).json().await.ok().flatten()
+}
+
+/// Stores the thread's record (and its copy under the issue's label).
+pub(crate) async fn save(kv: &KvStore, channel_id: Option<&str>, record: &ThreadRecord) -> Result<(), StepError> {
+    let text = serde_json::to_string(record).map_err(|e| StepError::Platform(e.to_string()))?;
+    let platform = |e: worker::kv::KvError| StepError::Platform(format!("KV: {e}"));
+    if let Some(channel) = channel_id {
+        kv.put(&keys::thread(channel), text.clone())
+            .map_err(platform)?
+            .expiration_ttl(TTL_SECS)
+            .execute()
+            .await
+            .map_err(platform)?;
+    }
+    kv.put(&keys::issue_label(&record.issue.label), text)
+        .map_err(platform)?
+        .expiration_ttl(TTL_SECS)
+        .execute()
+        .await
+        .map_err(platform)?;
+    Ok(())
+}
+
+impl ThreadRecord {
+    pub fn new(issue: TrackedIssue) -> Self {
+        Self { issue, jobs: Vec::new(), kinds: BTreeMap::new(), references: Vec::new() }
+    }
+
+    /// Notes a job (once) and the references it saw.
+    pub fn note_job(&mut self, job_id: &str, kind: &str, references: &[Reference]) {
+        if !self.jobs.iter().any(|j| j == job_id) {
+            self.jobs.push(job_id.to_owned());
+            self.kinds.insert(job_id.to_owned(), kind.to_owned());
+        }
+        while self.jobs.len() > MAX_JOBS {
+            let old = self.jobs.remove(0);
+            self.kinds.remove(&old);
+        }
+        for r in references {
+            let keep =
+                matches!(r, Reference::SentryIssue { .. } | Reference::PosthogSession { .. } | Reference::Email(_));
+            if keep && !self.references.contains(r) {
+                self.references.push(r.clone());
+            }
+        }
+    }
+}
+
+/// The tracked issue for a conversation, and the thread's record (new or loaded).
+///
+/// `explicit` are the references the user named (the `issue` option); `title` and `body` are used
+/// only if an issue has to be created. The thread is mapped as soon as an issue exists, so a retry
+/// after a later failure reuses it instead of creating another.
+pub async fn resolve_tracked_issue<P: HttpPort>(
+    ctx: &Ctx<'_, P>,
+    channel_id: Option<&str>,
+    explicit: &[Reference],
+    title: &str,
+    body: &str,
+) -> Result<ThreadRecord, StepError> {
+    let kv = ctx.env.kv(crate::store::STATE_KV)?;
+    let existing = match channel_id {
+        Some(channel) => record_for_thread(&kv, channel).await,
+        None => None,
+    };
+    for reference in explicit {
+        let found = match reference {
+            Reference::Linear { identifier, .. } => match linear(ctx) {
+                Some((linear, _)) => linear.issue(identifier).await?.map(|i| TrackedIssue {
+                    tracker: Tracker::Linear,
+                    id: i.id,
+                    label: i.identifier,
+                    url: i.url,
+                    title: i.title,
+                }),
+                None => return Err(permanent("Linear is not configured")),
+            },
+            Reference::GitHubIssue { repo, number, .. } => match github(ctx) {
+                Some(github) if github.repo.eq_ignore_ascii_case(repo) => {
+                    github.issue(*number).await?.map(|i| TrackedIssue {
+                        tracker: Tracker::GitHub,
+                        id: i.number.to_string(),
+                        label: format!("#{}", i.number),
+                        url: i.html_url,
+                        title: i.title,
+                    })
+                }
+                _ => return Err(permanent(format!("{repo} is not the configured GitHub repository"))),
+            },
+            _ => continue,
+        };
+        let Some(issue) = found else {
+            return Err(permanent(format!("{} was not found", label_of(reference))));
+        };
+        // An explicit issue re-maps the thread to it.
+        let record = match existing {
+            Some(mut r) if r.issue.url == issue.url => {
+                r.issue = issue;
+                r
+            }
+            _ => ThreadRecord::new(issue),
+        };
+        save(&kv, channel_id, &record).await?;
+        return Ok(record);
+    }
+    if let Some(record) = existing {
+        return Ok(record);
+    }
+    let issue = create(ctx, title, body).await?;
+    let record = ThreadRecord::new(issue);
+    save(&kv, channel_id, &record).await?;
+    Ok(record)
+}
+
+fn label_of(reference: &Reference) -> String {
+    match reference {
+        Reference::Linear { identifier, .. } => identifier.clone(),
+        Reference::GitHubIssue { repo, number, .. } => format!("{repo}#{number}"),
+        other => format!("{other:?}"),
+    }
+}
+
+fn permanent(reason: impl Into<String>) -> StepError {
+    StepError::Sink(SinkError::Permanent { service: "commands", reason: reason.into() })
+}
+
+async fn create<P: HttpPort>(ctx: &Ctx<'_, P>, title: &str, body: &str) -> Result<TrackedIssue, StepError> {
+    let title = super::clip(title.trim(), 200);
+    if let Some((linear, team_id)) = linear(ctx) {
+        let issue = linear
+            .create_issue(&NewLinearIssue {
+                team_id: team_id.to_owned(),
+                title,
+                description: body.to_owned(),
+                priority: 3,
+                label_ids: Vec::new(),
+            })
+            .await?;
+        return Ok(TrackedIssue {
+            tracker: Tracker::Linear,
+            id: issue.id,
+            label: issue.identifier,
+            url: issue.url,
+            title: issue.title,
+        });
+    }
+    if let Some(github) = github(ctx) {
+        let issue = github.create_issue(&title, body, &["bugbot".to_owned()]).await?;
+        return Ok(TrackedIssue {
+            tracker: Tracker::GitHub,
+            id: issue.number.to_string(),
+            label: format!("#{}", issue.number),
+            url: issue.html_url,
+            title: issue.title,
+        });
+    }
+    Err(permanent("no issue tracker is configured (Linear or GitHub)"))
+}
+
+/// Comments on the tracked issue.
+pub async fn comment<P: HttpPort>(ctx: &Ctx<'_, P>, issue: &TrackedIssue, body: &str) -> Result<(), StepError> {
+    match issue.tracker {
+        Tracker::Linear => {
+            let (linear, _) = linear(ctx).ok_or_else(|| permanent("Linear is not configured"))?;
+            linear.comment(&issue.id, body).await?;
+        }
+        Tracker::GitHub => {
+            let github = github(ctx).ok_or_else(|| permanent("GitHub is not configured"))?;
+            let number = issue.id.parse().map_err(|_| permanent(format!("bad issue number {}", issue.id)))?;
+            github.comment(number, body).await?;
+        }
+    }
+    Ok(())
+}

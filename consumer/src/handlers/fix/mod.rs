@@ -1,0 +1,864 @@
+//! The fix flow: from a `/bugbot fix`, a "Fix with bugbot" message command, or a confident alert
+//! (auto-fix) to a draft pull request, with a human in control.
+//!
+//! 1. Resolve the tracked issue (explicit reference, the thread's issue, or a new issue made from
+//!    the reported message) and the repository.
+//! 2. Claim `fix:{issue}` in the `ClaimStore` (one run per issue at a time; a second request is told
+//!    the run's status).
+//! 3. Record the run in KV (`fixrun:{id}`), sign a [`FixJob`] and POST it to `EXECUTOR_URL`, or,
+//!    when that is unset, to the executor container through the `ExecutorContainer` Durable Object;
+//!    the Discord reply shows each stage by being edited in place.
+//! 4. The executor's signed [`FixReport`] comes back through the gateway as an `ExecutorResult` job:
+//!    `fixed` → a draft PR (an existing one for the branch is linked, not duplicated) and a comment on
+//!    the issue; anything else → a comment and the reason in Discord, no PR. The claim is released.
+//!
+//! Settings (all optional; the flow is skipped with a clear message when the executor is not configured):
+//! `EXECUTOR_URL` (else the `EXECUTOR` container binding), `EXECUTOR_SECRET`, `EXECUTOR_CALLBACK_URL` (the gateway's `/executor/callback`),
+//! `FIX_REPO` (default `GITHUB_REPO`), `FIX_CLONE_URL` (template, `{repo}` → owner/name; default
+//! `https://github.com/{repo}.git`), `FIX_BASE_REF` (`main`), `FIX_ALLOWED_PATHS` (comma-separated
+//! globs), `FIX_TEST_COMMAND`, `FIX_MAX_TURNS`, `FIX_MAX_USD`, `FIX_TIMEOUT_SECS`, and the auto-fix
+//! policy `AUTO_FIX`, `AUTO_FIX_THRESHOLD`, `AUTO_FIX_MAX_RUNS_PER_DAY`, `AUTO_FIX_MAX_USD_PER_DAY`.
+
+use bugbot_shared::claim::{DeliveryOp, DeliveryReply, TrackedRefs};
+use bugbot_shared::command::{Command, IssueRef};
+use bugbot_shared::confidence::{self, AutoFix, AutoFixPolicy, Evidence};
+use bugbot_shared::container;
+use bugbot_shared::event::{ErrorEvent, format_rfc3339_ms};
+use bugbot_shared::executor::{self, FixJob, FixJobId, FixLimits, FixOutcome, FixPrompt, FixReport};
+use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
+use bugbot_shared::report::{self, clip};
+use bugbot_shared::source::discord::Message;
+use bugbot_shared::status::JobState;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::clients::SinkError;
+use crate::clients::discord::Discord;
+use crate::clients::fetch::StubPort;
+use crate::clients::github::{GitHub, NewPull};
+use crate::clients::http::{HttpPort, HttpRequest, Method, TransportError};
+use crate::clients::linear::Linear;
+use crate::config::binding;
+use crate::runtime::ctx::Ctx;
+use crate::runtime::outcome::{Effect, Outcome, StepError};
+use crate::runtime::settle;
+use crate::store::keys;
+use crate::store::ports::{ClaimPort, KvPort};
+
+/// Interaction tokens live 15 minutes; after that, progress goes to the channel instead.
+const INTERACTION_TTL_MS: u64 = 15 * 60 * 1000;
+const FIX_RUN_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// Where a fix run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixState {
+    Queued,
+    Running,
+    PrOpened,
+    NoChange,
+    Blocked,
+    Failed,
+    TimedOut,
+}
+
+/// The issue a fix is for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FixTarget {
+    /// `#12` (GitHub) or `ENG-3` (Linear).
+    pub key: String,
+    pub url: String,
+    pub title: String,
+    pub body: String,
+    #[serde(default)]
+    pub github_number: Option<u64>,
+    #[serde(default)]
+    pub linear_id: Option<String>,
+}
+
+/// How to tell people about progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    #[serde(default)]
+    pub application_id: Option<String>,
+    #[serde(default)]
+    pub interaction_token: Option<String>,
+    #[serde(default)]
+    pub interaction_expires_ms: u64,
+    #[serde(default)]
+    pub channel_id: Option<String>,
+    /// A channel message bugbot posted for this run (auto-fix), edited at each stage.
+    #[serde(default)]
+    pub message_id: Option<String>,
+}
+
+/// A fix run, kept in KV as `fixrun:{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FixRun {
+    pub fix_job_id: String,
+    pub target: FixTarget,
+    pub repo: String,
+    pub base: String,
+    pub branch: String,
+    pub requested_by: String,
+    pub reply: Reply,
+    pub state: FixState,
+    pub started_at_ms: u64,
+    #[serde(default)]
+    pub finished_at_ms: Option<u64>,
+    #[serde(default)]
+    pub pr_url: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub cost_usd: f64,
+    /// The job that asked for the fix: its status record follows the run (`/bugbot status`).
+    #[serde(default)]
+    pub requested_in: Option<String>,
+}
+
+/// Where fix jobs go.
+enum ExecutorRoute {
+    /// `EXECUTOR_URL`: a self-hosted executor, or any HTTP front.
+    Url(String),
+    /// The `ExecutorContainer` Durable Object (Cloudflare Containers), when `EXECUTOR_URL` is unset.
+    Container,
+}
+
+struct FixSettings {
+    executor: ExecutorRoute,
+    secret: String,
+    callback_url: Option<String>,
+    repo: Option<String>,
+    clone_url: String,
+    base: String,
+    allowed_paths: Vec<String>,
+    test_command: Option<String>,
+    limits: FixLimits,
+    policy: AutoFixPolicy,
+}
+
+thread_local! {
+    static SETTINGS: std::cell::OnceCell<std::rc::Rc<Result<FixSettings, String>>> = const { std::cell::OnceCell::new() };
+}
+
+/// The fix settings, read once per isolate (an alert asks for them on every new issue).
+fn settings(env: &worker::Env) -> std::rc::Rc<Result<FixSettings, String>> {
+    SETTINGS.with(|cell| cell.get_or_init(|| std::rc::Rc::new(read_settings(env))).clone())
+}
+
+fn read_settings(env: &worker::Env) -> Result<FixSettings, String> {
+    let var = |name: &str| binding(env, name);
+    let executor = match var("EXECUTOR_URL") {
+        Some(url) => ExecutorRoute::Url(url.trim_end_matches('/').to_owned()),
+        None if env.durable_object(container::BINDING).is_ok() => ExecutorRoute::Container,
+        None => return Err("the fix executor is not configured (EXECUTOR_URL or the EXECUTOR container)".into()),
+    };
+    let secret = var("EXECUTOR_SECRET").ok_or("the fix executor is not configured (EXECUTOR_SECRET)")?;
+    let number = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok());
+    let mut limits = FixLimits::default();
+    if let Some(n) = number("FIX_MAX_TURNS") {
+        limits.max_turns = u32::try_from(n).unwrap_or(limits.max_turns);
+    }
+    if let Some(usd) = var("FIX_MAX_USD").and_then(|v| v.parse::<f64>().ok()) {
+        limits.max_usd = usd;
+    }
+    if let Some(secs) = number("FIX_TIMEOUT_SECS") {
+        limits.timeout_secs = secs;
+    }
+    let repo = var("FIX_REPO").or_else(|| var("GITHUB_REPO"));
+    Ok(FixSettings {
+        executor,
+        secret,
+        callback_url: var("EXECUTOR_CALLBACK_URL"),
+        clone_url: var("FIX_CLONE_URL").unwrap_or_else(|| "https://github.com/{repo}.git".into()),
+        repo,
+        base: var("FIX_BASE_REF").unwrap_or_else(|| "main".into()),
+        allowed_paths: var("FIX_ALLOWED_PATHS").map_or_else(
+            || vec!["**".into()],
+            |v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        ),
+        test_command: var("FIX_TEST_COMMAND"),
+        limits,
+        policy: AutoFixPolicy::from_vars(
+            var("AUTO_FIX").as_deref(),
+            var("AUTO_FIX_THRESHOLD").as_deref(),
+            var("AUTO_FIX_MAX_RUNS_PER_DAY").as_deref(),
+            var("AUTO_FIX_MAX_USD_PER_DAY").as_deref(),
+        ),
+    })
+}
+
+fn done(state: JobState, reason: impl Into<String>, links: Vec<String>) -> Outcome {
+    Outcome::Done { state, reason: Some(reason.into()), links, fingerprint: None, effect: Effect::None }
+}
+
+/// A failed step, through the runtime's one failure mapping (with this delivery's attempt).
+fn transient_or_done<T, P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    result: Result<T, SinkError>,
+    what: &str,
+) -> Result<T, Outcome> {
+    result.map_err(|e| settle::failure_while(&ctx.config.retry, ctx.jitter, ctx.attempt, what, StepError::Sink(e)))
+}
+
+fn platform<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, reason: String) -> Outcome {
+    settle::failure(&ctx.config.retry, ctx.jitter, ctx.attempt, StepError::Platform(reason))
+}
+
+/// `/bugbot fix [issue] [repo]` and "Fix with bugbot" (already authorized by the commands module).
+pub async fn on_command<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, job: &Job) -> Outcome {
+    let JobKind::DiscordCommand(DiscordCommandJob { interaction, command }) = &job.kind else {
+        return done(JobState::Failed, "not a fix command", Vec::new());
+    };
+    let (issue, repo, message) = match command {
+        Command::Fix { issue, repo } => (issue.clone(), repo.as_ref().map(|r| r.as_str().to_owned()), None),
+        Command::FixMessage { message } => (None, None, Some(message.clone())),
+        _ => return done(JobState::Failed, "not a fix command", Vec::new()),
+    };
+    let reply = Reply {
+        application_id: Some(interaction.application_id.to_string()),
+        interaction_token: Some(interaction.token.clone()),
+        interaction_expires_ms: job.received_at_ms + INTERACTION_TTL_MS,
+        channel_id: interaction.channel_id.map(|c| c.to_string()),
+        message_id: None,
+    };
+    let loaded = settings(ctx.env);
+    let settings = match loaded.as_ref() {
+        Ok(s) => s,
+        Err(reason) => {
+            let _ = say(ctx, &reply, &format!("⚠️ Can't start a fix: {reason}.")).await;
+            return done(JobState::Failed, reason.clone(), Vec::new());
+        }
+    };
+    let target = match resolve_target(ctx, interaction, issue.as_ref(), message.as_ref()).await {
+        Ok(Some(target)) => target,
+        Ok(None) => {
+            let text = "⚠️ Which issue? Pass `issue` (e.g. `#12` or `ENG-3`), run it in a thread bugbot already tracks, or use **Fix with bugbot** on the message that reports the bug.";
+            let _ = say(ctx, &reply, text).await;
+            return done(JobState::Failed, "no issue to fix", Vec::new());
+        }
+        Err(outcome) => return outcome,
+    };
+    let requested_by = interaction.user.as_ref().map_or_else(|| "someone".to_owned(), |u| format!("@{}", u.username));
+    start(ctx, settings, job, target, repo, requested_by, reply).await
+}
+
+/// After an alert filed a new issue: start a fix when auto-fix allows it, else leave a note.
+pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    event: &ErrorEvent,
+    tracked: &TrackedRefs,
+) {
+    let loaded = settings(ctx.env);
+    let Ok(settings) = loaded.as_ref() else { return };
+    if !settings.policy.enabled {
+        return;
+    }
+    let confidence = confidence::score(event, Evidence::default());
+    let (runs, usd) = caps_today(ctx).await;
+    let target = FixTarget {
+        key: tracked
+            .github
+            .as_ref()
+            .map(|g| format!("#{}", g.number))
+            .or_else(|| tracked.linear.as_ref().map(|l| l.identifier.clone()))
+            .unwrap_or_default(),
+        url: tracked.primary_url().unwrap_or_default().to_owned(),
+        title: report::issue_title(event),
+        body: report::issue_body_markdown(event),
+        github_number: tracked.github.as_ref().map(|g| g.number),
+        linear_id: tracked.linear.as_ref().map(|l| l.id.clone()),
+    };
+    if target.key.is_empty() {
+        return;
+    }
+    match confidence::decide(&settings.policy, &confidence, runs, usd) {
+        AutoFix::Skip(reason) => {
+            let note = format!(
+                "bugbot did not start an automatic fix: {reason}. Anyone allowed can still ask with `/bugbot fix issue:{}`.",
+                target.key
+            );
+            let _ = comment(ctx, &target, &note).await;
+        }
+        AutoFix::Run => {
+            let reply = Reply {
+                application_id: None,
+                interaction_token: None,
+                interaction_expires_ms: 0,
+                channel_id: ctx.config.discord.alerts_channel_id.clone(),
+                message_id: None,
+            };
+            let by = format!("auto-fix (confidence {})", confidence.score);
+            let _ = start(ctx, settings, job, target, None, by, reply).await;
+        }
+    }
+}
+
+async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    settings: &FixSettings,
+    job: &Job,
+    target: FixTarget,
+    repo: Option<String>,
+    requested_by: String,
+    mut reply: Reply,
+) -> Outcome {
+    let Some(repo) = repo.or_else(|| settings.repo.clone()) else {
+        let reason = "no repository: pass `repo` or set FIX_REPO / GITHUB_REPO";
+        let _ = say(ctx, &reply, &format!("⚠️ Can't start a fix: {reason}.")).await;
+        return done(JobState::Failed, reason, Vec::new());
+    };
+    let slug = slug(&target.key);
+    let fix_job_id = format!("fix-{slug}-{}", &bugbot_shared::verify::sha256_hex(job.id.as_str().as_bytes())[..10]);
+    let branch = format!("bugbot/fix-{slug}");
+    let lease_ms = (settings.limits.timeout_secs + 15 * 60) * 1000;
+    let claim = DeliveryOp::Begin { holder: fix_job_id.clone(), now_ms: ctx.now_ms, lease_ms };
+    match ctx.claims.delivery(&format!("fix:{}", target.key), &claim).await {
+        Ok(DeliveryReply::Proceed { .. }) => {}
+        Ok(DeliveryReply::Busy { .. } | DeliveryReply::Duplicate { .. }) => {
+            let running = current_run(ctx, &target.key).await;
+            let status = running
+                .map_or_else(String::new, |r| format!(" (requested by {}, {})", r.requested_by, state_text(r.state)));
+            let _ = say(
+                ctx,
+                &reply,
+                &format!("⏳ A fix for {} is already running{status}. I'll post the result here.", target.key),
+            )
+            .await;
+            return done(JobState::Duplicate, format!("a fix for {} is already running", target.key), vec![target.url]);
+        }
+        Ok(DeliveryReply::Finished) | Err(_) => {
+            return platform(ctx, "claim store unavailable".into());
+        }
+    }
+    if reply.interaction_token.is_none()
+        && let Some(channel) = reply.channel_id.clone()
+        && ctx.config.discord.bot_token.is_some()
+    {
+        // Auto-fix has no interaction to edit: post one message and edit it at each stage.
+        let body = json!({"content": stage_text(&target, FixState::Queued, &requested_by, None), "allowed_mentions": {"parse": []}});
+        if let Ok(sent) = discord(ctx).create_message(&channel, &body).await {
+            reply.message_id = Some(sent.message_id.to_string());
+        }
+    }
+    let mut run = FixRun {
+        fix_job_id: fix_job_id.clone(),
+        target: target.clone(),
+        repo: repo.clone(),
+        base: settings.base.clone(),
+        branch: branch.clone(),
+        requested_by,
+        reply,
+        state: FixState::Queued,
+        started_at_ms: ctx.now_ms,
+        finished_at_ms: None,
+        pr_url: None,
+        reason: None,
+        cost_usd: 0.0,
+        requested_in: Some(job.id.to_string()),
+    };
+    save_run(ctx, &run).await;
+    let _ = show(ctx, &run).await;
+
+    let fix_job = FixJob {
+        version: executor::FIX_JOB_VERSION,
+        job_id: match FixJobId::new(fix_job_id.clone()) {
+            Ok(id) => id,
+            Err(_) => return done(JobState::Failed, "could not form a fix job id", Vec::new()),
+        },
+        clone_url: settings.clone_url.replace("{repo}", &repo),
+        base_ref: settings.base.clone(),
+        branch,
+        prompt: FixPrompt {
+            issue_key: target.key.clone(),
+            issue_url: Some(target.url.clone()),
+            title: target.title.clone(),
+            body: target.body.clone(),
+            context: String::new(),
+        },
+        allowed_paths: settings.allowed_paths.clone(),
+        allow_protected: Vec::new(),
+        test_command: settings.test_command.clone(),
+        limits: settings.limits.clone(),
+        callback_url: settings.callback_url.clone(),
+    };
+    if let Err(outcome) = dispatch(ctx, settings, &fix_job).await {
+        if let Outcome::Done { reason, .. } = &outcome {
+            run.state = FixState::Failed;
+            run.reason.clone_from(reason);
+            save_run(ctx, &run).await;
+            let _ = show(ctx, &run).await;
+            let _ = ctx.claims.delivery(&format!("fix:{}", target.key), &DeliveryOp::Release).await;
+        }
+        return outcome;
+    }
+    run.state = FixState::Running;
+    save_run(ctx, &run).await;
+    let _ = show(ctx, &run).await;
+    done(JobState::Fixing, format!("fix {fix_job_id} running for {}", target.key), vec![target.url])
+        .with_effect(Effect::FixStarted)
+}
+
+async fn dispatch<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    settings: &FixSettings,
+    fix_job: &FixJob,
+) -> Result<(), Outcome> {
+    let body = serde_json::to_vec(fix_job).expect("a fix job serializes");
+    let timestamp = ctx.now_ms / 1000;
+    let base = match &settings.executor {
+        ExecutorRoute::Url(url) => url.as_str(),
+        ExecutorRoute::Container => "https://executor-container",
+    };
+    let request = HttpRequest::new(Method::Post, format!("{base}/v1/jobs"))
+        .header("content-type", "application/json")
+        .header(executor::TIMESTAMP_HEADER, timestamp.to_string())
+        .header(executor::SIGNATURE_HEADER, executor::sign(settings.secret.as_bytes(), timestamp, &body));
+    let request = HttpRequest { body: Some(body), ..request };
+    let sent = match &settings.executor {
+        ExecutorRoute::Url(_) => ctx.port.send(request).await,
+        ExecutorRoute::Container => match container_port(ctx.env) {
+            Ok(port) => port.send(request).await,
+            Err(e) => Err(TransportError::Connect(e.to_string())),
+        },
+    };
+    match sent {
+        Ok(resp) if (200..300).contains(&resp.status) => Ok(()),
+        // The container object without a container runtime (and no EXECUTOR_LOCAL_URL): not transient.
+        Ok(resp) if resp.status == 501 => {
+            let reason = String::from_utf8_lossy(&resp.body);
+            Err(done(JobState::Failed, format!("executor unavailable: {}", clip(reason.trim(), 300)), Vec::new()))
+        }
+        Ok(resp) if resp.status == 429 || resp.status >= 500 => {
+            Err(platform(ctx, format!("executor answered {}", resp.status)))
+        }
+        Ok(resp) => Err(done(JobState::Failed, format!("executor refused the job ({})", resp.status), Vec::new())),
+        Err(e) => Err(platform(ctx, format!("executor unreachable: {e}"))),
+    }
+}
+
+/// The executor container's Durable Object; the timeout covers a cold container's start.
+fn container_port(env: &worker::Env) -> worker::Result<StubPort> {
+    let stub = env.durable_object(container::BINDING)?.id_from_name(container::INSTANCE)?.get_stub()?;
+    Ok(StubPort { stub, timeout_ms: 60_000 })
+}
+
+/// The executor's signed result (already verified by the gateway).
+pub async fn on_result<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, job: &Job) -> Outcome {
+    let JobKind::ExecutorResult(result) = &job.kind else {
+        return done(JobState::Failed, "not an executor result", Vec::new());
+    };
+    let report: FixReport = match serde_json::from_str(&result.report) {
+        Ok(r) => r,
+        Err(e) => return done(JobState::Failed, format!("unreadable fix report: {e}"), Vec::new()),
+    };
+    let Some(mut run) = load_run(ctx, report.job_id.as_str()).await else {
+        return done(JobState::Failed, format!("no fix run {} is known", report.job_id), Vec::new());
+    };
+    if !matches!(run.state, FixState::Queued | FixState::Running) {
+        return done(JobState::Duplicate, "this fix run already has its result", run.pr_url.into_iter().collect());
+    }
+    run.cost_usd = report.cost_usd;
+    run.finished_at_ms = Some(ctx.now_ms);
+    let summary = report.summary.clone().unwrap_or_default();
+    let (state, note) = match &report.outcome {
+        FixOutcome::Fixed => match open_pull(ctx, &run, &report).await {
+            Ok(url) => {
+                run.pr_url = Some(url.clone());
+                (
+                    FixState::PrOpened,
+                    format!("🛠️ bugbot opened a draft pull request for this issue: {url}\n\n{summary}"),
+                )
+            }
+            Err(Outcome::Retry { delay_secs, reason, attempt }) => {
+                return Outcome::Retry { delay_secs, reason, attempt };
+            }
+            Err(Outcome::Done { reason, .. }) => {
+                let reason = reason.unwrap_or_default();
+                run.reason = Some(reason.clone());
+                (
+                    FixState::Failed,
+                    format!("bugbot pushed `{}` but could not open a pull request: {reason}", run.branch),
+                )
+            }
+        },
+        FixOutcome::NoChange => (FixState::NoChange, format!("bugbot's fix attempt changed nothing.\n\n{summary}")),
+        FixOutcome::Blocked { reason } => {
+            run.reason = Some(reason.clone());
+            (FixState::Blocked, format!("bugbot's fix attempt was blocked and nothing was pushed: {reason}"))
+        }
+        FixOutcome::Failed { reason } => {
+            run.reason = Some(reason.clone());
+            (FixState::Failed, format!("bugbot's fix attempt failed: {reason}"))
+        }
+        FixOutcome::TimedOut => {
+            run.reason = Some("the agent ran past its time limit".into());
+            (
+                FixState::TimedOut,
+                "bugbot's fix attempt ran past its time limit and was stopped; nothing was pushed.".to_owned(),
+            )
+        }
+        FixOutcome::Unknown => {
+            (FixState::Failed, "bugbot's fix attempt ended in an outcome this version does not know.".to_owned())
+        }
+    };
+    run.state = state;
+    let comment_result = comment(ctx, &run.target, &note).await;
+    if let Err(e) = comment_result
+        && e.is_transient()
+    {
+        return settle::failure(&ctx.config.retry, ctx.jitter, ctx.attempt, StepError::Sink(e));
+    }
+    save_run(ctx, &run).await;
+    let _ = show(ctx, &run).await;
+    let _ = ctx.claims.delivery(&format!("fix:{}", run.target.key), &DeliveryOp::Release).await;
+    if run.reply.interaction_token.is_none() {
+        record_cap(ctx, run.cost_usd).await;
+    }
+    let outcome_name = if state == FixState::PrOpened { "pr_opened" } else { report.outcome.name() };
+    let links: Vec<String> = run.pr_url.iter().cloned().chain(std::iter::once(run.target.url.clone())).collect();
+    let reason = match &run.reason {
+        Some(why) => format!("fix {}: {} — {why}", run.fix_job_id, state_text(state)),
+        None => format!("fix {}: {}", run.fix_job_id, state_text(state)),
+    };
+    if let Some(requested_in) = &run.requested_in {
+        let requester_state = match state {
+            FixState::PrOpened => JobState::PrOpened,
+            FixState::NoChange => JobState::Done,
+            _ => JobState::Failed,
+        };
+        ctx.state.advance(requested_in, requester_state, Some(reason.clone()), links.clone(), ctx.now_ms).await;
+    }
+    let result_state = if state == FixState::PrOpened { JobState::PrOpened } else { JobState::Done };
+    done(result_state, reason, links)
+        .with_effect(Effect::FixFinished { outcome: outcome_name.to_owned(), cost_usd: run.cost_usd })
+}
+
+async fn open_pull<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    run: &FixRun,
+    report: &FixReport,
+) -> Result<String, Outcome> {
+    let Some(github) = github_for(ctx, &run.repo) else {
+        return Err(done(JobState::Failed, "GitHub is not configured (GITHUB_TOKEN)", Vec::new()));
+    };
+    let title = format!("Fix {}: {}", run.target.key, clip(&run.target.title, 200));
+    let body = pr_body(run, report);
+    let pull = github
+        .create_pull(&NewPull { title: &title, head: &run.branch, base: &run.base, body: &body, draft: true })
+        .await;
+    transient_or_done(ctx, pull, "opening the pull request").map(|p| p.html_url)
+}
+
+fn pr_body(run: &FixRun, report: &FixReport) -> String {
+    use std::fmt::Write as _;
+    let mut body = String::new();
+    let _ = writeln!(body, "Draft fix for [{}]({}) — {}\n", run.target.key, run.target.url, run.target.title);
+    if let Some(summary) = report.summary.as_deref().filter(|s| !s.trim().is_empty()) {
+        let _ = writeln!(body, "## Summary\n\n{}\n", summary.trim());
+    }
+    let files: Vec<String> = report.files.iter().map(|f| format!("`{f}`")).collect();
+    let _ = writeln!(
+        body,
+        "## Change\n\n{} files changed, +{} −{}: {}\n",
+        report.diffstat.files_changed,
+        report.diffstat.insertions,
+        report.diffstat.deletions,
+        files.join(", ")
+    );
+    match report.test_output_tail.as_deref() {
+        Some(tail) if !tail.trim().is_empty() => {
+            let _ = writeln!(body, "## Tests\n\nPassed. Last lines:\n\n```\n{}\n```\n", tail.trim());
+        }
+        _ => body.push_str("## Tests\n\nNo test command is configured (`FIX_TEST_COMMAND`).\n\n"),
+    }
+    let _ = writeln!(
+        body,
+        "## Run\n\nRequested by {} · {} agent turns · ${:.2} · {:.0} s · branch `{}`\n",
+        run.requested_by,
+        report.turns,
+        report.cost_usd,
+        std::time::Duration::from_millis(report.duration_ms).as_secs_f64(),
+        run.branch
+    );
+    body.push_str(
+        "Written by Claude Code under bugbot's executor (path allowlist, size caps, no credentials in its \
+         environment). Review it like any contribution.\n\n",
+    );
+    // GitHub closes `#N` on merge; Linear's GitHub integration does the same for `ENG-N`.
+    let _ = writeln!(body, "Fixes {}", run.target.key);
+    body
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue resolution
+
+async fn resolve_target<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    interaction: &InteractionContext,
+    issue: Option<&IssueRef>,
+    message: Option<&Message>,
+) -> Result<Option<FixTarget>, Outcome> {
+    if let Some(reference) = issue {
+        return fetch_target(ctx, reference.as_str()).await;
+    }
+    if message.is_none()
+        && let Some(channel) = interaction.channel_id
+        && let Some(key) = thread_issue(ctx, &channel.to_string()).await
+    {
+        return fetch_target(ctx, &key).await;
+    }
+    let Some(message) = message else { return Ok(None) };
+    issue_from_message(ctx, message, interaction).await.map(Some)
+}
+
+/// `thread:{channel}` → the tracked issue's key (written by `/bugbot contextualize`).
+async fn thread_issue<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, channel: &str) -> Option<String> {
+    let record: crate::handlers::command::tracked::ThreadRecord =
+        serde_json::from_str(&ctx.state.kv().get_text(&keys::thread(channel)).await?).ok()?;
+    Some(record.issue.label)
+}
+
+async fn fetch_target<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    reference: &str,
+) -> Result<Option<FixTarget>, Outcome> {
+    let reference = reference.trim();
+    let github_number = reference
+        .strip_prefix('#')
+        .or_else(|| reference.rsplit_once("/issues/").map(|(_, n)| n.trim_end_matches('/')))
+        .or(Some(reference))
+        .and_then(|n| n.parse::<u64>().ok());
+    if let (Some(number), Some(github)) = (github_number, github(ctx)) {
+        let issue = transient_or_done(ctx, github.issue(number).await, "reading the GitHub issue")?;
+        return Ok(issue.map(|i| FixTarget {
+            key: format!("#{}", i.number),
+            url: i.html_url,
+            title: i.title,
+            body: i.body.unwrap_or_default(),
+            github_number: Some(i.number),
+            linear_id: None,
+        }));
+    }
+    let identifier =
+        reference.rsplit_once("/issue/").map_or(reference, |(_, rest)| rest.split('/').next().unwrap_or(rest));
+    if let Some((linear, _)) = linear(ctx) {
+        let issue = transient_or_done(ctx, linear.issue(identifier).await, "reading the Linear issue")?;
+        return Ok(issue.map(|i| FixTarget {
+            key: i.identifier,
+            url: i.url,
+            title: i.title,
+            body: String::new(),
+            github_number: None,
+            linear_id: Some(i.id),
+        }));
+    }
+    Ok(None)
+}
+
+/// "Fix with bugbot" on a message: the message is the bug report; file it first.
+async fn issue_from_message<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    message: &Message,
+    interaction: &InteractionContext,
+) -> Result<FixTarget, Outcome> {
+    let first_line = message.content.lines().find(|l| !l.trim().is_empty()).unwrap_or("Bug report from Discord");
+    let title = clip(first_line.trim(), 120);
+    let reporter = message.author.as_ref().map_or_else(|| "someone".to_owned(), |a| a.username.clone());
+    let quoted: String = message.content.lines().flat_map(|l| ["> ", l, "\n"]).collect();
+    let link = match (interaction.guild_id, message.channel_id.or(interaction.channel_id)) {
+        (Some(guild), Some(channel)) => format!("https://discord.com/channels/{guild}/{channel}/{}", message.id),
+        _ => String::new(),
+    };
+    let body = format!(
+        "Reported in Discord by {reporter}{}:\n\n{quoted}\n_Filed by bugbot for a fix request._\n",
+        if link.is_empty() { String::new() } else { format!(" ([message]({link}))") }
+    );
+    if let Some(github) = github(ctx) {
+        let issue = transient_or_done(
+            ctx,
+            github.create_issue(&title, &body, &["bugbot".to_owned(), "bug-report".to_owned()]).await,
+            "filing the issue",
+        )?;
+        return Ok(FixTarget {
+            key: format!("#{}", issue.number),
+            url: issue.html_url,
+            title,
+            body: message.content.clone(),
+            github_number: Some(issue.number),
+            linear_id: None,
+        });
+    }
+    Err(done(JobState::Failed, "filing a bug report for a fix needs GitHub (GITHUB_TOKEN, GITHUB_REPO)", Vec::new()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Telling people
+
+fn state_text(state: FixState) -> &'static str {
+    match state {
+        FixState::Queued => "queued",
+        FixState::Running => "running",
+        FixState::PrOpened => "PR opened",
+        FixState::NoChange => "no change",
+        FixState::Blocked => "blocked",
+        FixState::Failed => "failed",
+        FixState::TimedOut => "timed out",
+    }
+}
+
+fn stage_text(target: &FixTarget, state: FixState, requested_by: &str, run: Option<&FixRun>) -> String {
+    let head = format!("🛠️ **Fix for [{}]({})** — {}", target.key, target.url, target.title);
+    let line = match (state, run) {
+        (FixState::Queued, _) => "⏳ queued".to_owned(),
+        (FixState::Running, _) => "⚙️ running — Claude Code is working in a sandboxed clone".to_owned(),
+        (FixState::PrOpened, Some(r)) => format!("✅ draft PR opened: {}", r.pr_url.as_deref().unwrap_or_default()),
+        (FixState::NoChange, _) => "➖ finished without a change".to_owned(),
+        (FixState::Blocked, Some(r)) => format!("⛔ blocked: {}", r.reason.as_deref().unwrap_or("policy")),
+        (FixState::Failed, Some(r)) => format!("❌ failed: {}", r.reason.as_deref().unwrap_or("unknown")),
+        (FixState::TimedOut, _) => "⌛ timed out".to_owned(),
+        (_, None) => state_text(state).to_owned(),
+    };
+    format!("{head}\n{line}\nRequested by {requested_by}")
+}
+
+async fn show<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, run: &FixRun) -> Result<(), SinkError> {
+    let text = stage_text(&run.target, run.state, &run.requested_by, Some(run));
+    if let Some(message_id) = &run.reply.message_id
+        && let Some(channel) = &run.reply.channel_id
+    {
+        let body = json!({"content": text, "allowed_mentions": {"parse": []}});
+        return discord(ctx).edit_message(channel, message_id, &body).await.map(|_| ());
+    }
+    say(ctx, &run.reply, &text).await
+}
+
+/// Edits the deferred reply while the interaction token lives, else posts in the channel.
+async fn say<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    reply: &Reply,
+    text: &str,
+) -> Result<(), SinkError> {
+    let body = json!({"content": text, "allowed_mentions": {"parse": []}});
+    if let (Some(app), Some(token)) = (&reply.application_id, &reply.interaction_token)
+        && ctx.now_ms < reply.interaction_expires_ms
+    {
+        return discord(ctx).edit_original(app, token, &body).await.map(|_| ());
+    }
+    if let Some(channel) = &reply.channel_id
+        && ctx.config.discord.bot_token.is_some()
+    {
+        return discord(ctx).create_message(channel, &body).await.map(|_| ());
+    }
+    Ok(())
+}
+
+async fn comment<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    target: &FixTarget,
+    body: &str,
+) -> Result<(), SinkError> {
+    if let (Some(number), Some(github)) = (target.github_number, github(ctx)) {
+        github.comment(number, body).await?;
+    }
+    if let (Some(id), Some((linear, _))) = (&target.linear_id, linear(ctx)) {
+        linear.comment(id, body).await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// State
+
+async fn save_run<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, run: &FixRun) {
+    let text = serde_json::to_string(run).expect("a fix run serializes");
+    let kv = ctx.state.kv();
+    let _ = kv.put_text(&keys::fix_run(&run.fix_job_id), text, FIX_RUN_TTL_SECS).await;
+    let _ = kv.put_text(&keys::fix_issue(&run.target.key), run.fix_job_id.clone(), FIX_RUN_TTL_SECS).await;
+}
+
+async fn load_run<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, fix_job_id: &str) -> Option<FixRun> {
+    serde_json::from_str(&ctx.state.kv().get_text(&keys::fix_run(fix_job_id)).await?).ok()
+}
+
+async fn current_run<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, key: &str) -> Option<FixRun> {
+    let id = ctx.state.kv().get_text(&keys::fix_issue(key)).await?;
+    load_run(ctx, &id).await
+}
+
+fn day(now_ms: u64) -> String {
+    format_rfc3339_ms(now_ms).chars().take(10).collect()
+}
+
+/// Today's auto-fix runs and spend (best effort: KV, approximate under bursts).
+async fn caps_today<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>) -> (u32, f64) {
+    #[derive(Deserialize)]
+    struct Caps {
+        runs: u32,
+        usd: f64,
+    }
+    let key = keys::fix_caps(&day(ctx.now_ms));
+    let caps = ctx.state.kv().get_text(&key).await.and_then(|text| serde_json::from_str::<Caps>(&text).ok());
+    caps.map_or((0, 0.0), |c| (c.runs, c.usd))
+}
+
+async fn record_cap<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, usd: f64) {
+    let (runs, spent) = caps_today(ctx).await;
+    let key = keys::fix_caps(&day(ctx.now_ms));
+    let value = json!({"runs": runs + 1, "usd": spent + usd}).to_string();
+    let _ = ctx.state.kv().put_text(&key, value, 3 * 24 * 3600).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers over the configured sinks
+
+fn github<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<GitHub<'a, P>> {
+    ctx.config.github.as_ref().map(|c| GitHub {
+        port: ctx.port,
+        api_base: c.api_base.clone(),
+        token: c.token.clone(),
+        repo: c.repo.clone(),
+    })
+}
+
+fn github_for<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>, repo: &str) -> Option<GitHub<'a, P>> {
+    github(ctx).map(|g| GitHub { repo: repo.to_owned(), ..g })
+}
+
+fn linear<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<(Linear<'a, P>, &'a str)> {
+    ctx.config.linear.as_ref().map(|c| {
+        (Linear { port: ctx.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
+    })
+}
+
+fn discord<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Discord<'a, P> {
+    let c = &ctx.config.discord;
+    Discord { port: ctx.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
+}
+
+fn slug(key: &str) -> String {
+    let s: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect::<String>()
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    if s.is_empty() { "issue".into() } else { s.chars().take(40).collect() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_and_branches_are_safe() {
+        assert_eq!(slug("#12"), "12");
+        assert_eq!(slug("ENG-3"), "eng-3");
+        assert_eq!(slug("../../etc"), "etc");
+        assert_eq!(slug("!!"), "issue");
+    }
+}

@@ -1,0 +1,86 @@
+//! [`Ctx`]: everything a job's handler needs, built once per message by the runtime, and the
+//! delivery claim every handler starts with.
+
+use bugbot_shared::claim::{DeliveryOp, DeliveryReply};
+use bugbot_shared::job::Job;
+use bugbot_shared::status::JobState;
+
+use super::outcome::{Outcome, StepError};
+use super::settle;
+use crate::clients::http::HttpPort;
+use crate::config::Config;
+use crate::store::State;
+use crate::store::objects::claims::Claims;
+use crate::store::ports::{ClaimPort, KvPort};
+use worker::kv::KvStore;
+
+/// Everything a job needs, built once per message by the entrypoint.
+///
+/// Generic over its ports (HTTP, claims, KV), so that handlers run natively in tests; the Worker's
+/// are [`FetchPort`](crate::clients::fetch::FetchPort), [`Claims`] and the `STATE` namespace.
+pub struct Ctx<'a, P: HttpPort, C: ClaimPort = Claims, K: KvPort = KvStore> {
+    /// The Worker's bindings, for modules that read their own settings (`config::binding`).
+    pub env: &'a worker::Env,
+    pub config: &'a Config,
+    pub port: &'a P,
+    pub claims: &'a C,
+    pub state: &'a State<K>,
+    pub now_ms: u64,
+    /// In [0, 1): spreads retries of a burst apart.
+    pub jitter: f64,
+    /// The queue message id: a delivery's retries share it, redelivered copies do not.
+    pub message_id: &'a str,
+    /// Which delivery of this job this is (1 until the runtime has claimed the delivery).
+    pub attempt: u32,
+}
+
+impl<P: HttpPort, C: ClaimPort, K: KvPort> Clone for Ctx<'_, P, C, K> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P: HttpPort, C: ClaimPort, K: KvPort> Copy for Ctx<'_, P, C, K> {}
+
+impl<P: HttpPort, C: ClaimPort, K: KvPort> std::fmt::Debug for Ctx<'_, P, C, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("now_ms", &self.now_ms)
+            .field("message_id", &self.message_id)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Claims the job's delivery for this queue message: `Ok(attempt)` to go ahead, or the outcome to
+/// return at once (a copy already processed, or being processed by another message).
+pub async fn begin_delivery<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+) -> Result<u32, Outcome> {
+    let begin = DeliveryOp::Begin {
+        holder: ctx.message_id.to_owned(),
+        now_ms: ctx.now_ms,
+        lease_ms: ctx.config.claim_lease_ms,
+    };
+    match ctx.claims.delivery(job.id.as_str(), &begin).await {
+        Ok(DeliveryReply::Proceed { attempt }) => Ok(attempt),
+        Ok(DeliveryReply::Duplicate { outcome }) => {
+            Err(Outcome::done(JobState::Duplicate, format!("delivery already processed ({outcome})")))
+        }
+        Ok(DeliveryReply::Busy { lease_until_ms }) => {
+            let wait = lease_until_ms.saturating_sub(ctx.now_ms).div_ceil(1_000);
+            Err(Outcome::Retry {
+                delay_secs: u32::try_from(wait.clamp(1, 60)).unwrap_or(60),
+                reason: "another copy of this delivery is being processed".into(),
+                attempt: 1,
+            })
+        }
+        Ok(DeliveryReply::Finished) | Err(_) => Err(settle::failure(
+            &ctx.config.retry,
+            ctx.jitter,
+            1,
+            StepError::Platform("claim store unavailable".into()),
+        )),
+    }
+}

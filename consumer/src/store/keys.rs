@@ -1,0 +1,49 @@
+//! Every KV key the consumer writes or reads, in one place.
+//!
+//! - `job:{id}` a job's status record (the gateway's `/admin/jobs/{id}` reads it too);
+//! - `fp:{fingerprint}` the tracked issue of a fingerprint, with its last event;
+//! - `event:{fingerprint}` the last event of issues filed before it moved into `fp:`;
+//! - `dead:{job id}` dead letters;
+//! - `thread:{channel id}` and `issue:{label}` a conversation's tracked issue (commands);
+//! - `fixrun:{id}`, `fixissue:{issue key}` fix runs; `fixcaps:{day}` the auto-fix caps.
+
+/// The prefix of issue records (the dashboard lists them).
+pub const ISSUE_PREFIX: &str = "fp:";
+/// The prefix of dead letters (`/admin/dead-letters` lists them).
+pub const DEAD_LETTER_PREFIX: &str = "dead:";
+
+pub fn job(job_id: &str) -> String {
+    bugbot_shared::status::job_key(job_id)
+}
+
+pub fn issue(fingerprint: &str) -> String {
+    format!("{ISSUE_PREFIX}{fingerprint}")
+}
+
+pub fn legacy_event(fingerprint: &str) -> String {
+    format!("event:{fingerprint}")
+}
+
+pub fn dead_letter(job_id: &str) -> String {
+    format!("{DEAD_LETTER_PREFIX}{job_id}")
+}
+
+pub fn thread(channel_id: &str) -> String {
+    format!("thread:{channel_id}")
+}
+
+pub fn issue_label(label: &str) -> String {
+    format!("issue:{}", label.trim())
+}
+
+pub fn fix_run(fix_job_id: &str) -> String {
+    format!("fixrun:{fix_job_id}")
+}
+
+pub fn fix_issue(key: &str) -> String {
+    format!("fixissue:{key}")
+}
+
+pub fn fix_caps(day: &str) -> String {
+    format!("fixcaps:{day}")
+}

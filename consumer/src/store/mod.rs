@@ -1,0 +1,166 @@
+//! What the consumer keeps in KV (eventually consistent; for status, dashboards and re-rendering —
+//! never for exactly-once decisions, which are the Durable Object's).
+//!
+//! Every key is spelled in [`keys`].
+
+use bugbot_shared::claim::TrackedRefs;
+use bugbot_shared::event::ErrorEvent;
+use bugbot_shared::job::Job;
+use bugbot_shared::status::{JobState, JobStatus};
+use serde::{Deserialize, Serialize};
+use worker::kv::KvStore;
+
+pub mod counters;
+pub mod keys;
+pub mod objects;
+pub mod ports;
+
+use self::ports::KvPort;
+
+/// Job status, issue records and dead letters.
+pub const STATE_KV: &str = "STATE";
+
+/// Job records expire after 30 days; issue records after 90.
+const JOB_TTL_SECS: u64 = 30 * 24 * 3600;
+const ISSUE_TTL_SECS: u64 = 90 * 24 * 3600;
+
+/// The KV record of a tracked fingerprint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssueRecord {
+    pub fingerprint: String,
+    pub title: String,
+    pub level: String,
+    pub source: String,
+    #[serde(default)]
+    pub project: Option<String>,
+    #[serde(default)]
+    pub environment: Option<String>,
+    pub tracked: TrackedRefs,
+    pub occurrences: u64,
+    pub last_seen_ms: u64,
+    /// The last normalized event, for re-rendering (kept here so that filing is one KV write).
+    #[serde(default)]
+    pub event: Option<ErrorEvent>,
+}
+
+/// A dead letter, as kept for inspection and replay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub job_id: String,
+    pub kind: String,
+    pub reason: String,
+    pub dead_at_ms: u64,
+    /// The message as it was queued (JSON text of the job), for replay.
+    pub message: String,
+}
+
+/// The consumer's KV records, over any [`KvPort`] (the Worker's is the `STATE` namespace).
+#[derive(Debug)]
+pub struct State<K: KvPort = KvStore> {
+    kv: K,
+}
+
+impl<K: KvPort> State<K> {
+    pub fn new(kv: K) -> Self {
+        Self { kv }
+    }
+
+    /// The namespace itself, for modules that keep their own records (`fixrun:`, `thread:`, ...).
+    pub fn kv(&self) -> &K {
+        &self.kv
+    }
+
+    async fn put<T: Serialize>(&self, key: &str, value: &T, ttl: u64) -> worker::Result<()> {
+        self.kv.put_text(key, serde_json::to_string(value)?, ttl).await
+    }
+
+    async fn get<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Option<T> {
+        serde_json::from_str(&self.kv.get_text(key).await?).ok()
+    }
+
+    /// Writes a job's status record.
+    pub async fn record(
+        &self,
+        job: &Job,
+        state: JobState,
+        reason: Option<String>,
+        links: Vec<String>,
+        attempts: u32,
+        now_ms: u64,
+    ) -> worker::Result<()> {
+        let record = JobStatus {
+            job_id: job.id.to_string(),
+            kind: job.kind.name().to_owned(),
+            state,
+            received_at_ms: job.received_at_ms,
+            updated_at_ms: now_ms,
+            attempts,
+            reason,
+            request_id: job.request_id.clone(),
+            links,
+        };
+        self.put(&keys::job(job.id.as_str()), &record, JOB_TTL_SECS).await
+    }
+
+    /// Moves an existing job's status record on (a fix run reports back on the job that asked for it).
+    pub async fn advance(
+        &self,
+        job_id: &str,
+        state: JobState,
+        reason: Option<String>,
+        links: Vec<String>,
+        now_ms: u64,
+    ) {
+        if let Some(mut record) = self.job_status(job_id).await {
+            record.state = state;
+            record.reason = reason;
+            record.links = links;
+            record.updated_at_ms = now_ms;
+            let _ = self.put(&keys::job(job_id), &record, JOB_TTL_SECS).await;
+        }
+    }
+
+    pub async fn job_status(&self, job_id: &str) -> Option<JobStatus> {
+        self.get(&keys::job(job_id)).await
+    }
+
+    /// Keeps the filed issue and its event (best effort: KV is not the source of truth).
+    pub async fn remember_issue(&self, event: &ErrorEvent, tracked: &TrackedRefs) {
+        let fp = event.fingerprint.as_str();
+        let record = IssueRecord {
+            fingerprint: fp.to_owned(),
+            title: event.title.clone(),
+            level: event.level.as_str().to_owned(),
+            source: event.source.as_str().to_owned(),
+            project: event.project.clone(),
+            environment: event.environment.clone(),
+            tracked: tracked.clone(),
+            occurrences: 1,
+            last_seen_ms: event.last_seen_ms,
+            event: Some(event.clone()),
+        };
+        let _ = self.put(&keys::issue(fp), &record, ISSUE_TTL_SECS).await;
+    }
+
+    /// Updates the counters of a tracked fingerprint (best effort; KV allows one write per second per key).
+    pub async fn count_occurrence(&self, event: &ErrorEvent, occurrences: u64) {
+        let key = keys::issue(event.fingerprint.as_str());
+        if let Some(mut record) = self.get::<IssueRecord>(&key).await {
+            record.occurrences = record.occurrences.max(occurrences);
+            record.last_seen_ms = record.last_seen_ms.max(event.last_seen_ms);
+            let _ = self.put(&key, &record, ISSUE_TTL_SECS).await;
+        }
+    }
+
+    pub async fn remembered_event(&self, fingerprint: &str) -> Option<ErrorEvent> {
+        if let Some(event) = self.get::<IssueRecord>(&keys::issue(fingerprint)).await.and_then(|r| r.event) {
+            return Some(event);
+        }
+        // Issues filed before the event moved into the issue record.
+        self.get(&keys::legacy_event(fingerprint)).await
+    }
+
+    pub async fn record_dead_letter(&self, letter: &DeadLetter) -> worker::Result<()> {
+        self.put(&keys::dead_letter(&letter.job_id), letter, JOB_TTL_SECS).await
+    }
+}
