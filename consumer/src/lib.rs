@@ -30,6 +30,7 @@ pub mod digest;
 pub mod executor_container;
 pub mod fetch;
 pub mod fix;
+pub mod health;
 pub mod http;
 pub mod pipeline;
 pub mod sink;
@@ -61,6 +62,9 @@ pub const DEAD_LETTER_QUEUE: &str = "bugbot-jobs-dlq";
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     console_error_panic_hook::set_once();
     let config = config::load(&env);
+    if req.path() == "/health" {
+        return Ok(health::serve(&env, &config));
+    }
     if req.path().starts_with("/admin/") {
         return admin::serve(&req, &env, &config).await;
     }
