@@ -29,6 +29,15 @@ pub fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(&full).unwrap_or_else(|e| panic!("fixture {}: {e}", full.display()))
 }
 
+/// A Sentry alert body as another event of the same error: `data.event.event_id` set from `n`. The
+/// gateway's job id is a hash of the signed body, so an identical body is the same delivery (a
+/// replay), never a second occurrence.
+pub fn another_occurrence(alert: &[u8], n: u32) -> Vec<u8> {
+    let mut payload: Value = serde_json::from_slice(alert).expect("a JSON alert");
+    payload["data"]["event"]["event_id"] = json!(format!("{n:032x}"));
+    serde_json::to_vec(&payload).expect("json")
+}
+
 /// Variables for each Worker, on top of the `[vars]` of the real wrangler configs.
 #[derive(Debug, Clone, Default)]
 pub struct WorkerVars {
