@@ -98,9 +98,12 @@ impl Workers {
     /// Starts both Workers with extra harness options (e.g. `{"consumerQueue": {"maxRetries": 1}}`).
     pub fn start_with(vars: &WorkerVars, extra: &Value) -> anyhow::Result<Self> {
         let root = workspace_root();
+        // `root`: another checkout's builds (a benchmark baseline); `reference`: bench/reference's.
+        let built = extra.get("root").and_then(Value::as_str).map_or_else(|| root.clone(), PathBuf::from);
+        let reference = extra.get("reference").and_then(Value::as_bool).unwrap_or(false);
         for main in ["gateway/build/worker/shim.mjs", "consumer/build/worker/shim.mjs"] {
-            if !root.join(main).exists() {
-                bail!("{main} is missing: build the Workers first with scripts/build-workers");
+            if !reference && !built.join(main).exists() {
+                bail!("{} is missing: build the Workers first with scripts/build-workers", built.join(main).display());
             }
         }
         let mut options = json!({"vars": {"gateway": vars.gateway, "consumer": vars.consumer}});
@@ -172,6 +175,11 @@ impl Workers {
     /// The workerd processes serving the Workers (children of the harness), for CPU accounting.
     pub fn workerd_pids(&self) -> Vec<u32> {
         workerd_children(self.child.id())
+    }
+
+    /// The harness (Node, Miniflare), which receives every console line of the Workers.
+    pub fn harness_pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Every line the Workers and the harness printed so far.
