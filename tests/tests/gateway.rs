@@ -351,7 +351,9 @@ async fn a_chunked_body_over_the_limit_gets_413_without_being_buffered() {
     // A chunked body under the limit is read to its end as before.
     let body = fixture("glitchtip/current_format_general_webhook_issue.json");
     let chunked = reqwest::Body::wrap(http_body_util::StreamBody::new(futures::stream::iter(
-        body.chunks(100).map(|c| Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(c)))),
+        body.chunks(100)
+            .map(|c| Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(c))))
+            .collect::<Vec<_>>(),
     )));
     let url = format!("{}/webhooks/glitchtip/{}", e.workers.url, e.keys.glitchtip_token);
     let resp = client().post(url).body(chunked).send().await.unwrap();

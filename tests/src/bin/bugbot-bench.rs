@@ -350,15 +350,18 @@ fn median(values: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// Builds a scenario's requests, numbered from a base.
+type Scenario<'a> = dyn Fn(usize) -> Vec<Prepared> + 'a;
+
 /// The gateway floor: bugbot's gateway against bench/reference's plain JavaScript Worker (the
-/// same job: discord-interactions' verifyKey, WebCrypto HMAC, one queue send, /health), both alone
+/// same job: discord-interactions' `verifyKey`, a `WebCrypto` HMAC, one queue send, /health), both alone
 /// in their own workerd, measured in alternating passes; the medians decide.
 async fn floor(args: &Args, keys: &TestKeys, vars: &WorkerVars, template: &serde_json::Value) -> anyhow::Result<()> {
     let bugbot = Workers::start_with(vars, &json!({"gatewayOnly": true})).context("starting bugbot's gateway")?;
     let reference = Workers::start_with(vars, &json!({"gatewayOnly": true, "reference": true}))
         .context("starting the reference gateway")?;
     let n = args.requests;
-    let scenarios: [(&str, &dyn Fn(usize) -> Vec<Prepared>); 3] = [
+    let scenarios: [(&str, &Scenario); 3] = [
         ("/health", &|_| (0..n).map(|_| health()).collect()),
         ("discord command (signed)", &|base| (0..n).map(|i| discord_command(keys, base + i, true)).collect()),
         ("sentry alert (signed)", &|base| (0..n).map(|i| sentry_alert(keys, template, base + i, true)).collect()),
