@@ -36,9 +36,12 @@ struct Args {
     /// Distinct alerts for the alert-to-issue scenarios (0 skips them).
     #[arg(long, default_value_t = 100)]
     alerts: usize,
-    /// Skip the gateway scenarios.
+    /// Skip the gateway scenarios (the floor comparison and the gateway alone).
     #[arg(long)]
     alerts_only: bool,
+    /// Skip the gateway-alone scenarios after the floor comparison.
+    #[arg(long)]
+    no_gateway_alone: bool,
     /// Fix runs for the fix-command → pull-request scenario (0 skips it).
     #[arg(long, default_value_t = 5)]
     fixes: usize,
@@ -540,7 +543,7 @@ async fn main() -> anyhow::Result<()> {
     if args.alerts > 0 {
         alerts(&args, &template).await?;
     }
-    if args.alerts_only {
+    if args.alerts_only || args.no_gateway_alone {
         return Ok(());
     }
     // The gateway alone (no consumer in the workerd process), so its CPU figure is the gateway's own;
