@@ -35,6 +35,9 @@ pub use store::objects::claims::ClaimStore;
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     console_error_panic_hook::set_once();
     let config = config::load(&env);
+    if req.path() == "/health" {
+        return Ok(handlers::health::serve(&env, &config));
+    }
     if req.path().starts_with("/admin/") {
         return handlers::admin::serve(&req, &env, &config).await;
     }

@@ -4,7 +4,10 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use bugbot_shared::ingress::{DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_WINDOW_SECS, IngressConfig};
+use bugbot_edge::Vars;
+use bugbot_shared::ingress::{
+    DEFAULT_DEDUPE_WINDOW_SECS, DEFAULT_MAX_BODY_BYTES, DEFAULT_REPLAY_WINDOW_SECS, IngressConfig,
+};
 use bugbot_shared::log::{Level, LogLine};
 use bugbot_shared::verify::DiscordKey;
 use worker::Env;
@@ -13,20 +16,12 @@ use worker::Env;
 pub struct Config {
     pub ingress: IngressConfig,
     pub log_level: Level,
+    /// Whether the `CONSUMER` service binding exists (`/health` asks it, `/admin/*` goes to it).
+    pub has_consumer: bool,
 }
 
 thread_local! {
     static CONFIG: OnceCell<Rc<Config>> = const { OnceCell::new() };
-}
-
-/// A binding's value, whether it is a `[vars]` entry or a secret; empty counts as unset.
-pub fn binding(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .map(|v| v.to_string())
-        .or_else(|_| env.secret(name).map(|s| s.to_string()))
-        .ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
 }
 
 pub fn load(env: &Env) -> Rc<Config> {
@@ -34,35 +29,30 @@ pub fn load(env: &Env) -> Rc<Config> {
 }
 
 fn read(env: &Env) -> Config {
-    let discord_key = binding(env, "DISCORD_PUBLIC_KEY").and_then(|hex| match DiscordKey::from_hex(&hex) {
+    let vars = Vars(env);
+    let discord_key = vars.get("DISCORD_PUBLIC_KEY").and_then(|hex| match DiscordKey::from_hex(&hex) {
         Ok(key) => Some(key),
         Err(e) => {
             let mut line = LogLine::new(Level::Error, "gateway", "config");
             let reason = format!("DISCORD_PUBLIC_KEY ignored: {e}");
             line.reason = Some(&reason);
-            worker::console_error!("{}", line.to_json());
+            bugbot_edge::emit(&line, Level::Error);
             None
         }
     });
-    let number = |name: &str, default: u64| binding(env, name).and_then(|v| v.parse().ok()).unwrap_or(default);
     Config {
         ingress: IngressConfig {
             discord_key,
-            replay_window_secs: number("DISCORD_REPLAY_WINDOW_SECS", DEFAULT_REPLAY_WINDOW_SECS),
-            sentry_client_secret: binding(env, "SENTRY_CLIENT_SECRET"),
-            sentry_legacy_token: binding(env, "SENTRY_LEGACY_WEBHOOK_TOKEN"),
-            glitchtip_token: binding(env, "GLITCHTIP_WEBHOOK_TOKEN"),
-            executor_secret: binding(env, "EXECUTOR_SECRET"),
-            max_body_bytes: usize::try_from(number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64))
+            replay_window_secs: vars.number("DISCORD_REPLAY_WINDOW_SECS", DEFAULT_REPLAY_WINDOW_SECS),
+            sentry_client_secret: vars.get("SENTRY_CLIENT_SECRET"),
+            sentry_legacy_token: vars.get("SENTRY_LEGACY_WEBHOOK_TOKEN"),
+            glitchtip_token: vars.get("GLITCHTIP_WEBHOOK_TOKEN"),
+            executor_secret: vars.get("EXECUTOR_SECRET"),
+            max_body_bytes: usize::try_from(vars.number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64))
                 .unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            dedupe_window_secs: vars.number("DEDUPE_WINDOW_SECS", DEFAULT_DEDUPE_WINDOW_SECS),
         },
-        log_level: Level::parse(binding(env, "LOG_LEVEL").as_deref()),
+        log_level: Level::parse(vars.get("LOG_LEVEL").as_deref()),
+        has_consumer: bugbot_edge::vars::has_binding(env, crate::CONSUMER_SERVICE),
     }
-}
-
-/// A request id when the platform gives none (`cf-ray` is absent locally).
-pub fn random_id() -> String {
-    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "random bits in [0, 2^53)")]
-    let bits = (js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
-    format!("{bits:014x}")
 }

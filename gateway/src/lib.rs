@@ -5,20 +5,28 @@
 //! [`bugbot_shared::ingress`] (pure, natively tested); this file only moves bytes.
 //!
 //! # Layout
-//! - `fetch` — the entrypoint: read the body, call `ingress`, enqueue, reply, log one line.
+//! - `fetch` — the entrypoint: read the body (with a limit), call `ingress`, enqueue, reply, log one line.
 //! - [`config`] — bindings read once per isolate into an [`IngressConfig`](bugbot_shared::ingress::IngressConfig).
-//! - [`admin`] — `/health`, and `/admin/*` forwarded to the consumer over a service binding.
+//! - [`health`] — `/health`: the gateway's integrations, and the consumer's, asked over the service binding.
+//! - [`admin`] — `/admin/*`, forwarded to the consumer over the service binding.
+//!
+//! Every request pays for what runs here, so it does only what its route needs: the configuration
+//! is read once per isolate, the body is read once (and never past `MAX_BODY_BYTES`), each job is
+//! serialized once, and the log line's reason is built only when the line will be printed
+//! (`docs/GATEWAY_FLOOR.md`).
 
 mod admin;
 mod config;
+mod health;
 
+use bugbot_edge::BodyError;
 use bugbot_shared::ingress::{self, IngressError, IngressRequest, Route};
 use bugbot_shared::log::{Level, LogLine};
 use worker::{Context, Date, Env, Request, Response, Result, event, wasm_bindgen::JsValue};
 
 /// The queue every job goes to.
 pub const JOBS_QUEUE: &str = "JOBS";
-/// The consumer Worker, which serves `/admin/*`.
+/// The consumer Worker, which serves `/admin/*` and tells `/health` its integrations.
 pub const CONSUMER_SERVICE: &str = "CONSUMER";
 
 struct HeaderView<'a>(&'a worker::Headers);
@@ -29,49 +37,49 @@ impl ingress::Headers for HeaderView<'_> {
     }
 }
 
+/// A response and, for the log line, why (only filled in when the line will be printed).
+type Handled = (Response, Option<String>);
+
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     console_error_panic_hook::set_once();
     let started = Date::now().as_millis();
     let cfg = config::load(&env);
-    let request_id = req.headers().get("cf-ray").ok().flatten().unwrap_or_else(config::random_id);
-    let path = req.path();
-    let method = req.method().to_string();
-
-    let mut line = LogLine::new(Level::Info, "gateway", "request");
-    line.request_id = Some(&request_id);
-    let result = match ingress::route(&method, &path) {
+    let request_id = req.headers().get("cf-ray").ok().flatten().unwrap_or_else(bugbot_edge::random_id);
+    let route = ingress::route(req.method().as_ref(), &req.path());
+    let route_name = route.as_ref().map_or("unknown", Route::name);
+    let result = match route {
         Err(e) => Err(e),
-        Ok(Route::Health) => Ok(admin::health(&env)),
-        Ok(Route::Admin { .. }) => admin::forward(req.clone()?, &env).await,
-        Ok(route) => receive(&mut req, &env, &cfg, &route, &request_id).await,
+        Ok(Route::Health) => Ok(health::serve(&env, &cfg).await),
+        Ok(Route::Admin { .. }) => admin::forward(req, &env).await,
+        Ok(route) => receive(&req, &env, &cfg, &route, &request_id).await,
     };
-    let route = ingress::route(&method, &path).map_or("unknown", |r| r.name());
     let (response, reason) = match result {
         Ok(ok) => ok,
-        Err(e) => (json_response(e.status(), &e.body()), Some(e.to_string())),
+        Err(e) => (bugbot_edge::json(e.status(), &e.body()), Some(e.to_string())),
     };
-    line.route = Some(route);
-    line.status = Some(response.status_code());
-    line.reason = reason.as_deref();
-    #[expect(clippy::cast_precision_loss, reason = "durations are small")]
-    let duration = (Date::now().as_millis() - started) as f64;
-    line.duration_ms = Some(duration);
-    line.level = match response.status_code() {
+    let status = response.status_code();
+    let level = match status {
         500.. => Level::Error,
         400.. => Level::Warn,
         _ => Level::Info,
     };
-    if line.level >= cfg.log_level {
-        worker::console_log!("{}", line.to_json());
+    if level >= cfg.log_level {
+        let mut line = LogLine::new(level, "gateway", "request");
+        line.request_id = Some(&request_id);
+        line.route = Some(route_name);
+        line.status = Some(status);
+        line.reason = reason.as_deref();
+        #[expect(clippy::cast_precision_loss, reason = "durations are small")]
+        let duration = (Date::now().as_millis() - started) as f64;
+        line.duration_ms = Some(duration);
+        bugbot_edge::emit(&line, cfg.log_level);
     }
     Ok(response)
 }
 
-type Handled = (Response, Option<String>);
-
 async fn receive(
-    req: &mut Request,
+    req: &Request,
     env: &Env,
     cfg: &config::Config,
     route: &Route,
@@ -79,10 +87,10 @@ async fn receive(
 ) -> std::result::Result<Handled, IngressError> {
     let limit = cfg.ingress.max_body_bytes;
     let declared = req.headers().get("content-length").ok().flatten().and_then(|l| l.parse::<usize>().ok());
-    if declared.is_some_and(|l| l > limit) {
-        return Err(IngressError::PayloadTooLarge { limit });
-    }
-    let body = req.bytes().await.map_err(|_| IngressError::BadRequest("could not read body".into()))?;
+    let body = bugbot_edge::read_limited(req.inner(), declared, limit).await.map_err(|e| match e {
+        BodyError::TooLarge { limit } => IngressError::PayloadTooLarge { limit },
+        BodyError::Unreadable => IngressError::BadRequest("could not read body".into()),
+    })?;
     let accepted = ingress::handle(
         &cfg.ingress,
         route,
@@ -96,16 +104,22 @@ async fn receive(
     if let Err(e) = enqueue_texts(env, &accepted.messages).await {
         // The only server error the gateway gives: the sender retries and nothing is lost.
         let reason = format!("queue unavailable: {e}");
-        return Ok((json_response(503, r#"{"error":"queue unavailable, retry later"}"#), Some(reason)));
+        return Ok((bugbot_edge::error_json(503, "queue unavailable, retry later"), Some(reason)));
     }
-    let note = accepted.note.map(str::to_owned);
-    let ids: Vec<String> = accepted.jobs.iter().map(|j| j.id.to_string()).collect();
-    let reason = match (note, ids.is_empty()) {
-        (Some(n), _) => Some(n),
-        (None, false) => Some(format!("enqueued {}", ids.join(","))),
-        (None, true) => None,
+    // Info lines (an accepted request) are printed only at LOG_LEVEL=info or below.
+    let reason = if cfg.log_level <= Level::Info {
+        match accepted.note {
+            Some(note) => Some(note.to_owned()),
+            None if accepted.jobs.is_empty() => None,
+            None => {
+                let ids: Vec<&str> = accepted.jobs.iter().map(|j| j.id.as_str()).collect();
+                Some(format!("enqueued {}", ids.join(",")))
+            }
+        }
+    } else {
+        None
     };
-    Ok((json_response(accepted.status, &accepted.body), reason))
+    Ok((bugbot_edge::json(accepted.status, &accepted.body), reason))
 }
 
 /// Sends already-encoded jobs (JSON text) in one batch.
@@ -122,11 +136,4 @@ pub(crate) async fn enqueue_texts(env: &Env, texts: &[String]) -> Result<()> {
         );
     }
     queue.send_raw_batch(batch.build()).await
-}
-
-/// A JSON response with a status. Never fails: a bad header value is impossible here.
-pub(crate) fn json_response(status: u16, body: &str) -> Response {
-    let headers = worker::Headers::new();
-    let _ = headers.set("content-type", "application/json");
-    Response::builder().with_status(status).with_headers(headers).fixed(body.as_bytes().to_vec())
 }

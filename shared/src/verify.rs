@@ -82,6 +82,14 @@ pub fn hmac_sha256_hex_matches(secret: &[u8], body: &[u8], signature_hex: &str) 
     mac.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
 }
 
+/// [`hmac_sha256_hex_matches`], returning the verified MAC (a keyed hash of `body`, for ids).
+pub fn hmac_sha256_hex_verified(secret: &[u8], body: &[u8], signature_hex: &str) -> Result<[u8; 32], SignatureError> {
+    hmac_sha256_hex_matches(secret, body, signature_hex)?;
+    let mut mac = [0u8; 32];
+    hex::decode_to_slice(signature_hex.trim(), &mut mac).map_err(|_| SignatureError::Malformed)?;
+    Ok(mac)
+}
+
 /// Lowercase hex HMAC-SHA256 of `body` — what a sender computes.
 pub fn hmac_sha256_hex(secret: &[u8], body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");

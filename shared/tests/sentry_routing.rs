@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bugbot_shared::ingress::{self, Accepted, Headers, IngressConfig, IngressError, IngressRequest, Route};
-use bugbot_shared::job::{self, Job, JobKind};
+use bugbot_shared::job::{self, Job, JobId, JobKind};
 use bugbot_shared::source::sentry::Resource;
 use bugbot_shared::verify::{SignatureError, hmac_sha256_hex};
 use serde_json::{Value, json};
@@ -321,7 +321,9 @@ fn every_fixture_routes_to_the_right_job() {
                 assert_eq!(w.action, action, "{rel}");
                 assert_eq!(w.payload.as_bytes(), body.as_slice(), "{rel}: payload altered");
                 assert!(!w.pruned, "{rel}");
-                assert_eq!(job.id.as_str(), format!("sentry:{request_id}"), "{rel}: id from Request-ID");
+                let mac = hex::decode(hmac_sha256_hex(SECRET.as_bytes(), &body)).unwrap();
+                let id_from_body = JobId::hashed("sentry", &bugbot_shared::verify::sha256_hex(&mac), 0);
+                assert_eq!(job.id, id_from_body, "{rel}: id from the signed body, not the Request-ID");
                 assert_eq!(job.request_id.as_deref(), Some("gw-1"));
                 assert_eq!(job.received_at_ms, NOW_MS);
                 let reply: Value = serde_json::from_str(&accepted.body).unwrap();
@@ -379,22 +381,72 @@ fn every_fixture_routes_to_the_right_job() {
 }
 
 #[test]
-fn sentry_job_ids_are_stable_per_delivery() {
+fn sentry_job_ids_come_from_the_signed_body() {
     let body = read("sentry/sentry_docs_payloads/issue_created.json");
     let id = |request_id: Option<&str>| only_job(&deliver("issue", &body, request_id).unwrap()).id.clone();
     let first = id(Some("6ba7b810-9dad-11d1-80b4-00c04fd430c8"));
-    assert_eq!(first.as_str(), "sentry:6ba7b810-9dad-11d1-80b4-00c04fd430c8");
+    assert!(first.as_str().starts_with("sentry:"), "{first}");
     assert_eq!(id(Some("6ba7b810-9dad-11d1-80b4-00c04fd430c8")), first, "a retry keeps its id");
-    assert_ne!(id(Some("another-delivery")), first);
-    // Hostile Request-ID values are sanitized into a short, printable key.
-    let hostile = id(Some(&format!("../../{}\n\u{0}é", "a".repeat(500))));
-    assert!(hostile.as_str().len() <= "sentry:".len() + 100, "{hostile}");
-    assert!(hostile.as_str().bytes().all(|b| b.is_ascii_graphic()), "{hostile}");
-    // Without (or with a blank) Request-ID the body's hash is the id: still stable.
-    let hashed = id(None);
-    assert!(hashed.as_str().starts_with("sentry:"), "{hashed}");
-    assert_eq!(id(None), hashed);
-    assert_eq!(id(Some("  ")), hashed);
+    // A captured delivery replayed under a new (unsigned) Request-ID is the same job: the consumer's
+    // delivery claim drops it.
+    assert_eq!(id(Some("another-delivery")), first, "a replay keeps its id");
+    assert_eq!(id(None), first);
+    assert_eq!(id(Some("  ")), first);
+    // Hostile Request-ID values do not reach the id at all.
+    assert_eq!(id(Some(&format!("../../{}\n\u{0}é", "a".repeat(500)))), first);
+    assert!(first.as_str().bytes().all(|b| b.is_ascii_graphic()), "{first}");
+    // A different body is a different job, and the id never shows the signature header.
+    let other = read("sentry/sentry_docs_payloads/error_created.json");
+    let other_id = only_job(&deliver("issue", &other, Some("x")).unwrap()).id.clone();
+    assert_ne!(other_id, first);
+    let signature = hmac_sha256_hex(SECRET.as_bytes(), &body);
+    assert!(!first.as_str().contains(&signature[..16]), "{first}");
+}
+
+/// Delivers `body` with a given `Sentry-Hook-Timestamp` (or none).
+fn deliver_at(body: &[u8], timestamp: Option<&str>, window_secs: u64) -> Result<Accepted, IngressError> {
+    let mut headers = vec![
+        ("Sentry-Hook-Resource", "issue".to_owned()),
+        ("Sentry-Hook-Signature", hmac_sha256_hex(SECRET.as_bytes(), body)),
+    ];
+    if let Some(t) = timestamp {
+        headers.push(("Sentry-Hook-Timestamp", t.to_owned()));
+    }
+    handle(&IngressConfig { dedupe_window_secs: window_secs, ..config() }, &Route::SentryWebhook, headers, body)
+}
+
+#[test]
+fn a_sentry_delivery_older_than_the_dedupe_window_is_refused() {
+    let body = read("sentry/sentry_docs_payloads/issue_created.json");
+    let now = NOW_MS / 1000;
+    let at = |secs: u64| secs.to_string();
+    // Within the window (default 600 s), either side of our clock: accepted.
+    for t in [at(now), at(now - 600), at(now + 600), format!("{}.5", now - 10)] {
+        assert_eq!(deliver_at(&body, Some(&t), 600).unwrap().status, 202, "{t}");
+    }
+    // Older (a captured delivery replayed with its headers), or far ahead: 401 with a short reason.
+    for t in [at(now - 601), at(now - 86_400), at(now + 601)] {
+        assert_unauthorized(deliver_at(&body, Some(&t), 600), SignatureError::Stale, &t);
+    }
+    let err = deliver_at(&body, Some(&at(now - 601)), 600).unwrap_err();
+    assert_eq!(err.to_string(), "timestamp is outside the replay window");
+    // Not a time: 400. Absent (Sentry's older deliveries, the legacy plugin): the body-hash id decides.
+    bad_request(deliver_at(&body, Some("yesterday"), 600), "Sentry-Hook-Timestamp", "word");
+    bad_request(deliver_at(&body, Some("-5"), 600), "Sentry-Hook-Timestamp", "negative");
+    assert_eq!(deliver_at(&body, None, 600).unwrap().status, 202);
+    // A window of 0 turns the check off; a bad signature is refused before the timestamp is looked at.
+    assert_eq!(deliver_at(&body, Some(&at(0)), 0).unwrap().status, 202);
+    let unsigned = handle(
+        &config(),
+        &Route::SentryWebhook,
+        vec![
+            ("Sentry-Hook-Resource", "issue".to_owned()),
+            ("Sentry-Hook-Signature", "00".repeat(32)),
+            ("Sentry-Hook-Timestamp", at(0)),
+        ],
+        &body,
+    );
+    assert_unauthorized(unsigned, SignatureError::Mismatch, "unsigned and stale");
 }
 
 #[test]

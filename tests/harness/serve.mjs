@@ -4,17 +4,23 @@
 //   node tests/harness/serve.mjs <options.json>
 //
 // options: { port?: number, persist?: string|false, vars?: { gateway?: {...}, consumer?: {...} },
-//            consumerQueue?: {...overrides of the consumer's queue settings}, gatewayOnly?: boolean }
+//            consumerQueue?: {...overrides of the consumer's queue settings}, gatewayOnly?: boolean,
+//            root?: string (a checkout whose built Workers to run, e.g. a benchmark baseline),
+//            reference?: boolean (bench/reference's JavaScript pair instead of bugbot's Workers),
+//            countCalls?: boolean (count the consumer's Durable Object calls and KV writes; read them
+//                                  with GET /__bench/counts and `MF-Route-Override: bugbot-consumer`) }
 // Prints one JSON line `{"ready": "<url>", "pid": <workerd pid|null>}` on stdout when serving, then the
 // Workers' console output. Exits when stdin closes or on SIGTERM/SIGINT.
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Log, LogLevel, Miniflare } from "miniflare";
 import { unstable_getMiniflareWorkerOptions, unstable_readConfig } from "wrangler";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const options = process.argv[2] ? JSON.parse(readFileSync(process.argv[2], "utf8")) : {};
+const root = options.root ? path.resolve(options.root) : here;
 
 function worker(name, configPath, vars, queueOverrides) {
   const { workerOptions, main } = unstable_getMiniflareWorkerOptions(path.join(root, configPath));
@@ -41,10 +47,75 @@ function worker(name, configPath, vars, queueOverrides) {
   return opts;
 }
 
-// Without the consumer there is nothing behind the gateway's CONSUMER binding (only /admin/* uses it).
+// Runs `script` (an ES module, bundled with esbuild) in place of the Worker's own build, with the
+// same bindings. The Durable Object classes and containers of bugbot's consumer are left out.
+function asReference(opts, script) {
+  const bundled = path.join(here, "bench/build", path.basename(script));
+  execFileSync(path.join(here, "node_modules/.bin/esbuild"), [path.join(here, script), "--bundle", "--format=esm",
+    "--platform=browser", "--log-level=warning", `--outfile=${bundled}`]);
+  const { durableObjects, containers, ...rest } = opts;
+  return { ...rest, scriptPath: bundled, modulesRoot: path.dirname(bundled),
+    modulesRules: [{ type: "ESModule", include: ["**/*.mjs"] }] };
+}
+
+// The consumer's Durable Object calls and KV writes, counted where they arrive: a module around its
+// build that subclasses each Durable Object class (one `fetch` = one call) and hands every handler
+// an `env` whose STATE namespace counts `put` and `delete`. GET /__bench/counts answers the totals.
+function counting(opts) {
+  const main = opts.scriptPath;
+  const classes = Object.values(opts.durableObjects ?? {})
+    .filter((d) => typeof d === "string" || !d.scriptName)
+    .map((d) => (typeof d === "string" ? d : d.className));
+  const wrapper = path.join(path.dirname(main), "..", "bench-counting.mjs");
+  const rel = "./" + path.relative(path.dirname(wrapper), main).split(path.sep).join("/");
+  writeFileSync(wrapper, `import * as shim from ${JSON.stringify(rel)};
+export * from ${JSON.stringify(rel)};
+const counts = { durable_object_calls: 0, by_class: {}, kv_writes: 0, kv_deletes: 0 };
+const wrapped = new WeakMap();
+function countingKv(kv) {
+  return {
+    get: (...a) => kv.get(...a),
+    getWithMetadata: (...a) => kv.getWithMetadata(...a),
+    list: (...a) => kv.list(...a),
+    put: (...a) => { counts.kv_writes++; return kv.put(...a); },
+    delete: (...a) => { counts.kv_deletes++; return kv.delete(...a); },
+  };
+}
+function countingEnv(env) {
+  if (!env || typeof env !== "object") return env;
+  if (!wrapped.has(env)) {
+    const kv = env.STATE ? countingKv(env.STATE) : undefined;
+    wrapped.set(env, new Proxy(env, { get: (t, p) => (p === "STATE" && kv ? kv : Reflect.get(t, p)) }));
+  }
+  return wrapped.get(env);
+}
+${classes.map((c) => `export class ${c} extends shim.${c} {
+  constructor(ctx, env) { super(ctx, countingEnv(env)); }
+  async fetch(request) { counts.durable_object_calls++; counts.by_class.${c} = (counts.by_class.${c} ?? 0) + 1; return super.fetch(request); }
+}`).join("\n")}
+export default class extends shim.default {
+  constructor(ctx, env) { super(ctx, countingEnv(env)); }
+  async fetch(request) {
+    if (new URL(request.url).pathname === "/__bench/counts") return Response.json(counts);
+    return super.fetch(request);
+  }
+}
+`);
+  return { ...opts, scriptPath: wrapper };
+}
+
+// Without the consumer there is nothing behind the gateway's CONSUMER binding (/admin/* and /health use it).
 function gatewayOptions() {
-  const opts = worker("bugbot-gateway", "wrangler.toml", options.vars?.gateway);
+  let opts = worker("bugbot-gateway", "wrangler.toml", options.vars?.gateway);
   if (options.gatewayOnly && opts.serviceBindings) delete opts.serviceBindings.CONSUMER;
+  if (options.reference) opts = asReference(opts, "bench/reference/gateway.mjs");
+  return opts;
+}
+
+function consumerOptions() {
+  let opts = worker("bugbot-consumer", "consumer/wrangler.toml", options.vars?.consumer, options.consumerQueue);
+  if (options.reference) opts = asReference(opts, "bench/reference/consumer.mjs");
+  else if (options.countCalls) opts = counting(opts);
   return opts;
 }
 
@@ -64,9 +135,7 @@ const mf = new Miniflare({
   // `gatewayOnly` (benchmarks): no consumer, so workerd's CPU is the gateway's alone.
   workers: [
     gatewayOptions(),
-    ...(options.gatewayOnly
-      ? []
-      : [worker("bugbot-consumer", "consumer/wrangler.toml", options.vars?.consumer, options.consumerQueue)]),
+    ...(options.gatewayOnly ? [] : [consumerOptions()]),
   ],
 });
 

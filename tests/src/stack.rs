@@ -36,6 +36,8 @@ pub struct StackOptions {
     pub gateway_port: Option<u16>,
     /// Credentials to use (when something outside the stack must share them, like an executor).
     pub keys: Option<TestKeys>,
+    /// More harness options (`tests/harness/serve.mjs`), e.g. `{"countCalls": true}` for the benchmark.
+    pub harness: Value,
 }
 
 impl Default for StackOptions {
@@ -49,6 +51,7 @@ impl Default for StackOptions {
             consumer_queue: serde_json::json!({"maxRetries": 2}),
             gateway_port: None,
             keys: None,
+            harness: Value::Null,
         }
     }
 }
@@ -113,10 +116,12 @@ impl Stack {
             vars = vars.consumer(k, v);
         }
         let workers = tokio::task::block_in_place(|| {
-            Workers::start_with(
-                &vars,
-                &serde_json::json!({"consumerQueue": options.consumer_queue, "port": options.gateway_port.unwrap_or(0)}),
-            )
+            let mut extra =
+                serde_json::json!({"consumerQueue": options.consumer_queue, "port": options.gateway_port.unwrap_or(0)});
+            if let (Some(o), Some(more)) = (extra.as_object_mut(), options.harness.as_object()) {
+                o.extend(more.clone());
+            }
+            Workers::start_with(&vars, &extra)
         })?;
         Ok(Self { keys, linear, github, discord, sentry, posthog, workers, linear_key, github_token, bot_token })
     }

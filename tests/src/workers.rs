@@ -29,6 +29,15 @@ pub fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(&full).unwrap_or_else(|e| panic!("fixture {}: {e}", full.display()))
 }
 
+/// A Sentry alert body as another event of the same error: `data.event.event_id` set from `n`. The
+/// gateway's job id is a hash of the signed body, so an identical body is the same delivery (a
+/// replay), never a second occurrence.
+pub fn another_occurrence(alert: &[u8], n: u32) -> Vec<u8> {
+    let mut payload: Value = serde_json::from_slice(alert).expect("a JSON alert");
+    payload["data"]["event"]["event_id"] = json!(format!("{n:032x}"));
+    serde_json::to_vec(&payload).expect("json")
+}
+
 /// Variables for each Worker, on top of the `[vars]` of the real wrangler configs.
 #[derive(Debug, Clone, Default)]
 pub struct WorkerVars {
@@ -89,9 +98,12 @@ impl Workers {
     /// Starts both Workers with extra harness options (e.g. `{"consumerQueue": {"maxRetries": 1}}`).
     pub fn start_with(vars: &WorkerVars, extra: &Value) -> anyhow::Result<Self> {
         let root = workspace_root();
+        // `root`: another checkout's builds (a benchmark baseline); `reference`: bench/reference's.
+        let built = extra.get("root").and_then(Value::as_str).map_or_else(|| root.clone(), PathBuf::from);
+        let reference = extra.get("reference").and_then(Value::as_bool).unwrap_or(false);
         for main in ["gateway/build/worker/shim.mjs", "consumer/build/worker/shim.mjs"] {
-            if !root.join(main).exists() {
-                bail!("{main} is missing: build the Workers first with scripts/build-workers");
+            if !reference && !built.join(main).exists() {
+                bail!("{} is missing: build the Workers first with scripts/build-workers", built.join(main).display());
             }
         }
         let mut options = json!({"vars": {"gateway": vars.gateway, "consumer": vars.consumer}});
@@ -163,6 +175,11 @@ impl Workers {
     /// The workerd processes serving the Workers (children of the harness), for CPU accounting.
     pub fn workerd_pids(&self) -> Vec<u32> {
         workerd_children(self.child.id())
+    }
+
+    /// The harness (Node, Miniflare), which receives every console line of the Workers.
+    pub fn harness_pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Every line the Workers and the harness printed so far.

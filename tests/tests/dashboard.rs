@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bugbot_e2e::fake::Failure;
 use bugbot_e2e::stack::{Stack, StackOptions};
 use bugbot_e2e::wait::{self, PATIENCE};
-use bugbot_e2e::workers::{fixture, workspace_root};
+use bugbot_e2e::workers::{another_occurrence, fixture, workspace_root};
 use serde_json::{Value, json};
 
 /// A bound on failure, not an expectation: see `bugbot_e2e::wait`.
@@ -106,8 +106,8 @@ fn glitchtip_issues() -> Vec<u8> {
 /// Filed issues, a repeat, and one dead letter.
 async fn seed(stack: &Stack) -> String {
     let alert = fixture("sentry/sentry_docs_payloads/event_alert_triggered.json");
-    for id in ["dash-1", "dash-2"] {
-        let jobs = stack.sentry("event_alert", id, &alert).await.unwrap();
+    for (n, id) in [(1, "dash-1"), (2, "dash-2")] {
+        let jobs = stack.sentry("event_alert", id, &another_occurrence(&alert, n)).await.unwrap();
         assert_eq!(stack.settled(&jobs[0], SETTLE).await.unwrap()["state"], "filed");
     }
     for job in stack.glitchtip(&glitchtip_issues()).await.unwrap() {

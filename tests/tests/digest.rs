@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bugbot_e2e::stack::{Stack, StackOptions};
 use bugbot_e2e::wait::PATIENCE;
-use bugbot_e2e::workers::fixture;
+use bugbot_e2e::workers::{another_occurrence, fixture};
 use bugbot_shared::digest::{DAY_MS, day_of};
 use bugbot_shared::source::discord::Snowflake;
 use serde_json::{Value, json};
@@ -57,7 +57,7 @@ async fn the_cron_posts_the_days_totals_to_the_digest_channel() {
     // One error twice (new, then a repeat), two GlitchTip issues, and one issue filed then resolved.
     for (resource, id, body) in [
         ("event_alert", "dg-1", alert.clone()),
-        ("event_alert", "dg-2", alert.clone()),
+        ("event_alert", "dg-2", another_occurrence(&alert, 2)),
         ("issue", "dg-3", fixture("sentry/integration_platform_example_mocks/issue_created.json")),
         ("issue", "dg-4", fixture("sentry/integration_platform_example_mocks/issue_resolved.json")),
     ] {

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use bugbot_e2e::keys::{TestKeys, now_secs};
 use bugbot_e2e::wait::PATIENCE;
-use bugbot_e2e::workers::{WorkerVars, Workers, fixture};
+use bugbot_e2e::workers::{WorkerVars, Workers, another_occurrence, fixture};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -168,7 +168,7 @@ async fn sentry_alert_reaches_the_consumer_and_redelivery_keeps_its_id() {
     assert_eq!(first.status(), 202);
     let first: Value = first.json().await.unwrap();
     let job_id = first["jobs"][0].as_str().unwrap().to_owned();
-    assert_eq!(job_id, format!("sentry:{request_id}"));
+    assert!(job_id.starts_with("sentry:") && !job_id.contains(&request_id), "from the signed body: {job_id}");
     assert_eq!(arrived(&job_id).await["kind"], "sentry_webhook");
     let again: Value = post_sentry("event_alert", &request_id, &body).await.json().await.unwrap();
     assert_eq!(again["jobs"][0], job_id.as_str());
@@ -260,10 +260,10 @@ async fn health_says_what_is_configured_and_never_a_value() {
 #[tokio::test]
 async fn every_request_logs_one_json_line_without_secrets() {
     let e = env();
-    let marker = format!("log-{}", snowflake());
     let body = fixture("sentry/sentry_docs_payloads/error_created.json");
-    let job: Value = post_sentry("error", &marker, &body).await.json().await.unwrap();
-    arrived(job["jobs"][0].as_str().unwrap()).await;
+    let job: Value = post_sentry("error", &format!("log-{}", snowflake()), &body).await.json().await.unwrap();
+    let marker = job["jobs"][0].as_str().unwrap().to_owned();
+    arrived(&marker).await;
     // Both lines cross workerd's and Node's pipes after the answer; the consumer logs a job only after
     // recording the status `arrived` saw.
     let request = e
@@ -290,4 +290,156 @@ async fn every_request_logs_one_json_line_without_secrets() {
         assert!(!all.contains(secret.as_str()), "a secret appears in the logs");
     }
     assert!(!all.contains("interaction-token"), "an interaction token appears in the logs");
+}
+
+/// A request body streamed in 16 KiB chunks with no `Content-Length` (so `Transfer-Encoding:
+/// chunked`): `total` bytes, then it stays open until `hold` fires. Counts what was pulled from it.
+fn chunked_body(
+    total: usize,
+    hold: tokio::sync::oneshot::Receiver<()>,
+    pulled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> reqwest::Body {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use std::sync::atomic::Ordering;
+    const CHUNK: usize = 16 * 1024;
+    let stream = futures::stream::unfold((0usize, Some(hold)), move |(sent, hold)| {
+        let pulled = pulled.clone();
+        async move {
+            if sent >= total {
+                // Still open: a gateway that waits for the end of the body never answers.
+                let _ = hold?.await;
+                return None;
+            }
+            pulled.fetch_add(CHUNK, Ordering::SeqCst);
+            let frame = Frame::data(bytes::Bytes::from(vec![b'{'; CHUNK]));
+            Some((Ok::<_, std::io::Error>(frame), (sent + CHUNK, hold)))
+        }
+    });
+    reqwest::Body::wrap(StreamBody::new(stream))
+}
+
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_gets_413_without_being_buffered() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let e = env();
+    let limit = 262_144; // MAX_BODY_BYTES in wrangler.toml
+    for route in
+        ["/webhooks/sentry", "/discord/interactions", &format!("/webhooks/glitchtip/{}", e.keys.glitchtip_token)]
+    {
+        // Twice the limit, then the body stays open: only a gateway that stops reading at the limit
+        // answers at all.
+        let (release, hold) = tokio::sync::oneshot::channel();
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let request = client()
+            .post(format!("{}{route}", e.workers.url))
+            .header("sentry-hook-resource", "issue")
+            .header("sentry-hook-signature", "00".repeat(32))
+            .body(chunked_body(2 * limit, hold, pulled.clone()))
+            .send();
+        let resp = bugbot_e2e::wait::within(PATIENCE, "the gateway's answer to an endless chunked body", request)
+            .await
+            .unwrap()
+            .unwrap();
+        drop(release);
+        assert_eq!(resp.status(), 413, "{route}");
+        let reason: Value = resp.json().await.unwrap();
+        assert_eq!(reason["error"], format!("body is larger than {limit} bytes"), "{route}");
+        assert!(pulled.load(Ordering::SeqCst) <= 2 * limit, "{route}");
+    }
+    // A chunked body under the limit is read to its end as before.
+    let body = fixture("glitchtip/current_format_general_webhook_issue.json");
+    let chunked = reqwest::Body::wrap(http_body_util::StreamBody::new(futures::stream::iter(
+        body.chunks(100)
+            .map(|c| Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(c))))
+            .collect::<Vec<_>>(),
+    )));
+    let url = format!("{}/webhooks/glitchtip/{}", e.workers.url, e.keys.glitchtip_token);
+    let resp = client().post(url).body(chunked).send().await.unwrap();
+    assert_eq!(resp.status(), 202);
+}
+
+#[tokio::test]
+async fn a_captured_sentry_delivery_replayed_under_a_new_request_id_is_a_duplicate() {
+    let e = env();
+    let body = another_occurrence(&fixture("sentry/sentry_docs_payloads/event_alert_triggered.json"), 0x5e9_1a7);
+    let first: Value = post_sentry("event_alert", &format!("orig-{}", snowflake()), &body).await.json().await.unwrap();
+    let job_id = first["jobs"][0].as_str().unwrap().to_owned();
+    let settled = |s: &Value| !matches!(s["state"].as_str(), None | Some("received" | "gathering" | "retrying"));
+    let status = e.workers.wait_for_job(&e.keys.admin_token, &job_id, PATIENCE, settled).await.unwrap();
+    assert_ne!(status["state"], "duplicate", "{status}");
+    // The replay: same signed body and signature, a fresh Request-ID and a fresh timestamp.
+    let replay: Value =
+        post_sentry("event_alert", &format!("replay-{}", snowflake()), &body).await.json().await.unwrap();
+    assert_eq!(replay["jobs"][0], job_id.as_str(), "the replay is the same job");
+    let replayed =
+        e.workers.wait_for_job(&e.keys.admin_token, &job_id, PATIENCE, |s| s["state"] == "duplicate").await.unwrap();
+    assert!(replayed["reason"].as_str().unwrap().contains("already processed"), "{status} then {replayed}");
+}
+
+#[tokio::test]
+async fn a_sentry_delivery_with_a_stale_timestamp_is_refused() {
+    let e = env();
+    let body = fixture("sentry/sentry_docs_payloads/issue_created.json");
+    let send = |timestamp: String| {
+        client()
+            .post(format!("{}/webhooks/sentry", e.workers.url))
+            .header("sentry-hook-resource", "issue")
+            .header("sentry-hook-timestamp", timestamp)
+            .header("sentry-hook-signature", e.keys.sign_sentry(&body))
+            .header("request-id", format!("stale-{}", snowflake()))
+            .body(body.clone())
+            .send()
+    };
+    // DEDUPE_WINDOW_SECS is 600 by default: 11 minutes old is a replay.
+    let resp = send((now_secs() - 660).to_string()).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "timestamp is outside the replay window");
+    let resp = send("not-a-time".into()).await.unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(send(now_secs().to_string()).await.unwrap().status(), 202);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_reports_the_consumers_integrations_as_the_consumer_sees_them() {
+    // Linear configured on the consumer only (where it lives in a real deploy), none of the
+    // consumer's integrations on the gateway.
+    let keys = TestKeys::new();
+    let secret_key = format!("lin_api_{}", bugbot_e2e::keys::random_hex(16));
+    let vars = WorkerVars::with_test_keys(&keys)
+        .consumer("LINEAR_API_KEY", &secret_key)
+        .consumer("LINEAR_TEAM_ID", "team-1")
+        .consumer("DISCORD_BOT_TOKEN", "bot-token-value")
+        .consumer("DISCORD_APPLICATION_ID", "827290144020496384");
+    let workers = tokio::task::block_in_place(|| Workers::start(&vars)).unwrap();
+    let text = client().get(format!("{}/health", workers.url)).send().await.unwrap().text().await.unwrap();
+    let health: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(health["consumer"], "ok", "{health}");
+    assert_eq!(health["ok"], true);
+    let integrations = &health["integrations"];
+    for (name, configured) in [
+        ("linear", true),
+        ("discord_bot", true),
+        ("admin", true),
+        ("github", false),
+        ("posthog", false),
+        ("discord_interactions", true),
+        ("sentry", true),
+    ] {
+        assert_eq!(integrations[name], configured, "{name}: {health}");
+    }
+    assert!(integrations.as_object().unwrap().values().all(Value::is_boolean), "booleans only: {health}");
+    for secret in [secret_key.as_str(), "bot-token-value", "team-1", keys.admin_token.as_str()] {
+        assert!(!text.contains(secret), "a value reached /health");
+    }
+    drop(workers);
+
+    // Without the consumer behind the binding, /health says so instead of guessing.
+    let alone = tokio::task::block_in_place(|| Workers::start_with(&vars, &json!({"gatewayOnly": true}))).unwrap();
+    let health: Value = client().get(format!("{}/health", alone.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["ok"], false, "{health}");
+    assert!(health["consumer"].as_str().unwrap().starts_with("unreachable"), "{health}");
+    assert_eq!(health["integrations"]["sentry"], true);
+    assert!(health["integrations"].get("linear").is_none(), "not guessed: {health}");
 }

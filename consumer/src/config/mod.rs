@@ -60,14 +60,7 @@ thread_local! {
 }
 
 /// A binding's value, whether a `[vars]` entry or a secret; empty counts as unset.
-pub fn binding(env: &Env, name: &str) -> Option<String> {
-    env.var(name)
-        .map(|v| v.to_string())
-        .or_else(|_| env.secret(name).map(|s| s.to_string()))
-        .ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
+pub use bugbot_edge::binding;
 
 pub fn load(env: &Env) -> Rc<Config> {
     CONFIG.with(|cell| {

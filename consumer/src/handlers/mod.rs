@@ -7,3 +7,4 @@ pub mod command;
 pub mod dashboard;
 pub mod digest;
 pub mod fix;
+pub mod health;

@@ -36,12 +36,27 @@ struct Args {
     /// Distinct alerts for the alert-to-issue scenarios (0 skips them).
     #[arg(long, default_value_t = 100)]
     alerts: usize,
-    /// Skip the gateway scenarios.
+    /// Skip the gateway scenarios (the floor comparison and the gateway alone).
     #[arg(long)]
     alerts_only: bool,
+    /// Skip the gateway-alone scenarios after the floor comparison.
+    #[arg(long)]
+    no_gateway_alone: bool,
     /// Fix runs for the fix-command → pull-request scenario (0 skips it).
     #[arg(long, default_value_t = 5)]
     fixes: usize,
+    /// Passes of the gateway floor comparison with bench/reference's JavaScript Worker (0 skips it).
+    #[arg(long, default_value_t = 3)]
+    floor_passes: usize,
+    /// Distinct alerts drained through the consumer for the cost comparison (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    drain: usize,
+    /// A checkout of the baseline commit with its Workers built (scripts/bench-baseline makes it).
+    #[arg(long)]
+    baseline_root: Option<std::path::PathBuf>,
+    /// How to call the baseline in the table (its commit).
+    #[arg(long, default_value = "baseline")]
+    baseline_label: String,
 }
 
 struct Prepared {
@@ -120,7 +135,7 @@ fn ticks_per_sec() -> f64 {
         .unwrap_or(100.0)
 }
 
-async fn run(name: &str, workers: &Workers, requests: Vec<Prepared>, args: &Args) -> anyhow::Result<()> {
+async fn run(name: &str, workers: &Workers, requests: Vec<Prepared>, args: &Args) -> anyhow::Result<f64> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
     let pids = workers.workerd_pids();
     anyhow::ensure!(!pids.is_empty(), "no workerd process found");
@@ -167,7 +182,8 @@ async fn run(name: &str, workers: &Workers, requests: Vec<Prepared>, args: &Args
         pct(1.0),
         cpu * 1000.0 / n as f64,
     );
-    Ok(())
+    anyhow::ensure!(wrong * 100 <= n, "{name}: {wrong} of {n} answers had an unexpected status");
+    Ok(cpu * 1_000_000.0 / n as f64)
 }
 
 /// An `event_alert` for a distinct Sentry issue `i` (so each files its own issue).
@@ -331,6 +347,174 @@ async fn fixes(n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Builds a scenario's requests, numbered from a base.
+type Scenario<'a> = dyn Fn(usize) -> Vec<Prepared> + 'a;
+
+/// The gateway floor: bugbot's gateway against bench/reference's plain JavaScript Worker (the
+/// same job: discord-interactions' `verifyKey`, a `WebCrypto` HMAC, one queue send, /health), both alone
+/// in their own workerd, measured in alternating passes; the medians decide.
+async fn floor(args: &Args, keys: &TestKeys, vars: &WorkerVars, template: &serde_json::Value) -> anyhow::Result<()> {
+    let bugbot = Workers::start_with(vars, &json!({"gatewayOnly": true})).context("starting bugbot's gateway")?;
+    let reference = Workers::start_with(vars, &json!({"gatewayOnly": true, "reference": true}))
+        .context("starting the reference gateway")?;
+    let n = args.requests;
+    let scenarios: [(&str, &Scenario); 3] = [
+        ("/health", &|_| (0..n).map(|_| health()).collect()),
+        ("discord command (signed)", &|base| (0..n).map(|i| discord_command(keys, base + i, true)).collect()),
+        ("sentry alert (signed)", &|base| (0..n).map(|i| sentry_alert(keys, template, base + i, true)).collect()),
+    ];
+    for (name, w) in [("reference (JavaScript)", &reference), ("bugbot", &bugbot)] {
+        println!("-- warm-up: {name} (workerd pids {:?})", w.workerd_pids());
+        run("warm-up", w, (0..300).map(|i| discord_command(keys, 900_000 + i, true)).collect(), args).await?;
+        run("warm-up", w, (0..100).map(|_| health()).collect(), args).await?;
+    }
+    // [scenario][implementation] → CPU µs/request of each pass.
+    let mut cpu = vec![[Vec::new(), Vec::new()]; scenarios.len()];
+    for pass in 0..args.floor_passes {
+        // Alternate which goes first, so neither always runs on a machine the other just warmed.
+        let order = if pass % 2 == 0 { [0, 1] } else { [1, 0] };
+        for which in order {
+            let (label, w) = if which == 0 { ("reference", &reference) } else { ("bugbot", &bugbot) };
+            for (s, (name, make)) in scenarios.iter().enumerate() {
+                let base = 1_000_000 * (1 + pass) + 100_000 * which;
+                let us = run(&format!("pass {} {label:<9} {name}", pass + 1), w, make(base), args).await?;
+                cpu[s][which].push(us);
+            }
+        }
+    }
+    println!();
+    println!(
+        "gateway floor: workerd CPU µs/request, {} passes at {} req/s (median decides)",
+        args.floor_passes, args.rate
+    );
+    println!(
+        "{:<26} {:>28} {:>28} {:>10}",
+        "", "reference (JS): passes | median", "bugbot: passes | median", "bugbot−ref"
+    );
+    for (s, (name, _)) in scenarios.iter().enumerate() {
+        let show = |v: &[f64]| {
+            format!("{} | {:>4.0}", v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" "), median(v))
+        };
+        let (r, b) = (&cpu[s][0], &cpu[s][1]);
+        println!("{name:<26} {:>28} {:>28} {:>+10.0}", show(r), show(b), median(b) - median(r));
+    }
+    println!();
+    Ok(())
+}
+
+/// What draining `n` distinct alerts cost one build of the Workers.
+struct Drain {
+    label: String,
+    alerts: usize,
+    filed: usize,
+    secs: f64,
+    workerd_cpu_secs: f64,
+    node_cpu_secs: f64,
+    durable_object_calls: u64,
+    kv_writes: u64,
+}
+
+/// Drives `n` distinct alerts through the gateway, the queue and the consumer into the fakes, and
+/// counts what it took: the time until the last issue was filed, the CPU of workerd and of the
+/// harness (Node, which receives every log line), and the consumer's Durable Object calls and KV
+/// writes as the harness counted them (`countCalls`).
+async fn drain(
+    label: &str,
+    root: Option<&std::path::Path>,
+    n: usize,
+    template: &serde_json::Value,
+) -> anyhow::Result<Drain> {
+    use bugbot_e2e::stack::{Stack, StackOptions};
+    let mut options = StackOptions::default();
+    options.consumer_vars.push(("LOG_LEVEL".into(), "warn".into()));
+    let mut harness = json!({"countCalls": true});
+    if let Some(root) = root {
+        harness["root"] = json!(root.display().to_string());
+    }
+    options.harness = harness;
+    let stack = Stack::start(options).await?;
+    let pids = stack.workers.workerd_pids();
+    let node = vec![stack.workers.harness_pid()];
+    let bodies: Vec<Vec<u8>> = (0..n).map(|i| distinct_alert(template, 50_000 + i)).collect();
+    let (cpu_before, node_before) = (cpu_ticks(&pids), cpu_ticks(&node));
+    let started = std::time::SystemTime::now();
+    let semaphore = Arc::new(Semaphore::new(32));
+    let sends = bodies.iter().enumerate().map(|(i, body)| {
+        let (stack, semaphore) = (&stack, semaphore.clone());
+        async move {
+            let _permit = semaphore.acquire().await?;
+            stack.sentry("event_alert", &format!("drain-{label}-{i}"), body).await
+        }
+    });
+    for r in futures::future::join_all(sends).await {
+        r?;
+    }
+    let filed =
+        wait::until(Duration::from_mins(10), "every alert filed", || (stack.github.issues().len() >= n).then_some(n))
+            .await
+            .unwrap_or_else(|_| stack.github.issues().len());
+    let last = stack
+        .github
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/issues"))
+        .map(|r| r.at)
+        .max();
+    let secs = last.and_then(|l| l.duration_since(started).ok()).unwrap_or_default().as_secs_f64();
+    let (cpu_after, node_after) = (cpu_ticks(&pids), cpu_ticks(&node));
+    let counts: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/__bench/counts", stack.workers.url))
+        .header("MF-Route-Override", "bugbot-consumer")
+        .send()
+        .await?
+        .json()
+        .await
+        .context("the harness's call counts")?;
+    Ok(Drain {
+        label: label.to_owned(),
+        alerts: n,
+        filed,
+        secs,
+        workerd_cpu_secs: (cpu_after - cpu_before) as f64 / ticks_per_sec(),
+        node_cpu_secs: (node_after - node_before) as f64 / ticks_per_sec(),
+        durable_object_calls: counts["durable_object_calls"].as_u64().unwrap_or_default(),
+        kv_writes: counts["kv_writes"].as_u64().unwrap_or_default() + counts["kv_deletes"].as_u64().unwrap_or_default(),
+    })
+}
+
+fn print_drains(drains: &[Drain]) {
+    println!();
+    println!(
+        "alert drain: distinct Sentry alerts → Linear + GitHub + Discord fakes (LOG_LEVEL=warn; DO calls and KV writes counted by the harness)"
+    );
+    println!(
+        "{:<22} {:>7} {:>7} {:>9} {:>13} {:>16} {:>15} {:>10} {:>10}",
+        "build", "alerts", "filed", "secs", "drain /s", "workerd CPU ms/al", "node CPU ms/al", "DO/alert", "KV w/alert"
+    );
+    for d in drains {
+        let per = |x: f64| x * 1000.0 / d.alerts as f64;
+        println!(
+            "{:<22} {:>7} {:>7} {:>9.2} {:>13.1} {:>16.2} {:>15.2} {:>10.2} {:>10.2}",
+            d.label,
+            d.alerts,
+            d.filed,
+            d.secs,
+            d.filed as f64 / d.secs.max(f64::EPSILON),
+            per(d.workerd_cpu_secs),
+            per(d.node_cpu_secs),
+            d.durable_object_calls as f64 / d.alerts as f64,
+            d.kv_writes as f64 / d.alerts as f64,
+        );
+    }
+    println!();
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -342,13 +526,24 @@ async fn main() -> anyhow::Result<()> {
         "rate {} req/s, concurrency {}, LOG_LEVEL=warn, straight to workerd (Miniflare)",
         args.rate, args.concurrency
     );
+    if args.drain > 0 {
+        let mut drains = Vec::new();
+        if let Some(root) = &args.baseline_root {
+            drains.push(drain(&args.baseline_label, Some(root), args.drain, &template).await?);
+        }
+        drains.push(drain("this checkout", None, args.drain, &template).await?);
+        print_drains(&drains);
+    }
+    if args.floor_passes > 0 && !args.alerts_only {
+        floor(&args, &keys, &vars, &template).await?;
+    }
     if args.fixes > 0 {
         fixes(args.fixes).await?;
     }
     if args.alerts > 0 {
         alerts(&args, &template).await?;
     }
-    if args.alerts_only {
+    if args.alerts_only || args.no_gateway_alone {
         return Ok(());
     }
     // The gateway alone (no consumer in the workerd process), so its CPU figure is the gateway's own;
