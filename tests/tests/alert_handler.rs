@@ -276,7 +276,7 @@ async fn a_fix_result_that_keeps_failing_escalates_to_the_dead_letter_queue() {
     );
     let env = no_env();
     let port = ReqwestPort::new();
-    let policy = f.config.retry.clone();
+    let policy = f.config.retry;
     let mut attempts = Vec::new();
     for _ in 0..policy.max_attempts {
         let ctx = Ctx {
