@@ -83,7 +83,7 @@ pub(crate) async fn reply<P: HttpPort>(
 
 /// A refusal only the invoker sees: the deferral was public, so the answer is an ephemeral
 /// follow-up and the public "thinking…" placeholder is deleted.
-async fn refuse<P: HttpPort>(deps: &Deps<'_, P>, ix: &InteractionContext, content: &str) {
+pub(crate) async fn refuse<P: HttpPort>(deps: &Deps<'_, P>, ix: &InteractionContext, content: &str) {
     let body = json!({"content": clip(content, 2_000), "flags": 64, "allowed_mentions": {"parse": []}});
     let discord = discord(deps);
     let app = ix.application_id.to_string();

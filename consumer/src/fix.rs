@@ -14,9 +14,10 @@
 //!
 //! Settings (all optional; the flow is skipped with a clear message when the executor is not configured):
 //! `EXECUTOR_URL` (else the `EXECUTOR` container binding), `EXECUTOR_SECRET`, `EXECUTOR_CALLBACK_URL` (the gateway's `/executor/callback`),
-//! `FIX_REPO` (default `GITHUB_REPO`), `FIX_CLONE_URL` (template, `{repo}` → owner/name; default
+//! `FIX_REPO` (default `GITHUB_REPO`), `FIX_REPOS` (the repositories a fix may target; default `FIX_REPO`), `FIX_CLONE_URL` (template, `{repo}` → owner/name; default
 //! `https://github.com/{repo}.git`), `FIX_BASE_REF` (`main`), `FIX_ALLOWED_PATHS` (comma-separated
-//! globs), `FIX_TEST_COMMAND`, `FIX_MAX_TURNS`, `FIX_MAX_USD`, `FIX_TIMEOUT_SECS`, and the auto-fix
+//! globs; default `executor::DEFAULT_ALLOWED_PATHS`), `FIX_TEST_COMMAND`, `FIX_MAX_TURNS`, `FIX_MAX_USD`,
+//! `FIX_TIMEOUT_SECS`, `FIX_MAX_BYTES_ADDED`, `FIX_MAX_BINARY_BYTES`, and the auto-fix
 //! policy `AUTO_FIX`, `AUTO_FIX_THRESHOLD`, `AUTO_FIX_MAX_RUNS_PER_DAY`, `AUTO_FIX_MAX_USD_PER_DAY`.
 
 use bugbot_shared::claim::{DeliveryOp, DeliveryReply, TrackedRefs};
@@ -26,6 +27,7 @@ use bugbot_shared::container;
 use bugbot_shared::event::{ErrorEvent, format_rfc3339_ms};
 use bugbot_shared::executor::{self, FixJob, FixJobId, FixLimits, FixOutcome, FixPrompt, FixReport};
 use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
+use bugbot_shared::policy::{self, FixRepos};
 use bugbot_shared::report::{self, clip};
 use bugbot_shared::source::discord::Message;
 use bugbot_shared::status::JobState;
@@ -126,6 +128,7 @@ struct FixSettings {
     secret: String,
     callback_url: Option<String>,
     repo: Option<String>,
+    repos: FixRepos,
     clone_url: String,
     base: String,
     allowed_paths: Vec<String>,
@@ -153,18 +156,19 @@ fn settings(env: &worker::Env) -> Result<FixSettings, String> {
     if let Some(secs) = number("FIX_TIMEOUT_SECS") {
         limits.timeout_secs = secs;
     }
+    limits.max_bytes_added = number("FIX_MAX_BYTES_ADDED").unwrap_or(limits.max_bytes_added);
+    limits.max_binary_bytes = number("FIX_MAX_BINARY_BYTES").unwrap_or(limits.max_binary_bytes);
     let repo = var("FIX_REPO").or_else(|| var("GITHUB_REPO"));
+    let repos = FixRepos::from_vars(var("FIX_REPOS").as_deref(), repo.as_deref());
     Ok(FixSettings {
         executor,
         secret,
         callback_url: var("EXECUTOR_CALLBACK_URL"),
         clone_url: var("FIX_CLONE_URL").unwrap_or_else(|| "https://github.com/{repo}.git".into()),
         repo,
+        repos,
         base: var("FIX_BASE_REF").unwrap_or_else(|| "main".into()),
-        allowed_paths: var("FIX_ALLOWED_PATHS").map_or_else(
-            || vec!["**".into()],
-            |v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
-        ),
+        allowed_paths: policy::fix_allowed_paths(var("FIX_ALLOWED_PATHS").as_deref()),
         test_command: var("FIX_TEST_COMMAND"),
         limits,
         policy: AutoFixPolicy::from_vars(
@@ -214,6 +218,11 @@ pub async fn on_command<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
             return done(JobState::Failed, reason, Vec::new());
         }
     };
+    // Before anything is filed or dispatched: a repository outside FIX_REPOS is refused, privately.
+    if let Some(Err(reason)) = repo.as_deref().or(settings.repo.as_deref()).map(|r| settings.repos.check(r)) {
+        crate::commands::refuse(deps, interaction, &format!("⛔ Not allowed: {reason}.")).await;
+        return done(JobState::Ignored, format!("refused: {reason}"), Vec::new());
+    }
     let target = match resolve_target(deps, interaction, issue.as_ref(), message.as_ref()).await {
         Ok(Some(target)) => target,
         Ok(None) => {
@@ -287,6 +296,10 @@ async fn start<P: HttpPort>(
         let _ = say(deps, &reply, &format!("⚠️ Can't start a fix: {reason}.")).await;
         return done(JobState::Failed, reason, Vec::new());
     };
+    if let Err(reason) = settings.repos.check(&repo) {
+        let _ = say(deps, &reply, &format!("⛔ Can't start a fix: {reason}.")).await;
+        return done(JobState::Ignored, format!("refused: {reason}"), Vec::new());
+    }
     let slug = slug(&target.key);
     let fix_job_id = format!("fix-{slug}-{}", &bugbot_shared::verify::sha256_hex(job.id.as_str().as_bytes())[..10]);
     let branch = format!("bugbot/fix-{slug}");

@@ -25,6 +25,7 @@
 //! - [`packet`] — the `ContextPacket` and its Markdown and Discord renderings.
 //! - [`runbook`] — runbooks (front matter or a pattern map) matching an error.
 //! - [`authz`] — who may run which `/bugbot` command.
+//! - [`policy`] — what bugbot may reach for someone: fix repositories, fix paths, code shown in Discord.
 //! - [`commands_def`] — the command definitions registered with Discord.
 //! - [`digest`] — daily counters, the day-over-day digest message and the `/bugbot stats` text.
 //! - [`dashboard`] — the status page: HTML with an inline SVG chart, every untrusted string escaped.
@@ -47,6 +48,7 @@ pub mod job;
 pub mod log;
 pub mod normalize;
 pub mod packet;
+pub mod policy;
 pub mod references;
 pub mod report;
 pub mod runbook;

@@ -383,3 +383,49 @@ async fn with_no_executor_anywhere_the_fix_fails_at_once_with_the_reason() {
     assert!(stack.github.pulls().is_empty());
     assert_eq!(executor.fake.requests().len(), 0, "no run started");
 }
+
+/// A signed `/bugbot fix` from maria (an admin) with these options; returns the interaction token.
+async fn slash_fix(stack: &Stack, options: &Value) -> String {
+    let id = format!("{}", 1_600_000_000_000_000_000u64 + u64::from(rand_u16()));
+    let token = format!("itok-{id}");
+    let body = serde_json::to_vec(&json!({
+        "id": id, "application_id": APPLICATION_ID.to_string(), "type": 2, "token": token,
+        "guild_id": "1100000000000000009", "channel_id": ALERTS_CHANNEL,
+        "member": {"user": {"id": "1100000000000000010", "username": "maria"}, "roles": []},
+        "data": {"name": "bugbot", "type": 1, "options": [{"name": "fix", "type": 1, "options": options}]}
+    }))
+    .unwrap();
+    let mut req = reqwest::Client::new().post(format!("{}/discord/interactions", stack.workers.url)).body(body.clone());
+    for (k, v) in stack.keys.sign_discord(&body) {
+        req = req.header(k, v);
+    }
+    assert_eq!(req.send().await.unwrap().status(), 200);
+    token
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fix_of_a_repository_outside_fix_repos_is_refused_and_no_job_reaches_the_executor() {
+    // Issue 15: a write-role user pointing the executor at their own repository (whose test suite
+    // would then run next to the executor).
+    let (stack, executor) = fix_stack(fixing_turns(), &[]).await;
+    let issue = stack.github.add_issue("add() is broken", "add(2, 2) returns 0", &[]);
+    let token = slash_fix(
+        &stack,
+        &json!([{"name": "issue", "type": 3, "value": format!("#{issue}")},
+                {"name": "repo", "type": 3, "value": "mallory/pwn"}]),
+    )
+    .await;
+    let job = format!("discord:{}", token.trim_start_matches("itok-"));
+    let status = stack.settled(&job, SETTLE).await.unwrap();
+    assert_eq!(status["state"], "ignored", "{status}");
+    assert!(status["reason"].as_str().unwrap().contains("mallory/pwn"), "{status}");
+    let refusal = stack.discord.followups().into_iter().find(|c| c.token == token).expect("an ephemeral refusal");
+    assert_eq!(refusal.body["flags"], 64);
+    let text = refusal.body["content"].as_str().unwrap();
+    assert!(text.contains("mallory/pwn") && text.contains("FIX_REPOS"), "{text}");
+    // Absence, after the job settled (its status is recorded after its effects).
+    assert_eq!(executor.fake.requests().len(), 0, "no run started");
+    assert_eq!(executor.branches(), vec!["main".to_owned()]);
+    assert!(stack.github.pulls().is_empty() && stack.github.comments().is_empty());
+}
+
