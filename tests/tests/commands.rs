@@ -273,3 +273,24 @@ async fn errors_stats_and_resolve_use_the_sentry_api() {
     let issue = stack.sentry.issues().into_iter().find(|i| i.id == id).unwrap();
     assert_eq!(issue.status, "resolved");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_no_server_configured_every_command_is_refused_with_what_to_set() {
+    // Issue 15: any server that adds the bot (Discord's "Public Bot" is on by default) could read.
+    let mut options = StackOptions::default();
+    options.consumer_vars.retain(|(k, _)| k != "DISCORD_ALLOWED_GUILDS");
+    let stack = Stack::start(options).await.unwrap();
+    let w = world(&stack).await;
+    let investigate = slash("investigate", &json!([{"name": "issue", "type": 3, "value": w.sentry_url}]));
+    let (job, token) = interact(&stack, w.channel, &[], &investigate).await;
+    let status = settled(&stack, &job, SETTLE).await.unwrap();
+    assert_eq!(status["state"], "ignored", "{status}");
+    let refusal = stack.discord.followups().into_iter().find(|c| c.token == token).expect("an ephemeral refusal");
+    assert_eq!(refusal.body["flags"], 64);
+    let text = refusal.body["content"].as_str().unwrap();
+    assert!(text.contains("DISCORD_ALLOWED_GUILDS") && text.contains(GUILD), "tells the admin what to set: {text}");
+    // Absence, after the job settled.
+    assert!(stack.sentry.requests().is_empty(), "no source was read");
+    assert!(stack.linear.issues().is_empty() && stack.linear.comments().is_empty());
+}
+

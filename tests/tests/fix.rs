@@ -203,7 +203,7 @@ async fn the_same_fix_requested_twice_at_once_runs_once() {
     let ask = |n: u64| {
         let body = serde_json::to_vec(&json!({
             "id": (1_500_000_000_000_000_000u64 + n).to_string(), "application_id": APPLICATION_ID.to_string(), "type": 2,
-            "token": format!("again-{n}"), "channel_id": ALERTS_CHANNEL,
+            "token": format!("again-{n}"), "guild_id": "1100000000000000009", "channel_id": ALERTS_CHANNEL,
             "member": {"user": {"id": "1100000000000000013", "username": "lee"}, "roles": []},
             "data": {"name": "bugbot", "type": 1, "options": [{"name": "fix", "type": 1, "options": [{"name": "issue", "type": 3, "value": "#1"}]}]}
         }))
