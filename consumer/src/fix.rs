@@ -447,7 +447,8 @@ pub async fn on_result<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
     }
     run.cost_usd = report.cost_usd;
     run.finished_at_ms = Some(deps.now_ms);
-    let summary = report.summary.clone().unwrap_or_default();
+    // The agent's summary and reasons are untrusted: they go to GitHub/Linear escaped.
+    let summary = report::untrusted_quote(report.summary.as_deref().unwrap_or_default(), 40);
     let (state, note) = match &report.outcome {
         FixOutcome::Fixed => match open_pull(deps, &run, &report).await {
             Ok(url) => {
@@ -465,18 +466,23 @@ pub async fn on_result<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
                 run.reason = Some(reason.clone());
                 (
                     FixState::Failed,
-                    format!("bugbot pushed `{}` but could not open a pull request: {reason}", run.branch),
+                    format!(
+                        "bugbot pushed `{}` but could not open a pull request: {}",
+                        run.branch,
+                        report::untrusted_text(&reason)
+                    ),
                 )
             }
         },
         FixOutcome::NoChange => (FixState::NoChange, format!("bugbot's fix attempt changed nothing.\n\n{summary}")),
         FixOutcome::Blocked { reason } => {
             run.reason = Some(reason.clone());
+            let reason = report::untrusted_text(reason);
             (FixState::Blocked, format!("bugbot's fix attempt was blocked and nothing was pushed: {reason}"))
         }
         FixOutcome::Failed { reason } => {
             run.reason = Some(reason.clone());
-            (FixState::Failed, format!("bugbot's fix attempt failed: {reason}"))
+            (FixState::Failed, format!("bugbot's fix attempt failed: {}", report::untrusted_text(reason)))
         }
         FixOutcome::TimedOut => {
             run.reason = Some("the agent ran past its time limit".into());
@@ -525,7 +531,7 @@ async fn open_pull<P: HttpPort>(deps: &Deps<'_, P>, run: &FixRun, report: &FixRe
     let Some(github) = github_for(deps, &run.repo) else {
         return Err(done(JobState::Failed, "GitHub is not configured (GITHUB_TOKEN)", Vec::new()));
     };
-    let title = format!("Fix {}: {}", run.target.key, clip(&run.target.title, 200));
+    let title = format!("Fix {}: {}", run.target.key, report::untrusted_title(&run.target.title, 200));
     let body = pr_body(run, report);
     let pull = github
         .create_pull(&NewPull { title: &title, head: &run.branch, base: &run.base, body: &body, draft: true })
@@ -536,11 +542,20 @@ async fn open_pull<P: HttpPort>(deps: &Deps<'_, P>, run: &FixRun, report: &FixRe
 fn pr_body(run: &FixRun, report: &FixReport) -> String {
     use std::fmt::Write as _;
     let mut body = String::new();
-    let _ = writeln!(body, "Draft fix for [{}]({}) — {}\n", run.target.key, run.target.url, run.target.title);
+    // Everything but bugbot's own words is untrusted (the issue title may be a Discord message; the
+    // summary, file names and test output come from the agent's run): escaped, so the body pings no
+    // one, closes nothing but `run.target`, and no fence can be broken out of.
+    let _ = writeln!(
+        body,
+        "Draft fix for [{}]({}) — {}\n",
+        run.target.key,
+        run.target.url,
+        report::untrusted_text(&run.target.title)
+    );
     if let Some(summary) = report.summary.as_deref().filter(|s| !s.trim().is_empty()) {
-        let _ = writeln!(body, "## Summary\n\n{}\n", summary.trim());
+        let _ = writeln!(body, "## Summary\n\n{}", report::untrusted_quote(summary, 40));
     }
-    let files: Vec<String> = report.files.iter().map(|f| format!("`{f}`")).collect();
+    let files: Vec<String> = report.files.iter().map(|f| report::untrusted_code_span(f)).collect();
     let _ = writeln!(
         body,
         "## Change\n\n{} files changed, +{} −{}: {}\n",
@@ -551,14 +566,14 @@ fn pr_body(run: &FixRun, report: &FixReport) -> String {
     );
     match report.test_output_tail.as_deref() {
         Some(tail) if !tail.trim().is_empty() => {
-            let _ = writeln!(body, "## Tests\n\nPassed. Last lines:\n\n```\n{}\n```\n", tail.trim());
+            let _ = writeln!(body, "## Tests\n\nPassed. Last lines:\n\n{}", report::untrusted_code_block(tail));
         }
         _ => body.push_str("## Tests\n\nNo test command is configured (`FIX_TEST_COMMAND`).\n\n"),
     }
     let _ = writeln!(
         body,
         "## Run\n\nRequested by {} · {} agent turns · ${:.2} · {:.0} s · branch `{}`\n",
-        run.requested_by,
+        report::untrusted_text(&run.requested_by),
         report.turns,
         report.cost_usd,
         std::time::Duration::from_millis(report.duration_ms).as_secs_f64(),
@@ -643,9 +658,11 @@ async fn issue_from_message<P: HttpPort>(
     interaction: &InteractionContext,
 ) -> Result<FixTarget, Outcome> {
     let first_line = message.content.lines().find(|l| !l.trim().is_empty()).unwrap_or("Bug report from Discord");
-    let title = clip(first_line.trim(), 120);
-    let reporter = message.author.as_ref().map_or_else(|| "someone".to_owned(), |a| a.username.clone());
-    let quoted: String = message.content.lines().flat_map(|l| ["> ", l, "\n"]).collect();
+    // The message is untrusted: escaped for GitHub (no pings, no closing keywords, no fences).
+    let title = report::untrusted_title(first_line.trim(), 120);
+    let reporter =
+        message.author.as_ref().map_or_else(|| "someone".to_owned(), |a| report::untrusted_text(&a.username));
+    let quoted = report::untrusted_quote(&message.content, 60);
     let link = match (interaction.guild_id, message.channel_id.or(interaction.channel_id)) {
         (Some(guild), Some(channel)) => format!("https://discord.com/channels/{guild}/{channel}/{}", message.id),
         _ => String::new(),

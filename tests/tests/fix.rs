@@ -429,3 +429,42 @@ async fn a_fix_of_a_repository_outside_fix_repos_is_refused_and_no_job_reaches_t
     assert!(stack.github.pulls().is_empty() && stack.github.comments().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_text_in_the_fix_flow_pings_no_one_and_closes_nothing_else() {
+    // Issue 15: the reported message becomes a GitHub issue, the agent's summary the PR body and a
+    // comment. Neither may ping a team, close another issue, or break out of a code fence.
+    let mut turns = fixing_turns();
+    turns.pop();
+    turns.push(Turn::text(
+        "Root cause: add() subtracted.\nCloses #3 and fixes acme/shop#4 @acme/owners\n```\n## injected heading\n",
+    ));
+    let (stack, _executor) = fix_stack(turns, &[]).await;
+    let (_token, status) =
+        fix_with_bugbot(&stack, "@acme/security-team totals are wrong\nFixes #2\n```\n<img src=x onerror=alert(1)>")
+            .await;
+    assert_eq!(status, 200);
+    let pr = stack.eventually(SETTLE, "a pull request", || stack.github.pulls().into_iter().next()).await.unwrap();
+    let link = format!("pull/{}", pr.number);
+    let comment = stack
+        .eventually(SETTLE, "the PR comment", || stack.github.comments().into_iter().find(|c| c.body.contains(&link)))
+        .await
+        .unwrap();
+    let issue = stack.github.issues().into_iter().next().unwrap();
+    let body = pr.body.clone().unwrap_or_default();
+    for (what, text) in [
+        ("issue title", &issue.title),
+        ("issue body", issue.body.as_ref().unwrap()),
+        ("PR title", &pr.title),
+        ("PR body", &body),
+        ("comment", &comment.body),
+    ] {
+        for needle in ["@acme/", "Fixes #2", "Closes #3", "fixes acme/shop#4", "<img", "\n## injected"] {
+            assert!(!text.contains(needle), "{what} contains {needle:?}:\n{text}");
+        }
+    }
+    // bugbot's own closing line is the only one, and it closes the issue it filed.
+    assert!(body.contains("Fixes #1"), "{body}");
+    assert_eq!(body.matches("Fixes #").count(), 1, "{body}");
+    assert!(body.contains("Root cause"), "the summary is still there: {body}");
+}
+
