@@ -10,7 +10,7 @@ use bugbot_shared::claim::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use worker::{
-    DurableObject, Env, Method, ObjectNamespace, Request, RequestInit, Response, Result, State, durable_object,
+    Date, DurableObject, Env, Method, ObjectNamespace, Request, RequestInit, Response, Result, State, durable_object,
 };
 
 /// The Durable Object binding.
@@ -43,6 +43,11 @@ impl DurableObject for ClaimStore {
                 let (next, reply) = claim::delivery(current, op);
                 if let Some(next) = next {
                     storage.put(RECORD, &next).await?;
+                    // A finished delivery is forgotten once its dedupe window is over.
+                    if let Some(at) = next.expires_at_ms() {
+                        let offset = i64::try_from(at.saturating_sub(Date::now().as_millis())).unwrap_or(i64::MAX);
+                        storage.set_alarm(offset.max(1)).await?;
+                    }
                 }
                 Response::from_json(&reply)
             }
@@ -57,6 +62,16 @@ impl DurableObject for ClaimStore {
             }
             _ => Response::error("not found", 404),
         }
+    }
+
+    /// The dedupe window of a finished delivery is over: delete it, unless it was begun again since.
+    async fn alarm(&self) -> Result<Response> {
+        let storage = self.state.storage();
+        let current: Option<DeliveryRecord> = storage.get(RECORD).await.ok().flatten();
+        if current.and_then(|r| r.expires_at_ms()).is_some_and(|at| at <= Date::now().as_millis()) {
+            storage.delete_all().await?;
+        }
+        Response::ok("")
     }
 }
 

@@ -179,7 +179,12 @@ async fn run<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, cmd: &DiscordCommandJob
     };
     // Only a finished job is marked done: a retry comes back as the same holder and must proceed.
     if let Outcome::Done { state, .. } = &outcome {
-        let finish = DeliveryOp::Finish { holder: deps.message_id.to_owned(), outcome: format!("{state:?}") };
+        let finish = DeliveryOp::Finish {
+            holder: deps.message_id.to_owned(),
+            outcome: format!("{state:?}"),
+            now_ms: deps.now_ms,
+            window_ms: deps.config.dedupe_window_ms,
+        };
         let _ = deps.claims.delivery(job_id, &finish).await;
     }
     outcome

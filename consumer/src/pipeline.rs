@@ -138,7 +138,15 @@ pub async fn process_alert<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcom
     // Best effort: if this fails, the lease expires and a redelivered copy redoes idempotent work.
     let _ = deps
         .claims
-        .delivery(job_id, &DeliveryOp::Finish { holder: deps.message_id.to_owned(), outcome: summary })
+        .delivery(
+            job_id,
+            &DeliveryOp::Finish {
+                holder: deps.message_id.to_owned(),
+                outcome: summary,
+                now_ms: deps.now_ms,
+                window_ms: deps.config.dedupe_window_ms,
+            },
+        )
         .await;
     outcome
 }

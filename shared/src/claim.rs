@@ -6,6 +6,9 @@
 //! Two kinds of claim:
 //! - **delivery** (key = job id): the work of one delivery runs once. The holder is the queue
 //!   message id, so the same message's own retry proceeds, while a second copy waits, then is dropped.
+//!   A finished delivery is remembered for the dedupe window only (`DEDUPE_WINDOW_SECS`): a job id
+//!   can be a hash of the body (GlitchTip sends no timestamp), and the same monitor going down again
+//!   next week is a new outage, not a duplicate.
 //! - **fingerprint** (key = error fingerprint): the first occurrence creates the tracked issue; while
 //!   it is being created, other occurrences are only counted; afterwards they update it, commenting at
 //!   most once per cooldown window; a resolved issue that recurs is a regression.
@@ -84,7 +87,21 @@ pub enum DeliveryRecord {
     },
     Done {
         outcome: String,
+        /// Until when an identical delivery is a duplicate; afterwards the record is expired (and
+        /// the Durable Object deletes it). `0` (records written before the window existed): expired.
+        #[serde(default)]
+        expires_at_ms: u64,
     },
+}
+
+impl DeliveryRecord {
+    /// When a finished record may be deleted: `Some(at)` for a `Done` record.
+    pub fn expires_at_ms(&self) -> Option<u64> {
+        match self {
+            Self::Done { expires_at_ms, .. } => Some(*expires_at_ms),
+            Self::InProgress { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +115,11 @@ pub enum DeliveryOp {
     Finish {
         holder: String,
         outcome: String,
+        /// When it finished, and how long an identical delivery stays a duplicate (the dedupe window).
+        #[serde(default)]
+        now_ms: u64,
+        #[serde(default)]
+        window_ms: u64,
     },
     /// The queue gave up on the job (dead-lettered): free it so a replay starts afresh.
     Release,
@@ -124,7 +146,9 @@ pub enum DeliveryReply {
 /// Applies `op`; returns the record to store (if changed) and the reply.
 pub fn delivery(record: Option<DeliveryRecord>, op: DeliveryOp) -> (Option<DeliveryRecord>, DeliveryReply) {
     match (record, op) {
-        (Some(DeliveryRecord::Done { outcome }), DeliveryOp::Begin { .. }) => {
+        (Some(DeliveryRecord::Done { outcome, expires_at_ms }), DeliveryOp::Begin { now_ms, .. })
+            if now_ms < expires_at_ms =>
+        {
             (None, DeliveryReply::Duplicate { outcome })
         }
         (
@@ -132,6 +156,7 @@ pub fn delivery(record: Option<DeliveryRecord>, op: DeliveryOp) -> (Option<Deliv
             DeliveryOp::Begin { holder: me, now_ms, .. },
         ) if holder != me && now_ms < lease_until_ms => (None, DeliveryReply::Busy { lease_until_ms }),
         (current, DeliveryOp::Begin { holder, now_ms, lease_ms }) => {
+            // An expired `Done` record is a new delivery: attempt 1.
             let attempt = match current {
                 Some(DeliveryRecord::InProgress { attempts, .. }) => attempts + 1,
                 _ => 1,
@@ -145,7 +170,10 @@ pub fn delivery(record: Option<DeliveryRecord>, op: DeliveryOp) -> (Option<Deliv
                 DeliveryReply::Proceed { attempt },
             )
         }
-        (_, DeliveryOp::Finish { outcome, .. }) => (Some(DeliveryRecord::Done { outcome }), DeliveryReply::Finished),
+        (_, DeliveryOp::Finish { outcome, now_ms, window_ms, .. }) => (
+            Some(DeliveryRecord::Done { outcome, expires_at_ms: now_ms.saturating_add(window_ms) }),
+            DeliveryReply::Finished,
+        ),
         (_, DeliveryOp::Release) => (
             Some(DeliveryRecord::InProgress { holder: String::new(), lease_until_ms: 0, attempts: 0 }),
             DeliveryReply::Finished,
@@ -495,8 +523,34 @@ mod tests {
         // A dead-lettered job is released: its replay starts again at attempt 1.
         let (released, _) = delivery(rec.clone(), DeliveryOp::Release);
         assert_eq!(delivery(released, begin("m9", 11)).1, DeliveryReply::Proceed { attempt: 1 });
-        let (done, _) = delivery(rec, DeliveryOp::Finish { holder: "m1".into(), outcome: "filed".into() });
+        let (done, _) = delivery(rec, finish("m1", 15));
         assert_eq!(delivery(done, begin("m3", 20)).1, DeliveryReply::Duplicate { outcome: "filed".into() });
+    }
+
+    fn finish(holder: &str, now_ms: u64) -> DeliveryOp {
+        DeliveryOp::Finish { holder: holder.into(), outcome: "filed".into(), now_ms, window_ms: WINDOW }
+    }
+
+    const WINDOW: u64 = 600_000;
+
+    #[test]
+    fn identical_deliveries_are_duplicates_only_within_the_window() {
+        // Issue 15: a GlitchTip body has no timestamp, so next week's identical outage has the same job id.
+        let begin = |h: &str, now_ms| DeliveryOp::Begin { holder: h.into(), now_ms, lease_ms: LEASE };
+        let (rec, _) = delivery(None, begin("m1", 0));
+        let (done, _) = delivery(rec, finish("m1", 1_000));
+        assert_eq!(done.as_ref().and_then(DeliveryRecord::expires_at_ms), Some(1_000 + WINDOW));
+        assert_eq!(
+            delivery(done.clone(), begin("m2", WINDOW)).1,
+            DeliveryReply::Duplicate { outcome: "filed".into() },
+            "within the window: a duplicate"
+        );
+        let (again, reply) = delivery(done, begin("m3", 1_000 + WINDOW));
+        assert_eq!(reply, DeliveryReply::Proceed { attempt: 1 }, "after the window: processed again");
+        assert!(matches!(again, Some(DeliveryRecord::InProgress { ref holder, .. }) if holder == "m3"));
+        // A record from before the window existed is expired.
+        let legacy: DeliveryRecord = serde_json::from_str(r#"{"state":"done","outcome":"filed"}"#).unwrap();
+        assert_eq!(delivery(Some(legacy), begin("m4", 5)).1, DeliveryReply::Proceed { attempt: 1 });
     }
 
     #[test]
