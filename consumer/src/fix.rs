@@ -134,6 +134,8 @@ struct FixSettings {
     allowed_paths: Vec<String>,
     test_command: Option<String>,
     limits: FixLimits,
+    /// `FIX_EXECUTOR_QUEUE`: how many jobs the executor may queue (its `MAX_QUEUED_JOBS`, default 16).
+    executor_queue: u64,
     policy: AutoFixPolicy,
 }
 
@@ -171,6 +173,7 @@ fn settings(env: &worker::Env) -> Result<FixSettings, String> {
         allowed_paths: policy::fix_allowed_paths(var("FIX_ALLOWED_PATHS").as_deref()),
         test_command: var("FIX_TEST_COMMAND"),
         limits,
+        executor_queue: number("FIX_EXECUTOR_QUEUE").unwrap_or(16),
         policy: AutoFixPolicy::from_vars(
             var("AUTO_FIX").as_deref(),
             var("AUTO_FIX_THRESHOLD").as_deref(),
@@ -303,7 +306,8 @@ async fn start<P: HttpPort>(
     let slug = slug(&target.key);
     let fix_job_id = format!("fix-{slug}-{}", &bugbot_shared::verify::sha256_hex(job.id.as_str().as_bytes())[..10]);
     let branch = format!("bugbot/fix-{slug}");
-    let lease_ms = (settings.limits.timeout_secs + 15 * 60) * 1000;
+    // The lease covers the executor's queue and the run: no second run of this branch meanwhile.
+    let lease_ms = bugbot_shared::claim::fix_lease_ms(&settings.limits, settings.executor_queue);
     let claim = DeliveryOp::Begin { holder: fix_job_id.clone(), now_ms: deps.now_ms, lease_ms };
     match deps.claims.delivery(&format!("fix:{}", target.key), &claim).await {
         Ok(DeliveryReply::Proceed { .. }) => {}
@@ -504,7 +508,9 @@ pub async fn on_result<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
     }
     save_run(deps, &run).await;
     let _ = show(deps, &run).await;
-    let _ = deps.claims.delivery(&format!("fix:{}", run.target.key), &DeliveryOp::Release).await;
+    // Only this run's own claim is released (a run whose lease ran out may have been succeeded).
+    let release = DeliveryOp::Relinquish { holder: run.fix_job_id.clone() };
+    let _ = deps.claims.delivery(&format!("fix:{}", run.target.key), &release).await;
     if run.reply.interaction_token.is_none() {
         record_cap(deps, run.cost_usd).await;
     }

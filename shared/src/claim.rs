@@ -123,6 +123,11 @@ pub enum DeliveryOp {
     },
     /// The queue gave up on the job (dead-lettered): free it so a replay starts afresh.
     Release,
+    /// The holder is done with the claim (a fix run's result arrived): free it — only if `holder`
+    /// still holds it. A run whose lease ran out and was taken over must not free its successor's.
+    Relinquish {
+        holder: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,11 +179,27 @@ pub fn delivery(record: Option<DeliveryRecord>, op: DeliveryOp) -> (Option<Deliv
             Some(DeliveryRecord::Done { outcome, expires_at_ms: now_ms.saturating_add(window_ms) }),
             DeliveryReply::Finished,
         ),
+        (Some(DeliveryRecord::InProgress { holder, .. }), DeliveryOp::Relinquish { holder: me }) if holder == me => (
+            Some(DeliveryRecord::InProgress { holder: String::new(), lease_until_ms: 0, attempts: 0 }),
+            DeliveryReply::Finished,
+        ),
+        (_, DeliveryOp::Relinquish { .. }) => (None, DeliveryReply::Finished),
         (_, DeliveryOp::Release) => (
             Some(DeliveryRecord::InProgress { holder: String::new(), lease_until_ms: 0, attempts: 0 }),
             DeliveryReply::Finished,
         ),
     }
+}
+
+/// The lease of a fix claim (`fix:{issue}`): long enough to cover the executor's queue as well as
+/// the run, so that no second run of the same branch can start while the first may still push.
+/// The executor runs jobs one at a time behind a bounded queue (`MAX_QUEUED_JOBS`, default 16), each
+/// bounded by the agent's and the test command's time limits; a few minutes per job cover the clone,
+/// the push and the callback.
+pub fn fix_lease_ms(limits: &crate::executor::FixLimits, executor_queue: u64) -> u64 {
+    const PER_JOB_MARGIN_SECS: u64 = 5 * 60;
+    let per_job = limits.timeout_secs.saturating_add(limits.test_timeout_secs).saturating_add(PER_JOB_MARGIN_SECS);
+    per_job.saturating_mul(executor_queue.saturating_add(1)).saturating_mul(1_000)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,6 +553,30 @@ mod tests {
     }
 
     const WINDOW: u64 = 600_000;
+
+    #[test]
+    fn only_the_fix_run_holding_the_claim_releases_it() {
+        // Issue 15: run A's lease ran out and run B took the claim; A's late result must not free
+        // B's claim, or a run C would push the same branch while B still runs.
+        let begin = |h: &str, now_ms| DeliveryOp::Begin { holder: h.into(), now_ms, lease_ms: LEASE };
+        let (rec, _) = delivery(None, begin("fix-a", 0));
+        let (rec, reply) = delivery(rec, begin("fix-b", LEASE + 1));
+        assert_eq!(reply, DeliveryReply::Proceed { attempt: 2 });
+        let (after_a, _) = delivery(rec.clone(), DeliveryOp::Relinquish { holder: "fix-a".into() });
+        assert_eq!(after_a, None, "A's release changes nothing");
+        assert!(matches!(delivery(rec.clone(), begin("fix-c", LEASE + 2)).1, DeliveryReply::Busy { .. }));
+        let (freed, _) = delivery(rec, DeliveryOp::Relinquish { holder: "fix-b".into() });
+        assert_eq!(delivery(freed, begin("fix-c", LEASE + 3)).1, DeliveryReply::Proceed { attempt: 1 });
+    }
+
+    #[test]
+    fn the_fix_lease_covers_the_executor_queue_and_the_run() {
+        let limits = crate::executor::FixLimits::default();
+        let one_job_ms = (limits.timeout_secs + limits.test_timeout_secs) * 1_000;
+        let lease = fix_lease_ms(&limits, 16);
+        assert!(lease >= 17 * one_job_ms, "16 queued jobs ahead, then this one: {lease} ms");
+        assert!(fix_lease_ms(&limits, 0) > one_job_ms, "even with no queue, the run and its push");
+    }
 
     #[test]
     fn identical_deliveries_are_duplicates_only_within_the_window() {
