@@ -4,6 +4,7 @@
 //! A Durable Object delivers no other event while it awaits its own storage, so the read → decide
 //! → write below cannot interleave with another request for the same key.
 
+use bugbot_shared::caps::{self, CapsOp, CapsRecord, CapsReply};
 use bugbot_shared::claim::{
     self, DeliveryOp, DeliveryRecord, DeliveryReply, FingerprintOp, FingerprintRecord, FingerprintReply,
 };
@@ -48,6 +49,15 @@ impl DurableObject for ClaimStore {
                         let offset = i64::try_from(at.saturating_sub(Date::now().as_millis())).unwrap_or(i64::MAX);
                         storage.set_alarm(offset.max(1)).await?;
                     }
+                }
+                Response::from_json(&reply)
+            }
+            "/caps" => {
+                let op: CapsOp = serde_json::from_str(&body)?;
+                let current: Option<CapsRecord> = storage.get(RECORD).await?;
+                let (next, reply) = caps::caps(current, op);
+                if let Some(next) = next {
+                    storage.put(RECORD, &next).await?;
                 }
                 Response::from_json(&reply)
             }
@@ -100,6 +110,11 @@ impl Claims {
 
     pub async fn delivery(&self, job_id: &str, op: &DeliveryOp) -> Result<DeliveryReply> {
         self.call(&format!("delivery:{job_id}"), "/delivery", op).await
+    }
+
+    /// The auto-fix caps of one UTC day (`2026-12-06`).
+    pub async fn caps(&self, day: &str, op: &CapsOp) -> Result<CapsReply> {
+        self.call(&format!("caps:{day}"), "/caps", op).await
     }
 
     pub async fn fingerprint(&self, fingerprint: &str, op: &FingerprintOp) -> Result<FingerprintReply> {

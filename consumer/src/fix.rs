@@ -20,6 +20,7 @@
 //! `FIX_TIMEOUT_SECS`, `FIX_MAX_BYTES_ADDED`, `FIX_MAX_BINARY_BYTES`, and the auto-fix
 //! policy `AUTO_FIX`, `AUTO_FIX_THRESHOLD`, `AUTO_FIX_MAX_RUNS_PER_DAY`, `AUTO_FIX_MAX_USD_PER_DAY`.
 
+use bugbot_shared::caps::{CapsOp, CapsReply};
 use bugbot_shared::claim::{DeliveryOp, DeliveryReply, TrackedRefs};
 use bugbot_shared::command::{Command, IssueRef};
 use bugbot_shared::confidence::{self, AutoFix, AutoFixPolicy, Evidence};
@@ -246,7 +247,6 @@ pub async fn maybe_auto_fix<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, event: &
         return;
     }
     let confidence = confidence::score(event, Evidence::default());
-    let (runs, usd) = caps_today(deps).await;
     let target = FixTarget {
         key: tracked
             .github
@@ -263,7 +263,15 @@ pub async fn maybe_auto_fix<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, event: &
     if target.key.is_empty() {
         return;
     }
-    match confidence::decide(&settings.policy, &confidence, runs, usd) {
+    // The caps are checked by reserving a slot (below), atomically: not from a count read here.
+    let mut decision = confidence::decide(&settings.policy, &confidence, 0, 0.0);
+    if decision == AutoFix::Run {
+        decision = match reserve_cap(deps, &settings.policy, job.id.as_str()).await {
+            Ok(()) => AutoFix::Run,
+            Err(reason) => AutoFix::Skip(reason),
+        };
+    }
+    match decision {
         AutoFix::Skip(reason) => {
             let note = format!(
                 "bugbot did not start an automatic fix: {reason}. Anyone allowed can still ask with `/bugbot fix issue:{}`.",
@@ -280,7 +288,10 @@ pub async fn maybe_auto_fix<P: HttpPort>(deps: &Deps<'_, P>, job: &Job, event: &
                 message_id: None,
             };
             let by = format!("auto-fix (confidence {})", confidence.score);
-            let _ = start(deps, &settings, job, target, None, by, reply).await;
+            let started = start(deps, &settings, job, target, None, by, reply).await;
+            if !matches!(started, Outcome::Done { state: JobState::Fixing, .. }) {
+                cap(deps, CapsOp::Cancel { run: job.id.to_string() }).await;
+            }
         }
     }
 }
@@ -379,19 +390,27 @@ async fn start<P: HttpPort>(
         callback_url: settings.callback_url.clone(),
     };
     if let Err(outcome) = dispatch(deps, settings, &fix_job).await {
-        if let Outcome::Done { reason, .. } = &outcome {
-            run.state = FixState::Failed;
-            run.reason.clone_from(reason);
-            save_run(deps, &run).await;
-            let _ = show(deps, &run).await;
-            let _ = deps.claims.delivery(&format!("fix:{}", target.key), &DeliveryOp::Release).await;
-        }
+        not_dispatched(deps, &mut run, &outcome).await;
         return outcome;
     }
     run.state = FixState::Running;
     save_run(deps, &run).await;
     let _ = show(deps, &run).await;
     done(JobState::Fixing, format!("fix {fix_job_id} running for {}", target.key), vec![target.url])
+}
+
+/// Whatever the dispatch's end (a retry included: an auto-fix is not retried), the run is not left
+/// "queued": it failed, its claim is released, and a retry of the request starts it again.
+async fn not_dispatched<P: HttpPort>(deps: &Deps<'_, P>, run: &mut FixRun, outcome: &Outcome) {
+    run.state = FixState::Failed;
+    run.reason = match outcome {
+        Outcome::Done { reason, .. } => reason.clone(),
+        Outcome::Retry { reason, .. } => Some(reason.clone()),
+    };
+    save_run(deps, run).await;
+    let _ = show(deps, run).await;
+    let release = DeliveryOp::Relinquish { holder: run.fix_job_id.clone() };
+    let _ = deps.claims.delivery(&format!("fix:{}", run.target.key), &release).await;
 }
 
 async fn dispatch<P: HttpPort>(deps: &Deps<'_, P>, settings: &FixSettings, fix_job: &FixJob) -> Result<(), Outcome> {
@@ -511,8 +530,10 @@ pub async fn on_result<P: HttpPort>(deps: &Deps<'_, P>, job: &Job) -> Outcome {
     // Only this run's own claim is released (a run whose lease ran out may have been succeeded).
     let release = DeliveryOp::Relinquish { holder: run.fix_job_id.clone() };
     let _ = deps.claims.delivery(&format!("fix:{}", run.target.key), &release).await;
-    if run.reply.interaction_token.is_none() {
-        record_cap(deps, run.cost_usd).await;
+    if run.reply.interaction_token.is_none()
+        && let Some(requested_in) = &run.requested_in
+    {
+        cap(deps, CapsOp::Charge { run: requested_in.clone(), usd: run.cost_usd }).await;
     }
     let outcome_name = if state == FixState::PrOpened { "pr_opened" } else { report.outcome.name() };
     crate::stats::record_fix_run(deps.env, outcome_name, run.cost_usd, deps.now_ms).await;
@@ -787,24 +808,21 @@ fn day(now_ms: u64) -> String {
     format_rfc3339_ms(now_ms).chars().take(10).collect()
 }
 
-/// Today's auto-fix runs and spend (best effort: KV, approximate under bursts).
-async fn caps_today<P: HttpPort>(deps: &Deps<'_, P>) -> (u32, f64) {
-    #[derive(Deserialize)]
-    struct Caps {
-        runs: u32,
-        usd: f64,
+/// Reserves today's auto-fix slot for the alert job `run` (atomically, in the claim store); `Err`
+/// says why not. An unavailable claim store starts nothing.
+async fn reserve_cap<P: HttpPort>(deps: &Deps<'_, P>, policy: &AutoFixPolicy, run: &str) -> Result<(), String> {
+    let op =
+        CapsOp::Reserve { run: run.to_owned(), max_runs: policy.max_runs_per_day, max_usd: policy.max_usd_per_day };
+    match deps.claims.caps(&day(deps.now_ms), &op).await {
+        Ok(CapsReply::Reserved) => Ok(()),
+        Ok(CapsReply::Full { reason }) => Err(reason),
+        Ok(CapsReply::Ok) | Err(_) => Err("the auto-fix caps could not be checked".into()),
     }
-    let key = format!("fixcaps:{}", day(deps.now_ms));
-    deps.state.kv().get(&key).json::<Caps>().await.ok().flatten().map_or((0, 0.0), |c| (c.runs, c.usd))
 }
 
-async fn record_cap<P: HttpPort>(deps: &Deps<'_, P>, usd: f64) {
-    let (runs, spent) = caps_today(deps).await;
-    let key = format!("fixcaps:{}", day(deps.now_ms));
-    let value = json!({"runs": runs + 1, "usd": spent + usd}).to_string();
-    if let Ok(put) = deps.state.kv().put(&key, value) {
-        let _ = put.expiration_ttl(3 * 24 * 3600).execute().await;
-    }
+/// Charges or cancels a reservation (best effort: an unreleased slot frees itself with the day).
+async fn cap<P: HttpPort>(deps: &Deps<'_, P>, op: CapsOp) {
+    let _ = deps.claims.caps(&day(deps.now_ms), &op).await;
 }
 
 // ---------------------------------------------------------------------------------------------

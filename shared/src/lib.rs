@@ -7,6 +7,7 @@
 //! - [`verify`] — request authentication: Discord Ed25519, Sentry HMAC-SHA256, URL tokens.
 //! - [`source`] — lenient payload types of every source (Discord, Sentry, GlitchTip).
 //! - [`claim`] — exactly-once decisions (deliveries, fingerprints), applied by a Durable Object.
+//! - [`caps`] — the daily auto-fix caps: a slot reserved before a run, charged or released after.
 //! - [`confidence`] — the fix-confidence formula and the auto-fix policy.
 //! - [`command`] — the `/bugbot` command model, parsed from a Discord interaction.
 //! - [`job`] — the versioned queue contract between gateway and consumer.
@@ -32,6 +33,7 @@
 
 pub mod authz;
 pub mod backoff;
+pub mod caps;
 pub mod claim;
 pub mod command;
 pub mod commands_def;

@@ -468,3 +468,43 @@ async fn hostile_text_in_the_fix_flow_pings_no_one_and_closes_nothing_else() {
     assert!(body.contains("Root cause"), "the summary is still there: {body}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_confident_alerts_at_once_start_exactly_the_daily_cap_of_runs() {
+    // Issue 15: the caps counted finished runs only, so a burst of confident alerts all saw 0 runs.
+    let (stack, executor) = fix_stack(
+        fixing_turns(),
+        &[("AUTO_FIX", "on"), ("AUTO_FIX_THRESHOLD", "70"), ("AUTO_FIX_MAX_RUNS_PER_DAY", "2")],
+    )
+    .await;
+    // The runs wait at the model: none finishes (and frees nothing) while the burst is handled.
+    executor.fake.hold();
+    let sends = (0..10).map(|i| {
+        let mut alert: Value = serde_json::from_slice(&python_alert(true)).unwrap();
+        alert["data"]["event"]["issue_id"] = json!(format!("{}", 9_100 + i));
+        let stack = &stack;
+        async move { stack.sentry("event_alert", &format!("burst-{i}"), &serde_json::to_vec(&alert).unwrap()).await }
+    });
+    let jobs: Vec<String> = futures::future::join_all(sends).await.into_iter().flat_map(Result::unwrap).collect();
+    assert_eq!(jobs.len(), 10);
+    for job in &jobs {
+        stack.settled(job, SETTLE).await.unwrap();
+    }
+    let notes = stack
+        .eventually(SETTLE, "a note on each alert that did not start a run", || {
+            let notes: Vec<_> = stack
+                .github
+                .comments()
+                .into_iter()
+                .filter(|c| c.body.contains("did not start an automatic fix"))
+                .collect();
+            (notes.len() >= 8).then_some(notes)
+        })
+        .await
+        .unwrap();
+    assert!(notes.iter().all(|n| n.body.contains("daily cap of 2")), "{notes:?}");
+    let channel = Snowflake(ALERTS_CHANNEL.parse().unwrap());
+    let runs = stack.discord.messages(channel).into_iter().filter(|m| m.content().contains("🛠️ **Fix for")).count();
+    assert_eq!(runs, 2, "exactly two runs started");
+    assert_eq!(notes.len(), 8);
+    executor.fake.release();
+}
