@@ -288,10 +288,13 @@ async fn file<P: HttpPort>(
     if tracked.linear.is_none()
         && let Some((linear, team_id)) = linear(deps)
     {
-        // The source link is the natural key: look it up before creating.
-        let existing = match &event.link {
-            Some(url) => linear.find_by_attachment_url(url).await?,
-            None => None,
+        // bugbot's own id for this fingerprint first (a create whose response was lost), then the
+        // source link, the natural key of an issue filed before ids were chosen.
+        let id = bugbot_shared::claim::linear_issue_id(team_id, fp);
+        let existing = match (linear.issue(&id).await?, &event.link) {
+            (Some(issue), _) => Some(issue),
+            (None, Some(url)) => linear.find_by_attachment_url(url).await?,
+            (None, None) => None,
         };
         let issue = if let Some(issue) = existing {
             issue
@@ -304,6 +307,7 @@ async fn file<P: HttpPort>(
                     description: body.clone(),
                     priority: report::linear_priority(event.level),
                     label_ids,
+                    id: Some(id),
                 })
                 .await?;
             if let Some(url) = &event.link {

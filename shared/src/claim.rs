@@ -191,6 +191,19 @@ pub fn delivery(record: Option<DeliveryRecord>, op: DeliveryOp) -> (Option<Deliv
     }
 }
 
+/// The id bugbot gives the Linear issue it files for `fingerprint` in `team_id`: a UUID (version 4
+/// format, as `issueCreate`'s client-chosen `id` must be) derived from both, so a retry whose create
+/// response was lost looks the issue up by this id instead of creating a second one.
+pub fn linear_issue_id(team_id: &str, fingerprint: &str) -> String {
+    let digest = crate::verify::sha256_hex(format!("bugbot:linear:{team_id}:{fingerprint}").as_bytes());
+    let mut hex: Vec<char> = digest.chars().take(32).collect();
+    hex[12] = '4';
+    // The variant nibble: 8, 9, a or b.
+    hex[16] = ['8', '9', 'a', 'b'][hex[16].to_digit(16).map_or(0, |d| (d % 4) as usize)];
+    let s: String = hex.into_iter().collect();
+    format!("{}-{}-{}-{}-{}", &s[..8], &s[8..12], &s[12..16], &s[16..20], &s[20..32])
+}
+
 /// The lease of a fix claim (`fix:{issue}`): long enough to cover the executor's queue as well as
 /// the run, so that no second run of the same branch can start while the first may still push.
 /// The executor runs jobs one at a time behind a bounded queue (`MAX_QUEUED_JOBS`, default 16), each
@@ -567,6 +580,17 @@ mod tests {
         assert!(matches!(delivery(rec.clone(), begin("fix-c", LEASE + 2)).1, DeliveryReply::Busy { .. }));
         let (freed, _) = delivery(rec, DeliveryOp::Relinquish { holder: "fix-b".into() });
         assert_eq!(delivery(freed, begin("fix-c", LEASE + 3)).1, DeliveryReply::Proceed { attempt: 1 });
+    }
+
+    #[test]
+    fn linear_issue_ids_are_stable_uuids_per_team_and_fingerprint() {
+        let id = linear_issue_id("team-1", "sentry:42");
+        assert_eq!(id, linear_issue_id("team-1", "sentry:42"), "a retry finds the same id");
+        assert_ne!(id, linear_issue_id("team-1", "sentry:43"));
+        assert_ne!(id, linear_issue_id("team-2", "sentry:42"));
+        let groups: Vec<&str> = id.split('-').collect();
+        assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{id}");
+        assert!(groups[2].starts_with('4') && "89ab".contains(&groups[3][..1]), "UUID v4 format: {id}");
     }
 
     #[test]

@@ -235,3 +235,28 @@ async fn the_same_glitchtip_body_after_the_dedupe_window_is_processed_again() {
     assert_eq!(stack.linear.issues().len(), 1, "a repeat of the same issue, not a new one");
 }
 
+/// Issue 15: Linear creates the issue but its answer is lost; the retry must find it, not file another.
+async fn a_lost_linear_create_response_still_yields_one_issue(failure: Failure) {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    stack.linear.lose_next_response("issueCreate", failure.clone());
+    let jobs = stack.sentry("event_alert", "lost-1", &alert()).await.unwrap();
+    let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
+    assert_eq!(status["state"], "filed", "{status}");
+    let issues = stack.linear.issues();
+    assert_eq!(issues.len(), 1, "after a lost response ({failure:?}): {issues:?}");
+    assert_eq!(stack.linear.requests().iter().filter(|r| r.text().contains("issueCreate")).count(), 1);
+    assert_eq!(stack.github.issues().len(), 1);
+    let linked =
+        status["links"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains(&issues[0].identifier));
+    assert!(linked, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_linear_create_answered_with_a_500_after_it_was_made_files_one_issue() {
+    a_lost_linear_create_response_still_yields_one_issue(Failure::ServerError).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_linear_create_that_times_out_after_it_was_made_files_one_issue() {
+    a_lost_linear_create_response_still_yields_one_issue(Failure::Hang).await;
+}

@@ -212,6 +212,7 @@ async fn create<P: HttpPort>(deps: &Deps<'_, P>, title: &str, body: &str) -> Res
                 description: body.to_owned(),
                 priority: 3,
                 label_ids: Vec::new(),
+                id: None,
             })
             .await?;
         return Ok(TrackedIssue {
