@@ -549,7 +549,8 @@ pub fn clip(s: &str, max: usize) -> String {
 const CLOSING_KEYWORDS: &[&str] =
     &["closes", "closed", "close", "fixes", "fixed", "fix", "resolves", "resolved", "resolve"];
 
-/// A closing keyword standing as a word gets a zero-width space after its first letter.
+/// A closing keyword that stands as a word and is followed by an issue reference (`#3`,
+/// `owner/repo#3`, a URL, `ENG-12`) gets a zero-width space after its first letter.
 fn break_closing_keywords(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut prev_word = false;
@@ -557,9 +558,7 @@ fn break_closing_keywords(raw: &str) -> String {
         out.push(c);
         if !prev_word && c.is_ascii_alphabetic() {
             let rest = raw[i..].to_ascii_lowercase();
-            let hit = CLOSING_KEYWORDS.iter().any(|k| {
-                rest.starts_with(k) && !rest[k.len()..].chars().next().is_some_and(|n| n.is_alphanumeric() || n == '_')
-            });
+            let hit = CLOSING_KEYWORDS.iter().any(|k| rest.starts_with(k) && closes_a_reference(&rest[k.len()..]));
             if hit {
                 out.push(ZWSP);
             }
@@ -567,6 +566,23 @@ fn break_closing_keywords(raw: &str) -> String {
         prev_word = c.is_alphanumeric() || c == '_';
     }
     out
+}
+
+/// Whether the text after a closing keyword names an issue: `:`/spaces, then `#…`, a URL, a
+/// `owner/repo#…` or a tracker key such as `ENG-12`.
+fn closes_a_reference(after: &str) -> bool {
+    let trimmed = after.trim_start_matches(':');
+    let token = trimmed.trim_start();
+    if token.len() == trimmed.len() && trimmed.len() == after.len() {
+        return false; // the keyword runs on into another word (`fixture`)
+    }
+    let token = token.split_whitespace().next().unwrap_or_default();
+    let key = token.split_once('-').is_some_and(|(team, n)| {
+        !team.is_empty()
+            && team.chars().all(|c| c.is_ascii_alphanumeric())
+            && n.starts_with(|c: char| c.is_ascii_digit())
+    });
+    token.starts_with('#') || token.contains('#') || token.starts_with("http") || key
 }
 
 /// Untrusted one-line text for GitHub/Linear Markdown (a reporter's name, a reason): [`text`]'s
@@ -847,12 +863,14 @@ mod tests {
         let block = untrusted_code_block(hostile);
         for out in [&quote, &title, &block] {
             let lower = out.to_lowercase();
-            for keyword in ["fixes ", "closes ", "resolves ", "fixed."] {
+            for keyword in ["fixes #", "closes acme/", "fixes https", "resolves eng-"] {
                 assert!(!lower.contains(keyword), "{keyword:?} survived in {out}");
             }
             assert!(!out.contains("#7") && !out.contains("#3") && !out.contains("@acme"), "{out}");
         }
-        assert!(quote.contains("fixture"), "words that only start like a keyword stay: {quote}");
+        assert!(quote.contains("fixture fixed."), "words that only look like a keyword stay: {quote}");
+        assert_eq!(untrusted_text("auto-fix (confidence 85)"), "auto-fix (confidence 85)", "no reference: unchanged");
+        assert!(untrusted_text("fixes: ENG-12").starts_with("f\u{200B}ixes"));
         assert!(quote.lines().all(|l| l.starts_with("> ")), "{quote}");
         // Inline syntax is escaped: no fence, HTML or link is left to interpret.
         assert!(quote.contains("\\`\\`\\`") && quote.contains("\\<img") && quote.contains("\\[x\\]"), "{quote}");
