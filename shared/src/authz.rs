@@ -2,12 +2,16 @@
 //! errors, stats) and writing ones (fix, resolve: they change code or another system) have
 //! separate rules; writes are the stricter. Configuration (comma- or space-separated snowflakes):
 //!
-//! - `DISCORD_ALLOWED_GUILDS`, `DISCORD_ALLOWED_CHANNELS`: where bugbot answers at all (empty: anywhere).
+//! - `DISCORD_ALLOWED_GUILDS`: the servers bugbot answers in. Empty: none — every command is refused
+//!   with a message naming the setting (any server can add a bot while "Public Bot" is on, and the
+//!   read commands post Sentry events, recordings and repository code into the channel).
+//! - `DISCORD_ALLOWED_CHANNELS`: where in those servers bugbot answers (empty: every channel).
 //! - `DISCORD_READ_ROLES`, `DISCORD_ALLOWED_USERS`: who may read (both empty: everyone in scope).
 //! - `DISCORD_WRITE_ROLES`, `DISCORD_ADMIN_USERS`: who may fix and resolve. Both empty: no one —
 //!   writes are closed until someone is named (secure by default).
 //!
-//! Admin users pass every check, scope included. Write roles and admins may also read.
+//! Admin users pass every check but the first (a server must be configured), scope included. Write
+//! roles and admins may also read.
 
 use crate::command::Command;
 use crate::job::InteractionContext;
@@ -81,6 +85,9 @@ impl Policy {
     }
 
     pub fn decide(&self, who: &InteractionContext, access: Access) -> Decision {
+        if self.guilds.is_empty() {
+            return Decision::Deny(no_guilds_configured(who));
+        }
         let user = who.user.as_ref().map(|u| u.id);
         if user.is_some_and(|u| self.admins.contains(&u)) {
             return Decision::Allow;
@@ -111,6 +118,16 @@ impl Policy {
     }
 }
 
+/// The refusal while no server is configured: what the admin must set, with this server's id.
+fn no_guilds_configured(who: &InteractionContext) -> String {
+    let here = who.guild_id.map_or_else(String::new, |g| format!(" (this server's id is {g})"));
+    format!(
+        "bugbot is not enabled in any server yet. An admin must set DISCORD_ALLOWED_GUILDS on the consumer \
+         to the ids of the servers it may answer in{here}, and turn \"Public Bot\" off in the Discord \
+         Developer Portal."
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,9 +151,24 @@ mod tests {
 
     #[test]
     fn defaults_read_open_write_closed() {
-        let p = Policy::default();
+        let p = policy(PolicyVars { allowed_guilds: Some("1"), ..PolicyVars::default() });
         assert_eq!(p.decide(&who(5, &[], 1, 1), Access::Read), Decision::Allow);
         assert!(matches!(p.decide(&who(5, &[], 1, 1), Access::Write), Decision::Deny(r) if r.contains("disabled")));
+    }
+
+    #[test]
+    fn with_no_server_configured_every_command_is_refused() {
+        let p = policy(PolicyVars { admin_users: Some("60"), write_roles: Some("40"), ..PolicyVars::default() });
+        for (ctx, access) in [
+            (who(5, &[], 1, 1), Access::Read),
+            (who(5, &[40], 1, 1), Access::Write),
+            (who(60, &[], 1, 1), Access::Read),
+            (who(60, &[], 1, 1), Access::Write),
+        ] {
+            let Decision::Deny(reason) = p.decide(&ctx, access) else { panic!("{ctx:?} {access:?} allowed") };
+            assert!(reason.contains("DISCORD_ALLOWED_GUILDS"), "{reason}");
+            assert!(reason.contains("this server's id is 1"), "{reason}");
+        }
     }
 
     #[test]

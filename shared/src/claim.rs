@@ -6,6 +6,9 @@
 //! Two kinds of claim:
 //! - **delivery** (key = job id): the work of one delivery runs once. The holder is the queue
 //!   message id, so the same message's own retry proceeds, while a second copy waits, then is dropped.
+//!   A finished delivery is remembered for the dedupe window only (`DEDUPE_WINDOW_SECS`): a job id
+//!   can be a hash of the body (GlitchTip sends no timestamp), and the same monitor going down again
+//!   next week is a new outage, not a duplicate.
 //! - **fingerprint** (key = error fingerprint): the first occurrence creates the tracked issue; while
 //!   it is being created, other occurrences are only counted; afterwards they update it, commenting at
 //!   most once per cooldown window; a resolved issue that recurs is a regression.
@@ -84,7 +87,21 @@ pub enum DeliveryRecord {
     },
     Done {
         outcome: String,
+        /// Until when an identical delivery is a duplicate; afterwards the record is expired (and
+        /// the Durable Object deletes it). `0` (records written before the window existed): expired.
+        #[serde(default)]
+        expires_at_ms: u64,
     },
+}
+
+impl DeliveryRecord {
+    /// When a finished record may be deleted: `Some(at)` for a `Done` record.
+    pub fn expires_at_ms(&self) -> Option<u64> {
+        match self {
+            Self::Done { expires_at_ms, .. } => Some(*expires_at_ms),
+            Self::InProgress { .. } => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,9 +115,19 @@ pub enum DeliveryOp {
     Finish {
         holder: String,
         outcome: String,
+        /// When it finished, and how long an identical delivery stays a duplicate (the dedupe window).
+        #[serde(default)]
+        now_ms: u64,
+        #[serde(default)]
+        window_ms: u64,
     },
     /// The queue gave up on the job (dead-lettered): free it so a replay starts afresh.
     Release,
+    /// The holder is done with the claim (a fix run's result arrived): free it — only if `holder`
+    /// still holds it. A run whose lease ran out and was taken over must not free its successor's.
+    Relinquish {
+        holder: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +151,9 @@ pub enum DeliveryReply {
 /// Applies `op`; returns the record to store (if changed) and the reply.
 pub fn delivery(record: Option<DeliveryRecord>, op: DeliveryOp) -> (Option<DeliveryRecord>, DeliveryReply) {
     match (record, op) {
-        (Some(DeliveryRecord::Done { outcome }), DeliveryOp::Begin { .. }) => {
+        (Some(DeliveryRecord::Done { outcome, expires_at_ms }), DeliveryOp::Begin { now_ms, .. })
+            if now_ms < expires_at_ms =>
+        {
             (None, DeliveryReply::Duplicate { outcome })
         }
         (
@@ -132,6 +161,7 @@ pub fn delivery(record: Option<DeliveryRecord>, op: DeliveryOp) -> (Option<Deliv
             DeliveryOp::Begin { holder: me, now_ms, .. },
         ) if holder != me && now_ms < lease_until_ms => (None, DeliveryReply::Busy { lease_until_ms }),
         (current, DeliveryOp::Begin { holder, now_ms, lease_ms }) => {
+            // An expired `Done` record is a new delivery: attempt 1.
             let attempt = match current {
                 Some(DeliveryRecord::InProgress { attempts, .. }) => attempts + 1,
                 _ => 1,
@@ -145,12 +175,44 @@ pub fn delivery(record: Option<DeliveryRecord>, op: DeliveryOp) -> (Option<Deliv
                 DeliveryReply::Proceed { attempt },
             )
         }
-        (_, DeliveryOp::Finish { outcome, .. }) => (Some(DeliveryRecord::Done { outcome }), DeliveryReply::Finished),
+        (_, DeliveryOp::Finish { outcome, now_ms, window_ms, .. }) => (
+            Some(DeliveryRecord::Done { outcome, expires_at_ms: now_ms.saturating_add(window_ms) }),
+            DeliveryReply::Finished,
+        ),
+        (Some(DeliveryRecord::InProgress { holder, .. }), DeliveryOp::Relinquish { holder: me }) if holder == me => (
+            Some(DeliveryRecord::InProgress { holder: String::new(), lease_until_ms: 0, attempts: 0 }),
+            DeliveryReply::Finished,
+        ),
+        (_, DeliveryOp::Relinquish { .. }) => (None, DeliveryReply::Finished),
         (_, DeliveryOp::Release) => (
             Some(DeliveryRecord::InProgress { holder: String::new(), lease_until_ms: 0, attempts: 0 }),
             DeliveryReply::Finished,
         ),
     }
+}
+
+/// The id bugbot gives the Linear issue it files for `fingerprint` in `team_id`: a UUID (version 4
+/// format, as `issueCreate`'s client-chosen `id` must be) derived from both, so a retry whose create
+/// response was lost looks the issue up by this id instead of creating a second one.
+pub fn linear_issue_id(team_id: &str, fingerprint: &str) -> String {
+    let digest = crate::verify::sha256_hex(format!("bugbot:linear:{team_id}:{fingerprint}").as_bytes());
+    let mut hex: Vec<char> = digest.chars().take(32).collect();
+    hex[12] = '4';
+    // The variant nibble: 8, 9, a or b.
+    hex[16] = ['8', '9', 'a', 'b'][hex[16].to_digit(16).map_or(0, |d| (d % 4) as usize)];
+    let s: String = hex.into_iter().collect();
+    format!("{}-{}-{}-{}-{}", &s[..8], &s[8..12], &s[12..16], &s[16..20], &s[20..32])
+}
+
+/// The lease of a fix claim (`fix:{issue}`): long enough to cover the executor's queue as well as
+/// the run, so that no second run of the same branch can start while the first may still push.
+/// The executor runs jobs one at a time behind a bounded queue (`MAX_QUEUED_JOBS`, default 16), each
+/// bounded by the agent's and the test command's time limits; a few minutes per job cover the clone,
+/// the push and the callback.
+pub fn fix_lease_ms(limits: &crate::executor::FixLimits, executor_queue: u64) -> u64 {
+    const PER_JOB_MARGIN_SECS: u64 = 5 * 60;
+    let per_job = limits.timeout_secs.saturating_add(limits.test_timeout_secs).saturating_add(PER_JOB_MARGIN_SECS);
+    per_job.saturating_mul(executor_queue.saturating_add(1)).saturating_mul(1_000)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -498,8 +560,69 @@ mod tests {
         // A dead-lettered job is released: its replay starts again at attempt 1.
         let (released, _) = delivery(rec.clone(), DeliveryOp::Release);
         assert_eq!(delivery(released, begin("m9", 11)).1, DeliveryReply::Proceed { attempt: 1 });
-        let (done, _) = delivery(rec, DeliveryOp::Finish { holder: "m1".into(), outcome: "filed".into() });
+        let (done, _) = delivery(rec, finish("m1", 15));
         assert_eq!(delivery(done, begin("m3", 20)).1, DeliveryReply::Duplicate { outcome: "filed".into() });
+    }
+
+    fn finish(holder: &str, now_ms: u64) -> DeliveryOp {
+        DeliveryOp::Finish { holder: holder.into(), outcome: "filed".into(), now_ms, window_ms: WINDOW }
+    }
+
+    const WINDOW: u64 = 600_000;
+
+    #[test]
+    fn only_the_fix_run_holding_the_claim_releases_it() {
+        // Issue 15: run A's lease ran out and run B took the claim; A's late result must not free
+        // B's claim, or a run C would push the same branch while B still runs.
+        let begin = |h: &str, now_ms| DeliveryOp::Begin { holder: h.into(), now_ms, lease_ms: LEASE };
+        let (rec, _) = delivery(None, begin("fix-a", 0));
+        let (rec, reply) = delivery(rec, begin("fix-b", LEASE + 1));
+        assert_eq!(reply, DeliveryReply::Proceed { attempt: 2 });
+        let (after_a, _) = delivery(rec.clone(), DeliveryOp::Relinquish { holder: "fix-a".into() });
+        assert_eq!(after_a, None, "A's release changes nothing");
+        assert!(matches!(delivery(rec.clone(), begin("fix-c", LEASE + 2)).1, DeliveryReply::Busy { .. }));
+        let (freed, _) = delivery(rec, DeliveryOp::Relinquish { holder: "fix-b".into() });
+        assert_eq!(delivery(freed, begin("fix-c", LEASE + 3)).1, DeliveryReply::Proceed { attempt: 1 });
+    }
+
+    #[test]
+    fn linear_issue_ids_are_stable_uuids_per_team_and_fingerprint() {
+        let id = linear_issue_id("team-1", "sentry:42");
+        assert_eq!(id, linear_issue_id("team-1", "sentry:42"), "a retry finds the same id");
+        assert_ne!(id, linear_issue_id("team-1", "sentry:43"));
+        assert_ne!(id, linear_issue_id("team-2", "sentry:42"));
+        let groups: Vec<&str> = id.split('-').collect();
+        assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{id}");
+        assert!(groups[2].starts_with('4') && "89ab".contains(&groups[3][..1]), "UUID v4 format: {id}");
+    }
+
+    #[test]
+    fn the_fix_lease_covers_the_executor_queue_and_the_run() {
+        let limits = crate::executor::FixLimits::default();
+        let one_job_ms = (limits.timeout_secs + limits.test_timeout_secs) * 1_000;
+        let lease = fix_lease_ms(&limits, 16);
+        assert!(lease >= 17 * one_job_ms, "16 queued jobs ahead, then this one: {lease} ms");
+        assert!(fix_lease_ms(&limits, 0) > one_job_ms, "even with no queue, the run and its push");
+    }
+
+    #[test]
+    fn identical_deliveries_are_duplicates_only_within_the_window() {
+        // Issue 15: a GlitchTip body has no timestamp, so next week's identical outage has the same job id.
+        let begin = |h: &str, now_ms| DeliveryOp::Begin { holder: h.into(), now_ms, lease_ms: LEASE };
+        let (rec, _) = delivery(None, begin("m1", 0));
+        let (done, _) = delivery(rec, finish("m1", 1_000));
+        assert_eq!(done.as_ref().and_then(DeliveryRecord::expires_at_ms), Some(1_000 + WINDOW));
+        assert_eq!(
+            delivery(done.clone(), begin("m2", WINDOW)).1,
+            DeliveryReply::Duplicate { outcome: "filed".into() },
+            "within the window: a duplicate"
+        );
+        let (again, reply) = delivery(done, begin("m3", 1_000 + WINDOW));
+        assert_eq!(reply, DeliveryReply::Proceed { attempt: 1 }, "after the window: processed again");
+        assert!(matches!(again, Some(DeliveryRecord::InProgress { ref holder, .. }) if holder == "m3"));
+        // A record from before the window existed is expired.
+        let legacy: DeliveryRecord = serde_json::from_str(r#"{"state":"done","outcome":"filed"}"#).unwrap();
+        assert_eq!(delivery(Some(legacy), begin("m4", 5)).1, DeliveryReply::Proceed { attempt: 1 });
     }
 
     #[test]

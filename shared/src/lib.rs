@@ -7,6 +7,7 @@
 //! - [`verify`] — request authentication: Discord Ed25519, Sentry HMAC-SHA256, URL tokens.
 //! - [`source`] — lenient payload types of every source (Discord, Sentry, GlitchTip).
 //! - [`claim`] — exactly-once decisions (deliveries, fingerprints), applied by a Durable Object.
+//! - [`caps`] — the daily auto-fix caps: a slot reserved before a run, charged or released after.
 //! - [`confidence`] — the fix-confidence formula and the auto-fix policy.
 //! - [`command`] — the `/bugbot` command model, parsed from a Discord interaction.
 //! - [`job`] — the versioned queue contract between gateway and consumer.
@@ -25,12 +26,14 @@
 //! - [`packet`] — the `ContextPacket` and its Markdown and Discord renderings.
 //! - [`runbook`] — runbooks (front matter or a pattern map) matching an error.
 //! - [`authz`] — who may run which `/bugbot` command.
+//! - [`policy`] — what bugbot may reach for someone: fix repositories, fix paths, code shown in Discord.
 //! - [`commands_def`] — the command definitions registered with Discord.
 //! - [`digest`] — daily counters, the day-over-day digest message and the `/bugbot stats` text.
 //! - [`dashboard`] — the status page: HTML with an inline SVG chart, every untrusted string escaped.
 
 pub mod authz;
 pub mod backoff;
+pub mod caps;
 pub mod claim;
 pub mod command;
 pub mod commands_def;
@@ -47,6 +50,7 @@ pub mod job;
 pub mod log;
 pub mod normalize;
 pub mod packet;
+pub mod policy;
 pub mod references;
 pub mod report;
 pub mod runbook;

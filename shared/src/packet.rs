@@ -40,6 +40,9 @@ pub struct CodeFrame {
     pub url: Option<String>,
     /// `(line number, text)` around `line`.
     pub code: Vec<(u32, String)>,
+    /// The file is outside `CODE_PATHS` or secret-shaped: listed, its code "not shown".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +193,9 @@ impl ContextPacket {
                 };
                 let func = f.function.as_deref().map(|f| format!(" in `{}`", f.replace('`', "'"))).unwrap_or_default();
                 let _ = writeln!(md, "**{title}**{func}");
+                if f.hidden {
+                    md.push_str("_code not shown: outside CODE_PATHS or secret-shaped_\n");
+                }
                 if !f.code.is_empty() {
                     let width = f.code.iter().map(|(n, _)| n.to_string().len()).max().unwrap_or(1);
                     let text: Vec<String> = f
@@ -385,6 +391,7 @@ mod tests {
                 function: Some("get".into()),
                 url: Some("https://github.com/acme/shop/blob/main/errors/views.py#L18".into()),
                 code: vec![(17, "    def get(self, request):".into()), (18, "        1 / 0".into())],
+                hidden: false,
             }],
             commits: vec![SuspectCommit {
                 sha: "abcdef1234567".into(),

@@ -539,6 +539,91 @@ pub fn clip(s: &str, max: usize) -> String {
     }
 }
 
+// --- untrusted text in the fix flow --------------------------------------------------------------
+//
+// A Discord message filed as an issue, the agent's summary and its test output reach GitHub and
+// Linear too. Same rules as above, plus closing keywords broken: only bugbot's own `Fixes <key>` may
+// close an issue (GitHub also accepts `Fixes <url>`, Linear's integration `Fixes ENG-1`).
+
+/// Words GitHub (and Linear's GitHub integration) read as "close the issue that follows".
+const CLOSING_KEYWORDS: &[&str] =
+    &["closes", "closed", "close", "fixes", "fixed", "fix", "resolves", "resolved", "resolve"];
+
+/// A closing keyword that stands as a word and is followed by an issue reference (`#3`,
+/// `owner/repo#3`, a URL, `ENG-12`) gets a zero-width space after its first letter.
+fn break_closing_keywords(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut prev_word = false;
+    for (i, c) in raw.char_indices() {
+        out.push(c);
+        if !prev_word && c.is_ascii_alphabetic() {
+            let rest = raw[i..].to_ascii_lowercase();
+            let hit = CLOSING_KEYWORDS.iter().any(|k| rest.starts_with(k) && closes_a_reference(&rest[k.len()..]));
+            if hit {
+                out.push(ZWSP);
+            }
+        }
+        prev_word = c.is_alphanumeric() || c == '_';
+    }
+    out
+}
+
+/// Whether the text after a closing keyword names an issue: `:`/spaces, then `#…`, a URL, a
+/// `owner/repo#…` or a tracker key such as `ENG-12`.
+fn closes_a_reference(after: &str) -> bool {
+    let trimmed = after.trim_start_matches(':');
+    let token = trimmed.trim_start();
+    if token.len() == trimmed.len() && trimmed.len() == after.len() {
+        return false; // the keyword runs on into another word (`fixture`)
+    }
+    let token = token.split_whitespace().next().unwrap_or_default();
+    let key = token.split_once('-').is_some_and(|(team, n)| {
+        !team.is_empty()
+            && team.chars().all(|c| c.is_ascii_alphanumeric())
+            && n.starts_with(|c: char| c.is_ascii_digit())
+    });
+    token.starts_with('#') || token.contains('#') || token.starts_with("http") || key
+}
+
+/// Untrusted one-line text for GitHub/Linear Markdown (a reporter's name, a reason): [`text`]'s
+/// escaping, closing keywords broken.
+pub fn untrusted_text(raw: &str) -> String {
+    break_closing_keywords(&text(raw))
+}
+
+/// An untrusted issue or pull-request title (plain text, not Markdown): one line, at most `max`
+/// characters, mentions, issue references and closing keywords broken.
+pub fn untrusted_title(raw: &str, max: usize) -> String {
+    break_marker(&break_closing_keywords(&break_mentions(&clip(&one_line(raw), max))))
+}
+
+/// Untrusted multi-line text (a Discord message, the agent's summary) as a Markdown block quote:
+/// each line escaped like [`untrusted_text`], so nothing starts a heading, list, fence or HTML
+/// block, links nobody and closes nothing. At most `max_lines` lines.
+pub fn untrusted_quote(raw: &str, max_lines: usize) -> String {
+    let lines: Vec<&str> = raw.trim().lines().collect();
+    let mut out = String::new();
+    for line in lines.iter().take(max_lines) {
+        let _ = writeln!(out, "> {}", untrusted_text(line));
+    }
+    if lines.len() > max_lines {
+        let _ = writeln!(out, "> …");
+    }
+    out
+}
+
+/// Untrusted output (the test command's last lines) as a fenced block it cannot close: the fence
+/// outgrows any backtick run inside; mentions and closing keywords are broken even there.
+pub fn untrusted_code_block(raw: &str) -> String {
+    let content = break_closing_keywords(&break_mentions(raw.trim_end()));
+    fenced(&content, "", "")
+}
+
+/// An untrusted name (a file path) as an inline code span.
+pub fn untrusted_code_span(raw: &str) -> String {
+    code(raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -767,5 +852,32 @@ mod tests {
         assert_eq!(safe_url("ftp://x.io"), None);
         assert_eq!(one_line(" a\n\tb  c "), "a b c");
         assert_eq!(discord_code("a`b"), "`aˋb`");
+    }
+
+    #[test]
+    fn untrusted_fix_flow_text_pings_closes_and_breaks_out_of_nothing() {
+        let hostile = "Fixes #7 and closes acme/other#3 @acme/security-team\nFIXES https://github.com/acme/shop/issues/9\n\
+                       Resolves ENG-12\n```\n# heading\n<img src=x>\n[x](https://evil.example)\nprefix fixture fixed.";
+        let quote = untrusted_quote(hostile, 50);
+        let title = untrusted_title(hostile, 200);
+        let block = untrusted_code_block(hostile);
+        for out in [&quote, &title, &block] {
+            let lower = out.to_lowercase();
+            for keyword in ["fixes #", "closes acme/", "fixes https", "resolves eng-"] {
+                assert!(!lower.contains(keyword), "{keyword:?} survived in {out}");
+            }
+            assert!(!out.contains("#7") && !out.contains("#3") && !out.contains("@acme"), "{out}");
+        }
+        assert!(quote.contains("fixture fixed."), "words that only look like a keyword stay: {quote}");
+        assert_eq!(untrusted_text("auto-fix (confidence 85)"), "auto-fix (confidence 85)", "no reference: unchanged");
+        assert!(untrusted_text("fixes: ENG-12").starts_with("f\u{200B}ixes"));
+        assert!(quote.lines().all(|l| l.starts_with("> ")), "{quote}");
+        // Inline syntax is escaped: no fence, HTML or link is left to interpret.
+        assert!(quote.contains("\\`\\`\\`") && quote.contains("\\<img") && quote.contains("\\[x\\]"), "{quote}");
+        assert!(!title.contains('\n'));
+        // The block's own fence is longer than any backtick run inside, so it closes only at its end.
+        assert!(block.starts_with("````\n") && block.ends_with("````\n"), "{block}");
+        assert_eq!(block.matches("````").count(), 2, "{block}");
+        assert_eq!(untrusted_quote("a\nb\nc", 2), "> a\n> b\n> …\n");
     }
 }

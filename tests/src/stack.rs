@@ -22,6 +22,10 @@ pub const ALERTS_CHANNEL: &str = "1100000000000000001";
 /// The Discord application.
 pub const APPLICATION_ID: u64 = 1_100_000_000_000_000_002;
 
+/// The Discord servers the tests' interactions come from: `DISCORD_ALLOWED_GUILDS` of a default stack
+/// (with none configured, the consumer refuses every command).
+pub const TEST_GUILDS: &str = "1100000000000000009,1200000000000000001,1300000000000000002,772904309264089089,5";
+
 /// Which integrations a stack has.
 #[derive(Debug, Clone)]
 pub struct StackOptions {
@@ -47,7 +51,13 @@ impl Default for StackOptions {
             github: true,
             discord: true,
             // Fast retries in tests: 1 s base backoff, three deliveries in all.
-            consumer_vars: vec![("RETRY_BASE_MS".into(), "1000".into()), ("RETRY_MAX_ATTEMPTS".into(), "3".into())],
+            consumer_vars: vec![
+                ("RETRY_BASE_MS".into(), "1000".into()),
+                ("RETRY_MAX_ATTEMPTS".into(), "3".into()),
+                ("DISCORD_ALLOWED_GUILDS".into(), TEST_GUILDS.into()),
+                // The sample application's code (the fixtures' `errors/views.py`) may be quoted.
+                ("CODE_PATHS".into(), "errors/**".into()),
+            ],
             consumer_queue: serde_json::json!({"maxRetries": 2}),
             gateway_port: None,
             keys: None,

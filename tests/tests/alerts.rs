@@ -222,3 +222,59 @@ async fn the_consumer_counts_its_durable_object_calls_and_kv_writes() {
     let writes = counts["kv_writes"].as_u64().unwrap();
     assert!((1..=2).contains(&writes), "{counts}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_glitchtip_body_after_the_dedupe_window_is_processed_again() {
+    // Issue 15: a GlitchTip body has no timestamp and its job id is a hash of the body, so the same
+    // monitor going down again next week sends an identical delivery. Here the window is 2 s.
+    let mut options = StackOptions::default();
+    options.consumer_vars.push(("DEDUPE_WINDOW_SECS".into(), "2".into()));
+    let stack = Stack::start(options).await.unwrap();
+    let body = fixture("glitchtip/current_format_general_webhook_uptime_down.json");
+    let jobs = stack.glitchtip(&body).await.unwrap();
+    let first = stack.settled(&jobs[0], SETTLE).await.unwrap();
+    assert_eq!(first["state"], "filed", "{first}");
+    // Within the window, an identical delivery is a duplicate (and its effects are not repeated).
+    let again = stack.glitchtip(&body).await.unwrap();
+    assert_eq!(again, jobs, "the job id is the body's hash");
+    let duplicate = stack.job(&jobs[0], SETTLE, |s| s["state"] == "duplicate").await;
+    assert!(duplicate.is_ok(), "the copy within the window is a duplicate: {duplicate:?}");
+    // After the window, the same body is a new delivery: processed (a repeat of the tracked issue).
+    let finished = std::time::Instant::now();
+    bugbot_e2e::wait::until(SETTLE, "the 2 s dedupe window to pass", || {
+        (finished.elapsed() > Duration::from_secs(3)).then_some(())
+    })
+    .await
+    .unwrap();
+    stack.glitchtip(&body).await.unwrap();
+    let status =
+        stack.job(&jobs[0], SETTLE, |s| s["reason"].as_str().is_some_and(|r| r.contains("occurrence"))).await.unwrap();
+    assert_eq!(status["state"], "filed", "{status}");
+    assert_eq!(stack.linear.issues().len(), 1, "a repeat of the same issue, not a new one");
+}
+
+/// Issue 15: Linear creates the issue but its answer is lost; the retry must find it, not file another.
+async fn a_lost_linear_create_response_still_yields_one_issue(failure: Failure) {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    stack.linear.lose_next_response("issueCreate", failure.clone());
+    let jobs = stack.sentry("event_alert", "lost-1", &alert()).await.unwrap();
+    let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
+    assert_eq!(status["state"], "filed", "{status}");
+    let issues = stack.linear.issues();
+    assert_eq!(issues.len(), 1, "after a lost response ({failure:?}): {issues:?}");
+    assert_eq!(stack.linear.requests().iter().filter(|r| r.text().contains("issueCreate")).count(), 1);
+    assert_eq!(stack.github.issues().len(), 1);
+    let linked =
+        status["links"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains(&issues[0].identifier));
+    assert!(linked, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_linear_create_answered_with_a_500_after_it_was_made_files_one_issue() {
+    a_lost_linear_create_response_still_yields_one_issue(Failure::ServerError).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_linear_create_that_times_out_after_it_was_made_files_one_issue() {
+    a_lost_linear_create_response_still_yields_one_issue(Failure::Hang).await;
+}

@@ -273,3 +273,64 @@ async fn errors_stats_and_resolve_use_the_sentry_api() {
     let issue = stack.sentry.issues().into_iter().find(|i| i.id == id).unwrap();
     assert_eq!(issue.status, "resolved");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_no_server_configured_every_command_is_refused_with_what_to_set() {
+    // Issue 15: any server that adds the bot (Discord's "Public Bot" is on by default) could read.
+    let mut options = StackOptions::default();
+    options.consumer_vars.retain(|(k, _)| k != "DISCORD_ALLOWED_GUILDS");
+    let stack = Stack::start(options).await.unwrap();
+    let w = world(&stack).await;
+    let investigate = slash("investigate", &json!([{"name": "issue", "type": 3, "value": w.sentry_url}]));
+    let (job, token) = interact(&stack, w.channel, &[], &investigate).await;
+    let status = settled(&stack, &job, SETTLE).await.unwrap();
+    assert_eq!(status["state"], "ignored", "{status}");
+    let refusal = stack.discord.followups().into_iter().find(|c| c.token == token).expect("an ephemeral refusal");
+    assert_eq!(refusal.body["flags"], 64);
+    let text = refusal.body["content"].as_str().unwrap();
+    assert!(text.contains("DISCORD_ALLOWED_GUILDS") && text.contains(GUILD), "tells the admin what to set: {text}");
+    // Absence, after the job settled.
+    assert!(stack.sentry.requests().is_empty(), "no source was read");
+    assert!(stack.linear.issues().is_empty() && stack.linear.comments().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crafted_frame_pulls_no_file_outside_code_paths_into_discord() {
+    // Issue 15: an event sent with a public DSN names `config/production.py:40`; investigate must not
+    // show that file of the private repository.
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let w = world(&stack).await;
+    let secrets = (1..=60).map(|n| format!("DB_PASSWORD_{n} = \"BUGBOT-SECRET-{n}\"")).collect::<Vec<_>>().join("\n");
+    stack.github.put_file("config/production.py", &secrets);
+    let id = stack.sentry.issue_id("python_zero_division");
+    let mut issue = stack.sentry.issues().into_iter().find(|i| i.id == id).unwrap();
+    let crafted = json!({"filename": "config/production.py", "absPath": "/code/config/production.py",
+        "module": "config.production", "lineNo": 40, "inApp": true, "function": "load", "context": []});
+    for entry in issue.event["entries"].as_array_mut().unwrap() {
+        if entry["type"] == "exception" {
+            entry["data"]["values"][0]["stacktrace"]["frames"].as_array_mut().unwrap().push(crafted.clone());
+        }
+    }
+    stack.sentry.add_issue(issue);
+    let investigate = slash("investigate", &json!([{"name": "issue", "type": 3, "value": w.sentry_url}]));
+    let (job, token) = interact(&stack, w.channel, &[], &investigate).await;
+    let status = settled(&stack, &job, SETTLE).await.unwrap();
+    assert_eq!(status["state"], "filed", "{status}");
+    let packet = &stack.linear.comments()[0].body;
+    assert!(packet.contains("config/production.py:40"), "the frame is listed:\n{packet}");
+    assert!(packet.contains("not shown"), "{packet}");
+    assert!(packet.contains("BUGBOT-LINE-18"), "code inside CODE_PATHS is still shown:\n{packet}");
+    let mut shown: Vec<String> = stack
+        .discord
+        .interaction_calls()
+        .into_iter()
+        .filter(|c| c.token == token)
+        .map(|c| c.body.to_string())
+        .collect();
+    shown.push(packet.clone());
+    assert!(shown.iter().all(|s| !s.contains("BUGBOT-SECRET")), "the file's content leaked: {shown:?}");
+    assert!(
+        !stack.github.requests().iter().any(|r| r.path.contains("config/production.py")),
+        "the file was not even read"
+    );
+}

@@ -35,6 +35,7 @@ fn new_issue(title: &str, label_ids: Vec<String>) -> NewLinearIssue {
         description: "ZeroDivisionError in app/views.py\n\n<!-- bugbot:fingerprint=abc -->".to_owned(),
         priority: 2,
         label_ids,
+        id: None,
     }
 }
 

@@ -203,7 +203,7 @@ async fn the_same_fix_requested_twice_at_once_runs_once() {
     let ask = |n: u64| {
         let body = serde_json::to_vec(&json!({
             "id": (1_500_000_000_000_000_000u64 + n).to_string(), "application_id": APPLICATION_ID.to_string(), "type": 2,
-            "token": format!("again-{n}"), "channel_id": ALERTS_CHANNEL,
+            "token": format!("again-{n}"), "guild_id": "1100000000000000009", "channel_id": ALERTS_CHANNEL,
             "member": {"user": {"id": "1100000000000000013", "username": "lee"}, "roles": []},
             "data": {"name": "bugbot", "type": 1, "options": [{"name": "fix", "type": 1, "options": [{"name": "issue", "type": 3, "value": "#1"}]}]}
         }))
@@ -382,4 +382,130 @@ async fn with_no_executor_anywhere_the_fix_fails_at_once_with_the_reason() {
     assert!(last.contains("EXECUTOR_URL"), "{last}");
     assert!(stack.github.pulls().is_empty());
     assert_eq!(executor.fake.requests().len(), 0, "no run started");
+}
+
+/// A signed `/bugbot fix` from maria (an admin) with these options; returns the interaction token.
+async fn slash_fix(stack: &Stack, options: &Value) -> String {
+    let id = format!("{}", 1_600_000_000_000_000_000u64 + u64::from(rand_u16()));
+    let token = format!("itok-{id}");
+    let body = serde_json::to_vec(&json!({
+        "id": id, "application_id": APPLICATION_ID.to_string(), "type": 2, "token": token,
+        "guild_id": "1100000000000000009", "channel_id": ALERTS_CHANNEL,
+        "member": {"user": {"id": "1100000000000000010", "username": "maria"}, "roles": []},
+        "data": {"name": "bugbot", "type": 1, "options": [{"name": "fix", "type": 1, "options": options}]}
+    }))
+    .unwrap();
+    let mut req = reqwest::Client::new().post(format!("{}/discord/interactions", stack.workers.url)).body(body.clone());
+    for (k, v) in stack.keys.sign_discord(&body) {
+        req = req.header(k, v);
+    }
+    assert_eq!(req.send().await.unwrap().status(), 200);
+    token
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fix_of_a_repository_outside_fix_repos_is_refused_and_no_job_reaches_the_executor() {
+    // Issue 15: a write-role user pointing the executor at their own repository (whose test suite
+    // would then run next to the executor).
+    let (stack, executor) = fix_stack(fixing_turns(), &[]).await;
+    let issue = stack.github.add_issue("add() is broken", "add(2, 2) returns 0", &[]);
+    let token = slash_fix(
+        &stack,
+        &json!([{"name": "issue", "type": 3, "value": format!("#{issue}")},
+                {"name": "repo", "type": 3, "value": "mallory/pwn"}]),
+    )
+    .await;
+    let job = format!("discord:{}", token.trim_start_matches("itok-"));
+    let status = stack.settled(&job, SETTLE).await.unwrap();
+    assert_eq!(status["state"], "ignored", "{status}");
+    assert!(status["reason"].as_str().unwrap().contains("mallory/pwn"), "{status}");
+    let refusal = stack.discord.followups().into_iter().find(|c| c.token == token).expect("an ephemeral refusal");
+    assert_eq!(refusal.body["flags"], 64);
+    let text = refusal.body["content"].as_str().unwrap();
+    assert!(text.contains("mallory/pwn") && text.contains("FIX_REPOS"), "{text}");
+    // Absence, after the job settled (its status is recorded after its effects).
+    assert_eq!(executor.fake.requests().len(), 0, "no run started");
+    assert_eq!(executor.branches(), vec!["main".to_owned()]);
+    assert!(stack.github.pulls().is_empty() && stack.github.comments().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_text_in_the_fix_flow_pings_no_one_and_closes_nothing_else() {
+    // Issue 15: the reported message becomes a GitHub issue, the agent's summary the PR body and a
+    // comment. Neither may ping a team, close another issue, or break out of a code fence.
+    let mut turns = fixing_turns();
+    turns.pop();
+    turns.push(Turn::text(
+        "Root cause: add() subtracted.\nCloses #3 and fixes acme/shop#4 @acme/owners\n```\n## injected heading\n",
+    ));
+    let (stack, _executor) = fix_stack(turns, &[]).await;
+    let (_token, status) =
+        fix_with_bugbot(&stack, "@acme/security-team totals are wrong\nFixes #2\n```\n<img src=x onerror=alert(1)>")
+            .await;
+    assert_eq!(status, 200);
+    let pr = stack.eventually(SETTLE, "a pull request", || stack.github.pulls().into_iter().next()).await.unwrap();
+    let link = format!("pull/{}", pr.number);
+    let comment = stack
+        .eventually(SETTLE, "the PR comment", || stack.github.comments().into_iter().find(|c| c.body.contains(&link)))
+        .await
+        .unwrap();
+    let issue = stack.github.issues().into_iter().next().unwrap();
+    let body = pr.body.clone().unwrap_or_default();
+    for (what, text) in [
+        ("issue title", &issue.title),
+        ("issue body", issue.body.as_ref().unwrap()),
+        ("PR title", &pr.title),
+        ("PR body", &body),
+        ("comment", &comment.body),
+    ] {
+        for needle in ["@acme/", "Fixes #2", "Closes #3", "fixes acme/shop#4", "\n## injected"] {
+            assert!(!text.contains(needle), "{what} contains {needle:?}:\n{text}");
+        }
+        assert!(!text.replace("\\<", "").contains("<img"), "{what} has live HTML:\n{text}");
+    }
+    // bugbot's own closing line is the only one, and it closes the issue it filed.
+    assert!(body.contains("Fixes #1"), "{body}");
+    assert_eq!(body.matches("Fixes #").count(), 1, "{body}");
+    assert!(body.contains("Root cause"), "the summary is still there: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_confident_alerts_at_once_start_exactly_the_daily_cap_of_runs() {
+    // Issue 15: the caps counted finished runs only, so a burst of confident alerts all saw 0 runs.
+    let (stack, executor) = fix_stack(
+        fixing_turns(),
+        &[("AUTO_FIX", "on"), ("AUTO_FIX_THRESHOLD", "70"), ("AUTO_FIX_MAX_RUNS_PER_DAY", "2")],
+    )
+    .await;
+    // The runs wait at the model: none finishes (and frees nothing) while the burst is handled.
+    executor.fake.hold();
+    let sends = (0..10).map(|i| {
+        let mut alert: Value = serde_json::from_slice(&python_alert(true)).unwrap();
+        alert["data"]["event"]["issue_id"] = json!(format!("{}", 9_100 + i));
+        let stack = &stack;
+        async move { stack.sentry("event_alert", &format!("burst-{i}"), &serde_json::to_vec(&alert).unwrap()).await }
+    });
+    let jobs: Vec<String> = futures::future::join_all(sends).await.into_iter().flat_map(Result::unwrap).collect();
+    assert_eq!(jobs.len(), 10);
+    for job in &jobs {
+        stack.settled(job, SETTLE).await.unwrap();
+    }
+    let notes = stack
+        .eventually(SETTLE, "a note on each alert that did not start a run", || {
+            let notes: Vec<_> = stack
+                .github
+                .comments()
+                .into_iter()
+                .filter(|c| c.body.contains("did not start an automatic fix"))
+                .collect();
+            (notes.len() >= 8).then_some(notes)
+        })
+        .await
+        .unwrap();
+    assert!(notes.iter().all(|n| n.body.contains("daily cap of 2")), "{notes:?}");
+    let channel = Snowflake(ALERTS_CHANNEL.parse().unwrap());
+    let runs = stack.discord.messages(channel).into_iter().filter(|m| m.content().contains("🛠️ **Fix for")).count();
+    assert_eq!(runs, 2, "exactly two runs started");
+    assert_eq!(notes.len(), 8);
+    executor.fake.release();
 }

@@ -62,6 +62,8 @@ pub struct NewLinearIssue {
     /// 0 none, 1 urgent, 2 high, 3 medium, 4 low.
     pub priority: u8,
     pub label_ids: Vec<String>,
+    /// A client-chosen id (a UUID), so that a retry can look the issue up after a lost response.
+    pub id: Option<String>,
 }
 
 /// The type of a workflow state (<https://linear.app/docs/configuring-workflows>).
@@ -147,13 +149,16 @@ impl<'a, P: HttpPort> Linear<'a, P> {
 
     /// `issueCreate` (<https://developers.linear.app/docs/graphql/working-with-the-graphql-api#creating-and-editing-issues>).
     pub async fn create_issue(&self, issue: &NewLinearIssue) -> Result<LinearIssue, SinkError> {
-        let input = json!({
+        let mut input = json!({
             "teamId": issue.team_id,
             "title": issue.title,
             "description": issue.description,
             "priority": issue.priority.min(4),
             "labelIds": issue.label_ids,
         });
+        if let Some(id) = &issue.id {
+            input["id"] = json!(id);
+        }
         let data: IssueCreateData = self.graphql("IssueCreate", ISSUE_CREATE, json!({ "input": input })).await?;
         let payload = data.issue_create;
         created(payload.success, payload.issue, "issueCreate").map(Into::into)
@@ -679,6 +684,7 @@ mod tests {
                 .into(),
             priority: 2,
             label_ids: vec!["5c7f3f5e-0000-4000-8000-000000000001".into()],
+            id: None,
         };
         let created = block_on(linear(&port).create_issue(&issue)).expect("created");
         assert_eq!(created.identifier, "ENG-123");

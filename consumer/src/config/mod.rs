@@ -43,6 +43,8 @@ pub struct Config {
     pub repeat_comment_cooldown_ms: u64,
     /// How long a job may hold a claim before another may take over (a crashed worker's lease).
     pub claim_lease_ms: u64,
+    /// `DEDUPE_WINDOW_SECS` (default 600): how long an identical delivery stays a duplicate.
+    pub dedupe_window_ms: u64,
     pub log_level: Level,
     /// Bearer token of `/admin/*`.
     pub admin_token: Option<String>,
@@ -146,6 +148,7 @@ fn read(env: &Env) -> Config {
         retry,
         repeat_comment_cooldown_ms: number("REPEAT_COMMENT_COOLDOWN_SECS", 3_600) * 1_000,
         claim_lease_ms: number("CLAIM_LEASE_SECS", 600) * 1_000,
+        dedupe_window_ms: number("DEDUPE_WINDOW_SECS", 600) * 1_000,
         log_level: Level::parse(var("LOG_LEVEL").as_deref()),
         admin_token: var("ADMIN_TOKEN"),
         warnings,

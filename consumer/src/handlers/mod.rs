@@ -8,3 +8,4 @@ pub mod dashboard;
 pub mod digest;
 pub mod fix;
 pub mod health;
+pub mod interaction;

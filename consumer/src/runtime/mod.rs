@@ -192,7 +192,12 @@ pub async fn claimed<P: HttpPort, C: ClaimPort, K: KvPort>(
     let ctx = &Ctx { attempt, ..*ctx };
     let (outcome, follow_up) = handler(ctx, job).await;
     if let Outcome::Done { state, .. } = &outcome {
-        let finish = DeliveryOp::Finish { holder: ctx.message_id.to_owned(), outcome: format!("{state:?}") };
+        let finish = DeliveryOp::Finish {
+            holder: ctx.message_id.to_owned(),
+            outcome: format!("{state:?}"),
+            now_ms: ctx.now_ms,
+            window_ms: ctx.config.dedupe_window_ms,
+        };
         let _ = ctx.claims.delivery(job.id.as_str(), &finish).await;
     }
     (outcome, follow_up)

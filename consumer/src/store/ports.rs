@@ -2,6 +2,7 @@
 //! claims (a Durable Object in the Worker) and the KV namespace. Handlers are generic over them,
 //! so they run natively in tests over the in-memory implementations in [`memory`].
 
+use bugbot_shared::caps::{CapsOp, CapsReply};
 use bugbot_shared::claim::{DeliveryOp, DeliveryReply, FingerprintOp, FingerprintReply};
 
 /// The exactly-once claims: one call is one Durable Object round trip in the Worker.
@@ -9,6 +10,8 @@ use bugbot_shared::claim::{DeliveryOp, DeliveryReply, FingerprintOp, Fingerprint
 pub trait ClaimPort {
     async fn delivery(&self, job_id: &str, op: &DeliveryOp) -> worker::Result<DeliveryReply>;
     async fn fingerprint(&self, fingerprint: &str, op: &FingerprintOp) -> worker::Result<FingerprintReply>;
+    /// The auto-fix caps of one UTC day (`2026-12-06`).
+    async fn caps(&self, day: &str, op: &CapsOp) -> worker::Result<CapsReply>;
 }
 
 /// A KV namespace, as text (values are JSON).
@@ -36,6 +39,7 @@ pub mod memory {
     use std::cell::{Cell, RefCell};
     use std::collections::BTreeMap;
 
+    use bugbot_shared::caps::{self, CapsOp, CapsRecord, CapsReply};
     use bugbot_shared::claim::{
         self, DeliveryOp, DeliveryRecord, DeliveryReply, FingerprintOp, FingerprintRecord, FingerprintReply,
     };
@@ -46,6 +50,7 @@ pub mod memory {
     pub struct MemoryClaims {
         deliveries: RefCell<BTreeMap<String, DeliveryRecord>>,
         fingerprints: RefCell<BTreeMap<String, FingerprintRecord>>,
+        caps: RefCell<BTreeMap<String, CapsRecord>>,
         /// Durable Object round trips served.
         pub calls: Cell<u32>,
     }
@@ -67,6 +72,16 @@ pub mod memory {
             let (next, reply) = claim::fingerprint(current, op.clone());
             if let Some(next) = next {
                 self.fingerprints.borrow_mut().insert(fingerprint.to_owned(), next);
+            }
+            Ok(reply)
+        }
+
+        async fn caps(&self, day: &str, op: &CapsOp) -> worker::Result<CapsReply> {
+            self.calls.set(self.calls.get() + 1);
+            let current = self.caps.borrow().get(day).cloned();
+            let (next, reply) = caps::caps(current, op.clone());
+            if let Some(next) = next {
+                self.caps.borrow_mut().insert(day.to_owned(), next);
             }
             Ok(reply)
         }

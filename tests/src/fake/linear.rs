@@ -103,6 +103,8 @@ struct Data {
     labels: Vec<Label>,
     next_id: u64,
     sync_id: u64,
+    /// Mutations to carry out and then answer with a failure (a lost response), by root field.
+    lose: Vec<(String, Failure)>,
 }
 
 type Shared = Arc<Mutex<Data>>;
@@ -137,6 +139,7 @@ impl FakeLinear {
             labels: Vec::new(),
             next_id: 1,
             sync_id: 1_000,
+            lose: Vec::new(),
         };
         data.add_team(TEAM_ID, TEAM_KEY);
         let data = Arc::new(Mutex::new(data));
@@ -167,6 +170,12 @@ impl FakeLinear {
             is_group: false,
         });
         id
+    }
+
+    /// The next `root` mutation (`issueCreate`, `attachmentLinkURL`, ...) takes effect, but its
+    /// response is lost: answered with a 500 ([`Failure::ServerError`]) or never ([`Failure::Hang`]).
+    pub fn lose_next_response(&self, root: &str, failure: Failure) {
+        lock(&self.data).lose.push((root.to_owned(), failure));
     }
 
     pub fn issues(&self) -> Vec<Issue> {
@@ -341,26 +350,42 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
     if incoming.method != Method::POST {
         return GqlError::graphql("GET requests are not supported; POST the query as JSON").into_response();
     }
-    let mut data = lock(&app.data);
-    if incoming.header("authorization") != Some(data.api_key.as_str()) {
-        return GqlError {
-            status: 401,
-            message: "Authentication required, not authenticated".into(),
-            kind: "authentication error",
-            user: Some("You need to authenticate to access this operation.".into()),
+    let (result, lost) = {
+        let mut data = lock(&app.data);
+        if incoming.header("authorization") != Some(data.api_key.as_str()) {
+            return GqlError {
+                status: 401,
+                message: "Authentication required, not authenticated".into(),
+                kind: "authentication error",
+                user: Some("You need to authenticate to access this operation.".into()),
+            }
+            .into_response();
         }
-        .into_response();
-    }
-    let Some(body) = incoming.json() else {
-        return GqlError::graphql("Body must be a JSON object with a query").into_response();
+        let Some(body) = incoming.json() else {
+            return GqlError::graphql("Body must be a JSON object with a query").into_response();
+        };
+        let Some(query) = body.get("query").and_then(Value::as_str) else {
+            return GqlError::graphql("Must provide query string.").into_response();
+        };
+        let variables = body.get("variables").cloned().unwrap_or_else(|| json!({}));
+        let result = execute(&mut data, query, &variables);
+        // A lost response: the mutation took effect, the client sees a failure.
+        let lost = result.as_ref().ok().and_then(|r| {
+            let i = data.lose.iter().position(|(root, _)| r.get(root).is_some())?;
+            Some(data.lose.remove(i).1)
+        });
+        (result, lost)
     };
-    let Some(query) = body.get("query").and_then(Value::as_str) else {
-        return GqlError::graphql("Must provide query string.").into_response();
-    };
-    let variables = body.get("variables").cloned().unwrap_or_else(|| json!({}));
-    match execute(&mut data, query, &variables) {
-        Ok(result) => with_rate_headers((StatusCode::OK, axum::Json(json!({ "data": result }))).into_response()),
-        Err(e) => e.into_response(),
+    match (result, lost) {
+        (Ok(_), Some(Failure::Hang)) => hang().await,
+        (Ok(_), Some(_)) => {
+            GqlError { status: 500, message: "Internal server error".into(), kind: "internal error", user: None }
+                .into_response()
+        }
+        (Ok(result), None) => {
+            with_rate_headers((StatusCode::OK, axum::Json(json!({ "data": result }))).into_response())
+        }
+        (Err(e), _) => e.into_response(),
     }
 }
 
@@ -855,12 +880,21 @@ fn issue_create(data: &mut Data, input: &Value) -> Result<Value, GqlError> {
         .min_by(|a, b| a.position.total_cmp(&b.position))
         .cloned()
         .ok_or_else(|| GqlError::invalid("team has no backlog state"))?;
+    // Like Linear, a client may choose the id (a UUID); it must be new.
+    let id = match input.get("id").and_then(Value::as_str) {
+        Some(id) if data.issues.iter().any(|i| i.id == id) => {
+            return Err(GqlError::invalid(format!("an issue with id {id} already exists")));
+        }
+        Some(id) if !is_uuid(id) => return Err(GqlError::invalid("id must be a UUID")),
+        Some(id) => id.to_owned(),
+        None => data.new_id(),
+    };
     let team = data.teams.iter_mut().find(|t| t.id == team_id).expect("team exists");
     let number = team.next_number;
     team.next_number += 1;
     let identifier = format!("{}-{number}", team.key);
     let issue = Issue {
-        id: data.new_id(),
+        id,
         identifier,
         number,
         team_id,
@@ -875,6 +909,12 @@ fn issue_create(data: &mut Data, input: &Value) -> Result<Value, GqlError> {
     data.issues.push(issue.clone());
     let sync = data.next_sync();
     Ok(json!({"success": true, "lastSyncId": sync, "issue": data.issue_json(&issue)}))
+}
+
+fn is_uuid(id: &str) -> bool {
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn issue_update(data: &mut Data, id: &str, input: &Value) -> Result<Value, GqlError> {

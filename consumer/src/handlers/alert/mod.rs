@@ -210,7 +210,7 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
     if tracked.linear.is_none()
         && let Some((linear, team_id)) = linear(ctx)
     {
-        match file_linear(&linear, team_id, event, &title, &body).await {
+        match file_linear(&linear, team_id, event.fingerprint.as_str(), event, &title, &body).await {
             Ok(linear_ref) => tracked.linear = Some(linear_ref),
             Err(e) => first_error = first_error.or(Some(e)),
         }
@@ -247,17 +247,22 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
     (tracked, first_error.map_or(Ok(()), Err))
 }
 
-/// The Linear issue of an event: the source link is the natural key, looked up before creating.
+/// The Linear issue of an event, created with an id bugbot chooses from the fingerprint: that id is
+/// looked up first (a create whose response was lost), then the source link (the natural key of an
+/// issue filed before ids were chosen), and only then is the issue created.
 async fn file_linear<P: HttpPort>(
     linear: &Linear<'_, P>,
     team_id: &str,
+    fingerprint: &str,
     event: &ErrorEvent,
     title: &str,
     body: &str,
 ) -> Result<LinearRef, StepError> {
-    let existing = match &event.link {
-        Some(url) => linear.find_by_attachment_url(url).await?,
-        None => None,
+    let id = bugbot_shared::claim::linear_issue_id(team_id, fingerprint);
+    let existing = match (linear.issue(&id).await?, &event.link) {
+        (Some(issue), _) => Some(issue),
+        (None, Some(url)) => linear.find_by_attachment_url(url).await?,
+        (None, None) => None,
     };
     let issue = if let Some(issue) = existing {
         issue
@@ -270,6 +275,7 @@ async fn file_linear<P: HttpPort>(
                 description: body.to_owned(),
                 priority: report::linear_priority(event.level),
                 label_ids,
+                id: Some(id),
             })
             .await?;
         if let Some(url) = &event.link {

@@ -12,6 +12,7 @@ use bugbot_shared::job::{InteractionContext, Job};
 use bugbot_shared::packet::{
     CodeFrame, ContextPacket, ConversationLine, Recording, SimilarIssue, SourceIssue, SuspectCommit,
 };
+use bugbot_shared::policy::{self, CodePaths};
 use bugbot_shared::references::{Reference, extract};
 use bugbot_shared::runbook::{self, Runbook};
 use bugbot_shared::source::discord::Message;
@@ -334,10 +335,24 @@ async fn gather_code<P: HttpPort>(ctx: &Ctx<'_, P>, frames: &[MappedFrame]) -> R
     let Some(gh) = github(ctx) else {
         return Ok(frames.iter().map(|f| code_frame(f, None, None)).collect());
     };
-    let files = join_all(frames.iter().map(|f| gh.file_contents(&f.path, None))).await;
+    // Frames come from payloads anyone with a public DSN can send: only CODE_PATHS files are read.
+    let paths = code_paths(ctx.env);
+    let files = join_all(
+        frames
+            .iter()
+            .map(|f| async { if paths.shows(&f.path) { gh.file_contents(&f.path, None).await } else { Ok(None) } }),
+    )
+    .await;
     let mut out = Vec::new();
     let mut first_error = None;
     for (frame, file) in frames.iter().zip(files) {
+        if !paths.shows(&frame.path) {
+            out.push(CodeFrame {
+                hidden: true,
+                ..code_frame(&MappedFrame { context_line: None, ..frame.clone() }, None, None)
+            });
+            continue;
+        }
         match file {
             Ok(text) => out.push(code_frame(frame, text.as_deref(), Some(&gh.repo))),
             Err(e) => {
@@ -350,6 +365,12 @@ async fn gather_code<P: HttpPort>(ctx: &Ctx<'_, P>, frames: &[MappedFrame]) -> R
         Some(e) if out.iter().all(|f| f.code.is_empty()) => Err(e),
         _ => Ok(out),
     }
+}
+
+/// `CODE_PATHS`, else the fix allowlist (`FIX_ALLOWED_PATHS` or its default).
+fn code_paths(env: &worker::Env) -> CodePaths {
+    let fix = policy::fix_allowed_paths(binding(env, "FIX_ALLOWED_PATHS").as_deref());
+    CodePaths::from_vars(binding(env, "CODE_PATHS").as_deref(), &fix)
 }
 
 fn code_frame(frame: &MappedFrame, text: Option<&str>, repo: Option<&str>) -> CodeFrame {
@@ -377,6 +398,7 @@ fn code_frame(frame: &MappedFrame, text: Option<&str>, repo: Option<&str>) -> Co
             format!("https://github.com/{r}/blob/HEAD/{}{anchor}", frame.path)
         }),
         code,
+        hidden: false,
     }
 }
 
@@ -592,8 +614,10 @@ pub async fn build_packet<P: HttpPort>(
     }
 
     // Phase 2: code, commits, similar issues and runbooks, concurrently.
+    let paths = code_paths(ctx.env);
+    let shown_frames: Vec<MappedFrame> = frames.iter().filter(|f| paths.shows(&f.path)).cloned().collect();
     let (((code, code_ms), (commits, commits_ms)), ((similar, similar_ms), (runbooks, runbooks_ms))) = join(
-        join(timeboxed(ms, gather_code(ctx, &frames)), timeboxed(ms, gather_commits(ctx, &frames))),
+        join(timeboxed(ms, gather_code(ctx, &frames)), timeboxed(ms, gather_commits(ctx, &shown_frames))),
         join(timeboxed(ms, gather_similar(ctx, &headline)), timeboxed(ms, gather_runbooks(ctx, &texts))),
     )
     .await;

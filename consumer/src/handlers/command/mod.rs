@@ -21,10 +21,7 @@ use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
 use bugbot_shared::log::{Level, LogLine};
 use bugbot_shared::report::clip;
 use bugbot_shared::status::{JobState, JobStatus};
-use serde_json::json;
 
-use crate::clients::SinkError;
-use crate::clients::discord::Discord;
 use crate::clients::http::HttpPort;
 use crate::config::binding;
 use crate::runtime::ctx::Ctx;
@@ -75,34 +72,7 @@ fn read_policy(env: &worker::Env) -> Result<Policy, String> {
     })
 }
 
-pub(crate) fn discord<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Discord<'a, P> {
-    let c = &ctx.config.discord;
-    Discord { port: ctx.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
-}
-
-/// Edits the deferred reply. Error text is untrusted: the reply can ping no one.
-pub(crate) async fn reply<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
-    ix: &InteractionContext,
-    content: &str,
-) -> Result<(), SinkError> {
-    let body = json!({"content": clip(content, 2_000), "allowed_mentions": {"parse": []}});
-    discord(ctx).edit_original(&ix.application_id.to_string(), &ix.token, &body).await.map(|_| ())
-}
-
-/// A refusal only the invoker sees: the deferral was public, so the answer is an ephemeral
-/// follow-up and the public "thinking…" placeholder is deleted.
-async fn refuse<P: HttpPort>(ctx: &Ctx<'_, P>, ix: &InteractionContext, content: &str) {
-    let body = json!({"content": clip(content, 2_000), "flags": 64, "allowed_mentions": {"parse": []}});
-    let discord = discord(ctx);
-    let app = ix.application_id.to_string();
-    if discord.followup(&app, &ix.token, &body).await.is_ok() {
-        let _ = discord.delete_original(&app, &ix.token).await;
-    } else {
-        // Without the follow-up, say it in the deferred reply rather than not at all.
-        let _ = reply(ctx, ix, content).await;
-    }
-}
+pub(crate) use crate::handlers::interaction::{discord, refuse, reply};
 
 fn log_refusal(job: &Job, command: &Command, ix: &InteractionContext, reason: &str) {
     let mut line = LogLine::new(Level::Warn, "consumer", "authz");

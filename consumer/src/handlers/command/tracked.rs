@@ -214,6 +214,7 @@ async fn create<P: HttpPort>(ctx: &Ctx<'_, P>, title: &str, body: &str) -> Resul
                 description: body.to_owned(),
                 priority: 3,
                 label_ids: Vec::new(),
+                id: None,
             })
             .await?;
         return Ok(TrackedIssue {

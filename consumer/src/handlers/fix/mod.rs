@@ -14,11 +14,13 @@
 //!
 //! Settings (all optional; the flow is skipped with a clear message when the executor is not configured):
 //! `EXECUTOR_URL` (else the `EXECUTOR` container binding), `EXECUTOR_SECRET`, `EXECUTOR_CALLBACK_URL` (the gateway's `/executor/callback`),
-//! `FIX_REPO` (default `GITHUB_REPO`), `FIX_CLONE_URL` (template, `{repo}` → owner/name; default
+//! `FIX_REPO` (default `GITHUB_REPO`), `FIX_REPOS` (the repositories a fix may target; default `FIX_REPO`), `FIX_CLONE_URL` (template, `{repo}` → owner/name; default
 //! `https://github.com/{repo}.git`), `FIX_BASE_REF` (`main`), `FIX_ALLOWED_PATHS` (comma-separated
-//! globs), `FIX_TEST_COMMAND`, `FIX_MAX_TURNS`, `FIX_MAX_USD`, `FIX_TIMEOUT_SECS`, and the auto-fix
+//! globs; default `executor::DEFAULT_ALLOWED_PATHS`), `FIX_TEST_COMMAND`, `FIX_MAX_TURNS`, `FIX_MAX_USD`,
+//! `FIX_TIMEOUT_SECS`, `FIX_MAX_BYTES_ADDED`, `FIX_MAX_BINARY_BYTES`, and the auto-fix
 //! policy `AUTO_FIX`, `AUTO_FIX_THRESHOLD`, `AUTO_FIX_MAX_RUNS_PER_DAY`, `AUTO_FIX_MAX_USD_PER_DAY`.
 
+use bugbot_shared::caps::{CapsOp, CapsReply};
 use bugbot_shared::claim::{DeliveryOp, DeliveryReply, TrackedRefs};
 use bugbot_shared::command::{Command, IssueRef};
 use bugbot_shared::confidence::{self, AutoFix, AutoFixPolicy, Evidence};
@@ -26,6 +28,7 @@ use bugbot_shared::container;
 use bugbot_shared::event::{ErrorEvent, format_rfc3339_ms};
 use bugbot_shared::executor::{self, FixJob, FixJobId, FixLimits, FixOutcome, FixPrompt, FixReport};
 use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
+use bugbot_shared::policy::{self, FixRepos};
 use bugbot_shared::report::{self, clip};
 use bugbot_shared::source::discord::Message;
 use bugbot_shared::status::JobState;
@@ -130,11 +133,14 @@ struct FixSettings {
     secret: String,
     callback_url: Option<String>,
     repo: Option<String>,
+    repos: FixRepos,
     clone_url: String,
     base: String,
     allowed_paths: Vec<String>,
     test_command: Option<String>,
     limits: FixLimits,
+    /// `FIX_EXECUTOR_QUEUE`: how many jobs the executor may queue (its `MAX_QUEUED_JOBS`, default 16).
+    executor_queue: u64,
     policy: AutoFixPolicy,
 }
 
@@ -166,20 +172,22 @@ fn read_settings(env: &worker::Env) -> Result<FixSettings, String> {
     if let Some(secs) = number("FIX_TIMEOUT_SECS") {
         limits.timeout_secs = secs;
     }
+    limits.max_bytes_added = number("FIX_MAX_BYTES_ADDED").unwrap_or(limits.max_bytes_added);
+    limits.max_binary_bytes = number("FIX_MAX_BINARY_BYTES").unwrap_or(limits.max_binary_bytes);
     let repo = var("FIX_REPO").or_else(|| var("GITHUB_REPO"));
+    let repos = FixRepos::from_vars(var("FIX_REPOS").as_deref(), repo.as_deref());
     Ok(FixSettings {
         executor,
         secret,
         callback_url: var("EXECUTOR_CALLBACK_URL"),
         clone_url: var("FIX_CLONE_URL").unwrap_or_else(|| "https://github.com/{repo}.git".into()),
         repo,
+        repos,
         base: var("FIX_BASE_REF").unwrap_or_else(|| "main".into()),
-        allowed_paths: var("FIX_ALLOWED_PATHS").map_or_else(
-            || vec!["**".into()],
-            |v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
-        ),
+        allowed_paths: policy::fix_allowed_paths(var("FIX_ALLOWED_PATHS").as_deref()),
         test_command: var("FIX_TEST_COMMAND"),
         limits,
+        executor_queue: number("FIX_EXECUTOR_QUEUE").unwrap_or(16),
         policy: AutoFixPolicy::from_vars(
             var("AUTO_FIX").as_deref(),
             var("AUTO_FIX_THRESHOLD").as_deref(),
@@ -231,6 +239,11 @@ pub async fn on_command<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C
             return done(JobState::Failed, reason.clone(), Vec::new());
         }
     };
+    // Before anything is filed or dispatched: a repository outside FIX_REPOS is refused, privately.
+    if let Some(Err(reason)) = repo.as_deref().or(settings.repo.as_deref()).map(|r| settings.repos.check(r)) {
+        crate::handlers::interaction::refuse(ctx, interaction, &format!("⛔ Not allowed: {reason}.")).await;
+        return done(JobState::Ignored, format!("refused: {reason}"), Vec::new());
+    }
     let target = match resolve_target(ctx, interaction, issue.as_ref(), message.as_ref()).await {
         Ok(Some(target)) => target,
         Ok(None) => {
@@ -257,7 +270,6 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
         return;
     }
     let confidence = confidence::score(event, Evidence::default());
-    let (runs, usd) = caps_today(ctx).await;
     let target = FixTarget {
         key: tracked
             .github
@@ -274,7 +286,15 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
     if target.key.is_empty() {
         return;
     }
-    match confidence::decide(&settings.policy, &confidence, runs, usd) {
+    // The caps are checked by reserving a slot (below), atomically: not from a count read here.
+    let mut decision = confidence::decide(&settings.policy, &confidence, 0, 0.0);
+    if decision == AutoFix::Run {
+        decision = match reserve_cap(ctx, &settings.policy, job.id.as_str()).await {
+            Ok(()) => AutoFix::Run,
+            Err(reason) => AutoFix::Skip(reason),
+        };
+    }
+    match decision {
         AutoFix::Skip(reason) => {
             let note = format!(
                 "bugbot did not start an automatic fix: {reason}. Anyone allowed can still ask with `/bugbot fix issue:{}`.",
@@ -291,7 +311,10 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
                 message_id: None,
             };
             let by = format!("auto-fix (confidence {})", confidence.score);
-            let _ = start(ctx, settings, job, target, None, by, reply).await;
+            let started = start(ctx, settings, job, target, None, by, reply).await;
+            if !matches!(started, Outcome::Done { state: JobState::Fixing, .. }) {
+                cap(ctx, CapsOp::Cancel { run: job.id.to_string() }).await;
+            }
         }
     }
 }
@@ -310,10 +333,15 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
         let _ = say(ctx, &reply, &format!("⚠️ Can't start a fix: {reason}.")).await;
         return done(JobState::Failed, reason, Vec::new());
     };
+    if let Err(reason) = settings.repos.check(&repo) {
+        let _ = say(ctx, &reply, &format!("⛔ Can't start a fix: {reason}.")).await;
+        return done(JobState::Ignored, format!("refused: {reason}"), Vec::new());
+    }
     let slug = slug(&target.key);
     let fix_job_id = format!("fix-{slug}-{}", &bugbot_shared::verify::sha256_hex(job.id.as_str().as_bytes())[..10]);
     let branch = format!("bugbot/fix-{slug}");
-    let lease_ms = (settings.limits.timeout_secs + 15 * 60) * 1000;
+    // The lease covers the executor's queue and the run: no second run of this branch meanwhile.
+    let lease_ms = bugbot_shared::claim::fix_lease_ms(&settings.limits, settings.executor_queue);
     let claim = DeliveryOp::Begin { holder: fix_job_id.clone(), now_ms: ctx.now_ms, lease_ms };
     match ctx.claims.delivery(&format!("fix:{}", target.key), &claim).await {
         Ok(DeliveryReply::Proceed { .. }) => {}
@@ -385,13 +413,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
         callback_url: settings.callback_url.clone(),
     };
     if let Err(outcome) = dispatch(ctx, settings, &fix_job).await {
-        if let Outcome::Done { reason, .. } = &outcome {
-            run.state = FixState::Failed;
-            run.reason.clone_from(reason);
-            save_run(ctx, &run).await;
-            let _ = show(ctx, &run).await;
-            let _ = ctx.claims.delivery(&format!("fix:{}", target.key), &DeliveryOp::Release).await;
-        }
+        not_dispatched(ctx, &mut run, &outcome).await;
         return outcome;
     }
     run.state = FixState::Running;
@@ -399,6 +421,24 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
     let _ = show(ctx, &run).await;
     done(JobState::Fixing, format!("fix {fix_job_id} running for {}", target.key), vec![target.url])
         .with_effect(Effect::FixStarted)
+}
+
+/// Whatever the dispatch's end (a retry included: an auto-fix is not retried), the run is not left
+/// "queued": it failed, its claim is released, and a retry of the request starts it again.
+async fn not_dispatched<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    run: &mut FixRun,
+    outcome: &Outcome,
+) {
+    run.state = FixState::Failed;
+    run.reason = match outcome {
+        Outcome::Done { reason, .. } => reason.clone(),
+        Outcome::Retry { reason, .. } => Some(reason.clone()),
+    };
+    save_run(ctx, run).await;
+    let _ = show(ctx, run).await;
+    let release = DeliveryOp::Relinquish { holder: run.fix_job_id.clone() };
+    let _ = ctx.claims.delivery(&format!("fix:{}", run.target.key), &release).await;
 }
 
 async fn dispatch<P: HttpPort, C: ClaimPort, K: KvPort>(
@@ -462,7 +502,8 @@ pub async fn on_result<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C,
     }
     run.cost_usd = report.cost_usd;
     run.finished_at_ms = Some(ctx.now_ms);
-    let summary = report.summary.clone().unwrap_or_default();
+    // The agent's summary and reasons are untrusted: they go to GitHub/Linear escaped.
+    let summary = report::untrusted_quote(report.summary.as_deref().unwrap_or_default(), 40);
     let (state, note) = match &report.outcome {
         FixOutcome::Fixed => match open_pull(ctx, &run, &report).await {
             Ok(url) => {
@@ -480,18 +521,23 @@ pub async fn on_result<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C,
                 run.reason = Some(reason.clone());
                 (
                     FixState::Failed,
-                    format!("bugbot pushed `{}` but could not open a pull request: {reason}", run.branch),
+                    format!(
+                        "bugbot pushed `{}` but could not open a pull request: {}",
+                        run.branch,
+                        report::untrusted_text(&reason)
+                    ),
                 )
             }
         },
         FixOutcome::NoChange => (FixState::NoChange, format!("bugbot's fix attempt changed nothing.\n\n{summary}")),
         FixOutcome::Blocked { reason } => {
             run.reason = Some(reason.clone());
+            let reason = report::untrusted_text(reason);
             (FixState::Blocked, format!("bugbot's fix attempt was blocked and nothing was pushed: {reason}"))
         }
         FixOutcome::Failed { reason } => {
             run.reason = Some(reason.clone());
-            (FixState::Failed, format!("bugbot's fix attempt failed: {reason}"))
+            (FixState::Failed, format!("bugbot's fix attempt failed: {}", report::untrusted_text(reason)))
         }
         FixOutcome::TimedOut => {
             run.reason = Some("the agent ran past its time limit".into());
@@ -513,9 +559,13 @@ pub async fn on_result<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C,
     }
     save_run(ctx, &run).await;
     let _ = show(ctx, &run).await;
-    let _ = ctx.claims.delivery(&format!("fix:{}", run.target.key), &DeliveryOp::Release).await;
-    if run.reply.interaction_token.is_none() {
-        record_cap(ctx, run.cost_usd).await;
+    // Only this run's own claim is released (a run whose lease ran out may have been succeeded).
+    let release = DeliveryOp::Relinquish { holder: run.fix_job_id.clone() };
+    let _ = ctx.claims.delivery(&format!("fix:{}", run.target.key), &release).await;
+    if run.reply.interaction_token.is_none()
+        && let Some(requested_in) = &run.requested_in
+    {
+        cap(ctx, CapsOp::Charge { run: requested_in.clone(), usd: run.cost_usd }).await;
     }
     let outcome_name = if state == FixState::PrOpened { "pr_opened" } else { report.outcome.name() };
     let links: Vec<String> = run.pr_url.iter().cloned().chain(std::iter::once(run.target.url.clone())).collect();
@@ -544,7 +594,7 @@ async fn open_pull<P: HttpPort, C: ClaimPort, K: KvPort>(
     let Some(github) = github_for(ctx, &run.repo) else {
         return Err(done(JobState::Failed, "GitHub is not configured (GITHUB_TOKEN)", Vec::new()));
     };
-    let title = format!("Fix {}: {}", run.target.key, clip(&run.target.title, 200));
+    let title = format!("Fix {}: {}", run.target.key, report::untrusted_title(&run.target.title, 200));
     let body = pr_body(run, report);
     let pull = github
         .create_pull(&NewPull { title: &title, head: &run.branch, base: &run.base, body: &body, draft: true })
@@ -555,11 +605,20 @@ async fn open_pull<P: HttpPort, C: ClaimPort, K: KvPort>(
 fn pr_body(run: &FixRun, report: &FixReport) -> String {
     use std::fmt::Write as _;
     let mut body = String::new();
-    let _ = writeln!(body, "Draft fix for [{}]({}) — {}\n", run.target.key, run.target.url, run.target.title);
+    // Everything but bugbot's own words is untrusted (the issue title may be a Discord message; the
+    // summary, file names and test output come from the agent's run): escaped, so the body pings no
+    // one, closes nothing but `run.target`, and no fence can be broken out of.
+    let _ = writeln!(
+        body,
+        "Draft fix for [{}]({}) — {}\n",
+        run.target.key,
+        run.target.url,
+        report::untrusted_text(&run.target.title)
+    );
     if let Some(summary) = report.summary.as_deref().filter(|s| !s.trim().is_empty()) {
-        let _ = writeln!(body, "## Summary\n\n{}\n", summary.trim());
+        let _ = writeln!(body, "## Summary\n\n{}", report::untrusted_quote(summary, 40));
     }
-    let files: Vec<String> = report.files.iter().map(|f| format!("`{f}`")).collect();
+    let files: Vec<String> = report.files.iter().map(|f| report::untrusted_code_span(f)).collect();
     let _ = writeln!(
         body,
         "## Change\n\n{} files changed, +{} −{}: {}\n",
@@ -570,14 +629,14 @@ fn pr_body(run: &FixRun, report: &FixReport) -> String {
     );
     match report.test_output_tail.as_deref() {
         Some(tail) if !tail.trim().is_empty() => {
-            let _ = writeln!(body, "## Tests\n\nPassed. Last lines:\n\n```\n{}\n```\n", tail.trim());
+            let _ = writeln!(body, "## Tests\n\nPassed. Last lines:\n\n{}", report::untrusted_code_block(tail));
         }
         _ => body.push_str("## Tests\n\nNo test command is configured (`FIX_TEST_COMMAND`).\n\n"),
     }
     let _ = writeln!(
         body,
         "## Run\n\nRequested by {} · {} agent turns · ${:.2} · {:.0} s · branch `{}`\n",
-        run.requested_by,
+        report::untrusted_text(&run.requested_by),
         report.turns,
         report.cost_usd,
         std::time::Duration::from_millis(report.duration_ms).as_secs_f64(),
@@ -665,9 +724,11 @@ async fn issue_from_message<P: HttpPort, C: ClaimPort, K: KvPort>(
     interaction: &InteractionContext,
 ) -> Result<FixTarget, Outcome> {
     let first_line = message.content.lines().find(|l| !l.trim().is_empty()).unwrap_or("Bug report from Discord");
-    let title = clip(first_line.trim(), 120);
-    let reporter = message.author.as_ref().map_or_else(|| "someone".to_owned(), |a| a.username.clone());
-    let quoted: String = message.content.lines().flat_map(|l| ["> ", l, "\n"]).collect();
+    // The message is untrusted: escaped for GitHub (no pings, no closing keywords, no fences).
+    let title = report::untrusted_title(first_line.trim(), 120);
+    let reporter =
+        message.author.as_ref().map_or_else(|| "someone".to_owned(), |a| report::untrusted_text(&a.username));
+    let quoted = report::untrusted_quote(&message.content, 60);
     let link = match (interaction.guild_id, message.channel_id.or(interaction.channel_id)) {
         (Some(guild), Some(channel)) => format!("https://discord.com/channels/{guild}/{channel}/{}", message.id),
         _ => String::new(),
@@ -792,23 +853,25 @@ fn day(now_ms: u64) -> String {
     format_rfc3339_ms(now_ms).chars().take(10).collect()
 }
 
-/// Today's auto-fix runs and spend (best effort: KV, approximate under bursts).
-async fn caps_today<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>) -> (u32, f64) {
-    #[derive(Deserialize)]
-    struct Caps {
-        runs: u32,
-        usd: f64,
+/// Reserves today's auto-fix slot for the alert job `run` (atomically, in the claim store); `Err`
+/// says why not. An unavailable claim store starts nothing.
+async fn reserve_cap<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    policy: &AutoFixPolicy,
+    run: &str,
+) -> Result<(), String> {
+    let op =
+        CapsOp::Reserve { run: run.to_owned(), max_runs: policy.max_runs_per_day, max_usd: policy.max_usd_per_day };
+    match ctx.claims.caps(&day(ctx.now_ms), &op).await {
+        Ok(CapsReply::Reserved) => Ok(()),
+        Ok(CapsReply::Full { reason }) => Err(reason),
+        Ok(CapsReply::Ok) | Err(_) => Err("the auto-fix caps could not be checked".into()),
     }
-    let key = keys::fix_caps(&day(ctx.now_ms));
-    let caps = ctx.state.kv().get_text(&key).await.and_then(|text| serde_json::from_str::<Caps>(&text).ok());
-    caps.map_or((0, 0.0), |c| (c.runs, c.usd))
 }
 
-async fn record_cap<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, usd: f64) {
-    let (runs, spent) = caps_today(ctx).await;
-    let key = keys::fix_caps(&day(ctx.now_ms));
-    let value = json!({"runs": runs + 1, "usd": spent + usd}).to_string();
-    let _ = ctx.state.kv().put_text(&key, value, 3 * 24 * 3600).await;
+/// Charges or cancels a reservation (best effort: an unreleased slot frees itself with the day).
+async fn cap<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, op: CapsOp) {
+    let _ = ctx.claims.caps(&day(ctx.now_ms), &op).await;
 }
 
 // ---------------------------------------------------------------------------------------------

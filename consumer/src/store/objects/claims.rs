@@ -4,6 +4,7 @@
 //! A Durable Object delivers no other event while it awaits its own storage, so the read → decide
 //! → write below cannot interleave with another request for the same key.
 
+use bugbot_shared::caps::{self, CapsOp, CapsRecord, CapsReply};
 use bugbot_shared::claim::{
     self, DeliveryOp, DeliveryRecord, DeliveryReply, FingerprintOp, FingerprintRecord, FingerprintReply,
 };
@@ -12,7 +13,7 @@ use serde::Serialize;
 use crate::store::ports::ClaimPort;
 use serde::de::DeserializeOwned;
 use worker::{
-    DurableObject, Env, Method, ObjectNamespace, Request, RequestInit, Response, Result, State, durable_object,
+    Date, DurableObject, Env, Method, ObjectNamespace, Request, RequestInit, Response, Result, State, durable_object,
 };
 
 /// The Durable Object binding.
@@ -45,6 +46,20 @@ impl DurableObject for ClaimStore {
                 let (next, reply) = claim::delivery(current, op);
                 if let Some(next) = next {
                     storage.put(RECORD, &next).await?;
+                    // A finished delivery is forgotten once its dedupe window is over.
+                    if let Some(at) = next.expires_at_ms() {
+                        let offset = i64::try_from(at.saturating_sub(Date::now().as_millis())).unwrap_or(i64::MAX);
+                        storage.set_alarm(offset.max(1)).await?;
+                    }
+                }
+                Response::from_json(&reply)
+            }
+            "/caps" => {
+                let op: CapsOp = serde_json::from_str(&body)?;
+                let current: Option<CapsRecord> = storage.get(RECORD).await?;
+                let (next, reply) = caps::caps(current, op);
+                if let Some(next) = next {
+                    storage.put(RECORD, &next).await?;
                 }
                 Response::from_json(&reply)
             }
@@ -59,6 +74,16 @@ impl DurableObject for ClaimStore {
             }
             _ => Response::error("not found", 404),
         }
+    }
+
+    /// The dedupe window of a finished delivery is over: delete it, unless it was begun again since.
+    async fn alarm(&self) -> Result<Response> {
+        let storage = self.state.storage();
+        let current: Option<DeliveryRecord> = storage.get(RECORD).await.ok().flatten();
+        if current.and_then(|r| r.expires_at_ms()).is_some_and(|at| at <= Date::now().as_millis()) {
+            storage.delete_all().await?;
+        }
+        Response::ok("")
     }
 }
 
@@ -90,6 +115,11 @@ impl Claims {
 impl ClaimPort for Claims {
     async fn delivery(&self, job_id: &str, op: &DeliveryOp) -> Result<DeliveryReply> {
         self.call(&format!("delivery:{job_id}"), "/delivery", op).await
+    }
+
+    /// The auto-fix caps of one UTC day (`2026-12-06`).
+    async fn caps(&self, day: &str, op: &CapsOp) -> Result<CapsReply> {
+        self.call(&format!("caps:{day}"), "/caps", op).await
     }
 
     async fn fingerprint(&self, fingerprint: &str, op: &FingerprintOp) -> Result<FingerprintReply> {
