@@ -55,6 +55,7 @@ async fn fakes() -> Fakes {
         retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() },
         repeat_comment_cooldown_ms: 3_600_000,
         claim_lease_ms: 600_000,
+        dedupe_window_ms: 600_000,
         log_level: Level::Warn,
         admin_token: None,
         warnings: Vec::new(),
