@@ -145,7 +145,8 @@ async fn handle(deps: &Deps<'_, fetch::FetchPort>, message: &RawMessage, started
         JobKind::SentryWebhook(_)
         | JobKind::SentryLegacy(_)
         | JobKind::GlitchtipIssue(_)
-        | JobKind::GlitchtipUptime(_) => pipeline::process_alert(deps, &job).await,
+        | JobKind::GlitchtipUptime(_)
+        | JobKind::SlackMessage(_) => pipeline::process_alert(deps, &job).await,
         JobKind::DiscordCommand(_) | JobKind::DiscordComponent(_) => commands::process(deps, &job).await,
         JobKind::ExecutorResult(_) => fix::on_result(deps, &job).await,
         JobKind::Unknown => unreachable!("filtered above"),

@@ -55,6 +55,10 @@ fn read(env: &Env) -> Config {
             executor_secret: binding(env, "EXECUTOR_SECRET"),
             max_body_bytes: usize::try_from(number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64))
                 .unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            slack_signing_secret: binding(env, "SLACK_SIGNING_SECRET"),
+            slack_alert_channels: binding(env, "SLACK_ALERT_CHANNELS").map_or_else(Vec::new, |v| {
+                v.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect()
+            }),
         },
         log_level: Level::parse(binding(env, "LOG_LEVEL").as_deref()),
     }

@@ -30,6 +30,10 @@ pub struct IngressConfig {
     pub glitchtip_token: Option<String>,
     pub executor_secret: Option<String>,
     pub max_body_bytes: usize,
+    /// `SLACK_SIGNING_SECRET`.
+    pub slack_signing_secret: Option<String>,
+    /// `SLACK_ALERT_CHANNELS`: the channel ids whose messages are alerts.
+    pub slack_alert_channels: Vec<String>,
 }
 
 impl Default for IngressConfig {
@@ -42,6 +46,8 @@ impl Default for IngressConfig {
             glitchtip_token: None,
             executor_secret: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            slack_signing_secret: None,
+            slack_alert_channels: Vec::new(),
         }
     }
 }
@@ -58,6 +64,7 @@ pub enum Route {
         token: String,
     },
     ExecutorCallback,
+    SlackEvents,
     Health,
     /// `/admin/...` (handled by the Worker: it needs KV).
     Admin {
@@ -74,6 +81,7 @@ impl Route {
             Self::SentryLegacy { .. } => "sentry_legacy",
             Self::Glitchtip { .. } => "glitchtip",
             Self::ExecutorCallback => "executor_callback",
+            Self::SlackEvents => "slack",
             Self::Health => "health",
             Self::Admin { .. } => "admin",
         }
@@ -99,6 +107,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, IngressError> {
             (Route::Glitchtip { token: (*token).to_owned() }, "POST")
         }
         ["executor", "callback"] => (Route::ExecutorCallback, "POST"),
+        ["webhooks", "slack"] => (Route::SlackEvents, "POST"),
         ["health"] => (Route::Health, "GET"),
         ["admin", rest @ ..] => (Route::Admin { rest: rest.join("/") }, "*"),
         _ => return Err(IngressError::NotFound),
@@ -153,7 +162,7 @@ pub struct Accepted {
 }
 
 impl Accepted {
-    fn json(status: u16, body: &impl Serialize, jobs: Vec<Job>, note: Option<&'static str>) -> Self {
+    pub(crate) fn json(status: u16, body: &impl Serialize, jobs: Vec<Job>, note: Option<&'static str>) -> Self {
         Self {
             status,
             body: serde_json::to_string(body).expect("replies always serialize"),
@@ -163,14 +172,14 @@ impl Accepted {
         }
     }
 
-    fn enqueued(jobs: Vec<Job>) -> Self {
+    pub(crate) fn enqueued(jobs: Vec<Job>) -> Self {
         let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
         let body = serde_json::to_string(&Reply { ok: true, jobs: Some(ids), ..Reply::default() })
             .expect("replies always serialize");
         Self { status: 202, body, jobs, messages: Vec::new(), note: None }
     }
 
-    fn ignored(note: &'static str) -> Self {
+    pub(crate) fn ignored(note: &'static str) -> Self {
         Self::json(200, &Reply { ok: true, ignored: Some(note), ..Reply::default() }, Vec::new(), Some(note))
     }
 }
@@ -262,6 +271,7 @@ pub fn handle(cfg: &IngressConfig, route: &Route, req: IngressRequest<'_>) -> Re
             glitchtip(req)
         }
         Route::ExecutorCallback => executor_callback(cfg, req),
+        Route::SlackEvents => crate::slack::ingress(cfg, req),
         Route::Health | Route::Admin { .. } => Err(IngressError::NotFound),
     }?;
     // A job the queue cannot take is refused here (413, which senders do not retry) rather than

@@ -41,6 +41,11 @@ impl JobId {
         Self(format!("{source}:{}:{index}", &body_sha256_hex[..32.min(body_sha256_hex.len())]))
     }
 
+    /// From a Slack Events API `event_id`, unique per event and repeated on retries.
+    pub fn slack(event_id: &str) -> Self {
+        Self(format!("slack:{}", sanitize(event_id)))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -94,6 +99,8 @@ pub enum JobKind {
     GlitchtipUptime(GlitchtipUptimeJob),
     /// The signed result of a fix run, from the executor.
     ExecutorResult(ExecutorResultJob),
+    /// A message in a Slack alert channel (Events API).
+    SlackMessage(crate::slack::SlackMessageJob),
     /// A kind from a newer gateway. Retried (the new consumer may be rolling out), then dead-lettered.
     #[serde(other)]
     Unknown,
@@ -109,6 +116,7 @@ impl JobKind {
             Self::GlitchtipIssue(_) => "glitchtip_issue",
             Self::GlitchtipUptime(_) => "glitchtip_uptime",
             Self::ExecutorResult(_) => "executor_result",
+            Self::SlackMessage(_) => "slack_message",
             Self::Unknown => "unknown",
         }
     }

@@ -27,6 +27,8 @@
 //! - [`authz`] — who may run which `/bugbot` command.
 //! - [`commands_def`] — the command definitions registered with Discord.
 //! - [`digest`] — daily counters, the day-over-day digest message and the `/bugbot stats` text.
+//! - [`slack`] — Slack Events API deliveries: verification, the gateway's decision, messages → error events.
+//! - [`stacktrace`] — stack traces in plain text (Python, Node.js, JVM, Rust) → frames.
 //! - [`dashboard`] — the status page: HTML with an inline SVG chart, every untrusted string escaped.
 
 pub mod authz;
@@ -50,6 +52,8 @@ pub mod packet;
 pub mod references;
 pub mod report;
 pub mod runbook;
+pub mod slack;
 pub mod source;
+pub mod stacktrace;
 pub mod status;
 pub mod verify;

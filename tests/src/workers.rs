@@ -65,6 +65,8 @@ impl WorkerVars {
             .gateway("SENTRY_CLIENT_SECRET", &keys.sentry_secret)
             .gateway("SENTRY_LEGACY_WEBHOOK_TOKEN", &keys.legacy_token)
             .gateway("GLITCHTIP_WEBHOOK_TOKEN", &keys.glitchtip_token)
+            .gateway("SLACK_SIGNING_SECRET", &keys.slack_signing_secret)
+            .gateway("SLACK_ALERT_CHANNELS", crate::stack::SLACK_ALERT_CHANNELS)
             .both("EXECUTOR_SECRET", &keys.executor_secret)
             .both("ADMIN_TOKEN", &keys.admin_token)
     }
