@@ -13,7 +13,7 @@
 //!    the issue; anything else → a comment and the reason in Discord, no PR. The claim is released.
 //!
 //! Settings (all optional; the flow is skipped with a clear message when the executor is not configured):
-//! `EXECUTOR_URL` (else the `EXECUTOR` container binding), `EXECUTOR_SECRET`, `EXECUTOR_CALLBACK_URL` (the gateway's `/executor/callback`),
+//! `FIX_BACKEND=actions` (GitHub Actions, see [`crate::actions`]), else `EXECUTOR_URL` (else the `EXECUTOR` container binding), `EXECUTOR_SECRET`, `EXECUTOR_CALLBACK_URL` (the gateway's `/executor/callback`),
 //! `FIX_REPO` (default `GITHUB_REPO`), `FIX_CLONE_URL` (template, `{repo}` → owner/name; default
 //! `https://github.com/{repo}.git`), `FIX_BASE_REF` (`main`), `FIX_ALLOWED_PATHS` (comma-separated
 //! globs), `FIX_TEST_COMMAND`, `FIX_MAX_TURNS`, `FIX_MAX_USD`, `FIX_TIMEOUT_SECS`, and the auto-fix
@@ -119,6 +119,8 @@ enum ExecutorRoute {
     Url(String),
     /// The `ExecutorContainer` Durable Object (Cloudflare Containers), when `EXECUTOR_URL` is unset.
     Container,
+    /// `FIX_BACKEND=actions`: a `repository_dispatch` to GitHub Actions ([`crate::actions`]).
+    Actions,
 }
 
 struct FixSettings {
@@ -137,6 +139,7 @@ struct FixSettings {
 fn settings(env: &worker::Env) -> Result<FixSettings, String> {
     let var = |name: &str| binding(env, name);
     let executor = match var("EXECUTOR_URL") {
+        _ if var("FIX_BACKEND").is_some_and(|b| b.eq_ignore_ascii_case("actions")) => ExecutorRoute::Actions,
         Some(url) => ExecutorRoute::Url(url.trim_end_matches('/').to_owned()),
         None if env.durable_object(container::BINDING).is_ok() => ExecutorRoute::Container,
         None => return Err("the fix executor is not configured (EXECUTOR_URL or the EXECUTOR container)".into()),
@@ -361,7 +364,7 @@ async fn start<P: HttpPort>(
         limits: settings.limits.clone(),
         callback_url: settings.callback_url.clone(),
     };
-    if let Err(outcome) = dispatch(deps, settings, &fix_job).await {
+    if let Err(outcome) = dispatch(deps, settings, &repo, &fix_job).await {
         if let Outcome::Done { reason, .. } = &outcome {
             run.state = FixState::Failed;
             run.reason.clone_from(reason);
@@ -377,12 +380,20 @@ async fn start<P: HttpPort>(
     done(JobState::Fixing, format!("fix {fix_job_id} running for {}", target.key), vec![target.url])
 }
 
-async fn dispatch<P: HttpPort>(deps: &Deps<'_, P>, settings: &FixSettings, fix_job: &FixJob) -> Result<(), Outcome> {
+async fn dispatch<P: HttpPort>(
+    deps: &Deps<'_, P>,
+    settings: &FixSettings,
+    repo: &str,
+    fix_job: &FixJob,
+) -> Result<(), Outcome> {
+    if matches!(settings.executor, ExecutorRoute::Actions) {
+        return crate::actions::dispatch(deps, settings.secret.as_bytes(), repo, fix_job).await;
+    }
     let body = serde_json::to_vec(fix_job).expect("a fix job serializes");
     let timestamp = deps.now_ms / 1000;
     let base = match &settings.executor {
         ExecutorRoute::Url(url) => url.as_str(),
-        ExecutorRoute::Container => "https://executor-container",
+        ExecutorRoute::Container | ExecutorRoute::Actions => "https://executor-container",
     };
     let request = HttpRequest::new(Method::Post, format!("{base}/v1/jobs"))
         .header("content-type", "application/json")
@@ -391,7 +402,7 @@ async fn dispatch<P: HttpPort>(deps: &Deps<'_, P>, settings: &FixSettings, fix_j
     let request = HttpRequest { body: Some(body), ..request };
     let sent = match &settings.executor {
         ExecutorRoute::Url(_) => deps.port.send(request).await,
-        ExecutorRoute::Container => match container_port(deps.env) {
+        ExecutorRoute::Container | ExecutorRoute::Actions => match container_port(deps.env) {
             Ok(port) => port.send(request).await,
             Err(e) => Err(TransportError::Connect(e.to_string())),
         },

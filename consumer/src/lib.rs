@@ -14,6 +14,7 @@
 //! - [`state`] — job status, issue records and dead letters in KV.
 //! - [`commands`] — `/bugbot` commands: context packets, status, errors, stats, resolve.
 //! - [`fix`] — the fix flow: executor dispatch and results.
+//! - [`actions`] — fix jobs sent to GitHub Actions as a `repository_dispatch` (`FIX_BACKEND=actions`).
 //! - [`executor_container`] — the `ExecutorContainer` Durable Object that runs the executor on Cloudflare Containers.
 //! - [`digest`] — the daily digest (cron).
 //! - [`stats`] — per-day counters (the `StatsStore` Durable Object) for the digest, stats and the chart.
@@ -21,6 +22,7 @@
 //! - [`admin`] — `/admin/*` (job status, dead letters, replay), reached through the gateway.
 //! - [`config`] — bindings, read once per isolate.
 
+pub mod actions;
 pub mod admin;
 pub mod claims;
 pub mod commands;
