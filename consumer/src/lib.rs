@@ -19,12 +19,14 @@
 //! - [`digest`] — the daily digest (cron).
 //! - [`stats`] — per-day counters (the `StatsStore` Durable Object) for the digest, stats and the chart.
 //! - [`dashboard`] — the status page (server-rendered HTML + SVG), behind `/admin/dashboard`.
+//! - [`cloudwatch`] — `CloudWatch` Logs scans (cron and `/admin/trigger-scan`), signed with AWS Signature Version 4.
 //! - [`admin`] — `/admin/*` (job status, dead letters, replay), reached through the gateway.
 //! - [`config`] — bindings, read once per isolate.
 
 pub mod actions;
 pub mod admin;
 pub mod claims;
+pub mod cloudwatch;
 pub mod commands;
 pub mod config;
 pub mod dashboard;
@@ -69,13 +71,19 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     Response::error("not found", 404)
 }
 
-/// The daily digest.
+/// The daily digest, and the `CloudWatch` Logs scan on its own cron.
 #[event(scheduled)]
 async fn scheduled(event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
     console_error_panic_hook::set_once();
     let config = config::load(&env);
     #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a positive Unix time in ms")]
     let scheduled_ms = event.schedule() as u64;
+    let scan_cron =
+        config::binding(&env, "CLOUDWATCH_SCAN_CRON").unwrap_or_else(|| cloudwatch::DEFAULT_SCAN_CRON.into());
+    if event.cron() == scan_cron {
+        cloudwatch::run(&env, scheduled_ms, config.log_level).await;
+        return;
+    }
     if let Err(e) = digest::run(&env, &config, scheduled_ms).await {
         let mut line = LogLine::new(Level::Error, "consumer", "cron");
         let reason = e.to_string();
@@ -148,7 +156,8 @@ async fn handle(deps: &Deps<'_, fetch::FetchPort>, message: &RawMessage, started
         | JobKind::SentryLegacy(_)
         | JobKind::GlitchtipIssue(_)
         | JobKind::GlitchtipUptime(_)
-        | JobKind::SlackMessage(_) => pipeline::process_alert(deps, &job).await,
+        | JobKind::SlackMessage(_)
+        | JobKind::CloudwatchGroup(_) => pipeline::process_alert(deps, &job).await,
         JobKind::DiscordCommand(_) | JobKind::DiscordComponent(_) => commands::process(deps, &job).await,
         JobKind::ExecutorResult(_) => fix::on_result(deps, &job).await,
         JobKind::Unknown => unreachable!("filtered above"),

@@ -101,6 +101,8 @@ pub enum JobKind {
     ExecutorResult(ExecutorResultJob),
     /// A message in a Slack alert channel (Events API).
     SlackMessage(crate::slack::SlackMessageJob),
+    /// Errors found by a `CloudWatch` Logs scan (one group of log events).
+    CloudwatchGroup(crate::cloudwatch::CloudwatchGroupJob),
     /// A kind from a newer gateway. Retried (the new consumer may be rolling out), then dead-lettered.
     #[serde(other)]
     Unknown,
@@ -117,6 +119,7 @@ impl JobKind {
             Self::GlitchtipUptime(_) => "glitchtip_uptime",
             Self::ExecutorResult(_) => "executor_result",
             Self::SlackMessage(_) => "slack_message",
+            Self::CloudwatchGroup(_) => "cloudwatch_group",
             Self::Unknown => "unknown",
         }
     }

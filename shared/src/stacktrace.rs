@@ -85,6 +85,10 @@ fn python(lines: &[&str]) -> Option<Trace> {
         }
         i += 1;
     }
+    // Lambda's unhandled-error record puts the exception first: `[ERROR] KeyError: 'id'\nTraceback …`.
+    let exception = exception.or_else(|| {
+        lines[..start].iter().rev().map(|l| l.trim()).find(|l| looks_like_exception(l)).map(exception_from)
+    });
     (!frames.is_empty()).then_some(Trace { platform: "python", exception, frames })
 }
 
