@@ -12,10 +12,8 @@
 
 use bugbot_shared::executor::{FixJob, SignedJob};
 use bugbot_shared::report::clip;
-use bugbot_shared::status::JobState;
 
 use crate::http::HttpPort;
-use crate::pipeline::{Deps, Outcome};
 use crate::sink::SinkError;
 use crate::sink::github::GitHub;
 
@@ -50,31 +48,32 @@ pub fn payload(secret: &[u8], now_secs: u64, job: &FixJob) -> Result<serde_json:
     Ok(value)
 }
 
-/// Sends the job to the workflow of `repo`. `Err` is the outcome to return: a retry for a transient
-/// failure (429, 5xx, a secondary rate limit), else failed with GitHub's reason.
-pub async fn dispatch<P: HttpPort>(deps: &Deps<'_, P>, secret: &[u8], repo: &str, job: &FixJob) -> Result<(), Outcome> {
-    let failed = |reason: String| Outcome::Done {
-        state: JobState::Failed,
-        reason: Some(reason),
-        links: Vec::new(),
-        fingerprint: None,
-    };
-    let Some(github) = deps.config.github.as_ref() else {
-        return Err(failed(DispatchRefused::NoToken(repo.to_owned()).to_string()));
-    };
-    let client_payload = payload(secret, deps.now_ms / 1000, job).map_err(|e| failed(e.to_string()))?;
-    let client = GitHub {
-        port: deps.port,
-        api_base: github.api_base.clone(),
-        token: github.token.clone(),
-        repo: repo.to_owned(),
-    };
-    match client.repository_dispatch(EVENT_TYPE, client_payload).await {
+/// Why a dispatch did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DispatchError {
+    #[error(transparent)]
+    Refused(#[from] DispatchRefused),
+    /// 429, 5xx, a secondary rate limit, no answer: worth a retry.
+    #[error("workflow dispatch: {0}")]
+    Transient(String),
+    /// GitHub refused it (404: no such repository or no access; 422): retrying cannot help.
+    #[error("workflow dispatch refused: {0}")]
+    Permanent(String),
+}
+
+/// Sends the job to the workflow of `github.repo` (`None`: GitHub is not configured).
+pub async fn dispatch<P: HttpPort>(
+    github: Option<GitHub<'_, P>>,
+    secret: &[u8],
+    now_secs: u64,
+    job: &FixJob,
+) -> Result<(), DispatchError> {
+    let github = github.ok_or_else(|| DispatchRefused::NoToken("the fix repository".into()))?;
+    let client_payload = payload(secret, now_secs, job)?;
+    match github.repository_dispatch(EVENT_TYPE, client_payload).await {
         Ok(()) => Ok(()),
-        Err(e @ SinkError::Transient { .. }) => {
-            Err(Outcome::Retry { delay_secs: 10, reason: format!("workflow dispatch: {e}"), attempt: 1 })
-        }
-        Err(e) => Err(failed(format!("workflow dispatch refused: {}", clip(&e.to_string(), 300)))),
+        Err(e @ SinkError::Transient { .. }) => Err(DispatchError::Transient(e.to_string())),
+        Err(e) => Err(DispatchError::Permanent(clip(&e.to_string(), 300))),
     }
 }
 

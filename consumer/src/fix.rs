@@ -387,7 +387,12 @@ async fn dispatch<P: HttpPort>(
     fix_job: &FixJob,
 ) -> Result<(), Outcome> {
     if matches!(settings.executor, ExecutorRoute::Actions) {
-        return crate::actions::dispatch(deps, settings.secret.as_bytes(), repo, fix_job).await;
+        let sent =
+            crate::actions::dispatch(github_for(deps, repo), settings.secret.as_bytes(), deps.now_ms / 1000, fix_job);
+        return sent.await.map_err(|e| match e {
+            crate::actions::DispatchError::Transient(reason) => Outcome::Retry { delay_secs: 10, reason, attempt: 1 },
+            other => done(JobState::Failed, other.to_string(), Vec::new()),
+        });
     }
     let body = serde_json::to_vec(fix_job).expect("a fix job serializes");
     let timestamp = deps.now_ms / 1000;

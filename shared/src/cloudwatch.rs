@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{ErrorEvent, Fingerprint, Level, Source};
-use crate::job::{Job, JobId, JobKind};
+use crate::job::{CloudwatchGroupJob, Job, JobId, JobKind};
 use crate::normalize::normalize_message;
 use crate::report::clip;
 use crate::stacktrace;
@@ -242,12 +242,6 @@ pub fn jobs(log_group: &str, window: (u64, u64), groups: Vec<Group>, now_ms: u64
             Job::new(id, now_ms, None, JobKind::CloudwatchGroup(CloudwatchGroupJob { event: g.event }))
         })
         .collect()
-}
-
-/// A group of log events, already normalized by the scan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CloudwatchGroupJob {
-    pub event: ErrorEvent,
 }
 
 #[cfg(test)]

@@ -162,7 +162,7 @@ pub struct Accepted {
 }
 
 impl Accepted {
-    pub(crate) fn json(status: u16, body: &impl Serialize, jobs: Vec<Job>, note: Option<&'static str>) -> Self {
+    fn json(status: u16, body: &impl Serialize, jobs: Vec<Job>, note: Option<&'static str>) -> Self {
         Self {
             status,
             body: serde_json::to_string(body).expect("replies always serialize"),
@@ -172,14 +172,14 @@ impl Accepted {
         }
     }
 
-    pub(crate) fn enqueued(jobs: Vec<Job>) -> Self {
+    fn enqueued(jobs: Vec<Job>) -> Self {
         let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
         let body = serde_json::to_string(&Reply { ok: true, jobs: Some(ids), ..Reply::default() })
             .expect("replies always serialize");
         Self { status: 202, body, jobs, messages: Vec::new(), note: None }
     }
 
-    pub(crate) fn ignored(note: &'static str) -> Self {
+    fn ignored(note: &'static str) -> Self {
         Self::json(200, &Reply { ok: true, ignored: Some(note), ..Reply::default() }, Vec::new(), Some(note))
     }
 }
@@ -271,7 +271,7 @@ pub fn handle(cfg: &IngressConfig, route: &Route, req: IngressRequest<'_>) -> Re
             glitchtip(req)
         }
         Route::ExecutorCallback => executor_callback(cfg, req),
-        Route::SlackEvents => crate::slack::ingress(cfg, req),
+        Route::SlackEvents => slack(cfg, req),
         Route::Health | Route::Admin { .. } => Err(IngressError::NotFound),
     }?;
     // A job the queue cannot take is refused here (413, which senders do not retry) rather than
@@ -454,6 +454,43 @@ fn glitchtip(req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
         })
         .collect();
     Ok(Accepted::enqueued(jobs))
+}
+
+/// `url_verification`'s answer (<https://docs.slack.dev/reference/events/url_verification>).
+#[derive(Serialize)]
+struct SlackChallenge<'a> {
+    challenge: &'a str,
+}
+
+/// A Slack Events API delivery ([`crate::slack::decide`]); the job id is Slack's `event_id`, so a
+/// retry (`X-Slack-Retry-Num`) is the same job and the consumer drops it.
+fn slack(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+    use crate::slack::{Decision, Refusal};
+    let secret = cfg.slack_signing_secret.as_deref().ok_or(IngressError::NotConfigured("SLACK_SIGNING_SECRET"))?;
+    let decision = crate::slack::decide(
+        secret.as_bytes(),
+        &cfg.slack_alert_channels,
+        req.headers.get(crate::slack::TIMESTAMP_HEADER).as_deref(),
+        req.headers.get(crate::slack::SIGNATURE_HEADER).as_deref(),
+        req.body,
+        req.now_ms,
+    )
+    .map_err(|refusal| match refusal {
+        Refusal::Unauthorized(e) => IngressError::Unauthorized(e),
+        Refusal::BadRequest(reason) => IngressError::BadRequest(reason),
+    })?;
+    Ok(match decision {
+        Decision::Challenge(challenge) => {
+            Accepted::json(200, &SlackChallenge { challenge: &challenge }, Vec::new(), Some("url_verification"))
+        }
+        Decision::Ignored(note) => Accepted::ignored(note),
+        Decision::Alert { event_id, channel, event } => Accepted::enqueued(vec![Job::new(
+            JobId::slack(&event_id),
+            req.now_ms,
+            Some(req.request_id.to_owned()),
+            JobKind::SlackMessage(job::SlackMessageJob { channel, event: *event }),
+        )]),
+    })
 }
 
 /// All the gateway reads of a fix report: its job id.

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::Command;
+use crate::event::ErrorEvent;
 use crate::source::discord::{Snowflake, User};
 use crate::source::glitchtip::{GlitchtipIssue, GlitchtipUptime};
 use crate::source::sentry::Resource;
@@ -100,9 +101,9 @@ pub enum JobKind {
     /// The signed result of a fix run, from the executor.
     ExecutorResult(ExecutorResultJob),
     /// A message in a Slack alert channel (Events API).
-    SlackMessage(crate::slack::SlackMessageJob),
+    SlackMessage(SlackMessageJob),
     /// Errors found by a `CloudWatch` Logs scan (one group of log events).
-    CloudwatchGroup(crate::cloudwatch::CloudwatchGroupJob),
+    CloudwatchGroup(CloudwatchGroupJob),
     /// A kind from a newer gateway. Retried (the new consumer may be rolling out), then dead-lettered.
     #[serde(other)]
     Unknown,
@@ -196,6 +197,19 @@ pub struct GlitchtipUptimeJob {
 pub struct ExecutorResultJob {
     /// The executor's signed report as JSON text (`executor::FixReport`).
     pub report: String,
+}
+
+/// A message in a Slack alert channel, normalized by the gateway ([`crate::slack`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlackMessageJob {
+    pub channel: String,
+    pub event: ErrorEvent,
+}
+
+/// A group of `CloudWatch` log events, normalized by the scan ([`crate::cloudwatch`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloudwatchGroupJob {
+    pub event: ErrorEvent,
 }
 
 /// Why a job could not be encoded.

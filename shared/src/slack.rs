@@ -12,15 +12,14 @@
 //!   body byte for byte, so its `event_id` gives the same job id and the consumer's delivery claim
 //!   drops it.
 //!
-//! The gateway reads only the envelope's head ([`Head`]) and queues the verified body; the consumer
-//! parses the whole message ([`Envelope`]) and normalizes it ([`normalize`]).
+//! The gateway decides from the envelope's head ([`Head`]) and, for an alert, normalizes the whole
+//! message ([`Envelope`] → [`to_event`]): the queued job carries the error event, like every alert
+//! after normalization.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::event::{ErrorEvent, Fingerprint, Level, Signal, Source};
-use crate::ingress::{Accepted, IngressConfig, IngressError, IngressRequest};
-use crate::job::{Job, JobId, JobKind};
-use crate::normalize::{NormalizeError, normalize_message};
+use crate::event::{ErrorEvent, Fingerprint, Level, Source};
+use crate::normalize::normalize_message;
 use crate::report::clip;
 use crate::stacktrace;
 use crate::verify::{self, SignatureError};
@@ -84,80 +83,82 @@ pub struct EventHead {
     pub thread_ts: Option<String>,
 }
 
-/// A verified Slack message delivery, queued for the consumer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SlackMessageJob {
-    pub channel: String,
-    /// The Events API body as received (verified).
-    pub payload: String,
-}
-
 /// Message subtypes that are posts (<https://docs.slack.dev/reference/events/message#subtypes>);
 /// edits, deletions, joins and the like are not alerts.
 const POST_SUBTYPES: &[&str] = &["bot_message", "thread_broadcast", "file_share", "me_message"];
 
-#[derive(Serialize)]
-struct Challenge<'a> {
-    challenge: &'a str,
+/// What a verified delivery means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// `url_verification`: answer with this challenge.
+    Challenge(String),
+    /// Not an alert (another event type, an edit, a thread reply, another channel): `200`, nothing queued.
+    Ignored(&'static str),
+    /// A message in an alert channel, normalized.
+    Alert { event_id: String, channel: String, event: Box<ErrorEvent> },
 }
 
-/// The gateway's decision for `POST /webhooks/slack`.
-pub fn ingress(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
-    let secret = cfg.slack_signing_secret.as_deref().ok_or(IngressError::NotConfigured("SLACK_SIGNING_SECRET"))?;
-    let missing = || IngressError::Unauthorized(SignatureError::Missing);
-    let timestamp = req.headers.get(TIMESTAMP_HEADER).ok_or_else(missing)?;
-    let signature = req.headers.get(SIGNATURE_HEADER).ok_or_else(missing)?;
-    verify(secret.as_bytes(), &timestamp, &signature, req.body, req.now_ms / 1000)
-        .map_err(IngressError::Unauthorized)?;
+/// Why a delivery is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Unauthorized(SignatureError),
+    BadRequest(String),
+}
 
-    let head: Head = serde_json::from_slice(req.body)
-        .map_err(|e| IngressError::BadRequest(format!("body is not an Events API JSON object: {e}")))?;
+/// The gateway's decision for `POST /webhooks/slack`: authenticate the raw bytes, then read them.
+pub fn decide(
+    secret: &[u8],
+    alert_channels: &[String],
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now_ms: u64,
+) -> Result<Decision, Refusal> {
+    let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
+        return Err(Refusal::Unauthorized(SignatureError::Missing));
+    };
+    verify(secret, timestamp, signature, body, now_ms / 1000).map_err(Refusal::Unauthorized)?;
+    let bad = |what: &str, e: serde_json::Error| Refusal::BadRequest(format!("{what}: {e}"));
+    let head: Head = serde_json::from_slice(body).map_err(|e| bad("body is not an Events API JSON object", e))?;
     match head.kind.as_str() {
         "url_verification" => {
-            let challenge = head.challenge.as_deref().ok_or_else(|| IngressError::BadRequest("no challenge".into()))?;
-            Ok(Accepted::json(200, &Challenge { challenge }, Vec::new(), Some("url_verification")))
+            head.challenge.map(Decision::Challenge).ok_or_else(|| Refusal::BadRequest("no challenge".into()))
         }
         "event_callback" => {
             let event = head.event.unwrap_or_default();
             if event.kind != "message" {
-                return Ok(Accepted::ignored("not a message event"));
+                return Ok(Decision::Ignored("not a message event"));
             }
             if event.subtype.as_deref().is_some_and(|s| !POST_SUBTYPES.contains(&s)) {
-                return Ok(Accepted::ignored("message subtype is not a post"));
+                return Ok(Decision::Ignored("message subtype is not a post"));
             }
             if event.thread_ts.is_some()
                 && event.thread_ts != event.ts
                 && event.subtype.as_deref() != Some("thread_broadcast")
             {
-                return Ok(Accepted::ignored("a reply in a thread"));
+                return Ok(Decision::Ignored("a reply in a thread"));
             }
             let Some(channel) = event.channel.filter(|c| !c.is_empty()) else {
-                return Err(IngressError::BadRequest("message event without a channel".into()));
+                return Err(Refusal::BadRequest("message event without a channel".into()));
             };
-            if cfg.slack_alert_channels.is_empty() {
-                return Ok(Accepted::ignored("SLACK_ALERT_CHANNELS is not set"));
+            if alert_channels.is_empty() {
+                return Ok(Decision::Ignored("SLACK_ALERT_CHANNELS is not set"));
             }
-            if !cfg.slack_alert_channels.iter().any(|c| c.eq_ignore_ascii_case(&channel)) {
-                return Ok(Accepted::ignored("channel not in SLACK_ALERT_CHANNELS"));
+            if !alert_channels.iter().any(|c| c.eq_ignore_ascii_case(&channel)) {
+                return Ok(Decision::Ignored("channel not in SLACK_ALERT_CHANNELS"));
             }
-            let event_id = head.event_id.filter(|e| !e.trim().is_empty());
-            let event_id =
-                event_id.ok_or_else(|| IngressError::BadRequest("event_callback without event_id".into()))?;
-            let payload = String::from_utf8(req.body.to_vec())
-                .map_err(|_| IngressError::BadRequest("body is not UTF-8".into()))?;
-            let job = Job::new(
-                JobId::slack(&event_id),
-                req.now_ms,
-                Some(req.request_id.to_owned()),
-                JobKind::SlackMessage(SlackMessageJob { channel, payload }),
-            );
-            Ok(Accepted::enqueued(vec![job]))
+            let Some(event_id) = head.event_id.filter(|e| !e.trim().is_empty()) else {
+                return Err(Refusal::BadRequest("event_callback without event_id".into()));
+            };
+            let envelope: Envelope = serde_json::from_slice(body).map_err(|e| bad("message event", e))?;
+            let event = Box::new(to_event(&envelope, &channel, now_ms));
+            Ok(Decision::Alert { event_id, channel, event })
         }
-        _ => Ok(Accepted::ignored("event type not handled")),
+        _ => Ok(Decision::Ignored("event type not handled")),
     }
 }
 
-// --- the message, as the consumer reads it -------------------------------------------------------
+// --- the message -------------------------------------------------------
 
 /// An `event_callback` envelope (<https://docs.slack.dev/apis/events-api/#callback-field>). Lenient:
 /// unknown fields are ignored, missing ones default.
@@ -521,12 +522,6 @@ fn level_from_words(text: &str) -> Option<Level> {
 /// opens the message in the reader's workspace.
 pub fn message_link(channel: &str, ts: &str) -> String {
     format!("https://slack.com/archives/{channel}/p{}", ts.replace('.', ""))
-}
-
-/// A Slack message delivery → an occurrence.
-pub fn normalize(job: &SlackMessageJob, received_at_ms: u64) -> Result<Signal, NormalizeError> {
-    let envelope: Envelope = serde_json::from_str(&job.payload)?;
-    Ok(Signal::Occurrence(to_event(&envelope, &job.channel, received_at_ms)))
 }
 
 /// The error event a message means. Title: the first line, else the attachment title or header;

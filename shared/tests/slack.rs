@@ -1,10 +1,10 @@
 //! Slack: the documented signing example, the gateway's decisions, and every message fixture
 //! normalized (`fixtures/slack/`, provenance in `fixtures/SOURCES.md`).
 
-use bugbot_shared::event::{Level, Signal, Source};
+use bugbot_shared::event::{Level, Source};
 use bugbot_shared::ingress::{self, IngressConfig, IngressError, IngressRequest, Route};
 use bugbot_shared::job::JobKind;
-use bugbot_shared::slack::{self, SlackMessageJob};
+use bugbot_shared::slack;
 use bugbot_shared::verify::SignatureError;
 use serde_json::Value;
 
@@ -98,7 +98,8 @@ fn a_message_in_an_alert_channel_becomes_one_job_keyed_by_event_id() {
     assert_eq!(accepted.jobs[0].id.as_str(), "slack:Ev0004");
     let JobKind::SlackMessage(job) = &accepted.jobs[0].kind else { panic!("{:?}", accepted.jobs[0].kind) };
     assert_eq!(job.channel, "C0003");
-    assert_eq!(job.payload, body, "the verified body travels as received");
+    assert_eq!(job.event.source, Source::Slack, "normalized at the gateway");
+    assert_eq!(job.event.exception.as_ref().and_then(|e| e.kind.as_deref()), Some("ZeroDivisionError"));
 }
 
 #[test]
@@ -142,11 +143,8 @@ fn refusals_and_ignores() {
 }
 
 fn event_of(path_or_body: &str, channel: &str) -> bugbot_shared::event::ErrorEvent {
-    let job = SlackMessageJob { channel: channel.into(), payload: path_or_body.to_owned() };
-    match slack::normalize(&job, NOW * 1000).unwrap() {
-        Signal::Occurrence(event) => event,
-        other => panic!("{other:?}"),
-    }
+    let envelope: slack::Envelope = serde_json::from_str(path_or_body).unwrap();
+    slack::to_event(&envelope, channel, NOW * 1000)
 }
 
 #[test]

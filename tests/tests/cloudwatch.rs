@@ -175,7 +175,10 @@ async fn scans_file_issues_follow_next_token_and_resume_without_gap_or_repeat() 
         .map(|(k, v)| (k.to_owned(), v)),
     );
     let stack = Stack::start(options).await.unwrap();
-    let now = || bugbot_e2e::keys::now_secs() * 1000;
+    let now = || {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        u64::try_from(since.as_millis()).unwrap()
+    };
 
     // Two invocations hit the same IndexError, one a TypeError; START/REPORT lines do not match.
     let t0 = now() - 10 * 60 * 1000;
