@@ -380,7 +380,7 @@ fn plain(line: &str, urls: &mut Vec<String>) -> String {
         }
         let shown = match target.chars().next() {
             Some('@' | '#') => label.map_or_else(|| target.to_owned(), |l| format!("{}{l}", &target[..1])),
-            Some('!') => format!("@{}", label.unwrap_or(&target[1..])),
+            Some('!') => format!("@{}", label.map_or(&target[1..], |l| l.trim_start_matches('@'))),
             _ => label.unwrap_or(target).to_owned(),
         };
         out.push_str(&shown);
@@ -612,6 +612,7 @@ mod tests {
         );
         assert_eq!(urls, ["https://x.test/a"]);
         assert_eq!(plain("<!here> deploy 12:30 failed", &mut Vec::new()), "@here deploy 12:30 failed");
+        assert_eq!(plain("cc <!subteam^S0123|@oncall>", &mut Vec::new()), "cc @oncall");
     }
 
     #[test]
