@@ -12,7 +12,8 @@
 //!   [`runtime::Ctx`] (what a handler gets), [`runtime::Outcome`]; dead letters.
 //! - [`handlers`] — one module per job kind: [`handlers::alert`] (claim, normalize, filter,
 //!   file/update, announce), [`handlers::command`] (`/bugbot` commands), [`handlers::fix`] (executor
-//!   dispatch and results), and the cron digest, the dashboard and `/admin/*`.
+//!   dispatch and results; [`handlers::fix::actions`] the GitHub Actions backend), [`handlers::cloudwatch`]
+//!   (`CloudWatch` Logs scans, cron and `/admin/trigger-scan`), and the cron digest, the dashboard and `/admin/*`.
 //! - [`clients`] — Linear, GitHub, Discord, the Sentry-compatible API and PostHog, generic over
 //!   [`clients::http::HttpPort`]; [`clients::fetch`] is that port over Workers `fetch`.
 //! - [`store`] — job status, issue records and dead letters in KV; [`store::objects`] the Durable
@@ -44,13 +45,19 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     Response::error("not found", 404)
 }
 
-/// The daily digest.
+/// The daily digest, and the `CloudWatch` Logs scan on its own cron.
 #[event(scheduled)]
 async fn scheduled(event: worker::ScheduledEvent, env: Env, _ctx: worker::ScheduleContext) {
     console_error_panic_hook::set_once();
     let config = config::load(&env);
     #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a positive Unix time in ms")]
     let scheduled_ms = event.schedule() as u64;
+    let scan_cron =
+        config::binding(&env, "CLOUDWATCH_SCAN_CRON").unwrap_or_else(|| handlers::cloudwatch::DEFAULT_SCAN_CRON.into());
+    if event.cron() == scan_cron {
+        handlers::cloudwatch::run(&env, scheduled_ms, config.log_level).await;
+        return;
+    }
     if let Err(e) = handlers::digest::run(&env, &config, scheduled_ms).await {
         let mut line = LogLine::new(Level::Error, "consumer", "cron");
         let reason = e.to_string();

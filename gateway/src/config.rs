@@ -51,6 +51,10 @@ fn read(env: &Env) -> Config {
             max_body_bytes: usize::try_from(vars.number("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64))
                 .unwrap_or(DEFAULT_MAX_BODY_BYTES),
             dedupe_window_secs: vars.number("DEDUPE_WINDOW_SECS", DEFAULT_DEDUPE_WINDOW_SECS),
+            slack_signing_secret: vars.get("SLACK_SIGNING_SECRET"),
+            slack_alert_channels: vars.get("SLACK_ALERT_CHANNELS").map_or_else(Vec::new, |v| {
+                v.split(',').map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect()
+            }),
         },
         log_level: Level::parse(vars.get("LOG_LEVEL").as_deref()),
         has_consumer: bugbot_edge::vars::has_binding(env, crate::CONSUMER_SERVICE),

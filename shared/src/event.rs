@@ -25,6 +25,10 @@ pub enum Source {
     Glitchtip,
     /// A `GlitchTip` uptime monitor alert.
     GlitchtipUptime,
+    /// A message in a Slack alert channel.
+    Slack,
+    /// Errors found in `CloudWatch` Logs.
+    Cloudwatch,
 }
 
 impl Source {
@@ -34,6 +38,8 @@ impl Source {
             Self::SentryLegacy => "sentry_legacy",
             Self::Glitchtip => "glitchtip",
             Self::GlitchtipUptime => "glitchtip_uptime",
+            Self::Slack => "slack",
+            Self::Cloudwatch => "cloudwatch",
         }
     }
 
@@ -42,6 +48,8 @@ impl Source {
         match self {
             Self::Sentry | Self::SentryLegacy => "Sentry",
             Self::Glitchtip | Self::GlitchtipUptime => "GlitchTip",
+            Self::Slack => "Slack",
+            Self::Cloudwatch => "CloudWatch",
         }
     }
 }

@@ -35,6 +35,10 @@ pub struct IngressConfig {
     pub max_body_bytes: usize,
     /// `DEDUPE_WINDOW_SECS`; 0 disables the Sentry timestamp check.
     pub dedupe_window_secs: u64,
+    /// `SLACK_SIGNING_SECRET`.
+    pub slack_signing_secret: Option<String>,
+    /// `SLACK_ALERT_CHANNELS`: the channel ids whose messages are alerts.
+    pub slack_alert_channels: Vec<String>,
 }
 
 impl Default for IngressConfig {
@@ -48,6 +52,8 @@ impl Default for IngressConfig {
             executor_secret: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             dedupe_window_secs: DEFAULT_DEDUPE_WINDOW_SECS,
+            slack_signing_secret: None,
+            slack_alert_channels: Vec::new(),
         }
     }
 }
@@ -64,6 +70,7 @@ pub enum Route {
         token: String,
     },
     ExecutorCallback,
+    SlackEvents,
     Health,
     /// `/admin/...` (handled by the Worker: it needs KV).
     Admin {
@@ -80,6 +87,7 @@ impl Route {
             Self::SentryLegacy { .. } => "sentry_legacy",
             Self::Glitchtip { .. } => "glitchtip",
             Self::ExecutorCallback => "executor_callback",
+            Self::SlackEvents => "slack",
             Self::Health => "health",
             Self::Admin { .. } => "admin",
         }
@@ -105,6 +113,7 @@ pub fn route(method: &str, path: &str) -> Result<Route, IngressError> {
             (Route::Glitchtip { token: (*token).to_owned() }, "POST")
         }
         ["executor", "callback"] => (Route::ExecutorCallback, "POST"),
+        ["webhooks", "slack"] => (Route::SlackEvents, "POST"),
         ["health"] => (Route::Health, "GET"),
         ["admin", rest @ ..] => (Route::Admin { rest: rest.join("/") }, "*"),
         _ => return Err(IngressError::NotFound),
@@ -268,6 +277,7 @@ pub fn handle(cfg: &IngressConfig, route: &Route, req: IngressRequest<'_>) -> Re
             glitchtip(req)
         }
         Route::ExecutorCallback => executor_callback(cfg, req),
+        Route::SlackEvents => slack(cfg, req),
         Route::Health | Route::Admin { .. } => Err(IngressError::NotFound),
     }?;
     // A job the queue cannot take is refused here (413, which senders do not retry) rather than
@@ -470,6 +480,43 @@ fn glitchtip(req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
         })
         .collect();
     Ok(Accepted::enqueued(jobs))
+}
+
+/// `url_verification`'s answer (<https://docs.slack.dev/reference/events/url_verification>).
+#[derive(Serialize)]
+struct SlackChallenge<'a> {
+    challenge: &'a str,
+}
+
+/// A Slack Events API delivery ([`crate::slack::decide`]); the job id is Slack's `event_id`, so a
+/// retry (`X-Slack-Retry-Num`) is the same job and the consumer drops it.
+fn slack(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+    use crate::slack::{Decision, Refusal};
+    let secret = cfg.slack_signing_secret.as_deref().ok_or(IngressError::NotConfigured("SLACK_SIGNING_SECRET"))?;
+    let decision = crate::slack::decide(
+        secret.as_bytes(),
+        &cfg.slack_alert_channels,
+        req.headers.get(crate::slack::TIMESTAMP_HEADER).as_deref(),
+        req.headers.get(crate::slack::SIGNATURE_HEADER).as_deref(),
+        req.body,
+        req.now_ms,
+    )
+    .map_err(|refusal| match refusal {
+        Refusal::Unauthorized(e) => IngressError::Unauthorized(e),
+        Refusal::BadRequest(reason) => IngressError::BadRequest(reason),
+    })?;
+    Ok(match decision {
+        Decision::Challenge(challenge) => {
+            Accepted::json(200, &SlackChallenge { challenge: &challenge }, Vec::new(), Some("url_verification"))
+        }
+        Decision::Ignored(note) => Accepted::ignored(note),
+        Decision::Alert { event_id, channel, event } => Accepted::enqueued(vec![Job::new(
+            JobId::slack(&event_id),
+            req.now_ms,
+            Some(req.request_id.to_owned()),
+            JobKind::SlackMessage(job::SlackMessageJob { channel, event: *event }),
+        )]),
+    })
 }
 
 /// All the gateway reads of a fix report: its job id.

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::Command;
+use crate::event::ErrorEvent;
 use crate::source::discord::{Snowflake, User};
 use crate::source::glitchtip::{GlitchtipIssue, GlitchtipUptime};
 use crate::source::sentry::Resource;
@@ -39,6 +40,11 @@ impl JobId {
     /// From the hash of an unsigned body and the item's index in it.
     pub fn hashed(source: &str, body_sha256_hex: &str, index: usize) -> Self {
         Self(format!("{source}:{}:{index}", &body_sha256_hex[..32.min(body_sha256_hex.len())]))
+    }
+
+    /// From a Slack Events API `event_id`, unique per event and repeated on retries.
+    pub fn slack(event_id: &str) -> Self {
+        Self(format!("slack:{}", sanitize(event_id)))
     }
 
     pub fn as_str(&self) -> &str {
@@ -94,6 +100,10 @@ pub enum JobKind {
     GlitchtipUptime(GlitchtipUptimeJob),
     /// The signed result of a fix run, from the executor.
     ExecutorResult(ExecutorResultJob),
+    /// A message in a Slack alert channel (Events API).
+    SlackMessage(SlackMessageJob),
+    /// Errors found by a `CloudWatch` Logs scan (one group of log events).
+    CloudwatchGroup(CloudwatchGroupJob),
     /// A kind from a newer gateway. Retried (the new consumer may be rolling out), then dead-lettered.
     #[serde(other)]
     Unknown,
@@ -109,6 +119,8 @@ impl JobKind {
             Self::GlitchtipIssue(_) => "glitchtip_issue",
             Self::GlitchtipUptime(_) => "glitchtip_uptime",
             Self::ExecutorResult(_) => "executor_result",
+            Self::SlackMessage(_) => "slack_message",
+            Self::CloudwatchGroup(_) => "cloudwatch_group",
             Self::Unknown => "unknown",
         }
     }
@@ -185,6 +197,19 @@ pub struct GlitchtipUptimeJob {
 pub struct ExecutorResultJob {
     /// The executor's signed report as JSON text (`executor::FixReport`).
     pub report: String,
+}
+
+/// A message in a Slack alert channel, normalized by the gateway ([`crate::slack`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlackMessageJob {
+    pub channel: String,
+    pub event: ErrorEvent,
+}
+
+/// A group of `CloudWatch` log events, normalized by the scan ([`crate::cloudwatch`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloudwatchGroupJob {
+    pub event: ErrorEvent,
 }
 
 /// Why a job could not be encoded.

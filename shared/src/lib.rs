@@ -29,12 +29,16 @@
 //! - [`policy`] — what bugbot may reach for someone: fix repositories, fix paths, code shown in Discord.
 //! - [`commands_def`] — the command definitions registered with Discord.
 //! - [`digest`] — daily counters, the day-over-day digest message and the `/bugbot stats` text.
+//! - [`cloudwatch`] — `CloudWatch` Logs scans: `FilterLogEvents` types, the per-log-group cursor, grouping into error events.
+//! - [`slack`] — Slack Events API deliveries: verification, the gateway's decision, messages → error events.
+//! - [`stacktrace`] — stack traces in plain text (Python, Node.js, JVM, Rust) → frames.
 //! - [`dashboard`] — the status page: HTML with an inline SVG chart, every untrusted string escaped.
 
 pub mod authz;
 pub mod backoff;
 pub mod caps;
 pub mod claim;
+pub mod cloudwatch;
 pub mod command;
 pub mod commands_def;
 pub mod confidence;
@@ -54,6 +58,8 @@ pub mod policy;
 pub mod references;
 pub mod report;
 pub mod runbook;
+pub mod slack;
 pub mod source;
+pub mod stacktrace;
 pub mod status;
 pub mod verify;

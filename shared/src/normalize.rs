@@ -67,6 +67,8 @@ pub fn normalize(kind: &JobKind, received_at_ms: u64) -> Result<Signal, Normaliz
         JobKind::SentryLegacy(job) => sentry_legacy(&job.payload, received_at_ms),
         JobKind::GlitchtipIssue(job) => Ok(Signal::Occurrence(glitchtip_issue(&job.issue, received_at_ms))),
         JobKind::GlitchtipUptime(job) => Ok(Signal::Uptime(glitchtip_uptime(&job.uptime, received_at_ms))),
+        JobKind::SlackMessage(crate::job::SlackMessageJob { event, .. })
+        | JobKind::CloudwatchGroup(crate::job::CloudwatchGroupJob { event }) => Ok(Signal::Occurrence(event.clone())),
         other => Err(NormalizeError::NotAnErrorJob(other.name())),
     }
 }

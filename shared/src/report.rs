@@ -307,6 +307,7 @@ pub fn labels(event: &ErrorEvent) -> Vec<String> {
     let source = match event.source {
         Source::Sentry | Source::SentryLegacy => "sentry",
         Source::Glitchtip | Source::GlitchtipUptime => "glitchtip",
+        other @ (Source::Slack | Source::Cloudwatch) => other.as_str(),
     };
     vec!["bugbot".to_owned(), format!("level:{}", event.level), format!("source:{source}")]
 }

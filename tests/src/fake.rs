@@ -10,6 +10,7 @@
 //! [`ReqwestPort`] is the consumer's `HttpPort` over reqwest, so native tests can drive the real
 //! sinks against the fakes.
 
+pub mod cloudwatch;
 pub mod discord;
 pub mod github;
 pub mod linear;
@@ -30,6 +31,7 @@ use bugbot_consumer::clients::http::{self, HttpPort, HttpRequest, HttpResponse, 
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+pub use cloudwatch::FakeCloudWatchLogs;
 pub use discord::FakeDiscord;
 pub use github::FakeGitHub;
 pub use linear::FakeLinear;

@@ -14,6 +14,7 @@ pub struct TestKeys {
     pub glitchtip_token: String,
     pub executor_secret: String,
     pub admin_token: String,
+    pub slack_signing_secret: String,
 }
 
 /// `bytes` random bytes, hex-encoded (a fresh secret or token per run).
@@ -40,6 +41,7 @@ impl TestKeys {
             glitchtip_token: random_hex(16),
             executor_secret: random_hex(32),
             admin_token: random_hex(16),
+            slack_signing_secret: random_hex(16),
         }
     }
 
@@ -69,6 +71,13 @@ impl TestKeys {
         msg.extend_from_slice(body);
         let sig = self.discord.sign(&msg);
         [("x-signature-ed25519", hex::encode(sig.to_bytes())), ("x-signature-timestamp", ts)]
+    }
+
+    /// `X-Slack-Request-Timestamp` and `X-Slack-Signature` for `body`, signed at `timestamp`.
+    pub fn sign_slack_at(&self, body: &[u8], timestamp: u64) -> [(&'static str, String); 2] {
+        let ts = timestamp.to_string();
+        let sig = bugbot_shared::slack::sign(self.slack_signing_secret.as_bytes(), &ts, body);
+        [("x-slack-request-timestamp", ts), ("x-slack-signature", sig)]
     }
 
     /// `Sentry-Hook-Signature` for `body`.

@@ -84,6 +84,7 @@ pub struct LocalExecutor {
     pub fake: FakeAnthropic,
     /// The bare repository standing for the GitHub repository.
     pub remote: PathBuf,
+    config: Arc<Config>,
     stop: Option<oneshot::Sender<()>>,
     _dir: TempDir,
 }
@@ -120,6 +121,7 @@ impl LocalExecutor {
         ]);
         let config = Arc::new(Config::from_lookup(|k| vars.get(k).cloned()).expect("executor config"));
         let runner = Runner::new(config.clone(), Arc::new(ClaudeCode::new(&config)));
+        let one_shot_config = config.clone();
         let board = JobBoard::new(runner, Callback::new(&config), config.max_concurrent_jobs, config.max_queued_jobs);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind executor");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
@@ -130,7 +132,20 @@ impl LocalExecutor {
             })
             .await;
         });
-        Self { url, secret: secret.to_owned(), fake, remote, stop: Some(stop), _dir: dir }
+        Self { url, secret: secret.to_owned(), fake, remote, config: one_shot_config, stop: Some(stop), _dir: dir }
+    }
+
+    /// Plays a GitHub Actions runner: the executor's one-shot mode (`bugbot-executor run --job FILE`)
+    /// on the text of a job file, with this executor's configuration — the signature and freshness
+    /// checks, the run, and the signed report to the job's callback URL.
+    pub async fn run_one_shot(
+        &self,
+        job_file: &str,
+    ) -> Result<bugbot_shared::executor::FixReport, bugbot_executor::oneshot::JobFileError> {
+        let job = bugbot_executor::oneshot::open(job_file, &self.config, false)?;
+        let runner = Runner::new(self.config.clone(), Arc::new(ClaudeCode::new(&self.config)));
+        let interrupt = bugbot_executor::process::Interrupt::new();
+        Ok(bugbot_executor::oneshot::run_once(&runner, &Callback::new(&self.config), &job, &interrupt).await)
     }
 
     /// `file://` URL of the remote.

@@ -19,6 +19,7 @@ use bugbot_shared::source::discord::Snowflake;
 pub const REPO: &str = "acme/shop";
 /// The channel alerts are announced in.
 pub const ALERTS_CHANNEL: &str = "1100000000000000001";
+pub use crate::workers::SLACK_ALERT_CHANNELS;
 /// The Discord application.
 pub const APPLICATION_ID: u64 = 1_100_000_000_000_000_002;
 

@@ -45,6 +45,9 @@ pub struct WorkerVars {
     pub consumer: BTreeMap<String, String>,
 }
 
+/// The Slack channels whose messages are alerts (`SLACK_ALERT_CHANNELS`, set with the test keys).
+pub const SLACK_ALERT_CHANNELS: &str = "C0003,C0ALERTS";
+
 impl WorkerVars {
     /// Both Workers get `name = value`.
     #[must_use]
@@ -74,6 +77,8 @@ impl WorkerVars {
             .gateway("SENTRY_CLIENT_SECRET", &keys.sentry_secret)
             .gateway("SENTRY_LEGACY_WEBHOOK_TOKEN", &keys.legacy_token)
             .gateway("GLITCHTIP_WEBHOOK_TOKEN", &keys.glitchtip_token)
+            .gateway("SLACK_SIGNING_SECRET", &keys.slack_signing_secret)
+            .gateway("SLACK_ALERT_CHANNELS", SLACK_ALERT_CHANNELS)
             .both("EXECUTOR_SECRET", &keys.executor_secret)
             .both("ADMIN_TOKEN", &keys.admin_token)
     }

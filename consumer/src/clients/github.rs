@@ -294,6 +294,16 @@ impl<'a, P: HttpPort> GitHub<'a, P> {
         Ok(url)
     }
 
+    /// `POST /repos/{repo}/dispatches`
+    /// (<https://docs.github.com/en/rest/repos/repos#create-a-repository-dispatch-event>): `204` when
+    /// the `repository_dispatch` event was created.
+    pub async fn repository_dispatch(&self, event_type: &str, client_payload: Value) -> Result<(), SinkError> {
+        let url = self.repo_url(&["dispatches"])?;
+        let body = json!({"event_type": event_type, "client_payload": client_payload});
+        let response = self.send(Method::Post, &url, Some(body)).await?;
+        check(&response).map_err(|e| redact(e, &self.token))
+    }
+
     fn repo_url(&self, segments: &[&str]) -> Result<Url, SinkError> {
         let (owner, name) = self.repo()?;
         let mut all = vec!["repos", owner, name];

@@ -6,6 +6,7 @@
 //! - `GET /admin/jobs/{job_id}` — a job's status record.
 //! - `GET /admin/dead-letters` — jobs the queue gave up on, with their last failure reason.
 //! - `POST /admin/dead-letters/{job_id}/replay` — queue a dead letter again.
+//! - `POST /admin/trigger-scan` — a `CloudWatch` Logs scan now ([`crate::handlers::cloudwatch`]).
 
 use bugbot_shared::verify::token_matches;
 use serde::Deserialize;
@@ -40,6 +41,11 @@ pub async fn serve(req: &Request, env: &Env, config: &Config) -> worker::Result<
     let path = req.path();
     let parts: Vec<&str> = path.trim_matches('/').split('/').skip(1).collect();
     match (req.method(), parts.as_slice()) {
+        (Method::Post, ["trigger-scan"]) => {
+            let (status, body) =
+                crate::handlers::cloudwatch::run(env, worker::Date::now().as_millis(), config.log_level).await;
+            Ok(json(status, &body))
+        }
         (Method::Get, ["counters"]) => {
             Ok(json(200, &serde_json::to_string(&crate::store::counters::snapshot()).expect("counts serialize")))
         }

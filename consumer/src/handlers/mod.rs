@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod alert;
+pub mod cloudwatch;
 pub mod command;
 pub mod dashboard;
 pub mod digest;

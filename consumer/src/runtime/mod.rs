@@ -92,7 +92,9 @@ fn ordering_key(job: &Job) -> String {
         JobKind::SentryWebhook(_)
         | JobKind::SentryLegacy(_)
         | JobKind::GlitchtipIssue(_)
-        | JobKind::GlitchtipUptime(_) => bugbot_shared::normalize::normalize(&job.kind, job.received_at_ms)
+        | JobKind::GlitchtipUptime(_)
+        | JobKind::SlackMessage(_)
+        | JobKind::CloudwatchGroup(_) => bugbot_shared::normalize::normalize(&job.kind, job.received_at_ms)
             .map_or_else(
                 |_| format!("job:{}", job.id.as_str()),
                 |signal| format!("fp:{}", signal.fingerprint().as_str()),
@@ -209,7 +211,9 @@ async fn dispatch<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> (Outcome, Option<
         JobKind::SentryWebhook(_)
         | JobKind::SentryLegacy(_)
         | JobKind::GlitchtipIssue(_)
-        | JobKind::GlitchtipUptime(_) => handlers::alert::process(ctx, job).await,
+        | JobKind::GlitchtipUptime(_)
+        | JobKind::SlackMessage(_)
+        | JobKind::CloudwatchGroup(_) => handlers::alert::process(ctx, job).await,
         JobKind::DiscordCommand(_) | JobKind::DiscordComponent(_) => (handlers::command::process(ctx, job).await, None),
         JobKind::ExecutorResult(_) => (handlers::fix::on_result(ctx, job).await, None),
         JobKind::Unknown => (Outcome::done(JobState::Failed, "unknown job kind".to_owned()), None),

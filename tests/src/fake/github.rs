@@ -5,7 +5,7 @@
 //! `repo:`, `is:issue`/`is:pr`, `is:open`/`is:closed`, `in:title`/`in:body`/`in:comments`,
 //! `label:`, quoted phrases and bare words), file contents (preloaded, served base64-wrapped like
 //! the real API), commits for a path (preloaded), pull requests (create with GitHub's 422 on a
-//! duplicate head, list) and git refs. Issues and pull requests share one number sequence.
+//! duplicate head, list), git refs and `repository_dispatch` events (recorded). Issues and pull requests share one number sequence.
 //!
 //! Requests must carry `User-Agent` (403 with GitHub's text without one), `Authorization: Bearer
 //! <token>` (401 `Bad credentials`), `Accept: application/vnd.github+json` and
@@ -61,6 +61,13 @@ pub struct Pull {
     pub state: String,
 }
 
+/// A `repository_dispatch` event created through `POST /repos/{o}/{r}/dispatches`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dispatch {
+    pub event_type: String,
+    pub client_payload: Value,
+}
+
 /// A commit to serve from `GET /repos/{o}/{r}/commits?path=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Commit {
@@ -90,6 +97,7 @@ struct Data {
     refs: BTreeMap<String, String>,
     /// A real bare repository standing for this one's git data (what an executor pushed to).
     backing_repo: Option<std::path::PathBuf>,
+    dispatches: Vec<Dispatch>,
     next_number: u64,
     next_id: u64,
 }
@@ -127,6 +135,7 @@ impl FakeGitHub {
             comments: Vec::new(),
             pulls: Vec::new(),
             backing_repo: None,
+            dispatches: Vec::new(),
             commits: Vec::new(),
             files: BTreeMap::new(),
             refs,
@@ -190,6 +199,11 @@ impl FakeGitHub {
     /// Serves branches from a real bare repository too, as GitHub knows what was pushed to it.
     pub fn set_backing_repo(&self, bare: &std::path::Path) {
         lock(&self.data).backing_repo = Some(bare.to_path_buf());
+    }
+
+    /// The `repository_dispatch` events created, oldest first.
+    pub fn dispatches(&self) -> Vec<Dispatch> {
+        lock(&self.data).dispatches.clone()
     }
 
     pub fn pulls(&self) -> Vec<Pull> {
@@ -445,9 +459,27 @@ fn repo_route(data: &mut Data, incoming: &Incoming, rest: &[&str]) -> Response {
                 .collect();
             json_response(StatusCode::OK, &Value::Array(items))
         }
+        (Method::POST, ["dispatches"]) => dispatch(data, &body),
         (method, ["git", rest @ ..]) => refs_route(data, &method, rest, &body),
         _ => not_found(),
     }
+}
+
+/// `POST /repos/{o}/{r}/dispatches` (<https://docs.github.com/en/rest/repos/repos#create-a-repository-dispatch-event>):
+/// `event_type` 1–100 characters, `client_payload` an object of at most 10 top-level properties and
+/// under 64 KB; `204` with no body.
+fn dispatch(data: &mut Data, body: &Value) -> Response {
+    let event_type = body.get("event_type").and_then(Value::as_str).unwrap_or_default();
+    if event_type.is_empty() || event_type.chars().count() > 100 {
+        return validation_failed(&json!([{"resource": "Repository", "code": "invalid", "field": "event_type"}]));
+    }
+    let client_payload = body.get("client_payload").cloned().unwrap_or_else(|| json!({}));
+    let too_big = client_payload.to_string().len() >= 64 * 1024;
+    if !client_payload.is_object() || client_payload.as_object().is_some_and(|o| o.len() > 10) || too_big {
+        return validation_failed(&json!([{"resource": "Repository", "code": "invalid", "field": "client_payload"}]));
+    }
+    data.dispatches.push(Dispatch { event_type: event_type.to_owned(), client_payload });
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// `/repos/{o}/{r}/git/...`: refs (<https://docs.github.com/en/rest/git/refs>).

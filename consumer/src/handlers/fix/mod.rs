@@ -13,12 +13,14 @@
 //!    the issue; anything else → a comment and the reason in Discord, no PR. The claim is released.
 //!
 //! Settings (all optional; the flow is skipped with a clear message when the executor is not configured):
-//! `EXECUTOR_URL` (else the `EXECUTOR` container binding), `EXECUTOR_SECRET`, `EXECUTOR_CALLBACK_URL` (the gateway's `/executor/callback`),
+//! `FIX_BACKEND=actions` (GitHub Actions, see [`actions`]), else `EXECUTOR_URL` (else the `EXECUTOR` container binding), `EXECUTOR_SECRET`, `EXECUTOR_CALLBACK_URL` (the gateway's `/executor/callback`),
 //! `FIX_REPO` (default `GITHUB_REPO`), `FIX_REPOS` (the repositories a fix may target; default `FIX_REPO`), `FIX_CLONE_URL` (template, `{repo}` → owner/name; default
 //! `https://github.com/{repo}.git`), `FIX_BASE_REF` (`main`), `FIX_ALLOWED_PATHS` (comma-separated
 //! globs; default `executor::DEFAULT_ALLOWED_PATHS`), `FIX_TEST_COMMAND`, `FIX_MAX_TURNS`, `FIX_MAX_USD`,
 //! `FIX_TIMEOUT_SECS`, `FIX_MAX_BYTES_ADDED`, `FIX_MAX_BINARY_BYTES`, and the auto-fix
 //! policy `AUTO_FIX`, `AUTO_FIX_THRESHOLD`, `AUTO_FIX_MAX_RUNS_PER_DAY`, `AUTO_FIX_MAX_USD_PER_DAY`.
+
+pub mod actions;
 
 use bugbot_shared::caps::{CapsOp, CapsReply};
 use bugbot_shared::claim::{DeliveryOp, DeliveryReply, TrackedRefs};
@@ -126,6 +128,8 @@ enum ExecutorRoute {
     Url(String),
     /// The `ExecutorContainer` Durable Object (Cloudflare Containers), when `EXECUTOR_URL` is unset.
     Container,
+    /// `FIX_BACKEND=actions`: a `repository_dispatch` to GitHub Actions ([`actions`]).
+    Actions,
 }
 
 struct FixSettings {
@@ -156,6 +160,7 @@ fn settings(env: &worker::Env) -> std::rc::Rc<Result<FixSettings, String>> {
 fn read_settings(env: &worker::Env) -> Result<FixSettings, String> {
     let var = |name: &str| binding(env, name);
     let executor = match var("EXECUTOR_URL") {
+        _ if var("FIX_BACKEND").is_some_and(|b| b.eq_ignore_ascii_case("actions")) => ExecutorRoute::Actions,
         Some(url) => ExecutorRoute::Url(url.trim_end_matches('/').to_owned()),
         None if env.durable_object(container::BINDING).is_ok() => ExecutorRoute::Container,
         None => return Err("the fix executor is not configured (EXECUTOR_URL or the EXECUTOR container)".into()),
@@ -412,7 +417,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
         limits: settings.limits.clone(),
         callback_url: settings.callback_url.clone(),
     };
-    if let Err(outcome) = dispatch(ctx, settings, &fix_job).await {
+    if let Err(outcome) = dispatch(ctx, settings, &repo, &fix_job).await {
         not_dispatched(ctx, &mut run, &outcome).await;
         return outcome;
     }
@@ -444,13 +449,27 @@ async fn not_dispatched<P: HttpPort, C: ClaimPort, K: KvPort>(
 async fn dispatch<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     settings: &FixSettings,
+    repo: &str,
     fix_job: &FixJob,
 ) -> Result<(), Outcome> {
+    if matches!(settings.executor, ExecutorRoute::Actions) {
+        let sent = actions::dispatch(github_for(ctx, repo), settings.secret.as_bytes(), ctx.now_ms / 1000, fix_job);
+        return sent.await.map_err(|e| match e {
+            actions::DispatchError::Transient(e) => settle::failure_while(
+                &ctx.config.retry,
+                ctx.jitter,
+                ctx.attempt,
+                "workflow dispatch",
+                StepError::Sink(e),
+            ),
+            other => done(JobState::Failed, other.to_string(), Vec::new()),
+        });
+    }
     let body = serde_json::to_vec(fix_job).expect("a fix job serializes");
     let timestamp = ctx.now_ms / 1000;
     let base = match &settings.executor {
         ExecutorRoute::Url(url) => url.as_str(),
-        ExecutorRoute::Container => "https://executor-container",
+        ExecutorRoute::Container | ExecutorRoute::Actions => "https://executor-container",
     };
     let request = HttpRequest::new(Method::Post, format!("{base}/v1/jobs"))
         .header("content-type", "application/json")
@@ -459,7 +478,7 @@ async fn dispatch<P: HttpPort, C: ClaimPort, K: KvPort>(
     let request = HttpRequest { body: Some(body), ..request };
     let sent = match &settings.executor {
         ExecutorRoute::Url(_) => ctx.port.send(request).await,
-        ExecutorRoute::Container => match container_port(ctx.env) {
+        ExecutorRoute::Container | ExecutorRoute::Actions => match container_port(ctx.env) {
             Ok(port) => port.send(request).await,
             Err(e) => Err(TransportError::Connect(e.to_string())),
         },
