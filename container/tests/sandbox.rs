@@ -260,7 +260,7 @@ printf '[url "file:///nowhere/"]\n\tinsteadOf = file://\n' >> .git/config 2>/dev
 echo 'exit 1' > .git/hooks/pre-push 2>/dev/null || echo "hooks: refused"
 mv .git .git-moved 2>/dev/null && mkdir .git && echo "moved .git away"
 # Something for the next job that gets this uid.
-mkdir -p "/var/tmp/planted-$(id -u)/deep" && echo later > "/var/tmp/planted-$(id -u)/deep/x"
+(cd /var/tmp && mkdir -p "planted-$(id -u)/deep" && echo later > "planted-$(id -u)/deep/x")
 echo later > "/dev/shm/planted-$(id -u)"
 echo "attack done"
 exit 0"#;
@@ -296,7 +296,7 @@ fn the_test_step_reaches_no_secret_and_changes_nothing_that_is_pushed() {
     assert!(!touched.contains(&".git"), "{touched:?}");
     // Nothing of the job is left where the next job with this uid would find it.
     // (The world-writable directories every Linux system has, which the executor scrubs.)
-    assert!(!Path::new("/var/tmp/planted-41000").exists() && !Path::new("/dev/shm/planted-41000").exists());
+    assert!(!Path::new("/var/tmp").join("planted-41000").exists() && !Path::new("/dev/shm/planted-41000").exists());
 }
 
 #[test]

@@ -10,7 +10,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -20,6 +20,7 @@ use bugbot_e2e::docker::{self, Container, Process};
 use bugbot_e2e::git_http::{GitHttp, seed_bare_repo};
 use bugbot_e2e::keys::random_hex;
 use bugbot_e2e::local_executor::{BUGGY, git};
+use bugbot_e2e::wait;
 use bugbot_shared::executor::{
     self, FixJob, FixJobId, FixLimits, FixOutcome, FixPrompt, FixReport, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
@@ -116,16 +117,15 @@ impl Deployment {
 
     /// Polls `/health` until the executor answers.
     async fn healthy(&self) -> serde_json::Value {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(response) = self.http.get(format!("{}/health", self.url)).send().await
-                && response.status() == 200
-            {
-                return response.json().await.expect("health is JSON");
+        let answer = wait::until_async(WAIT, "the executor's /health", || async {
+            let response = self.http.get(format!("{}/health", self.url)).send().await.ok()?;
+            if response.status() != 200 {
+                return None;
             }
-            assert!(Instant::now() < deadline, "no /health answer within {WAIT:?}; logs:\n{}", self.container.logs());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            Some(response.json::<serde_json::Value>().await.expect("health is JSON"))
+        })
+        .await;
+        answer.unwrap_or_else(|e| panic!("{e}; logs:\n{}", self.container.logs()))
     }
 
     fn job(&self, id: &str) -> FixJob {
@@ -300,11 +300,9 @@ async fn sigterm_through_tini_ends_a_running_job_with_an_interrupted_report() {
     d.submit(&d.job("fix-image-term")).await;
 
     // Once the model has the agent's first request, the CLI is running: it must not be root.
-    let deadline = Instant::now() + WAIT;
-    while d.model.agent_requests().is_empty() {
-        assert!(Instant::now() < deadline, "the agent never called the model; logs:\n{}", d.container.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait::until(WAIT, "the agent's first model request", || (!d.model.agent_requests().is_empty()).then_some(()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}; logs:\n{}", d.container.logs()));
     let running = d.processes_outside_root();
     let cli: Vec<&Process> = running.iter().filter(|p| p.command.contains("claude")).collect();
     assert!(!cli.is_empty(), "the Claude Code CLI is running: {running:#?}");
@@ -316,14 +314,10 @@ async fn sigterm_through_tini_ends_a_running_job_with_an_interrupted_report() {
     assert_eq!(report.outcome, FixOutcome::Failed { reason: "interrupted".into() }, "{report:#?}");
     assert_eq!(git(&d.remote, &["for-each-ref", "--format=%(refname:short)", "refs/heads"]), "main");
 
-    let deadline = Instant::now() + WAIT;
-    let code = loop {
-        if let Some(code) = d.container.exit_code().expect("docker inspect") {
-            break code;
-        }
-        assert!(Instant::now() < deadline, "the container kept running after SIGTERM; logs:\n{}", d.container.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let code =
+        wait::until(WAIT, "the container to exit after SIGTERM", || d.container.exit_code().expect("docker inspect"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}; logs:\n{}", d.container.logs()));
     assert_eq!(code, 0, "the executor exits cleanly after reporting; logs:\n{}", d.container.logs());
 }
 
