@@ -38,6 +38,8 @@ const SETTLE: Duration = Duration::from_mins(4);
 const SUITE: &str = "wrangler containers test (tests/wrangler_containers.rs)";
 /// Maria may run write commands.
 const MARIA: &str = "1100000000000000010";
+/// The server the command comes from, the one `DISCORD_ALLOWED_GUILDS` allows.
+const GUILD: &str = "1100000000000000009";
 
 /// A free port on `ip` (bound and released), below Linux's ephemeral range: a port from that range can
 /// be taken by any outgoing connection from the same address before wrangler binds it.
@@ -266,6 +268,7 @@ async fn bugbot_fix_runs_in_the_consumers_container_under_wrangler_dev_and_opens
         .consumer("DISCORD_BOT_TOKEN", &bot_token)
         .consumer("DISCORD_ALERTS_CHANNEL_ID", ALERTS_CHANNEL)
         .consumer("DISCORD_ADMIN_USERS", MARIA)
+        .consumer("DISCORD_ALLOWED_GUILDS", GUILD)
         .consumer("ANTHROPIC_API_KEY", format!("sk-ant-api03-{}", random_hex(20)))
         .consumer("ANTHROPIC_BASE_URL", model.base_url())
         .consumer("EXECUTOR_GIT_TOKEN", &push_token)
@@ -284,7 +287,7 @@ async fn bugbot_fix_runs_in_the_consumers_container_under_wrangler_dev_and_opens
     // `/bugbot fix issue:#1` from Maria.
     let body = serde_json::to_vec(&json!({
         "id": "1500000000000000001", "application_id": APPLICATION_ID.to_string(), "type": 2,
-        "token": "fix-in-container", "channel_id": ALERTS_CHANNEL,
+        "token": "fix-in-container", "channel_id": ALERTS_CHANNEL, "guild_id": GUILD,
         "member": {"user": {"id": MARIA, "username": "maria"}, "roles": []},
         "data": {"name": "bugbot", "type": 1, "options": [{"name": "fix", "type": 1,
             "options": [{"name": "issue", "type": 3, "value": format!("#{issue}")}]}]}
