@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{ErrorEvent, Fingerprint, Level, Source};
 use crate::job::{CloudwatchGroupJob, Job, JobId, JobKind};
-use crate::normalize::normalize_message;
 use crate::report::clip;
 use crate::stacktrace;
 use crate::verify::sha256_hex;
@@ -159,18 +158,7 @@ fn to_event(log_group: &str, region: &str, event: &LogEvent) -> ErrorEvent {
     };
     let title = clip(&title, 200);
     let frames = trace.as_ref().map(|t| t.frames.clone()).unwrap_or_default();
-    let top = frames.iter().rev().find(|f| f.in_app).or(frames.last());
-    let material = format!(
-        "{}\n{}\n{}",
-        normalize_message(&title),
-        exception.as_ref().and_then(|e| e.kind.as_deref()).unwrap_or_default(),
-        top.map(|f| format!(
-            "{} {}",
-            f.module.as_deref().or(f.filename.as_deref()).unwrap_or_default(),
-            f.function.as_deref().unwrap_or_default()
-        ))
-        .unwrap_or_default()
-    );
+    let material = stacktrace::fingerprint_material(&title, exception.as_ref(), &frames);
     let fingerprint = Fingerprint::from_hash(&format!("cloudwatch:{log_group}"), material.as_bytes());
     let lower = first_line.to_ascii_lowercase();
     let level = if lower.contains("critical") || lower.contains("fatal") {

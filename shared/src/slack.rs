@@ -19,7 +19,6 @@
 use serde::Deserialize;
 
 use crate::event::{ErrorEvent, Fingerprint, Level, Source};
-use crate::normalize::normalize_message;
 use crate::report::clip;
 use crate::stacktrace;
 use crate::verify::{self, SignatureError};
@@ -558,18 +557,7 @@ pub fn to_event(envelope: &Envelope, channel: &str, received_at_ms: u64) -> Erro
         Some(t) => (t.exception, t.frames, Some(t.platform.to_owned())),
         None => (None, Vec::new(), None),
     };
-    let top = frames.iter().rev().find(|f| f.in_app).or(frames.last());
-    let material = format!(
-        "{}\n{}\n{}",
-        normalize_message(&title),
-        exception.as_ref().and_then(|e| e.kind.as_deref()).unwrap_or_default(),
-        top.map(|f| format!(
-            "{} {}",
-            f.module.as_deref().or(f.filename.as_deref()).unwrap_or_default(),
-            f.function.as_deref().unwrap_or_default()
-        ))
-        .unwrap_or_default()
-    );
+    let material = stacktrace::fingerprint_material(&title, exception.as_ref(), &frames);
     let fingerprint = Fingerprint::from_hash(&format!("slack:{}", channel.to_ascii_lowercase()), material.as_bytes());
     let ts = message.ts.clone().unwrap_or_default();
     let at_ms = ts.split('.').next().and_then(|s| s.parse::<u64>().ok()).map_or(received_at_ms, |s| s * 1000);

@@ -16,7 +16,7 @@
 //! ([`judge_in_app`]); at most [`MAX_FRAMES`] are kept (the crash side).
 
 use crate::event::{ExceptionInfo, Frame};
-use crate::normalize::judge_in_app;
+use crate::normalize::{judge_in_app, normalize_message};
 
 /// Frames kept per trace (the crash side).
 pub const MAX_FRAMES: usize = 100;
@@ -280,6 +280,23 @@ fn exception_from(line: &str) -> ExceptionInfo {
 fn leading_number(text: &str) -> Option<u32> {
     let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+/// What a text source's fingerprint hashes: the title with numbers, ids and hex masked, the exception
+/// class, and the top in-app frame (else the top frame) by module or file and function.
+pub fn fingerprint_material(title: &str, exception: Option<&ExceptionInfo>, frames: &[Frame]) -> String {
+    let top = frames.iter().rev().find(|f| f.in_app).or(frames.last());
+    format!(
+        "{}\n{}\n{}",
+        normalize_message(title),
+        exception.and_then(|e| e.kind.as_deref()).unwrap_or_default(),
+        top.map(|f| format!(
+            "{} {}",
+            f.module.as_deref().or(f.filename.as_deref()).unwrap_or_default(),
+            f.function.as_deref().unwrap_or_default()
+        ))
+        .unwrap_or_default()
+    )
 }
 
 #[cfg(test)]
