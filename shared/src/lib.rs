@@ -23,6 +23,7 @@
 //! - [`log`] — the one-JSON-line log record every component prints.
 //! - [`references`] — Linear/GitHub/Sentry/PostHog references and emails found in a conversation.
 //! - [`frames`] — stack frames of any event shape → repository paths.
+//! - [`enrich`] — the latest event and issue details (REST API) merged into an alert that lacked them.
 //! - [`packet`] — the `ContextPacket` and its Markdown and Discord renderings.
 //! - [`runbook`] — runbooks (front matter or a pattern map) matching an error.
 //! - [`authz`] — who may run which `/bugbot` command.
@@ -45,6 +46,7 @@ pub mod confidence;
 pub mod container;
 pub mod dashboard;
 pub mod digest;
+pub mod enrich;
 pub mod event;
 pub mod executor;
 pub mod filter;

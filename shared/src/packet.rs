@@ -108,7 +108,7 @@ fn fence(code: &str, lang: &str) -> String {
 }
 
 /// Escapes Markdown so untrusted text stays text on one line.
-fn inline(text: &str) -> String {
+pub fn inline(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

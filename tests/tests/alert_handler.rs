@@ -59,6 +59,7 @@ async fn fakes() -> Fakes {
         log_level: Level::Warn,
         admin_token: None,
         warnings: Vec::new(),
+        evidence: bugbot_consumer::config::EvidenceConfig::default(),
     };
     Fakes { linear, github, discord, config }
 }
@@ -300,4 +301,88 @@ async fn a_fix_result_that_keeps_failing_escalates_to_the_dead_letter_queue() {
         attempts.push((attempt, runtime::settle::is_last(&policy, &outcome)));
     }
     assert_eq!(attempts, [(1, false), (2, false), (3, true)]);
+}
+
+// --- issue 16.1: enrichment before filing -----------------------------------------------------
+
+/// The fake API serves the alert's issue with the `python_zero_division` event (API shape).
+fn serve_zero_division(sentry: &bugbot_e2e::fake::FakeSentry, id: &str) {
+    let mut issue = sentry.issues().into_iter().find(|i| i.fixture.as_deref() == Some("python_zero_division")).unwrap();
+    id.clone_into(&mut issue.id);
+    sentry.add_issue(issue);
+}
+
+fn glitchtip_api(config: &mut Config, sentry: &bugbot_e2e::fake::FakeSentry, token: &str, timeout_ms: u64) {
+    config.evidence = bugbot_consumer::config::EvidenceConfig {
+        glitchtip_api: Some(bugbot_consumer::config::RestApiConfig {
+            api_base: Some(sentry.url()),
+            token: token.to_owned(),
+            org: String::new(),
+        }),
+        enrich_timeout_ms: timeout_ms,
+        ..bugbot_consumer::config::EvidenceConfig::default()
+    };
+}
+
+/// Files the GlitchTip fixture (issue 1234, no stack trace) and returns the GitHub issue body.
+async fn file_glitchtip(f: &Fakes) -> String {
+    let (claims, state) = (MemoryClaims::default(), State::new(MemoryKv::default()));
+    let jobs = jobs_of("glitchtip/current_format_general_webhook_issue.json");
+    let (outcome, _) = run(&f.config, &claims, &state, &jobs[0], "m1").await;
+    assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{outcome:?}");
+    let issues = f.github.issues();
+    assert_eq!(issues.len(), 1);
+    issues[0].body.clone().unwrap_or_default()
+}
+
+/// A GlitchTip alert carries no stack trace: the latest event is fetched (with the token) and
+/// the issue shows the in-app crash frame, the exception and the issue's counts.
+#[tokio::test(flavor = "current_thread")]
+async fn a_glitchtip_alert_is_filed_with_the_latest_events_stack() {
+    let mut f = fakes().await;
+    let token = random_hex(8);
+    let sentry = bugbot_e2e::fake::FakeSentry::start(&token).await;
+    serve_zero_division(&sentry, "1234");
+    glitchtip_api(&mut f.config, &sentry, &token, 3_000);
+    let body = file_glitchtip(&f).await;
+    assert!(body.contains("errors/views.py:18"), "{body}");
+    assert!(body.contains("ZeroDivisionError"), "{body}");
+    assert!(body.contains("**Users affected:**"), "{body}");
+    assert!(!body.contains("sent no stack trace"), "{body}");
+    let paths: Vec<String> = sentry.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(paths.contains(&"/api/0/issues/1234/events/latest/".to_owned()), "{paths:?}");
+    assert!(sentry.requests().iter().all(|r| r.header("authorization") == Some(format!("Bearer {token}").as_str())));
+    let linear = f.linear.issues();
+    assert!(linear[0].description.contains("errors/views.py:18"), "Linear gets the same body");
+}
+
+/// The API failing in each way it can (500, 429 with Retry-After, no answer within the budget)
+/// never holds back filing: the issue goes out without the stack and says why.
+#[tokio::test(flavor = "current_thread")]
+async fn an_api_that_fails_never_holds_back_filing() {
+    for (failure, says) in [
+        (Failure::ServerError, "HTTP 500"),
+        (Failure::RateLimited { retry_after_secs: 30.0 }, "HTTP 429"),
+        (Failure::Hang, "timed out after 300 ms"),
+    ] {
+        let mut f = fakes().await;
+        let token = random_hex(8);
+        let sentry = bugbot_e2e::fake::FakeSentry::start(&token).await;
+        serve_zero_division(&sentry, "1234");
+        sentry.fail_always(failure.clone());
+        glitchtip_api(&mut f.config, &sentry, &token, 300);
+        let body = file_glitchtip(&f).await;
+        assert!(body.contains("could not fetch the latest event from GlitchTip"), "{failure:?}: {body}");
+        assert!(body.contains(says), "{failure:?}: {body}");
+        assert!(body.contains("sent no stack trace"), "{body}");
+        assert!(!body.contains(&token), "no secret in the issue");
+    }
+}
+
+/// Without `GLITCHTIP_API_TOKEN` nothing is fetched and the issue says which setting is missing.
+#[tokio::test(flavor = "current_thread")]
+async fn without_an_api_token_the_issue_says_which_setting_is_missing() {
+    let f = fakes().await;
+    let body = file_glitchtip(&f).await;
+    assert!(body.contains("GLITCHTIP\\_API\\_TOKEN is not set"), "{body}");
 }

@@ -50,6 +50,66 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Problems found while reading the configuration (logged once per isolate).
     pub warnings: Vec<String>,
+    /// Evidence gathering (issue 16): the REST APIs and budgets of enrichment and the context packet.
+    pub evidence: EvidenceConfig,
+}
+
+// --- evidence (issue 16): enrichment and the context packet -------------------------------------
+
+/// A Sentry-compatible REST API (`/api/0/`): Sentry or GlitchTip.
+#[derive(Clone)]
+pub struct RestApiConfig {
+    /// The host, e.g. `https://sentry.io`; `None` for GlitchTip means the alert link's origin.
+    pub api_base: Option<String>,
+    pub token: String,
+    pub org: String,
+}
+
+impl std::fmt::Debug for RestApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestApiConfig")
+            .field("api_base", &self.api_base)
+            .field("org", &self.org)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What evidence gathering may reach and how long it may take.
+#[derive(Debug, Clone)]
+pub struct EvidenceConfig {
+    /// `SENTRY_API_TOKEN` (+ `SENTRY_API_BASE`, default `https://sentry.io`, and `SENTRY_ORG`).
+    pub sentry_api: Option<RestApiConfig>,
+    /// `GLITCHTIP_API_TOKEN` (+ `GLITCHTIP_API_BASE`, default the alert link's origin).
+    pub glitchtip_api: Option<RestApiConfig>,
+    /// `ENRICH_TIMEOUT_MS` (default 3000): the whole fetch of the latest event before filing.
+    pub enrich_timeout_ms: u64,
+    /// `CONTEXT_TIMEOUT_MS` (default 5000): the context packet of a new alert; filing never waits longer.
+    pub context_timeout_ms: u64,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        Self { sentry_api: None, glitchtip_api: None, enrich_timeout_ms: 3_000, context_timeout_ms: 5_000 }
+    }
+}
+
+fn read_evidence(var: &dyn Fn(&str) -> Option<String>) -> EvidenceConfig {
+    let d = EvidenceConfig::default();
+    let number = |name: &str, default: u64| var(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default);
+    EvidenceConfig {
+        sentry_api: var("SENTRY_API_TOKEN").map(|token| RestApiConfig {
+            api_base: Some(var("SENTRY_API_BASE").unwrap_or_else(|| "https://sentry.io".into())),
+            token,
+            org: var("SENTRY_ORG").unwrap_or_default(),
+        }),
+        glitchtip_api: var("GLITCHTIP_API_TOKEN").map(|token| RestApiConfig {
+            api_base: var("GLITCHTIP_API_BASE"),
+            token,
+            org: var("GLITCHTIP_ORG").unwrap_or_default(),
+        }),
+        enrich_timeout_ms: number("ENRICH_TIMEOUT_MS", d.enrich_timeout_ms).clamp(100, 20_000),
+        context_timeout_ms: number("CONTEXT_TIMEOUT_MS", d.context_timeout_ms).clamp(100, 20_000),
+    }
 }
 
 /// The job queue (this Worker produces onto it only to replay dead letters).
@@ -151,6 +211,7 @@ fn read(env: &Env) -> Config {
         dedupe_window_ms: number("DEDUPE_WINDOW_SECS", 600) * 1_000,
         log_level: Level::parse(var("LOG_LEVEL").as_deref()),
         admin_token: var("ADMIN_TOKEN"),
+        evidence: read_evidence(&var),
         warnings,
     }
 }

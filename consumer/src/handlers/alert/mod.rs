@@ -26,6 +26,9 @@ use crate::runtime::outcome::{AlertSummary, Effect, FollowUp, Outcome, StepError
 use crate::runtime::settle;
 use crate::store::ports::{ClaimPort, KvPort};
 
+mod enrich;
+pub(crate) mod timebox;
+
 /// Processes one alert job end to end (the runtime has claimed its delivery). A newly filed issue comes back with the auto-fix
 /// follow-up, which the runtime runs after the alert is settled (the fix flow is not called from here).
 pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort>(
@@ -89,23 +92,26 @@ fn with_fingerprint(outcome: Outcome, fp: &str) -> Outcome {
 async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     job: &Job,
-    event: ErrorEvent,
+    mut event: ErrorEvent,
 ) -> Result<(Outcome, Option<FollowUp>), StepError> {
     let holder = job.id.as_str();
-    let fp = event.fingerprint.as_str();
+    let fp = event.fingerprint.as_str().to_owned();
+    let fp = fp.as_str();
     let op = FingerprintOp::Occurrence {
         holder: holder.to_owned(),
         now_ms: ctx.now_ms,
         lease_ms: ctx.config.claim_lease_ms,
         cooldown_ms: ctx.config.repeat_comment_cooldown_ms,
     };
-    let filed_effect = |occurrence, tracked: &TrackedRefs| Effect::Filed {
+    let filed_effect = |event: &ErrorEvent, occurrence, tracked: &TrackedRefs| Effect::Filed {
         occurrence,
-        alert: Box::new(AlertSummary::of(&event, links(tracked).into_iter().next())),
+        alert: Box::new(AlertSummary::of(event, links(tracked).into_iter().next())),
     };
     match ctx.claims.fingerprint(fp, &op).await? {
         FingerprintReply::Create { tracked: already, .. } => {
-            let (tracked, filed) = file(ctx, &event, already.clone()).await;
+            // Issue 16.1: a delivery without the stack trace is completed before filing.
+            let enrichment = enrich::enrich(ctx, &mut event).await;
+            let (tracked, filed) = file(ctx, &event, already.clone(), &enrichment.markdown).await;
             match filed {
                 Ok(()) => {
                     // One round trip: the filed pieces and the end of filing together.
@@ -121,7 +127,7 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
                         reason: None,
                         links: links(&tracked),
                         fingerprint: None,
-                        effect: filed_effect(Occurrence::New, &tracked),
+                        effect: filed_effect(&event, Occurrence::New, &tracked),
                     };
                     Ok((outcome, Some(FollowUp::AutoFix { event: Box::new(event), tracked })))
                 }
@@ -141,7 +147,7 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
         }
         FingerprintReply::Pending { occurrences } => {
             let reason = format!("occurrence {occurrences} counted; the issue is being filed by another job");
-            let effect = filed_effect(Occurrence::Repeat, &TrackedRefs::default());
+            let effect = filed_effect(&event, Occurrence::Repeat, &TrackedRefs::default());
             Ok((Outcome::done(JobState::Duplicate, reason).with_effect(effect), None))
         }
         FingerprintReply::Repeat { tracked, occurrences, decision } => {
@@ -157,7 +163,7 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
                 reason: Some(reason),
                 links: links(&tracked),
                 fingerprint: None,
-                effect: filed_effect(occurrence, &tracked),
+                effect: filed_effect(&event, occurrence, &tracked),
             };
             Ok((outcome, None))
         }
@@ -201,12 +207,13 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     event: &ErrorEvent,
     mut tracked: TrackedRefs,
+    evidence_markdown: &str,
 ) -> (TrackedRefs, Result<(), StepError>) {
     // Each sink on its own (issue 15.12): one failing does not hold back the others; only what
     // failed is retried (the claim remembers what was filed), and the first failure is returned.
     let mut first_error = None;
     let title = report::issue_title(event);
-    let body = report::issue_body_markdown(event);
+    let body = report::issue_body_markdown(event) + evidence_markdown;
     if tracked.linear.is_none()
         && let Some((linear, team_id)) = linear(ctx)
     {
