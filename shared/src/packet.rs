@@ -52,6 +52,31 @@ pub struct SuspectCommit {
     pub date: String,
     pub message: String,
     pub path: String,
+    /// The frame line this commit last changed (from blame); `None` for a commit that only
+    /// touched the file recently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+}
+
+/// What to blame at: the release when it names a commit (7 to 40 hex digits, the usual
+/// `SENTRY_RELEASE=$(git rev-parse HEAD)`), else `HEAD`.
+pub fn blame_expression(release: Option<&str>) -> String {
+    let release = release.map(str::trim).unwrap_or_default();
+    // `my-app@1.2.3+abc1234` style releases carry the commit after the last `+` or `@`.
+    let candidate = release.rsplit(['+', '@', '-']).next().unwrap_or_default();
+    // A version or a date is digits only; a sha has a letter in all but a few in 10^4 cases.
+    let is_sha = |s: &str| {
+        (7..=40).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_hexdigit())
+            && s.bytes().any(|b| b.is_ascii_alphabetic())
+    };
+    if is_sha(release) {
+        release.to_ascii_lowercase()
+    } else if is_sha(candidate) {
+        candidate.to_ascii_lowercase()
+    } else {
+        "HEAD".to_owned()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,17 +237,20 @@ impl ContextPacket {
             }
         }
         if !self.commits.is_empty() {
-            md.push_str("### Suspect commits (last to touch these files)\n");
+            md.push_str("### Suspect commits (blame of the frame lines, then the last to touch these files)\n");
             for c in &self.commits {
                 let first = c.message.lines().next().unwrap_or_default();
+                let what = match c.line {
+                    Some(line) => format!("last changed `{}:{line}`", c.path.replace('`', "'")),
+                    None => format!("touched `{}`", c.path.replace('`', "'")),
+                };
                 let _ = writeln!(
                     md,
-                    "- `{}` {} — {} ({}, `{}`)",
+                    "- `{}` {} — {} ({}) {what}",
                     &c.sha[..c.sha.len().min(7)],
                     inline(&clip(first, 120)),
                     inline(&c.author),
-                    c.date,
-                    c.path
+                    inline(&c.date),
                 );
             }
             md.push('\n');
@@ -239,7 +267,13 @@ impl ContextPacket {
         if !self.runbooks.is_empty() {
             md.push_str("### Runbooks\n");
             for r in &self.runbooks {
-                let _ = writeln!(md, "- [{}]({}) (matches `{}`)", inline(&r.title), r.url, r.pattern.replace('`', "'"));
+                let title = if r.url.starts_with("https://") || r.url.starts_with("http://") {
+                    format!("[{}]({})", inline(&r.title), r.url)
+                } else {
+                    format!("**{}** (bugbot's `{}`)", inline(&r.title), r.url.replace('`', "'"))
+                };
+                let summary = r.summary.as_deref().map(|s| format!(": {}", inline(&clip(s, 300)))).unwrap_or_default();
+                let _ = writeln!(md, "- {title} (matches `{}`){summary}", r.pattern.replace('`', "'"));
             }
             md.push('\n');
         }
@@ -399,6 +433,7 @@ mod tests {
                 date: "2024-04-30T09:00:00Z".into(),
                 message: "Compute ratios\n\nlong body".into(),
                 path: "errors/views.py".into(),
+                line: Some(18),
             }],
             similar: vec![SimilarIssue {
                 id: "ENG-3".into(),
@@ -411,6 +446,7 @@ mod tests {
                 title: "Division errors".into(),
                 url: "https://github.com/acme/shop/blob/main/runbooks/zero.md".into(),
                 pattern: "ZeroDivisionError".into(),
+                summary: Some("Guard the divisor".into()),
             }],
             recordings: vec![Recording {
                 session_id: "s1".into(),
@@ -436,6 +472,17 @@ mod tests {
     #[test]
     fn discord_summary_snapshot() {
         insta::assert_snapshot!(sample().discord_summary("ENG-9", "https://linear.app/acme/issue/ENG-9"));
+    }
+
+    #[test]
+    fn blame_at_the_release_commit_when_it_names_one() {
+        let sha = "3f786850e387550fdab836ed7e6dc881de23001b";
+        assert_eq!(blame_expression(Some(sha)), sha);
+        assert_eq!(blame_expression(Some("web@1.4.0+3f78685")), "3f78685");
+        assert_eq!(blame_expression(Some("1.4.0")), "HEAD");
+        assert_eq!(blame_expression(Some("20240501")), "HEAD", "a date is not a commit");
+        assert_eq!(blame_expression(None), "HEAD");
+        assert_eq!(blame_expression(Some("--upload-pack=evil")), "HEAD");
     }
 
     #[test]

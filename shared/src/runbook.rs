@@ -19,6 +19,9 @@ pub struct Runbook {
     pub title: String,
     pub url: String,
     pub patterns: Vec<String>,
+    /// The front matter's one-line `summary`, quoted in the issue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 /// A runbook that matched, and the pattern that did.
@@ -27,6 +30,8 @@ pub struct RunbookMatch {
     pub title: String,
     pub url: String,
     pub pattern: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 /// Reads a runbook file's front matter; `None` if it has no patterns. `fallback_title` is used
@@ -36,6 +41,7 @@ pub fn parse_front_matter(markdown: &str, url: &str, fallback_title: &str) -> Op
     let rest = body.strip_prefix("---")?;
     let end = rest.find("\n---")?;
     let mut title = None;
+    let mut summary = None;
     let mut patterns = Vec::new();
     let mut in_list = false;
     for line in rest[..end].lines() {
@@ -49,6 +55,7 @@ pub fn parse_front_matter(markdown: &str, url: &str, fallback_title: &str) -> Op
         let value = value.trim();
         match key.trim() {
             "title" => title = Some(unquote(value)),
+            "summary" => summary = Some(unquote(value)).filter(|s| !s.is_empty()),
             "patterns" | "pattern" | "match" => {
                 if value.is_empty() {
                     in_list = true;
@@ -66,6 +73,7 @@ pub fn parse_front_matter(markdown: &str, url: &str, fallback_title: &str) -> Op
         title: title.unwrap_or_else(|| fallback_title.to_owned()),
         url: url.to_owned(),
         patterns,
+        summary,
     })
 }
 
@@ -79,25 +87,50 @@ pub fn parse_map(json: &str) -> Result<Vec<Runbook>, String> {
         serde_json::from_str(json).map_err(|e| format!("RUNBOOKS is not a JSON object: {e}"))?;
     map.into_iter()
         .map(|(pattern, url)| match url.as_str() {
-            Some(url) => Ok(Runbook { title: pattern.clone(), url: url.to_owned(), patterns: vec![pattern] }),
+            Some(url) => {
+                Ok(Runbook { title: pattern.clone(), url: url.to_owned(), patterns: vec![pattern], summary: None })
+            }
             None => Err(format!("RUNBOOKS[{pattern:?}] is not a URL string")),
         })
         .collect()
 }
 
-/// The runbooks one of whose patterns occurs in any of `texts`, in the given order, once each.
+/// The runbooks one of whose patterns occurs in any of `texts`, in the given order, once each
+/// (by title, ignoring case: the first of the same title wins, so a repository's copy of a starter
+/// runbook listed before the starters replaces it).
 pub fn matching(runbooks: &[Runbook], texts: &[&str]) -> Vec<RunbookMatch> {
     let haystack: Vec<String> = texts.iter().map(|t| t.to_lowercase()).collect();
-    runbooks
-        .iter()
-        .filter_map(|r| {
-            let pattern = r.patterns.iter().find(|p| {
-                let p = p.to_lowercase();
-                haystack.iter().any(|h| h.contains(&p))
-            })?;
-            Some(RunbookMatch { title: r.title.clone(), url: r.url.clone(), pattern: pattern.clone() })
-        })
-        .collect()
+    let mut out: Vec<RunbookMatch> = Vec::new();
+    for r in runbooks {
+        let Some(pattern) = r.patterns.iter().find(|p| {
+            let p = p.to_lowercase();
+            !p.is_empty() && haystack.iter().any(|h| h.contains(&p))
+        }) else {
+            continue;
+        };
+        if out.iter().any(|m| m.title.eq_ignore_ascii_case(&r.title)) {
+            continue;
+        }
+        out.push(RunbookMatch {
+            title: r.title.clone(),
+            url: r.url.clone(),
+            pattern: pattern.clone(),
+            summary: r.summary.clone(),
+        });
+    }
+    out
+}
+
+/// The starter runbooks bugbot ships (`docs/runbooks/` of bugbot's own repository). Their `url`
+/// is that path; the issue quotes their summary.
+pub fn starter() -> Vec<Runbook> {
+    const FILES: &[(&str, &str)] = &[
+        ("database-connection-timeout.md", include_str!("../../docs/runbooks/database-connection-timeout.md")),
+        ("connection-refused.md", include_str!("../../docs/runbooks/connection-refused.md")),
+        ("missing-attribute.md", include_str!("../../docs/runbooks/missing-attribute.md")),
+        ("rate-limited.md", include_str!("../../docs/runbooks/rate-limited.md")),
+    ];
+    FILES.iter().filter_map(|(name, text)| parse_front_matter(text, &format!("docs/runbooks/{name}"), name)).collect()
 }
 
 #[cfg(test)]
@@ -127,11 +160,32 @@ mod tests {
             [RunbookMatch {
                 title: "zerodivision".into(),
                 url: "https://wiki/zero".into(),
-                pattern: "zerodivision".into()
+                pattern: "zerodivision".into(),
+                summary: None
             }]
         );
         assert!(matching(&books, &["KeyError"]).is_empty());
         assert!(parse_map("[1]").is_err());
         assert!(parse_map(r#"{"a": 1}"#).is_err());
+    }
+
+    #[test]
+    fn the_starter_runbooks_parse_and_match_the_seed_error() {
+        let books = starter();
+        assert_eq!(books.len(), 4, "every shipped runbook has front matter with patterns");
+        assert!(books.iter().all(|b| b.summary.is_some()));
+        let hits = matching(&books, &["OperationalError: could not connect to server: Connection timed out"]);
+        assert_eq!(hits[0].title, "Database connection timeout");
+        assert_eq!(hits[0].url, "docs/runbooks/database-connection-timeout.md");
+        let mine = Runbook {
+            title: "database connection TIMEOUT".into(),
+            url: "https://github.com/acme/web/blob/HEAD/runbooks/db.md".into(),
+            patterns: vec!["OperationalError".into()],
+            summary: None,
+        };
+        let all: Vec<Runbook> = std::iter::once(mine).chain(books).collect();
+        let hits = matching(&all, &["OperationalError: timeout"]);
+        assert_eq!(hits.len(), 1, "the repository's copy replaces the starter: {hits:?}");
+        assert!(hits[0].url.starts_with("https://github.com/acme/web"));
     }
 }

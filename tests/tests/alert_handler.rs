@@ -150,7 +150,26 @@ fn sequence(f: &Fakes) -> Vec<String> {
             let failed = r.failure.as_ref().map(|f| format!(" → {f:?}")).unwrap_or_default();
             format!("{service} {} {}{operation}{failed}", r.method, r.path)
         })
+        .collect::<Vec<String>>()
+        .chunk_by(|a, b| is_evidence_read(a) == is_evidence_read(b))
+        .flat_map(|run| {
+            // The context packet's reads go out concurrently: their order is not the program's.
+            let mut run = run.to_vec();
+            if run.first().is_some_and(|r| is_evidence_read(r)) {
+                run.sort();
+            }
+            run
+        })
         .collect()
+}
+
+/// A read of the context packet (issue 16.2), sent concurrently with the others.
+fn is_evidence_read(request: &str) -> bool {
+    request.ends_with(" SearchIssues")
+        || request.starts_with("github GET /search/")
+        || request.starts_with("github GET /repos/acme/web/contents/")
+        || request.starts_with("github GET /repos/acme/web/commits")
+        || request.starts_with("github POST /graphql")
 }
 
 fn summary(outcome: &Outcome) -> Value {
@@ -385,4 +404,117 @@ async fn without_an_api_token_the_issue_says_which_setting_is_missing() {
     let f = fakes().await;
     let body = file_glitchtip(&f).await;
     assert!(body.contains("GLITCHTIP\\_API\\_TOKEN is not set"), "{body}");
+}
+
+// --- issue 16.2: the context packet on every new alert ----------------------------------------
+
+fn git(dir: &std::path::Path, args: &[&str], author: &str) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", author)
+        .env("GIT_AUTHOR_EMAIL", "dev@example.com")
+        .env("GIT_COMMITTER_NAME", author)
+        .env("GIT_COMMITTER_EMAIL", "dev@example.com")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn head(dir: &std::path::Path) -> String {
+    let out = std::process::Command::new("git").arg("-C").arg(dir).args(["rev-parse", "HEAD"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `errors/views.py` with a real history: Alice writes it, Bob introduces `0/0` on line 18 (the
+/// crash line of `python_zero_division`), Carol later edits line 3 only. Returns the repository,
+/// Bob's and Carol's commits, and the file.
+fn views_history() -> (tempfile::TempDir, String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    git(path, &["init", "-q", "-b", "main"], "Alice");
+    let mut lines: Vec<String> = (1..=21).map(|n| format!("# line {n}")).collect();
+    lines[16] = "    def get(self, request, *args, **kwargs):".into();
+    lines[17] = "        return 1".into();
+    let write = |lines: &[String]| {
+        std::fs::create_dir_all(path.join("errors")).unwrap();
+        std::fs::write(path.join("errors/views.py"), lines.join("\n") + "\n").unwrap();
+    };
+    write(&lines);
+    git(path, &["add", "."], "Alice");
+    git(path, &["commit", "-q", "-m", "Add the views"], "Alice");
+    lines[17] = "        0/0".into();
+    write(&lines);
+    git(path, &["commit", "-q", "-am", "Compute the ratio per visit"], "Bob Builder");
+    let bob = head(path);
+    lines[2] = "# a comment".into();
+    write(&lines);
+    git(path, &["commit", "-q", "-am", "Reword a comment"], "Carol");
+    let carol = head(path);
+    (dir, bob, carol, lines.join("\n") + "\n")
+}
+
+/// A GlitchTip alert, enriched with its stack, is filed with the packet: the code at the crash
+/// line (marked), the commit that last changed that line (blame over real history) before the one
+/// that merely touched the file later, and the starter runbook does not match a division error.
+/// On Linear the packet is the first comment.
+#[tokio::test(flavor = "current_thread")]
+async fn a_new_alert_is_filed_with_the_context_packet() {
+    let mut f = fakes().await;
+    let token = random_hex(8);
+    let sentry = bugbot_e2e::fake::FakeSentry::start(&token).await;
+    serve_zero_division(&sentry, "1234");
+    glitchtip_api(&mut f.config, &sentry, &token, 3_000);
+    f.config.evidence.code_paths = Some("errors/**".into());
+    let (repo, bob, carol, content) = views_history();
+    f.github.set_backing_repo(repo.path());
+    f.github.put_file("errors/views.py", &content);
+    for (sha, author, message) in
+        [(&bob, "Bob Builder", "Compute the ratio per visit"), (&carol, "Carol", "Reword a comment")]
+    {
+        f.github.add_commit(bugbot_e2e::fake::github::Commit {
+            sha: sha.clone(),
+            paths: vec!["errors/views.py".into()],
+            author: author.into(),
+            date: "2026-12-01T10:00:00Z".into(),
+            message: message.into(),
+        });
+    }
+    let body = file_glitchtip(&f).await;
+    assert!(body.contains("## bugbot context"), "{body}");
+    assert!(body.contains(">18 |         0/0"), "the crash line, marked: {body}");
+    let blamed = format!("`{}` Compute the ratio per visit — Bob Builder", &bob[..7]);
+    let touched = format!("`{}` Reword a comment — Carol", &carol[..7]);
+    let (at_bob, at_carol) = (body.find(&blamed), body.find(&touched));
+    assert!(at_bob.is_some() && at_carol.is_some(), "{body}");
+    assert!(at_bob < at_carol, "the blamed commit comes first: {body}");
+    assert!(body.contains("last changed `errors/views.py:18`"), "{body}");
+    let graphql = f.github.requests().into_iter().filter(|r| r.path == "/graphql").count();
+    assert!(graphql >= 1, "blame went through GraphQL");
+    let comments = f.linear.comments();
+    assert_eq!(comments.len(), 1, "the packet is Linear's first comment");
+    assert!(comments[0].body.contains(&blamed), "{}", comments[0].body);
+    assert!(!f.linear.issues()[0].description.contains("## bugbot context"), "not twice on Linear");
+}
+
+/// A packet that cannot be gathered in `CONTEXT_TIMEOUT_MS` (Linear's similar-issue search gets
+/// no answer) never holds back filing: the issues go out without it and the body says so.
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_packet_never_holds_back_filing() {
+    let mut f = fakes().await;
+    f.config.evidence.context_timeout_ms = 300;
+    f.linear.fail_next(1, Failure::Hang);
+    let (claims, state) = (MemoryClaims::default(), State::new(MemoryKv::default()));
+    let jobs = jobs_of("sentry/integration_platform_example_mocks/event_alert_triggered.json");
+    let (outcome, _) = run(&f.config, &claims, &state, &jobs[0], "m1").await;
+    assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{outcome:?}");
+    let issues = f.github.issues();
+    let body = issues[0].body.clone().unwrap_or_default();
+    assert!(
+        body.contains("took longer than 300 ms (CONTEXT\\_TIMEOUT\\_MS)")
+            || body.contains("took longer than 300 ms (CONTEXT_TIMEOUT_MS)"),
+        "{body}"
+    );
+    assert_eq!(f.linear.issues().len(), 1);
 }

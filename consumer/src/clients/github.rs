@@ -93,6 +93,15 @@ struct PullBranch {
     git_ref: String,
 }
 
+/// Lines of a file and the commit that last changed them (GraphQL `BlameRange`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlameRange {
+    /// First and last line (1-based, inclusive).
+    pub start: u32,
+    pub end: u32,
+    pub commit: CommitSummary,
+}
+
 /// One commit that touched a path (<https://docs.github.com/en/rest/commits/commits#list-commits>).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommitSummary {
@@ -275,6 +284,90 @@ impl<'a, P: HttpPort> GitHub<'a, P> {
                 CommitSummary { sha: c.sha, author, date, message: c.commit.message }
             })
             .collect())
+    }
+
+    /// GitHub's GraphQL `blame` of `path` at `expression` (a commit sha, branch or `HEAD`)
+    /// (<https://docs.github.com/en/graphql/reference/objects#blame>): each range of lines with the
+    /// commit that last changed it. Empty when the expression or the file does not exist there.
+    pub async fn blame(&self, path: &str, expression: &str) -> Result<Vec<BlameRange>, SinkError> {
+        const QUERY: &str = "query Blame($owner: String!, $name: String!, $expression: String!, $path: String!) { \
+            repository(owner: $owner, name: $name) { object(expression: $expression) { ... on Commit { \
+            blame(path: $path) { ranges { startingLine endingLine \
+            commit { oid committedDate message author { name date } } } } } } } }";
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            data: Option<Value>,
+            #[serde(default)]
+            errors: Vec<Value>,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct RawRange {
+            starting_line: u32,
+            ending_line: u32,
+            commit: RawBlameCommit,
+        }
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct RawBlameCommit {
+            oid: String,
+            #[serde(default)]
+            committed_date: String,
+            #[serde(default)]
+            message: String,
+            #[serde(default)]
+            author: Option<RawBlameAuthor>,
+        }
+        #[derive(Deserialize)]
+        struct RawBlameAuthor {
+            #[serde(default)]
+            name: Option<String>,
+            #[serde(default)]
+            date: Option<String>,
+        }
+        let (owner, name) = self.repo()?;
+        let url = self.graphql_url()?;
+        let body = json!({"query": QUERY, "variables": {"owner": owner, "name": name, "expression": expression, "path": path}});
+        let answer: Answer = self.call(Method::Post, url, Some(body)).await?;
+        let ranges = answer.data.as_ref().and_then(|d| d.pointer("/repository/object/blame/ranges")).cloned();
+        let Some(ranges) = ranges else {
+            // No such commit or file: GitHub answers `object: null` or a NOT_FOUND error.
+            let not_found = answer.errors.iter().all(|e| e.get("type").and_then(Value::as_str) == Some("NOT_FOUND"));
+            if answer.errors.is_empty() || not_found {
+                return Ok(Vec::new());
+            }
+            let first = answer.errors[0].get("message").and_then(Value::as_str).unwrap_or("GraphQL error");
+            return Err(permanent(format!("blame: {}", short(first))));
+        };
+        let ranges: Vec<RawRange> =
+            serde_json::from_value(ranges).map_err(|e| permanent(format!("blame: unexpected answer: {e}")))?;
+        Ok(ranges
+            .into_iter()
+            .map(|r| {
+                let author = r.commit.author.unwrap_or(RawBlameAuthor { name: None, date: None });
+                BlameRange {
+                    start: r.starting_line,
+                    end: r.ending_line,
+                    commit: CommitSummary {
+                        sha: r.commit.oid,
+                        author: author.name.unwrap_or_default(),
+                        date: author.date.unwrap_or(r.commit.committed_date),
+                        message: r.commit.message,
+                    },
+                }
+            })
+            .collect())
+    }
+
+    /// `{api_base}/graphql`; GitHub Enterprise's `…/api/v3` serves it at `…/api/graphql`.
+    fn graphql_url(&self) -> Result<Url, SinkError> {
+        let base = self.api_base.trim_end_matches('/');
+        let url = match base.strip_suffix("/api/v3") {
+            Some(host) => format!("{host}/api/graphql"),
+            None => format!("{base}/graphql"),
+        };
+        Url::parse(&url).map_err(|e| permanent(format!("GITHUB_API_BASE: {e}")))
     }
 
     fn repo(&self) -> Result<(&str, &str), SinkError> {

@@ -85,11 +85,37 @@ pub struct EvidenceConfig {
     pub enrich_timeout_ms: u64,
     /// `CONTEXT_TIMEOUT_MS` (default 5000): the context packet of a new alert; filing never waits longer.
     pub context_timeout_ms: u64,
+    /// `CONTEXT_SOURCE_TIMEOUT_MS` (default 4000): each source of a packet.
+    pub source_timeout_ms: u64,
+    /// `CODE_PATHS` and `FIX_ALLOWED_PATHS` as set: which files a packet may quote.
+    pub code_paths: Option<String>,
+    pub fix_allowed_paths: Option<String>,
+    /// `RUNBOOKS` (a JSON map pattern → URL) and `RUNBOOKS_DIR` (default `runbooks`) in the repository.
+    pub runbooks: Option<String>,
+    pub runbooks_dir: String,
+}
+
+impl EvidenceConfig {
+    /// `CODE_PATHS`, else the fix allowlist (`FIX_ALLOWED_PATHS` or its default).
+    pub fn code_paths(&self) -> bugbot_shared::policy::CodePaths {
+        let fix = bugbot_shared::policy::fix_allowed_paths(self.fix_allowed_paths.as_deref());
+        bugbot_shared::policy::CodePaths::from_vars(self.code_paths.as_deref(), &fix)
+    }
 }
 
 impl Default for EvidenceConfig {
     fn default() -> Self {
-        Self { sentry_api: None, glitchtip_api: None, enrich_timeout_ms: 3_000, context_timeout_ms: 5_000 }
+        Self {
+            sentry_api: None,
+            glitchtip_api: None,
+            enrich_timeout_ms: 3_000,
+            context_timeout_ms: 5_000,
+            source_timeout_ms: 4_000,
+            code_paths: None,
+            fix_allowed_paths: None,
+            runbooks: None,
+            runbooks_dir: "runbooks".into(),
+        }
     }
 }
 
@@ -109,6 +135,11 @@ fn read_evidence(var: &dyn Fn(&str) -> Option<String>) -> EvidenceConfig {
         }),
         enrich_timeout_ms: number("ENRICH_TIMEOUT_MS", d.enrich_timeout_ms).clamp(100, 20_000),
         context_timeout_ms: number("CONTEXT_TIMEOUT_MS", d.context_timeout_ms).clamp(100, 20_000),
+        source_timeout_ms: number("CONTEXT_SOURCE_TIMEOUT_MS", d.source_timeout_ms).clamp(100, 20_000),
+        code_paths: var("CODE_PATHS"),
+        fix_allowed_paths: var("FIX_ALLOWED_PATHS"),
+        runbooks: var("RUNBOOKS"),
+        runbooks_dir: var("RUNBOOKS_DIR").unwrap_or(d.runbooks_dir),
     }
 }
 

@@ -5,7 +5,8 @@
 //! `repo:`, `is:issue`/`is:pr`, `is:open`/`is:closed`, `in:title`/`in:body`/`in:comments`,
 //! `label:`, quoted phrases and bare words), file contents (preloaded, served base64-wrapped like
 //! the real API), commits for a path (preloaded), pull requests (create with GitHub's 422 on a
-//! duplicate head, list), git refs and `repository_dispatch` events (recorded). Issues and pull requests share one number sequence.
+//! duplicate head, list), git refs and `repository_dispatch` events (recorded), and GraphQL `blame`
+//! from the backing repository's real history (`POST /graphql`). Issues and pull requests share one number sequence.
 //!
 //! Requests must carry `User-Agent` (403 with GitHub's text without one), `Authorization: Bearer
 //! <token>` (401 `Bad credentials`), `Accept: application/vnd.github+json` and
@@ -367,6 +368,7 @@ fn route(data: &mut Data, incoming: &Incoming) -> Response {
     let method = &incoming.method;
     match segments.as_slice() {
         ["search", "issues"] if method == Method::GET => search_issues(data, incoming),
+        ["graphql"] if method == Method::POST => graphql(data, incoming),
         ["repos", owner, name, rest @ ..] => {
             if *owner != data.owner || *name != data.name {
                 return not_found();
@@ -679,6 +681,92 @@ fn contents(data: &Data, incoming: &Incoming, path: &str) -> Response {
             "html_url": format!("https://github.com/{}/{}/blob/{git_ref}/{path}", data.owner, data.name),
             "download_url": format!("https://raw.githubusercontent.com/{}/{}/{git_ref}/{path}", data.owner, data.name),
         }),
+    )
+}
+
+/// `POST /graphql`: the one query bugbot sends, `repository.object(expression).blame(path)`,
+/// answered from the backing repository's real history (`git blame --porcelain`), in GitHub's
+/// shape: `{"data": {"repository": {"object": {"blame": {"ranges": [...]}}}}}`, `object: null`
+/// for an unknown expression, and GitHub's `NOT_FOUND` error for an unknown repository.
+fn graphql(data: &Data, incoming: &Incoming) -> Response {
+    let body = incoming.json().unwrap_or(Value::Null);
+    let query = body["query"].as_str().unwrap_or_default();
+    let vars = &body["variables"];
+    if !query.contains("blame(path:") {
+        return json_response(
+            StatusCode::OK,
+            &json!({"errors": [{"message": "FakeGitHub serves only blame queries"}]}),
+        );
+    }
+    if vars["owner"] != data.owner.as_str() || vars["name"] != data.name.as_str() {
+        let message = format!("Could not resolve to a Repository with the name '{}/{}'.", vars["owner"], vars["name"]);
+        return json_response(
+            StatusCode::OK,
+            &json!({"data": {"repository": null}, "errors": [{"type": "NOT_FOUND", "path": ["repository"], "message": message}]}),
+        );
+    }
+    let (expression, path) = (vars["expression"].as_str().unwrap_or("HEAD"), vars["path"].as_str().unwrap_or(""));
+    let ranges = data.backing_repo.as_deref().and_then(|repo| blame_ranges(repo, expression, path));
+    let object = match ranges {
+        Some(ranges) => json!({"blame": {"ranges": ranges}}),
+        None => Value::Null,
+    };
+    json_response(StatusCode::OK, &json!({"data": {"repository": {"object": object}}}))
+}
+
+/// `git blame --porcelain` of `path` at `expression` as GitHub's `BlameRange` list; `None` when
+/// git cannot (unknown revision or path).
+fn blame_ranges(repo: &std::path::Path, expression: &str, path: &str) -> Option<Vec<Value>> {
+    if expression.starts_with('-') || path.starts_with('-') {
+        return None;
+    }
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["blame", "--porcelain", expression, "--", path])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut commits: BTreeMap<String, (String, String, String)> = BTreeMap::new();
+    let mut ranges: Vec<(String, u32, u32)> = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        if line.starts_with('\t') {
+            continue;
+        }
+        let words: Vec<&str> = line.split(' ').collect();
+        if words.len() >= 3 && words[0].len() == 40 && words[0].bytes().all(|b| b.is_ascii_hexdigit()) {
+            words[0].clone_into(&mut current);
+            let final_line: u32 = words[2].parse().ok()?;
+            match ranges.last_mut() {
+                Some((sha, _, end)) if *sha == current && *end + 1 == final_line => *end = final_line,
+                _ => ranges.push((current.clone(), final_line, final_line)),
+            }
+            commits.entry(current.clone()).or_default();
+            continue;
+        }
+        let entry = commits.entry(current.clone()).or_default();
+        if let Some(name) = line.strip_prefix("author ") {
+            name.clone_into(&mut entry.0);
+        } else if let Some(time) = line.strip_prefix("author-time ") {
+            entry.1 = time.parse::<u64>().map(|t| rfc3339(t * 1_000)).unwrap_or_default();
+        } else if let Some(summary) = line.strip_prefix("summary ") {
+            summary.clone_into(&mut entry.2);
+        }
+    }
+    Some(
+        ranges
+            .into_iter()
+            .map(|(sha, start, end)| {
+                let (author, date, summary) = commits.get(&sha).cloned().unwrap_or_default();
+                json!({"startingLine": start, "endingLine": end, "age": 1,
+                       "commit": {"oid": sha, "abbreviatedOid": &sha[..7], "committedDate": date, "message": summary,
+                                  "messageHeadline": summary, "author": {"name": author, "date": date}}})
+            })
+            .collect(),
     )
 }
 

@@ -27,6 +27,7 @@ use crate::runtime::settle;
 use crate::store::ports::{ClaimPort, KvPort};
 
 mod enrich;
+pub mod packet;
 pub(crate) mod timebox;
 
 /// Processes one alert job end to end (the runtime has claimed its delivery). A newly filed issue comes back with the auto-fix
@@ -110,8 +111,15 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
     match ctx.claims.fingerprint(fp, &op).await? {
         FingerprintReply::Create { tracked: already, .. } => {
             // Issue 16.1: a delivery without the stack trace is completed before filing.
-            let enrichment = enrich::enrich(ctx, &mut event).await;
-            let (tracked, filed) = file(ctx, &event, already.clone(), &enrichment.markdown).await;
+            let enrichment = Box::pin(enrich::enrich(ctx, &mut event)).await;
+            // Issue 16.2: the context packet, within CONTEXT_TIMEOUT_MS, when an issue is still to be filed.
+            let packet = if already.linear.is_none() || already.github.is_none() {
+                Box::pin(packet::gather(ctx, &event)).await
+            } else {
+                packet::AlertPacket::default()
+            };
+            let evidence = Evidence { enrichment: &enrichment.markdown, packet: &packet.markdown };
+            let (tracked, filed) = file(ctx, &event, already.clone(), evidence).await;
             match filed {
                 Ok(()) => {
                     // One round trip: the filed pieces and the end of filing together.
@@ -202,22 +210,30 @@ fn discord<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> 
     Discord { port: ctx.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
 }
 
+/// What evidence gathering adds to a new issue (Markdown): the enrichment's breadcrumbs or why
+/// there are none, and the context packet (the GitHub body; Linear's first comment).
+#[derive(Debug, Clone, Copy)]
+struct Evidence<'a> {
+    enrichment: &'a str,
+    packet: &'a str,
+}
+
 /// Files what `tracked` does not have yet, recording each piece as soon as it exists.
 async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     event: &ErrorEvent,
     mut tracked: TrackedRefs,
-    evidence_markdown: &str,
+    evidence: Evidence<'_>,
 ) -> (TrackedRefs, Result<(), StepError>) {
     // Each sink on its own (issue 15.12): one failing does not hold back the others; only what
     // failed is retried (the claim remembers what was filed), and the first failure is returned.
     let mut first_error = None;
     let title = report::issue_title(event);
-    let body = report::issue_body_markdown(event) + evidence_markdown;
+    let body = report::issue_body_markdown(event) + evidence.enrichment;
     if tracked.linear.is_none()
         && let Some((linear, team_id)) = linear(ctx)
     {
-        match file_linear(&linear, team_id, event.fingerprint.as_str(), event, &title, &body).await {
+        match file_linear(&linear, team_id, event, &title, &body, evidence.packet).await {
             Ok(linear_ref) => tracked.linear = Some(linear_ref),
             Err(e) => first_error = first_error.or(Some(e)),
         }
@@ -228,7 +244,9 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
         let marker = report::fingerprint_marker(&event.fingerprint);
         let filed = match github.find_by_marker(&marker).await {
             Ok(Some(issue)) => Ok(issue),
-            Ok(None) => github.create_issue(&title, &body, &report::labels(event)).await,
+            Ok(None) => {
+                github.create_issue(&title, &format!("{body}{}", evidence.packet), &report::labels(event)).await
+            }
             Err(e) => Err(e),
         };
         match filed {
@@ -260,12 +278,12 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
 async fn file_linear<P: HttpPort>(
     linear: &Linear<'_, P>,
     team_id: &str,
-    fingerprint: &str,
     event: &ErrorEvent,
     title: &str,
     body: &str,
+    first_comment: &str,
 ) -> Result<LinearRef, StepError> {
-    let id = bugbot_shared::claim::linear_issue_id(team_id, fingerprint);
+    let id = bugbot_shared::claim::linear_issue_id(team_id, event.fingerprint.as_str());
     let existing = match (linear.issue(&id).await?, &event.link) {
         (Some(issue), _) => Some(issue),
         (None, Some(url)) => linear.find_by_attachment_url(url).await?,
@@ -287,6 +305,10 @@ async fn file_linear<P: HttpPort>(
             .await?;
         if let Some(url) = &event.link {
             linear.attach_link(&issue.id, url, &format!("{} issue", event.source.product())).await?;
+        }
+        // The packet is extra: a failed comment does not fail (or repeat) the filing.
+        if !first_comment.trim().is_empty() {
+            let _ = linear.comment(&issue.id, first_comment.trim_start()).await;
         }
         issue
     };

@@ -73,3 +73,18 @@ mod native {
         }
     }
 }
+
+/// Wall-clock milliseconds, for timings: the Workers clock in the Worker, the system clock natively.
+pub fn now_ms() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        worker::Date::now().as_millis()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    #[expect(clippy::disallowed_methods, reason = "native builds only; the Worker uses the Workers clock above")]
+    {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+}

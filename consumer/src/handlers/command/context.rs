@@ -12,7 +12,6 @@ use bugbot_shared::job::{InteractionContext, Job};
 use bugbot_shared::packet::{
     CodeFrame, ContextPacket, ConversationLine, Recording, SimilarIssue, SourceIssue, SuspectCommit,
 };
-use bugbot_shared::policy::{self, CodePaths};
 use bugbot_shared::references::{Reference, extract};
 use bugbot_shared::runbook::{self, Runbook};
 use bugbot_shared::source::discord::Message;
@@ -21,19 +20,20 @@ use futures_util::future::{join, join_all};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::tracked::{self, github, linear};
+use super::tracked;
 use super::{clip, discord, reply};
 use crate::clients::SinkError;
-use crate::clients::fetch::within;
+use crate::clients::github::GitHub;
 use crate::clients::http::{HttpPort, HttpRequest, Method};
+use crate::clients::linear::Linear;
 use crate::clients::posthog::PostHog;
 use crate::clients::sentry_api::{ApiIssue, SentryApi};
 use crate::config::binding;
+use crate::handlers::alert::timebox::{now_ms, within};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
+use crate::store::ports::{ClaimPort, KvPort};
 
-/// Each source's budget unless `CONTEXT_SOURCE_TIMEOUT_MS` says otherwise.
-const DEFAULT_SOURCE_MS: u64 = 4_000;
 const CONVERSATION_LIMIT: u8 = 25;
 const MAX_FRAMES: usize = 5;
 const CODE_RADIUS: u32 = 3;
@@ -58,12 +58,24 @@ impl Timings {
     }
 }
 
-fn now_ms() -> u64 {
-    worker::Date::now().as_millis()
+fn budget<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>) -> u64 {
+    ctx.config.evidence.source_timeout_ms
 }
 
-fn budget(env: &worker::Env) -> u64 {
-    binding(env, "CONTEXT_SOURCE_TIMEOUT_MS").and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_SOURCE_MS)
+/// The GitHub and Linear clients of any context (commands and alerts alike).
+fn github<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<GitHub<'a, P>> {
+    ctx.config.github.as_ref().map(|c| GitHub {
+        port: ctx.port,
+        api_base: c.api_base.clone(),
+        token: c.token.clone(),
+        repo: c.repo.clone(),
+    })
+}
+
+fn linear<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<(Linear<'a, P>, &'a str)> {
+    ctx.config.linear.as_ref().map(|c| {
+        (Linear { port: ctx.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
+    })
 }
 
 /// Runs `fut` for at most `ms`; the error says why it gave nothing.
@@ -114,7 +126,7 @@ pub async fn contextualize<P: HttpPort>(
 ) -> Result<Outcome, StepError> {
     let started = now_ms();
     let _ = ctx.state.record(job, JobState::Gathering, None, Vec::new(), 1, started).await;
-    let ms = budget(ctx.env);
+    let ms = budget(ctx);
     let (messages, conv_note, conv_ms) = conversation(ctx, ix, target.message, ms).await;
     let explicit = target.explicit.map(|i| extract(i.as_str())).unwrap_or_default();
     let explicit = if explicit.is_empty() {
@@ -211,12 +223,12 @@ fn sentry_ref(id: &str) -> Reference {
 }
 
 fn sentry_api<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<SentryApi<'a, P>> {
-    let env = ctx.env;
+    let c = ctx.config.evidence.sentry_api.as_ref()?;
     Some(SentryApi {
         port: ctx.port,
-        api_base: binding(env, "SENTRY_API_BASE").unwrap_or_else(|| "https://sentry.io".into()),
-        token: binding(env, "SENTRY_API_TOKEN")?,
-        org: binding(env, "SENTRY_ORG").unwrap_or_default(),
+        api_base: c.api_base.clone().unwrap_or_else(|| "https://sentry.io".into()),
+        token: c.token.clone(),
+        org: c.org.clone(),
     })
 }
 
@@ -331,12 +343,15 @@ fn secs(s: f64) -> u64 {
 }
 
 /// Code around each mapped frame's line.
-async fn gather_code<P: HttpPort>(ctx: &Ctx<'_, P>, frames: &[MappedFrame]) -> Result<Vec<CodeFrame>, SinkError> {
+async fn gather_code<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    frames: &[MappedFrame],
+) -> Result<Vec<CodeFrame>, SinkError> {
     let Some(gh) = github(ctx) else {
         return Ok(frames.iter().map(|f| code_frame(f, None, None)).collect());
     };
     // Frames come from payloads anyone with a public DSN can send: only CODE_PATHS files are read.
-    let paths = code_paths(ctx.env);
+    let paths = ctx.config.evidence.code_paths();
     let files = join_all(
         frames
             .iter()
@@ -365,12 +380,6 @@ async fn gather_code<P: HttpPort>(ctx: &Ctx<'_, P>, frames: &[MappedFrame]) -> R
         Some(e) if out.iter().all(|f| f.code.is_empty()) => Err(e),
         _ => Ok(out),
     }
-}
-
-/// `CODE_PATHS`, else the fix allowlist (`FIX_ALLOWED_PATHS` or its default).
-fn code_paths(env: &worker::Env) -> CodePaths {
-    let fix = policy::fix_allowed_paths(binding(env, "FIX_ALLOWED_PATHS").as_deref());
-    CodePaths::from_vars(binding(env, "CODE_PATHS").as_deref(), &fix)
 }
 
 fn code_frame(frame: &MappedFrame, text: Option<&str>, repo: Option<&str>) -> CodeFrame {
@@ -402,10 +411,13 @@ fn code_frame(frame: &MappedFrame, text: Option<&str>, repo: Option<&str>) -> Co
     }
 }
 
-/// The last commits that touched the frames' files, newest first, once each.
-async fn gather_commits<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+/// Suspect commits: first the commits that last changed each frame's line (GitHub's GraphQL
+/// `blame`, at the event's release when it names a commit, else at `HEAD`), crash frame first;
+/// then the latest commits that touched the frames' files, newest first. Each commit once.
+async fn gather_commits<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     frames: &[MappedFrame],
+    release: Option<&str>,
 ) -> Result<Vec<SuspectCommit>, SinkError> {
     let Some(gh) = github(ctx) else { return Ok(Vec::new()) };
     let mut paths: Vec<&str> = Vec::new();
@@ -414,24 +426,70 @@ async fn gather_commits<P: HttpPort>(
             paths.push(&f.path);
         }
     }
-    let lists = join_all(paths.iter().map(|p| gh.commits_for_path(p, 3))).await;
+    let at = bugbot_shared::packet::blame_expression(release);
+    let blames = join_all(paths.iter().map(|p| async {
+        let ranges = gh.blame(p, &at).await?;
+        if ranges.is_empty() && at != "HEAD" { gh.blame(p, "HEAD").await } else { Ok(ranges) }
+    }));
+    let recent = join_all(paths.iter().map(|p| gh.commits_for_path(p, 3)));
+    let (blames, recent) = join(blames, recent).await;
     let mut out: Vec<SuspectCommit> = Vec::new();
-    for (path, list) in paths.iter().zip(lists) {
-        for c in list? {
-            if !out.iter().any(|o| o.sha == c.sha) {
-                out.push(SuspectCommit {
-                    sha: c.sha,
-                    author: c.author,
-                    date: c.date,
-                    message: c.message,
-                    path: (*path).to_owned(),
-                });
+    let mut first_error = None;
+    let mut by_path = Vec::new();
+    for (path, ranges) in paths.iter().zip(blames) {
+        match ranges {
+            Ok(ranges) => by_path.push((*path, ranges)),
+            Err(e) => {
+                first_error.get_or_insert(e);
             }
         }
     }
-    out.sort_by(|a, b| b.date.cmp(&a.date));
-    out.truncate(5);
-    Ok(out)
+    // Crash frame first: the line that raised is the likeliest place the bug came in.
+    for frame in frames {
+        let Some(line) = frame.line else { continue };
+        let Some((_, ranges)) = by_path.iter().find(|(p, _)| *p == frame.path) else { continue };
+        let Some(range) = ranges.iter().find(|r| r.start <= line && line <= r.end) else { continue };
+        if !out.iter().any(|o| o.sha == range.commit.sha) {
+            let c = &range.commit;
+            out.push(SuspectCommit {
+                sha: c.sha.clone(),
+                author: c.author.clone(),
+                date: c.date.clone(),
+                message: c.message.clone(),
+                path: frame.path.clone(),
+                line: Some(line),
+            });
+        }
+    }
+    let mut touched: Vec<SuspectCommit> = Vec::new();
+    for (path, list) in paths.iter().zip(recent) {
+        match list {
+            Ok(list) => {
+                for c in list {
+                    if !out.iter().chain(&touched).any(|o| o.sha == c.sha) {
+                        touched.push(SuspectCommit {
+                            sha: c.sha,
+                            author: c.author,
+                            date: c.date,
+                            message: c.message,
+                            path: (*path).to_owned(),
+                            line: None,
+                        });
+                    }
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    touched.sort_by(|a, b| b.date.cmp(&a.date));
+    out.extend(touched);
+    out.truncate(6);
+    match first_error {
+        Some(e) if out.is_empty() => Err(e),
+        _ => Ok(out),
+    }
 }
 
 /// The error's type, the best search term: `ZeroDivisionError: division by zero` → `ZeroDivisionError`.
@@ -441,7 +499,10 @@ fn search_term(title: &str) -> String {
 }
 
 /// Similar past issues in Linear and GitHub, resolved ones first.
-async fn gather_similar<P: HttpPort>(ctx: &Ctx<'_, P>, title: &str) -> Result<Vec<SimilarIssue>, SinkError> {
+async fn gather_similar<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    title: &str,
+) -> Result<Vec<SimilarIssue>, SinkError> {
     let term = search_term(title);
     if term.is_empty() {
         return Ok(Vec::new());
@@ -516,16 +577,16 @@ struct DirEntry {
 }
 
 /// Runbooks: the `RUNBOOKS` map, and `runbooks/*.md` (or `RUNBOOKS_DIR`) in the repository.
-async fn gather_runbooks<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn gather_runbooks<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     texts: &[String],
 ) -> Result<Vec<bugbot_shared::runbook::RunbookMatch>, SinkError> {
     let mut books: Vec<Runbook> = Vec::new();
-    if let Some(map) = binding(ctx.env, "RUNBOOKS") {
-        books.extend(runbook::parse_map(&map).map_err(|reason| SinkError::Permanent { service: "runbooks", reason })?);
+    if let Some(map) = &ctx.config.evidence.runbooks {
+        books.extend(runbook::parse_map(map).map_err(|reason| SinkError::Permanent { service: "runbooks", reason })?);
     }
     if let Some(gh) = github(ctx) {
-        let dir = binding(ctx.env, "RUNBOOKS_DIR").unwrap_or_else(|| "runbooks".into());
+        let dir = ctx.config.evidence.runbooks_dir.clone();
         let url = format!("{}/repos/{}/contents/{dir}", gh.api_base.trim_end_matches('/'), gh.repo);
         let request = HttpRequest::new(Method::Get, url)
             .header("authorization", format!("Bearer {}", gh.token))
@@ -561,6 +622,8 @@ async fn gather_runbooks<P: HttpPort>(
             }
         }
     }
+    // The repository's own runbooks first: a copy of a starter runbook replaces it.
+    books.extend(runbook::starter());
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     Ok(runbook::matching(&books, &texts))
 }
@@ -570,6 +633,47 @@ fn or_note<T>(notes: &mut Vec<String>, label: &str, result: Result<Vec<T>, Strin
         notes.push(format!("{label}: {e}"));
         Vec::new()
     })
+}
+
+/// What the repository and the trackers say about an error: code at the frames, suspect commits,
+/// similar issues and runbooks. The one builder behind `/bugbot` packets and new alerts.
+#[derive(Debug, Default, Clone)]
+pub struct Evidence {
+    pub code: Vec<CodeFrame>,
+    pub commits: Vec<SuspectCommit>,
+    pub similar: Vec<SimilarIssue>,
+    pub runbooks: Vec<bugbot_shared::runbook::RunbookMatch>,
+    pub notes: Vec<String>,
+}
+
+/// Gathers the [`Evidence`] for mapped frames, concurrently, each source within its budget. Never
+/// fails: a source that fails or overruns adds a note.
+pub async fn gather_evidence<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    frames: &[MappedFrame],
+    headline: &str,
+    texts: &[String],
+    release: Option<&str>,
+    timings: &mut Timings,
+) -> Evidence {
+    let ms = budget(ctx);
+    let paths = ctx.config.evidence.code_paths();
+    let shown_frames: Vec<MappedFrame> = frames.iter().filter(|f| paths.shows(&f.path)).cloned().collect();
+    let (((code, code_ms), (commits, commits_ms)), ((similar, similar_ms), (runbooks, runbooks_ms))) = join(
+        join(timeboxed(ms, gather_code(ctx, frames)), timeboxed(ms, gather_commits(ctx, &shown_frames, release))),
+        join(timeboxed(ms, gather_similar(ctx, headline)), timeboxed(ms, gather_runbooks(ctx, texts))),
+    )
+    .await;
+    timings.0.extend([("code", code_ms), ("commits", commits_ms), ("similar", similar_ms), ("runbooks", runbooks_ms)]);
+    let mut notes = Vec::new();
+    let code = code.unwrap_or_else(|e| {
+        notes.push(format!("Code: {e}"));
+        frames.iter().map(|f| code_frame(f, None, None)).collect()
+    });
+    let commits = or_note(&mut notes, "Commits", commits);
+    let similar = or_note(&mut notes, "Similar issues", similar);
+    let runbooks = or_note(&mut notes, "Runbooks", runbooks);
+    Evidence { code, commits, similar, runbooks, notes }
 }
 
 /// Gathers every source for `references` (the first Sentry/GlitchTip issue, sessions, emails)
@@ -582,7 +686,7 @@ pub async fn build_packet<P: HttpPort>(
     note: Option<&str>,
     fallback_headline: &str,
 ) -> (ContextPacket, Timings) {
-    let ms = budget(ctx.env);
+    let ms = budget(ctx);
     let mut timings = Timings::default();
     let mut notes = Vec::new();
     let sentry_ref = references.iter().find(|r| matches!(r, Reference::SentryIssue { .. }));
@@ -612,23 +716,11 @@ pub async fn build_packet<P: HttpPort>(
     if source.is_none() {
         texts.extend(conversation.iter().map(|c| c.content.clone()));
     }
+    let release = event.pointer("/release/version").and_then(Value::as_str);
 
     // Phase 2: code, commits, similar issues and runbooks, concurrently.
-    let paths = code_paths(ctx.env);
-    let shown_frames: Vec<MappedFrame> = frames.iter().filter(|f| paths.shows(&f.path)).cloned().collect();
-    let (((code, code_ms), (commits, commits_ms)), ((similar, similar_ms), (runbooks, runbooks_ms))) = join(
-        join(timeboxed(ms, gather_code(ctx, &frames)), timeboxed(ms, gather_commits(ctx, &shown_frames))),
-        join(timeboxed(ms, gather_similar(ctx, &headline)), timeboxed(ms, gather_runbooks(ctx, &texts))),
-    )
-    .await;
-    timings.0.extend([("code", code_ms), ("commits", commits_ms), ("similar", similar_ms), ("runbooks", runbooks_ms)]);
-    let code = code.unwrap_or_else(|e| {
-        notes.push(format!("Code: {e}"));
-        frames.iter().map(|f| code_frame(f, None, None)).collect()
-    });
-    let commits = or_note(&mut notes, "Commits", commits);
-    let similar = or_note(&mut notes, "Similar issues", similar);
-    let runbooks = or_note(&mut notes, "Runbooks", runbooks);
+    let evidence = gather_evidence(ctx, &frames, &headline, &texts, release, &mut timings).await;
+    notes.extend(evidence.notes);
     if sentry_ref.is_none() {
         notes.push("No Sentry/GlitchTip issue link in the conversation: no stack trace.".into());
     }
@@ -636,10 +728,10 @@ pub async fn build_packet<P: HttpPort>(
         headline,
         note: note.map(str::to_owned),
         source,
-        frames: code,
-        commits,
-        similar,
-        runbooks,
+        frames: evidence.code,
+        commits: evidence.commits,
+        similar: evidence.similar,
+        runbooks: evidence.runbooks,
         recordings,
         conversation,
         notes,
