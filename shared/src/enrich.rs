@@ -227,6 +227,25 @@ pub fn breadcrumbs(latest: &Value, max: usize) -> Vec<Breadcrumb> {
         .collect()
 }
 
+/// Whether the breadcrumbs are logs about this error (confidence's "matching logs"): a log or
+/// error-level breadcrumb, or one naming the exception type or its message.
+pub fn logs_match(crumbs: &[Breadcrumb], event: &ErrorEvent) -> bool {
+    let needles: Vec<String> = event
+        .exception
+        .iter()
+        .flat_map(|e| [e.kind.as_deref(), e.value.as_deref()])
+        .flatten()
+        .map(|t| t.trim().to_lowercase())
+        .filter(|t| t.len() >= 4)
+        .collect();
+    crumbs.iter().any(|b| {
+        let message = b.message.to_lowercase();
+        matches!(b.level.as_deref(), Some("error" | "fatal" | "critical"))
+            || (b.category.as_deref() == Some("log") && matches!(b.level.as_deref(), Some("warning" | "error")))
+            || needles.iter().any(|n| message.contains(n.as_str()))
+    })
+}
+
 /// The "Breadcrumbs" section of the issue body (empty when there are none): one escaped line each.
 pub fn breadcrumbs_markdown(crumbs: &[Breadcrumb]) -> String {
     if crumbs.is_empty() {

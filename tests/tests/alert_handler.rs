@@ -490,6 +490,13 @@ async fn a_new_alert_is_filed_with_the_context_packet() {
     assert!(at_bob.is_some() && at_carol.is_some(), "{body}");
     assert!(at_bob < at_carol, "the blamed commit comes first: {body}");
     assert!(body.contains("last changed `errors/views.py:18`"), "{body}");
+    // Issue 16.3: stack + code at the line (0.80) and the blamed commit (+0.05), shown as a breakdown.
+    assert!(
+        body.contains(
+            "### Confidence 0.85\n- 0.80 stack trace and the code at the crash line\n- +0.05 suspect commit from blame"
+        ),
+        "{body}"
+    );
     let graphql = f.github.requests().into_iter().filter(|r| r.path == "/graphql").count();
     assert!(graphql >= 1, "blame went through GraphQL");
     let comments = f.linear.comments();

@@ -64,7 +64,14 @@ pub enum Effect {
 #[derive(Debug, Clone, PartialEq)]
 pub enum FollowUp {
     /// A new issue was filed: start a fix when the auto-fix policy allows it, else leave a note.
-    AutoFix { event: Box<ErrorEvent>, tracked: TrackedRefs },
+    /// `evidence` is what the context packet found (confidence, issue 16.3); `context` the packet
+    /// itself as Markdown, for the fix job (issue 16.4).
+    AutoFix {
+        event: Box<ErrorEvent>,
+        tracked: TrackedRefs,
+        evidence: bugbot_shared::confidence::Evidence,
+        context: String,
+    },
 }
 
 /// What the counters keep about an alert.

@@ -21,6 +21,8 @@ pub struct Enrichment {
     pub markdown: String,
     /// `enriched`, `skipped: …` or `failed: …`, for the job's log line.
     pub status: Option<String>,
+    /// The breadcrumbs are logs about this error (confidence's "matching logs").
+    pub logs_matched: bool,
 }
 
 fn api_config(evidence: &crate::config::EvidenceConfig, source: Source) -> (Option<&RestApiConfig>, &'static str) {
@@ -46,6 +48,7 @@ pub async fn enrich<P: HttpPort, C: ClaimPort, K: KvPort>(
         return Enrichment {
             markdown: enrich::not_enriched_markdown(event.source, &reason),
             status: Some(format!("skipped: {reason}")),
+            logs_matched: false,
         };
     };
     let Some(api_base) = config.api_base.clone().or_else(|| enrich::link_origin(event)) else {
@@ -53,6 +56,7 @@ pub async fn enrich<P: HttpPort, C: ClaimPort, K: KvPort>(
         return Enrichment {
             markdown: enrich::not_enriched_markdown(event.source, &reason),
             status: Some(format!("skipped: {reason}")),
+            logs_matched: false,
         };
     };
     let api = SentryApi { port: ctx.port, api_base, token: config.token.clone(), org: config.org.clone() };
@@ -62,6 +66,7 @@ pub async fn enrich<P: HttpPort, C: ClaimPort, K: KvPort>(
         return Enrichment {
             markdown: enrich::not_enriched_markdown(event.source, &reason),
             status: Some(format!("failed: {reason}")),
+            logs_matched: false,
         };
     };
     if let Ok(Some(issue)) = &issue {
@@ -79,18 +84,24 @@ pub async fn enrich<P: HttpPort, C: ClaimPort, K: KvPort>(
         Ok(Some(latest)) => {
             enrich::apply_latest_event(event, &latest);
             let crumbs = enrich::breadcrumbs(&latest, MAX_BREADCRUMBS);
-            Enrichment { markdown: enrich::breadcrumbs_markdown(&crumbs), status: Some("enriched".into()) }
+            Enrichment {
+                markdown: enrich::breadcrumbs_markdown(&crumbs),
+                status: Some("enriched".into()),
+                logs_matched: enrich::logs_match(&crumbs, event),
+            }
         }
         Ok(None) => {
             let reason = format!("issue {id} has no latest event");
             Enrichment {
                 markdown: enrich::not_enriched_markdown(event.source, &reason),
                 status: Some(format!("failed: {reason}")),
+                logs_matched: false,
             }
         }
         Err(e) => Enrichment {
             markdown: enrich::not_enriched_markdown(event.source, &e.to_string()),
             status: Some(format!("failed: {e}")),
+            logs_matched: false,
         },
     }
 }

@@ -114,7 +114,7 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
             let enrichment = Box::pin(enrich::enrich(ctx, &mut event)).await;
             // Issue 16.2: the context packet, within CONTEXT_TIMEOUT_MS, when an issue is still to be filed.
             let packet = if already.linear.is_none() || already.github.is_none() {
-                Box::pin(packet::gather(ctx, &event)).await
+                Box::pin(packet::gather(ctx, &event, enrichment.logs_matched)).await
             } else {
                 packet::AlertPacket::default()
             };
@@ -137,7 +137,13 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
                         fingerprint: None,
                         effect: filed_effect(&event, Occurrence::New, &tracked),
                     };
-                    Ok((outcome, Some(FollowUp::AutoFix { event: Box::new(event), tracked })))
+                    let evidence = packet.evidence;
+                    let context = packet
+                        .packet
+                        .as_ref()
+                        .map(bugbot_shared::packet::ContextPacket::to_markdown)
+                        .unwrap_or_default();
+                    Ok((outcome, Some(FollowUp::AutoFix { event: Box::new(event), tracked, evidence, context })))
                 }
                 Err(e) => {
                     // Keep what did go out, so that a retry files only what failed.

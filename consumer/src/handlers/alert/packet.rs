@@ -3,6 +3,7 @@
 //! filing; past it the issue is filed without the packet and says so. The packet goes into the
 //! GitHub issue's body and, on Linear, into the first comment.
 
+use bugbot_shared::confidence::{self, Evidence};
 use bugbot_shared::event::{ErrorEvent, format_rfc3339_ms};
 use bugbot_shared::frames::map_frame_list;
 use bugbot_shared::packet::{ContextPacket, SourceIssue};
@@ -24,9 +25,25 @@ const MAX_PACKET_CHARS: usize = 40_000;
 pub struct AlertPacket {
     /// Gathered in time, if it was.
     pub packet: Option<ContextPacket>,
-    /// The Markdown for the issue: the packet, or the line saying why there is none.
+    /// The Markdown for the issue: the packet, or the line saying why there is none, and the
+    /// confidence breakdown.
     pub markdown: String,
     pub timings: Timings,
+    /// What the packet found, for the confidence score (issue 16.3).
+    pub evidence: Evidence,
+}
+
+/// The confidence evidence in a packet (and whether the logs matched, from enrichment).
+pub fn evidence_of(packet: Option<&ContextPacket>, logs_matched: bool) -> Evidence {
+    let Some(p) = packet else { return Evidence { logs_matched, ..Evidence::default() } };
+    Evidence {
+        code_fetched: p.frames.first().is_some_and(|f| !f.hidden && !f.code.is_empty()),
+        files_found: false,
+        logs_matched,
+        suspect_commit: p.commits.iter().any(|c| c.line.is_some()),
+        runbook_matched: !p.runbooks.is_empty(),
+        similar_resolved: p.similar.iter().any(|s| s.resolved),
+    }
 }
 
 /// The source issue as the (enriched) event describes it.
@@ -57,7 +74,11 @@ fn texts_of(event: &ErrorEvent) -> Vec<String> {
 }
 
 /// Gathers the packet of `event` within `CONTEXT_TIMEOUT_MS`.
-pub async fn gather<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, event: &ErrorEvent) -> AlertPacket {
+pub async fn gather<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    event: &ErrorEvent,
+    logs_matched: bool,
+) -> AlertPacket {
     let budget = ctx.config.evidence.context_timeout_ms;
     let frames = map_frame_list(&event.frames, MAX_FRAMES);
     let texts = texts_of(event);
@@ -68,11 +89,13 @@ pub async fn gather<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>
             .await;
     timings.0.push(("packet", super::timebox::now_ms().saturating_sub(started)));
     let Some(evidence) = gathered else {
+        let evidence = evidence_of(None, logs_matched);
         let markdown = format!(
             "\n> bugbot's context packet (code, suspect commits, similar issues, runbooks) took longer than \
-             {budget} ms (CONTEXT_TIMEOUT_MS): filed without it; `/bugbot investigate` gathers it on demand.\n"
+             {budget} ms (CONTEXT_TIMEOUT_MS): filed without it; `/bugbot investigate` gathers it on demand.\n\n{}",
+            confidence::breakdown_markdown(&confidence::score(event, evidence))
         );
-        return AlertPacket { packet: None, markdown, timings };
+        return AlertPacket { packet: None, markdown, timings, evidence };
     };
     let mut notes = evidence.notes;
     if frames.is_empty() {
@@ -90,6 +113,11 @@ pub async fn gather<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>
         conversation: Vec::new(),
         notes,
     };
-    let markdown = format!("\n{}", clip(&packet.to_markdown(), MAX_PACKET_CHARS));
-    AlertPacket { packet: Some(packet), markdown, timings }
+    let evidence = evidence_of(Some(&packet), logs_matched);
+    let markdown = format!(
+        "\n{}\n{}",
+        clip(&packet.to_markdown(), MAX_PACKET_CHARS),
+        confidence::breakdown_markdown(&confidence::score(event, evidence))
+    );
+    AlertPacket { packet: Some(packet), markdown, timings, evidence }
 }

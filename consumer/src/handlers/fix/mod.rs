@@ -268,13 +268,17 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
     job: &Job,
     event: &ErrorEvent,
     tracked: &TrackedRefs,
+    evidence: Evidence,
+    context: &str,
 ) {
     let loaded = settings(ctx.env);
     let Ok(settings) = loaded.as_ref() else { return };
     if !settings.policy.enabled {
         return;
     }
-    let confidence = confidence::score(event, Evidence::default());
+    // Issue 16.3: the evidence the alert's context packet found, not a default.
+    let confidence = confidence::score(event, evidence);
+    let _ = context;
     let target = FixTarget {
         key: tracked
             .github
