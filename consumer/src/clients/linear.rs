@@ -50,6 +50,8 @@ pub struct LinearIssue {
     pub title: String,
     /// The workflow state's type (`triage`, `backlog`, `unstarted`, `started`, `completed`, `canceled`).
     pub state_type: Option<String>,
+    /// The Markdown description (fetched by `issue` only).
+    pub description: Option<String>,
 }
 
 /// The input of `issueCreate`.
@@ -108,7 +110,8 @@ const ISSUE_LABELS: &str = "query IssueLabels($filter: IssueLabelFilter) { issue
 const ISSUE_LABEL_CREATE: &str = "mutation IssueLabelCreate($input: IssueLabelCreateInput!) { issueLabelCreate(input: $input) { success issueLabel { id name } } }";
 const ATTACHMENT_LINK_URL: &str = "mutation AttachmentLinkURL($issueId: String!, $url: String!, $title: String) { attachmentLinkURL(issueId: $issueId, url: $url, title: $title) { success attachment { id url title } } }";
 const COMMENT_CREATE: &str = "mutation CommentCreate($input: CommentCreateInput!) { commentCreate(input: $input) { success comment { id url } } }";
-const ISSUE: &str = "query Issue($id: String!) { issue(id: $id) { id identifier title url state { type } } }";
+const ISSUE: &str =
+    "query Issue($id: String!) { issue(id: $id) { id identifier title url description state { type } } }";
 const SEARCH_ISSUES: &str = "query SearchIssues($term: String!, $first: Int) { searchIssues(term: $term, first: $first) { nodes { id identifier title url state { type } } } }";
 const WORKFLOW_STATES: &str = "query WorkflowStates($teamId: ID!, $type: String!) { workflowStates(filter: { team: { id: { eq: $teamId } }, type: { eq: $type } }) { nodes { id name type position } } }";
 const ISSUE_UPDATE: &str = "mutation IssueUpdate($id: String!, $input: IssueUpdateInput!) { issueUpdate(id: $id, input: $input) { success issue { id identifier title url state { type } } } }";
@@ -439,6 +442,8 @@ struct RawIssue {
     url: String,
     title: String,
     #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
     state: Option<RawState>,
 }
 
@@ -456,6 +461,7 @@ impl From<RawIssue> for LinearIssue {
             url: raw.url,
             title: raw.title,
             state_type: raw.state.map(|s| s.kind),
+            description: raw.description,
         }
     }
 }

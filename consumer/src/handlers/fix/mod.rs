@@ -30,6 +30,7 @@ use bugbot_shared::container;
 use bugbot_shared::event::{ErrorEvent, format_rfc3339_ms};
 use bugbot_shared::executor::{self, FixJob, FixJobId, FixLimits, FixOutcome, FixPrompt, FixReport};
 use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
+use bugbot_shared::packet;
 use bugbot_shared::policy::{self, FixRepos};
 use bugbot_shared::report::{self, clip};
 use bugbot_shared::source::discord::Message;
@@ -79,6 +80,9 @@ pub struct FixTarget {
     pub github_number: Option<u64>,
     #[serde(default)]
     pub linear_id: Option<String>,
+    /// The evidence gathered when the issue was filed (the alert's context packet), if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub context: String,
 }
 
 /// How to tell people about progress.
@@ -278,7 +282,6 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
     }
     // Issue 16.3: the evidence the alert's context packet found, not a default.
     let confidence = confidence::score(event, evidence);
-    let _ = context;
     let target = FixTarget {
         key: tracked
             .github
@@ -291,6 +294,7 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
         body: report::issue_body_markdown(event),
         github_number: tracked.github.as_ref().map(|g| g.number),
         linear_id: tracked.linear.as_ref().map(|l| l.id.clone()),
+        context: context.to_owned(),
     };
     if target.key.is_empty() {
         return;
@@ -346,6 +350,14 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
         let _ = say(ctx, &reply, &format!("⛔ Can't start a fix: {reason}.")).await;
         return done(JobState::Ignored, format!("refused: {reason}"), Vec::new());
     }
+    // Issue 16.4: the agent starts from the evidence, and never from a title alone.
+    let evidence = match packet::fix_evidence(&target.body, &target.context, &settings.allowed_paths) {
+        Ok(evidence) => evidence,
+        Err(reason) => {
+            let _ = say(ctx, &reply, &format!("⛔ Can't start a fix for {}: {reason}.", target.key)).await;
+            return done(JobState::Ignored, format!("refused: {reason}"), vec![target.url]);
+        }
+    };
     let slug = slug(&target.key);
     let fix_job_id = format!("fix-{slug}-{}", &bugbot_shared::verify::sha256_hex(job.id.as_str().as_bytes())[..10]);
     let branch = format!("bugbot/fix-{slug}");
@@ -413,7 +425,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
             issue_url: Some(target.url.clone()),
             title: target.title.clone(),
             body: target.body.clone(),
-            context: String::new(),
+            context: evidence.context,
         },
         allowed_paths: settings.allowed_paths.clone(),
         allow_protected: Vec::new(),
@@ -722,6 +734,7 @@ async fn fetch_target<P: HttpPort, C: ClaimPort, K: KvPort>(
             body: i.body.unwrap_or_default(),
             github_number: Some(i.number),
             linear_id: None,
+            context: String::new(),
         }));
     }
     let identifier =
@@ -732,9 +745,10 @@ async fn fetch_target<P: HttpPort, C: ClaimPort, K: KvPort>(
             key: i.identifier,
             url: i.url,
             title: i.title,
-            body: String::new(),
+            body: i.description.unwrap_or_default(),
             github_number: None,
             linear_id: Some(i.id),
+            context: String::new(),
         }));
     }
     Ok(None)
@@ -773,6 +787,7 @@ async fn issue_from_message<P: HttpPort, C: ClaimPort, K: KvPort>(
             body: message.content.clone(),
             github_number: Some(issue.number),
             linear_id: None,
+            context: String::new(),
         });
     }
     Err(done(JobState::Failed, "filing a bug report for a fix needs GitHub (GITHUB_TOKEN, GITHUB_REPO)", Vec::new()))
