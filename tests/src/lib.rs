@@ -14,9 +14,11 @@
 //!   and `ReqwestPort`, the consumer's `HttpPort` for native tests.
 //! - [`git_http`] — bare repositories over git's smart HTTP (`git http-backend`), for executors in
 //!   containers.
+//! - [`bench_evidence`] — `make bench`'s evidence scenario (enrichment and the context packet, natively).
 //! - [`docker`] — the Docker daemon, the executor image and its containers, for the container tests.
 
 pub mod anthropic;
+pub mod bench_evidence;
 pub mod docker;
 pub mod fake;
 pub mod git_http;

@@ -42,6 +42,9 @@ struct Args {
     /// Skip the gateway-alone scenarios after the floor comparison.
     #[arg(long)]
     no_gateway_alone: bool,
+    /// Rounds of the evidence scenario (issue 16: enrichment and the context packet; 0 skips it).
+    #[arg(long, default_value_t = 30)]
+    evidence: usize,
     /// Fix runs for the fix-command → pull-request scenario (0 skips it).
     #[arg(long, default_value_t = 5)]
     fixes: usize,
@@ -526,6 +529,9 @@ async fn main() -> anyhow::Result<()> {
         "rate {} req/s, concurrency {}, LOG_LEVEL=warn, straight to workerd (Miniflare)",
         args.rate, args.concurrency
     );
+    if args.evidence > 0 {
+        bugbot_e2e::bench_evidence::run(args.evidence).await?;
+    }
     if args.drain > 0 {
         let mut drains = Vec::new();
         if let Some(root) = &args.baseline_root {
