@@ -117,16 +117,58 @@ fn lines(value: Option<&Value>) -> Vec<String> {
     value.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
 }
 
+/// `FRAME_PATH_MAP`: prefix rewrites from where the code ran to where it is in the repository
+/// (`/app/=src/,webpack:///./=`), tried on a frame's `abs_path` then its `filename` before the
+/// built-in guesses. The longest matching prefix wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FrameMap(Vec<(String, String)>);
+
+impl FrameMap {
+    /// Parses `from=to` pairs, comma-separated; `to` may be empty (strip the prefix).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut rules = Vec::new();
+        for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let Some((from, to)) = item.split_once('=') else {
+                return Err(format!("FRAME_PATH_MAP entry `{item}` is not from=to"));
+            };
+            let (from, to) = (from.trim(), to.trim().trim_start_matches('/'));
+            if from.is_empty() || to.contains("..") {
+                return Err(format!("FRAME_PATH_MAP entry `{item}`: an empty prefix or `..`"));
+            }
+            rules.push((from.to_owned(), to.to_owned()));
+        }
+        rules.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+        Ok(Self(rules))
+    }
+
+    fn rewrite(&self, raw: &str) -> Option<String> {
+        let raw = raw.trim().replace('\\', "/");
+        self.0.iter().find_map(|(from, to)| raw.strip_prefix(from.as_str()).map(|rest| format!("{to}{rest}")))
+    }
+}
+
 /// The repository path of a frame, or `None` for library, runtime and built-artifact frames.
 pub fn repo_path(frame: &Frame) -> Option<String> {
+    repo_path_with(frame, &FrameMap::default())
+}
+
+/// [`repo_path`] with `FRAME_PATH_MAP`'s rewrites tried first.
+pub fn repo_path_with(frame: &Frame, map: &FrameMap) -> Option<String> {
     if !frame.in_app {
         return None;
     }
+    let mapped = [frame.abs_path.as_deref(), frame.filename.as_deref()]
+        .into_iter()
+        .flatten()
+        .find_map(|raw| map.rewrite(raw))
+        .map(|p| p.split(['?', '#']).next().unwrap_or_default().trim_start_matches("./").to_owned());
     // A relative `filename` is already project-relative (Python, source-mapped JS); otherwise
     // strip the deploy location off the absolute path.
     let relative = frame.filename.as_deref().filter(|f| is_relative(f));
-    let raw = relative.or(frame.abs_path.as_deref()).or(frame.filename.as_deref())?;
-    let path = strip_prefixes(raw)?;
+    let path = match mapped {
+        Some(path) => path,
+        None => strip_prefixes(relative.or(frame.abs_path.as_deref()).or(frame.filename.as_deref())?)?,
+    };
     let lower = path.to_ascii_lowercase();
     if path.is_empty()
         || path.starts_with('<')
@@ -177,9 +219,14 @@ pub fn map_frames(event: &Value, max: usize) -> Vec<MappedFrame> {
 
 /// [`map_frames`] over frames already parsed (e.g. a normalized `ErrorEvent`'s).
 pub fn map_frame_list(frames: &[Frame], max: usize) -> Vec<MappedFrame> {
+    map_frame_list_with(frames, max, &FrameMap::default())
+}
+
+/// [`map_frame_list`] with `FRAME_PATH_MAP`.
+pub fn map_frame_list_with(frames: &[Frame], max: usize, map: &FrameMap) -> Vec<MappedFrame> {
     let mut out: Vec<MappedFrame> = Vec::new();
     for frame in frames.iter().rev() {
-        let Some(path) = repo_path(frame) else { continue };
+        let Some(path) = repo_path_with(frame, map) else { continue };
         if out.iter().any(|m| m.path == path && m.line == frame.lineno) {
             continue;
         }
@@ -233,6 +280,27 @@ mod tests {
         for (filename, abs, want) in cases {
             assert_eq!(repo_path(&frame(filename, abs)).as_deref(), want, "{filename:?} {abs:?}");
         }
+    }
+
+    #[test]
+    fn frame_path_map_is_tried_before_the_guesses() {
+        let map = FrameMap::parse("/app/=src/, webpack:///./=web/, /home/ci/proj/=").unwrap();
+        let cases = [
+            (None, Some("/app/shop/views.py"), Some("src/shop/views.py")),
+            (Some("shop/views.py"), Some("/home/ci/proj/lib/shop/views.py"), Some("lib/shop/views.py")),
+            (None, Some("webpack:///./src/app.tsx"), Some("web/src/app.tsx")),
+            // No rule: the built-in guesses as before.
+            (None, Some("/code/errors/views.py"), Some("errors/views.py")),
+            // A rewrite never escapes the repository or maps a build artifact.
+            (None, Some("/app/../../etc/passwd.txt"), None),
+            (None, Some("/app/dist/bundle.js"), Some("src/dist/bundle.js")),
+        ];
+        for (filename, abs, want) in cases {
+            assert_eq!(repo_path_with(&frame(filename, abs), &map).as_deref(), want, "{filename:?} {abs:?}");
+        }
+        assert!(FrameMap::parse("nonsense").is_err());
+        assert!(FrameMap::parse("/app/=../x").is_err());
+        assert_eq!(FrameMap::parse("").unwrap(), FrameMap::default());
     }
 
     /// Every event fixture: the mapped frames, reviewed as a snapshot.

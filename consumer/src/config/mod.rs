@@ -93,6 +93,8 @@ pub struct EvidenceConfig {
     /// `RUNBOOKS` (a JSON map pattern → URL) and `RUNBOOKS_DIR` (default `runbooks`) in the repository.
     pub runbooks: Option<String>,
     pub runbooks_dir: String,
+    /// `FRAME_PATH_MAP`: prefix rewrites from runtime paths to repository paths (issue 16.6).
+    pub frame_map: bugbot_shared::frames::FrameMap,
 }
 
 impl EvidenceConfig {
@@ -115,11 +117,12 @@ impl Default for EvidenceConfig {
             fix_allowed_paths: None,
             runbooks: None,
             runbooks_dir: "runbooks".into(),
+            frame_map: bugbot_shared::frames::FrameMap::default(),
         }
     }
 }
 
-fn read_evidence(var: &dyn Fn(&str) -> Option<String>) -> EvidenceConfig {
+fn read_evidence(var: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String>) -> EvidenceConfig {
     let d = EvidenceConfig::default();
     let number = |name: &str, default: u64| var(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default);
     EvidenceConfig {
@@ -140,6 +143,14 @@ fn read_evidence(var: &dyn Fn(&str) -> Option<String>) -> EvidenceConfig {
         fix_allowed_paths: var("FIX_ALLOWED_PATHS"),
         runbooks: var("RUNBOOKS"),
         runbooks_dir: var("RUNBOOKS_DIR").unwrap_or(d.runbooks_dir),
+        frame_map: var("FRAME_PATH_MAP")
+            .map(|raw| {
+                bugbot_shared::frames::FrameMap::parse(&raw).unwrap_or_else(|e| {
+                    warnings.push(format!("{e}: FRAME_PATH_MAP ignored"));
+                    bugbot_shared::frames::FrameMap::default()
+                })
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -242,7 +253,7 @@ fn read(env: &Env) -> Config {
         dedupe_window_ms: number("DEDUPE_WINDOW_SECS", 600) * 1_000,
         log_level: Level::parse(var("LOG_LEVEL").as_deref()),
         admin_token: var("ADMIN_TOKEN"),
-        evidence: read_evidence(&var),
+        evidence: read_evidence(&var, &mut warnings),
         warnings,
     }
 }

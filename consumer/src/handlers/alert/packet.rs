@@ -5,7 +5,7 @@
 
 use bugbot_shared::confidence::{self, Evidence};
 use bugbot_shared::event::{ErrorEvent, format_rfc3339_ms};
-use bugbot_shared::frames::map_frame_list;
+use bugbot_shared::frames::map_frame_list_with;
 use bugbot_shared::packet::{ContextPacket, SourceIssue};
 use bugbot_shared::report::clip;
 
@@ -80,7 +80,7 @@ pub async fn gather<P: HttpPort, C: ClaimPort, K: KvPort>(
     logs_matched: bool,
 ) -> AlertPacket {
     let budget = ctx.config.evidence.context_timeout_ms;
-    let frames = map_frame_list(&event.frames, MAX_FRAMES);
+    let frames = map_frame_list_with(&event.frames, MAX_FRAMES, &ctx.config.evidence.frame_map);
     let texts = texts_of(event);
     let mut timings = Timings::default();
     let started = super::timebox::now_ms();

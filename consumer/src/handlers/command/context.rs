@@ -7,7 +7,7 @@
 use std::future::Future;
 
 use bugbot_shared::command::IssueRef;
-use bugbot_shared::frames::{MappedFrame, map_frames};
+use bugbot_shared::frames::{MappedFrame, event_frames, map_frame_list_with};
 use bugbot_shared::job::{InteractionContext, Job};
 use bugbot_shared::packet::{
     CodeFrame, ContextPacket, ConversationLine, Recording, SimilarIssue, SourceIssue, SuspectCommit,
@@ -708,7 +708,7 @@ pub async fn build_packet<P: HttpPort>(
         notes.push(format!("PostHog: {e}"));
         Vec::new()
     });
-    let frames = map_frames(&event, MAX_FRAMES);
+    let frames = map_frame_list_with(&event_frames(&event), MAX_FRAMES, &ctx.config.evidence.frame_map);
     let headline = source.as_ref().map_or_else(|| fallback_headline.to_owned(), |s| s.title.clone());
     let mut texts = vec![headline.clone()];
     texts.extend(source.as_ref().and_then(|s| s.culprit.clone()));
