@@ -96,6 +96,8 @@ pub(crate) struct Recorder {
     requests: Vec<RecordedRequest>,
     next: VecDeque<Failure>,
     always: Option<Failure>,
+    /// `(method, path suffix, failure)`: the next request that matches fails, once each.
+    next_matching: VecDeque<(String, String, Failure)>,
 }
 
 pub(crate) type SharedRecorder = Arc<Mutex<Recorder>>;
@@ -113,6 +115,16 @@ macro_rules! scripted_fake {
             pub fn fail_next(&self, n: usize, failure: $crate::fake::Failure) {
                 let mut recorder = $crate::fake::lock(&self.recorder);
                 recorder.fail_next(n, failure);
+            }
+
+            /// Answers the next request with `method` whose path ends with `path_suffix` with
+            /// `failure` (other requests are answered as usual).
+            pub fn fail_next_matching(&self, method: &str, path_suffix: &str, failure: $crate::fake::Failure) {
+                $crate::fake::lock(&self.recorder).next_matching.push_back((
+                    method.to_owned(),
+                    path_suffix.to_owned(),
+                    failure,
+                ));
             }
 
             /// Answers every request with `failure` until [`Self::clear_failures`].
@@ -146,6 +158,16 @@ impl Recorder {
     pub(crate) fn clear_failures(&mut self) {
         self.next.clear();
         self.always = None;
+        self.next_matching.clear();
+    }
+
+    /// The failure for a request, if one is scripted: a matching one first.
+    fn failure_for(&mut self, method: &str, path: &str) -> Option<Failure> {
+        let matching = self.next_matching.iter().position(|(m, p, _)| m == method && path.ends_with(p.as_str()));
+        if let Some(i) = matching {
+            return self.next_matching.remove(i).map(|(_, _, f)| f);
+        }
+        self.next.pop_front().or_else(|| self.always.clone())
     }
 
     pub(crate) fn requests(&self) -> Vec<RecordedRequest> {
@@ -191,7 +213,7 @@ pub(crate) async fn intake(recorder: &SharedRecorder, request: Request) -> Incom
         .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let mut recorder = lock(recorder);
-    let failure = recorder.next.pop_front().or_else(|| recorder.always.clone());
+    let failure = recorder.failure_for(parts.method.as_str(), parts.uri.path());
     recorder.requests.push(RecordedRequest {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
