@@ -416,6 +416,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
         test_command: settings.test_command.clone(),
         limits: settings.limits.clone(),
         callback_url: settings.callback_url.clone(),
+        repro: executor::ReproPolicy::default(),
     };
     if let Err(outcome) = dispatch(ctx, settings, &repo, &fix_job).await {
         not_dispatched(ctx, &mut run, &outcome).await;
