@@ -245,8 +245,13 @@ impl Git {
     /// Stat data is compared in full (nanosecond mtimes, owner): an edit of the same size within the
     /// checkout's second must not look unchanged. Handing the work tree to the sandbox user changes every
     /// owner, so with the sandbox git re-reads every file here once (tens of milliseconds for 2,000 files).
+    ///
+    /// The copy keeps the index's modification time: git content-compares every entry whose mtime is not
+    /// older than the index file ("racily clean"), and file times move in coarse clock ticks, so an edit
+    /// of the same size in the checkout's tick looks unchanged by its stat data alone. A copy stamped
+    /// "now" would hide such an edit.
     pub async fn stage_into(&self, dir: &Path, index: &Path) -> Result<(), GitError> {
-        tokio::fs::copy(dir.join(".git/index"), index).await?;
+        copy_keeping_mtime(&dir.join(".git/index"), index).await?;
         self.run_indexed("add", dir, index, &["add", "-A", "."], None).await.map(drop)
     }
 
@@ -389,6 +394,18 @@ impl Git {
         cmd.env("GIT_INDEX_FILE", index).args(args);
         self.finish(step, cmd, stdin).await
     }
+}
+
+/// Copies `from` to `to` and gives the copy `from`'s modification time.
+async fn copy_keeping_mtime(from: &Path, to: &Path) -> std::io::Result<()> {
+    let (from, to) = (from.to_owned(), to.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let modified = std::fs::metadata(&from)?.modified()?;
+        std::fs::copy(&from, &to)?;
+        std::fs::OpenOptions::new().write(true).open(&to)?.set_modified(modified)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// A full hexadecimal object id (SHA-1 or SHA-256), which also keeps option injection out.
