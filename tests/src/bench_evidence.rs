@@ -155,6 +155,7 @@ pub async fn run(rounds: usize) -> anyhow::Result<()> {
         log_level: Level::Warn,
         admin_token: None,
         warnings: Vec::new(),
+        fix_require_repro: false,
         evidence,
     };
     let api = RestApiConfig { api_base: Some(sentry.url()), token: api_token.clone(), org: "acme".into() };
