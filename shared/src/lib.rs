@@ -59,6 +59,7 @@ pub mod packet;
 pub mod policy;
 pub mod references;
 pub mod report;
+pub mod routes;
 pub mod runbook;
 pub mod slack;
 pub mod source;
