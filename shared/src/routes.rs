@@ -65,6 +65,16 @@ impl RepoRoutes {
         self.0.is_empty()
     }
 
+    /// Whether `repo` is one of the routes' repositories (ignoring case).
+    pub fn knows(&self, repo: &str) -> bool {
+        self.0.iter().any(|r| r.repo.eq_ignore_ascii_case(repo))
+    }
+
+    /// The `paths=` of the first route to `repo` that sets them.
+    pub fn paths_of(&self, repo: &str) -> Option<&str> {
+        self.0.iter().filter(|r| r.repo.eq_ignore_ascii_case(repo)).find_map(|r| r.paths.as_deref())
+    }
+
     /// The first route matching `event`, if any.
     pub fn route(&self, event: &ErrorEvent) -> Option<&Route> {
         self.0.iter().find(|r| r.matches(event))
@@ -85,6 +95,15 @@ impl Route {
                 .any(|p| p.trim().replace('\\', "/").starts_with(prefix.as_str())),
         }
     }
+}
+
+/// The `owner/name` of a GitHub issue or pull request page (`https://github.com/o/n/issues/3`).
+pub fn repo_of_issue_url(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://github.com/")?;
+    let mut parts = rest.split('/');
+    let (owner, name, kind) = (parts.next()?, parts.next()?, parts.next()?);
+    let slug = RepoSlug::parse(&format!("{owner}/{name}"))?;
+    matches!(kind, "issues" | "pull").then(|| slug.as_str().to_owned())
 }
 
 fn parse_route(entry: &str) -> Result<Route, String> {
@@ -166,6 +185,17 @@ mod tests {
         assert_eq!(warnings.len(), 8, "{warnings:#?}");
         assert!(warnings.iter().all(|w| w.starts_with("REPO_ROUTES entry `") && w.contains("skipped")));
         assert!(warnings[1].contains("not-a-repo") && warnings[2].contains("colour"), "{warnings:#?}");
+    }
+
+    #[test]
+    fn the_repository_of_an_issue_page() {
+        assert_eq!(repo_of_issue_url("https://github.com/acme/api/issues/3").as_deref(), Some("acme/api"));
+        assert_eq!(repo_of_issue_url("https://github.com/acme/api/pull/3").as_deref(), Some("acme/api"));
+        assert_eq!(repo_of_issue_url("https://github.com/acme/api"), None);
+        assert_eq!(repo_of_issue_url("https://evil.example/acme/api/issues/3"), None);
+        assert_eq!(repo_of_issue_url("https://github.com/../x/issues/3"), None);
+        let (routes, _) = RepoRoutes::parse("project:api => acme/api");
+        assert!(routes.knows("Acme/API") && !routes.knows("acme/web"));
     }
 
     #[test]

@@ -61,6 +61,7 @@ async fn fakes() -> Fakes {
         fix_require_repro: false,
         warnings: Vec::new(),
         evidence: bugbot_consumer::config::EvidenceConfig::default(),
+        routes: bugbot_shared::routes::RepoRoutes::default(),
     };
     Fakes { linear, github, discord, config }
 }
@@ -525,4 +526,87 @@ async fn a_slow_packet_never_holds_back_filing() {
         "{body}"
     );
     assert_eq!(f.linear.issues().len(), 1);
+}
+
+// --- issue 16.6: REPO_ROUTES --------------------------------------------------------------------
+
+/// The GlitchTip fixture (project `error-factory`) with its latest event, and `errors/views.py` in
+/// the fake's repository (`acme/web`). `GITHUB_REPO` is another repository the fake does not serve
+/// (so anything sent there is answered 404, as GitHub does).
+async fn routed_setup(routes: &str) -> (Fakes, bugbot_e2e::fake::FakeSentry) {
+    let mut f = fakes().await;
+    let token = random_hex(8);
+    let sentry = bugbot_e2e::fake::FakeSentry::start(&token).await;
+    serve_zero_division(&sentry, "1234");
+    glitchtip_api(&mut f.config, &sentry, &token, 3_000);
+    f.config.github.as_mut().unwrap().repo = "acme/shop".into();
+    let (parsed, warnings) = bugbot_shared::routes::RepoRoutes::parse(routes);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    f.config.routes = parsed;
+    let (_, _, _, content) = views_history();
+    f.github.put_file("errors/views.py", &content);
+    (f, sentry)
+}
+
+/// An event of a routed project is filed in the route's repository, not `GITHUB_REPO`: its GitHub
+/// issue, the packet's code (read from that repository, linked there, within the route's
+/// `paths=`), the repeat comment, and the auto-fix follow-up all name it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_routed_project_is_filed_in_its_repository_with_its_code() {
+    let (mut f, _sentry) =
+        routed_setup("project:other => acme/other; project:error-factory => acme/web | paths=errors/**").await;
+    f.config.evidence.code_paths = Some("src/**".into());
+    f.config.repeat_comment_cooldown_ms = 0;
+    let (claims, state) = (MemoryClaims::default(), State::new(MemoryKv::default()));
+    let jobs = jobs_of("glitchtip/current_format_general_webhook_issue.json");
+    let (outcome, follow_up) = run(&f.config, &claims, &state, &jobs[0], "m1").await;
+    assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{outcome:?}");
+    let issues = f.github.issues();
+    assert_eq!(issues.len(), 1, "filed in acme/web");
+    let body = issues[0].body.clone().unwrap_or_default();
+    assert!(body.contains(">18 |         0/0"), "the code comes from the routed repository: {body}");
+    assert!(body.contains("https://github.com/acme/web/blob/HEAD/errors/views.py"), "{body}");
+    let elsewhere: Vec<String> = f
+        .github
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/repos/") && !r.path.starts_with("/repos/acme/web/"))
+        .map(|r| r.path)
+        .collect();
+    assert!(elsewhere.is_empty(), "nothing went to GITHUB_REPO: {elsewhere:?}");
+    match follow_up {
+        Some(FollowUp::AutoFix { repo, .. }) => assert_eq!(repo.as_deref(), Some("acme/web")),
+        other => panic!("{other:?}"),
+    }
+
+    let mut repeat = jobs[0].clone();
+    repeat.id = bugbot_shared::job::JobId::sentry("repeat-delivery");
+    let (second, _) = run(&f.config, &claims, &state, &repeat, "m2").await;
+    assert!(matches!(second, Outcome::Done { state: JobState::Filed, .. }), "{second:?}");
+    assert_eq!(f.github.comments().len(), 1, "the repeat is commented on the routed issue");
+}
+
+/// The attack: anyone with the public DSN can send an event claiming a routed project. The route
+/// only ever narrows what is shown: a frame outside the route's `paths=` is not quoted even though
+/// the global `CODE_PATHS` would allow it, and the fix follow-up names the routed repository, which
+/// `start` checks against `FIX_REPOS` like any other.
+#[tokio::test(flavor = "current_thread")]
+async fn an_event_claiming_a_routed_project_gets_no_code_outside_the_routes_paths() {
+    let (mut f, _sentry) = routed_setup("project:error-factory => acme/web | paths=src/**").await;
+    // The route's repository is GITHUB_REPO too: only the route's paths stand between the frame
+    // and the file, which the global CODE_PATHS would show.
+    f.config.github.as_mut().unwrap().repo = "acme/web".into();
+    f.config.evidence.code_paths = Some("errors/**".into());
+    let (claims, state) = (MemoryClaims::default(), State::new(MemoryKv::default()));
+    let jobs = jobs_of("glitchtip/current_format_general_webhook_issue.json");
+    let (outcome, follow_up) = run(&f.config, &claims, &state, &jobs[0], "m1").await;
+    assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{outcome:?}");
+    let body = f.github.issues()[0].body.clone().unwrap_or_default();
+    assert!(!body.contains(">18 |"), "errors/views.py is outside the route's paths: {body}");
+    let read = f.github.requests().into_iter().any(|r| r.path.contains("/contents/errors/views.py"));
+    assert!(!read, "not even read");
+    match follow_up {
+        Some(FollowUp::AutoFix { repo, .. }) => assert_eq!(repo.as_deref(), Some("acme/web")),
+        other => panic!("{other:?}"),
+    }
 }

@@ -55,6 +55,26 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// Evidence gathering (issue 16): the REST APIs and budgets of enrichment and the context packet.
     pub evidence: EvidenceConfig,
+    /// `REPO_ROUTES` (issue 16.6): the repository of an alert when it is not `GITHUB_REPO`.
+    pub routes: bugbot_shared::routes::RepoRoutes,
+}
+
+impl Config {
+    /// This configuration as `route` sees it: GitHub issues, packet code and commits in the route's
+    /// repository, its frame map and its allowlist (when it sets them). `None` when GitHub is not
+    /// configured (there is nothing to route).
+    pub fn routed(&self, route: &bugbot_shared::routes::Route) -> Option<Self> {
+        let mut config = self.clone();
+        config.github.as_mut()?.repo.clone_from(&route.repo);
+        if let Some(map) = &route.frame_map {
+            config.evidence.frame_map = map.clone();
+        }
+        if let Some(paths) = &route.paths {
+            config.evidence.code_paths = Some(paths.clone());
+            config.evidence.fix_allowed_paths = Some(paths.clone());
+        }
+        Some(config)
+    }
 }
 
 // --- evidence (issue 16): enrichment and the context packet -------------------------------------
@@ -267,6 +287,13 @@ fn read(env: &Env) -> Config {
         admin_token: var("ADMIN_TOKEN"),
         fix_require_repro,
         evidence: read_evidence(&var, &mut warnings),
+        routes: var("REPO_ROUTES")
+            .map(|raw| {
+                let (routes, problems) = bugbot_shared::routes::RepoRoutes::parse(&raw);
+                warnings.extend(problems);
+                routes
+            })
+            .unwrap_or_default(),
         warnings,
     }
 }

@@ -223,8 +223,8 @@ async fn dispatch<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> (Outcome, Option<
 /// Work a settled job left behind (best effort: the job is already acked).
 async fn run_follow_up<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, follow_up: FollowUp) {
     match follow_up {
-        FollowUp::AutoFix { event, tracked, evidence, context } => {
-            handlers::fix::maybe_auto_fix(ctx, job, &event, &tracked, evidence, &context).await;
+        FollowUp::AutoFix { event, tracked, evidence, context, repo } => {
+            handlers::fix::maybe_auto_fix(ctx, job, &event, &tracked, evidence, &context, repo).await;
         }
     }
 }

@@ -71,6 +71,9 @@ pub enum FollowUp {
         tracked: TrackedRefs,
         evidence: bugbot_shared::confidence::Evidence,
         context: String,
+        /// The repository `REPO_ROUTES` chose for the event (issue 16.6); `None`: the default.
+        /// A fix still needs it in `FIX_REPOS`.
+        repo: Option<String>,
     },
 }
 

@@ -112,6 +112,11 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
         FingerprintReply::Create { tracked: already, .. } => {
             // Issue 16.1: a delivery without the stack trace is completed before filing.
             let enrichment = Box::pin(enrich::enrich(ctx, &mut event)).await;
+            // Issue 16.6: the event's repository (REPO_ROUTES), chosen on the enriched event; the
+            // packet, the GitHub issue and the fix all go there.
+            let routed = ctx.config.routes.route(&event).and_then(|route| ctx.config.routed(route));
+            let routed_ctx = routed.as_ref().map(|config| Ctx { config, ..*ctx });
+            let ctx = routed_ctx.as_ref().unwrap_or(ctx);
             // Issue 16.2: the context packet, within CONTEXT_TIMEOUT_MS, when an issue is still to be filed.
             let packet = if already.linear.is_none() || already.github.is_none() {
                 Box::pin(packet::gather(ctx, &event, enrichment.logs_matched)).await
@@ -143,7 +148,9 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
                         .as_ref()
                         .map(bugbot_shared::packet::ContextPacket::to_markdown)
                         .unwrap_or_default();
-                    Ok((outcome, Some(FollowUp::AutoFix { event: Box::new(event), tracked, evidence, context })))
+                    let repo = routed.as_ref().and_then(|c| c.github.as_ref()).map(|g| g.repo.clone());
+                    let follow_up = FollowUp::AutoFix { event: Box::new(event), tracked, evidence, context, repo };
+                    Ok((outcome, Some(follow_up)))
                 }
                 Err(e) => {
                     // Keep what did go out, so that a retry files only what failed.
@@ -209,6 +216,21 @@ fn github<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> O
         token: c.token.clone(),
         repo: c.repo.clone(),
     })
+}
+
+/// The GitHub client of an issue bugbot filed: in the repository its URL names (a routed one,
+/// issue 16.6) when that is `GITHUB_REPO` or a `REPO_ROUTES` repository, else `GITHUB_REPO`.
+fn github_of<'a, P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'a, P, C, K>,
+    issue: &GitHubRef,
+) -> Option<GitHub<'a, P>> {
+    let mut github = github(ctx)?;
+    if let Some(repo) = bugbot_shared::routes::repo_of_issue_url(&issue.url)
+        && ctx.config.routes.knows(&repo)
+    {
+        github.repo = repo;
+    }
+    Some(github)
 }
 
 fn discord<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Discord<'a, P> {
@@ -389,7 +411,7 @@ async fn comment_everywhere<P: HttpPort, C: ClaimPort, K: KvPort>(
     if let (Some(l), Some((linear, _))) = (&tracked.linear, linear(ctx)) {
         linear.comment(&l.id, body).await?;
     }
-    if let (Some(g), Some(github)) = (&tracked.github, github(ctx)) {
+    if let Some((g, github)) = tracked.github.as_ref().and_then(|g| Some((g, github_of(ctx, g)?))) {
         github.comment(g.number, body).await?;
     }
     Ok(())
@@ -403,7 +425,7 @@ async fn set_open_everywhere<P: HttpPort, C: ClaimPort, K: KvPort>(
     if let (Some(l), Some((linear, team_id))) = (&tracked.linear, linear(ctx)) {
         linear.set_state_type(&l.id, team_id, if open { "unstarted" } else { "completed" }).await?;
     }
-    if let (Some(g), Some(github)) = (&tracked.github, github(ctx)) {
+    if let Some((g, github)) = tracked.github.as_ref().and_then(|g| Some((g, github_of(ctx, g)?))) {
         github.set_state(g.number, open, Some(if open { "reopened" } else { "completed" })).await?;
     }
     Ok(())

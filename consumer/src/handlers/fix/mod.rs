@@ -274,6 +274,7 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
     tracked: &TrackedRefs,
     evidence: Evidence,
     context: &str,
+    repo: Option<String>,
 ) {
     let loaded = settings(ctx.env);
     let Ok(settings) = loaded.as_ref() else { return };
@@ -324,12 +325,26 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
                 message_id: None,
             };
             let by = format!("auto-fix (confidence {})", confidence.score);
-            let started = start(ctx, settings, job, target, None, by, reply).await;
+            // Issue 16.6: the routed repository, which `start` still checks against FIX_REPOS.
+            let started = start(ctx, settings, job, target, repo, by, reply).await;
             if !matches!(started, Outcome::Done { state: JobState::Fixing, .. }) {
                 cap(ctx, CapsOp::Cancel { run: job.id.to_string() }).await;
             }
         }
     }
+}
+
+/// Issue 16.6: a `REPO_ROUTES` repository with `paths=` is fixed within those paths; any other
+/// within `FIX_ALLOWED_PATHS`.
+fn allowed_paths_for<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    settings: &FixSettings,
+    repo: &str,
+) -> Vec<String> {
+    ctx.config
+        .routes
+        .paths_of(repo)
+        .map_or_else(|| settings.allowed_paths.clone(), |paths| policy::fix_allowed_paths(Some(paths)))
 }
 
 async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
@@ -351,7 +366,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
         return done(JobState::Ignored, format!("refused: {reason}"), Vec::new());
     }
     // Issue 16.4: the agent starts from the evidence, and never from a title alone.
-    let evidence = match packet::fix_evidence(&target.body, &target.context, &settings.allowed_paths) {
+    let evidence = match packet::fix_evidence(&target.body, &target.context, &allowed_paths_for(ctx, settings, &repo)) {
         Ok(evidence) => evidence,
         Err(reason) => {
             let _ = say(ctx, &reply, &format!("⛔ Can't start a fix for {}: {reason}.", target.key)).await;
@@ -427,7 +442,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
             body: target.body.clone(),
             context: evidence.context,
         },
-        allowed_paths: settings.allowed_paths.clone(),
+        allowed_paths: allowed_paths_for(ctx, settings, &repo),
         allow_protected: Vec::new(),
         test_command: settings.test_command.clone(),
         limits: settings.limits.clone(),
@@ -863,7 +878,13 @@ async fn comment<P: HttpPort, C: ClaimPort, K: KvPort>(
     target: &FixTarget,
     body: &str,
 ) -> Result<(), SinkError> {
-    if let (Some(number), Some(github)) = (target.github_number, github(ctx)) {
+    if let (Some(number), Some(mut github)) = (target.github_number, github(ctx)) {
+        // A routed issue (issue 16.6) is commented on in its own repository.
+        if let Some(repo) = bugbot_shared::routes::repo_of_issue_url(&target.url)
+            && ctx.config.routes.knows(&repo)
+        {
+            github.repo = repo;
+        }
         github.comment(number, body).await?;
     }
     if let (Some(id), Some((linear, _))) = (&target.linear_id, linear(ctx)) {
