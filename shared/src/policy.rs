@@ -44,6 +44,19 @@ impl FixRepos {
         }
         Err(format!("`{repo}` is not a repository bugbot may fix (FIX_REPOS allows {})", self.0.join(", ")))
     }
+
+    /// The first repository named in a conversation (a repository or issue link) that may be fixed
+    /// (issue 16.6): the fix target when the command names none. A named repository outside
+    /// `FIX_REPOS` is passed over, never used.
+    pub fn named_in(&self, references: &[crate::references::Reference]) -> Option<String> {
+        use crate::references::Reference;
+        references.iter().find_map(|r| match r {
+            Reference::GitHubRepo { repo } | Reference::GitHubIssue { repo, .. } if self.check(repo).is_ok() => {
+                Some(repo.clone())
+            }
+            _ => None,
+        })
+    }
 }
 
 /// The globs a fix may change: `FIX_ALLOWED_PATHS` (comma-separated) when set, else
@@ -106,6 +119,17 @@ mod tests {
         assert!(repos.check("acme/api").is_ok());
         assert!(repos.check("acme/other").is_err(), "FIX_REPOS replaces the default");
         assert!(FixRepos::from_vars(None, None).check("acme/shop").is_err(), "nothing configured: nothing allowed");
+    }
+
+    #[test]
+    fn a_repository_named_in_the_conversation_is_used_only_when_allowed() {
+        use crate::references::extract;
+        let repos = FixRepos::from_vars(Some("acme/web, acme/api"), Some("acme/web"));
+        let text = "see https://github.com/mallory/pwn and https://github.com/acme/api/issues/7 please";
+        assert_eq!(repos.named_in(&extract(text)).as_deref(), Some("acme/api"), "mallory/pwn is passed over");
+        assert_eq!(repos.named_in(&extract("https://github.com/Acme/API")).as_deref(), Some("Acme/API"));
+        assert_eq!(repos.named_in(&extract("only https://github.com/mallory/pwn")), None);
+        assert_eq!(repos.named_in(&extract("no links at all")), None);
     }
 
     #[test]

@@ -248,6 +248,10 @@ pub async fn on_command<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C
             return done(JobState::Failed, reason.clone(), Vec::new());
         }
     };
+    // Issue 16.6: without `repo`, a repository named in the reported message, when FIX_REPOS allows it.
+    let repo = repo.or_else(|| {
+        message.as_ref().and_then(|m| settings.repos.named_in(&bugbot_shared::references::extract(&m.content)))
+    });
     // Before anything is filed or dispatched: a repository outside FIX_REPOS is refused, privately.
     if let Some(Err(reason)) = repo.as_deref().or(settings.repo.as_deref()).map(|r| settings.repos.check(r)) {
         crate::handlers::interaction::refuse(ctx, interaction, &format!("⛔ Not allowed: {reason}.")).await;
