@@ -142,6 +142,11 @@ pub struct InteractionContext {
     pub user: Option<User>,
     #[serde(default)]
     pub roles: Vec<Snowflake>,
+    /// The deferred "original" is a message that must stay as it is (a button click answered with a
+    /// deferred update: the original is the alert card), so replies go in follow-up messages.
+    /// Set by the consumer when a click runs a command, never taken from the wire.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reply_in_followup: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
