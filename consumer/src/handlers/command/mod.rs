@@ -4,7 +4,7 @@
 //!   [`ContextPacket`](bugbot_shared::packet::ContextPacket), comments it on the tracked issue
 //!   ([`tracked`]) and edits the deferred reply in place with a summary and the link;
 //! - fix / "Fix with bugbot": resolves the tracked issue and records the job as queued for the fix flow;
-//! - status: the thread's (or issue's) jobs from KV;
+//! - status: the thread's (or issue's) jobs from KV ([`status`]);
 //! - errors / stats / resolve: [`sentry`], over the Sentry-compatible REST API.
 //!
 //! Authorization happens here, not at the gateway: the gateway wasm has no room left under its
@@ -13,19 +13,20 @@
 
 pub mod context;
 pub mod sentry;
+pub mod status;
 pub mod tracked;
 
 use bugbot_shared::authz::{Access, Decision, Policy, PolicyVars};
-use bugbot_shared::command::{Command, IssueRef};
+use bugbot_shared::command::Command;
 use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
 use bugbot_shared::log::{Level, LogLine};
 use bugbot_shared::report::clip;
-use bugbot_shared::status::{JobState, JobStatus};
+use bugbot_shared::status::JobState;
 
 use crate::clients::http::HttpPort;
 use crate::config::binding;
 use crate::runtime::ctx::Ctx;
-use crate::runtime::outcome::{Effect, Outcome, StepError};
+use crate::runtime::outcome::{Effect, Outcome};
 use crate::runtime::settle;
 
 pub use context::build_packet;
@@ -117,7 +118,7 @@ async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, cmd: &DiscordCommandJob) 
         }
         // Authorized above; the fix flow resolves the issue, claims it and dispatches the executor.
         Command::Fix { .. } | Command::FixMessage { .. } => Ok(crate::handlers::fix::on_command(ctx, job).await),
-        Command::Status { issue } => status(ctx, ix, issue.as_ref()).await,
+        Command::Status { issue } => status::status(ctx, ix, issue.as_ref()).await,
         Command::Errors { project, hours } => sentry::errors(ctx, ix, project.as_deref(), *hours).await,
         Command::Stats { period } => sentry::stats(ctx, ix, *period).await,
         Command::Resolve { issue } => sentry::resolve(ctx, ix, issue).await,
@@ -135,60 +136,4 @@ async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, cmd: &DiscordCommandJob) 
             failed @ Outcome::Done { .. } => failed,
         },
     }
-}
-
-/// How a job's state reads in `/bugbot status`.
-pub fn describe(status: &JobStatus) -> String {
-    let reason = status.reason.as_deref().unwrap_or_default();
-    match status.state {
-        JobState::Received => "queued".to_owned(),
-        JobState::Gathering => "gathering context".to_owned(),
-        JobState::Filed => "filed".to_owned(),
-        JobState::Fixing => format!("fixing ({})", if reason.is_empty() { "in progress" } else { reason }),
-        JobState::PrOpened => "PR opened".to_owned(),
-        JobState::Done => "done".to_owned(),
-        JobState::Retrying => format!("retrying: {reason}"),
-        JobState::Failed => format!("failed: {reason}"),
-        JobState::Duplicate => "duplicate".to_owned(),
-        JobState::Ignored => format!("ignored: {reason}"),
-        _ => format!("{:?}", status.state),
-    }
-}
-
-async fn status<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
-    ix: &InteractionContext,
-    issue: Option<&IssueRef>,
-) -> Result<Outcome, StepError> {
-    let kv = ctx.env.kv(crate::store::STATE_KV)?;
-    let record = match issue {
-        Some(issue) => tracked::record_for_issue(&kv, issue.as_str()).await,
-        None => match ix.channel_id {
-            Some(channel) => tracked::record_for_thread(&kv, &channel.to_string()).await,
-            None => None,
-        },
-    };
-    let Some(record) = record else {
-        let what = issue.map_or_else(|| "this thread".to_owned(), |i| format!("`{}`", i.as_str()));
-        reply(ctx, ix, &format!("bugbot has no work on record for {what}.")).await?;
-        return Ok(done(JobState::Done, "status: nothing on record"));
-    };
-    let mut lines = vec![format!("**{}** {} — <{}>", record.issue.label, record.issue.title, record.issue.url)];
-    for job_id in record.jobs.iter().rev().take(5) {
-        let line = match ctx.state.job_status(job_id).await {
-            Some(s) => {
-                format!("• `{}` {}: {}", s.job_id, record.kinds.get(job_id).map_or("job", String::as_str), describe(&s))
-            }
-            None => format!("• `{job_id}`: queued"),
-        };
-        lines.push(line);
-    }
-    reply(ctx, ix, &lines.join("\n")).await?;
-    Ok(Outcome::Done {
-        state: JobState::Done,
-        reason: Some("status shown".into()),
-        links: vec![record.issue.url],
-        fingerprint: None,
-        effect: Effect::None,
-    })
 }

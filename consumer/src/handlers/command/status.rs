@@ -1,0 +1,66 @@
+//! `/bugbot status`: the thread's (or issue's) tracked issue and its last jobs, from KV.
+
+use bugbot_shared::command::IssueRef;
+use bugbot_shared::job::InteractionContext;
+use bugbot_shared::status::{JobState, JobStatus};
+
+use super::{done, reply, tracked};
+use crate::clients::http::HttpPort;
+use crate::runtime::ctx::Ctx;
+use crate::runtime::outcome::{Effect, Outcome, StepError};
+
+/// How a job's state reads in `/bugbot status`.
+pub fn describe(status: &JobStatus) -> String {
+    let reason = status.reason.as_deref().unwrap_or_default();
+    match status.state {
+        JobState::Received => "queued".to_owned(),
+        JobState::Gathering => "gathering context".to_owned(),
+        JobState::Filed => "filed".to_owned(),
+        JobState::Fixing => format!("fixing ({})", if reason.is_empty() { "in progress" } else { reason }),
+        JobState::PrOpened => "PR opened".to_owned(),
+        JobState::Done => "done".to_owned(),
+        JobState::Retrying => format!("retrying: {reason}"),
+        JobState::Failed => format!("failed: {reason}"),
+        JobState::Duplicate => "duplicate".to_owned(),
+        JobState::Ignored => format!("ignored: {reason}"),
+        _ => format!("{:?}", status.state),
+    }
+}
+
+pub(super) async fn status<P: HttpPort>(
+    ctx: &Ctx<'_, P>,
+    ix: &InteractionContext,
+    issue: Option<&IssueRef>,
+) -> Result<Outcome, StepError> {
+    let kv = ctx.env.kv(crate::store::STATE_KV)?;
+    let record = match issue {
+        Some(issue) => tracked::record_for_issue(&kv, issue.as_str()).await,
+        None => match ix.channel_id {
+            Some(channel) => tracked::record_for_thread(&kv, &channel.to_string()).await,
+            None => None,
+        },
+    };
+    let Some(record) = record else {
+        let what = issue.map_or_else(|| "this thread".to_owned(), |i| format!("`{}`", i.as_str()));
+        reply(ctx, ix, &format!("bugbot has no work on record for {what}.")).await?;
+        return Ok(done(JobState::Done, "status: nothing on record"));
+    };
+    let mut lines = vec![format!("**{}** {} — <{}>", record.issue.label, record.issue.title, record.issue.url)];
+    for job_id in record.jobs.iter().rev().take(5) {
+        let line = match ctx.state.job_status(job_id).await {
+            Some(s) => {
+                format!("• `{}` {}: {}", s.job_id, record.kinds.get(job_id).map_or("job", String::as_str), describe(&s))
+            }
+            None => format!("• `{job_id}`: queued"),
+        };
+        lines.push(line);
+    }
+    reply(ctx, ix, &lines.join("\n")).await?;
+    Ok(Outcome::Done {
+        state: JobState::Done,
+        reason: Some("status shown".into()),
+        links: vec![record.issue.url],
+        fingerprint: None,
+        effect: Effect::None,
+    })
+}

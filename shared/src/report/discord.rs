@@ -1,0 +1,91 @@
+//! Discord: the alert message, one compact embed edited as the issue's state changes.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// The state a Discord alert shows; the same message is edited as it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertState {
+    Open,
+    Resolved,
+    Regressed,
+}
+
+/// A Discord "create message" (or "edit message") body with one compact embed linking the tracked
+/// issue (<https://discord.com/developers/docs/resources/message#create-message>). Mentions are
+/// disabled (`allowed_mentions.parse = []`) and neutralized in the text, so an error message can
+/// never ping anyone.
+pub fn discord_alert_message(event: &ErrorEvent, issue_url: &str, state: AlertState) -> Value {
+    let prefix = match state {
+        AlertState::Open => "",
+        AlertState::Resolved => "Resolved: ",
+        AlertState::Regressed => "Regressed: ",
+    };
+    let title = clip(&format!("{prefix}{}", discord_mentions(&one_line(&event.title))), EMBED_TITLE_MAX);
+
+    let mut description = String::new();
+    if let Some(exception) = &event.exception
+        && let Some(kind) = &exception.kind
+    {
+        let _ = write!(description, "**{}**", discord_text(kind));
+        if let Some(value) = &exception.value {
+            let _ = write!(description, ": {}", discord_text(&clip(&one_line(value), 300)));
+        }
+        description.push('\n');
+    }
+    let frame = event.top_in_app_frames(1).first().copied();
+    match (frame, &event.culprit) {
+        (Some(frame), _) => {
+            description.push_str(&discord_code(&frame.location()));
+            if let Some(function) = &frame.function {
+                let _ = write!(description, " in {}", discord_code(function));
+            }
+        }
+        (None, Some(culprit)) => description.push_str(&discord_code(culprit)),
+        (None, None) => {}
+    }
+    let description = clip(description.trim_end(), 1_000.min(EMBED_DESCRIPTION_MAX));
+
+    // Field values stay well under 1024 so the whole embed stays under 6000 characters.
+    let mut fields = Vec::new();
+    let mut field = |name: &str, value: Option<String>| {
+        if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
+            fields.push(json!({"name": name, "value": clip(&value, 256.min(EMBED_FIELD_VALUE_MAX)), "inline": true}));
+        }
+    };
+    field("Project", event.project.as_deref().map(discord_text));
+    field("Environment", event.environment.as_deref().map(discord_text));
+    field("Release", event.release.as_deref().map(discord_code));
+    field("Events", event.count.map(|c| c.to_string()));
+    field("Level", Some(event.level.to_string()));
+    field("Source", event.link.as_deref().and_then(safe_url).map(|u| format!("[{}]({u})", event.source.product())));
+
+    let mut embed = json!({
+        "title": title,
+        "description": description,
+        "color": color(event.level, state),
+        "fields": fields,
+        "footer": {"text": clip(&format!("bugbot · {}", event.fingerprint), EMBED_FOOTER_MAX)},
+        "timestamp": format_rfc3339_ms(event.last_seen_ms),
+    });
+    if let Some(url) = safe_url(issue_url) {
+        embed["url"] = Value::String(url);
+    }
+    if description.is_empty() {
+        embed.as_object_mut().expect("an object").remove("description");
+    }
+    json!({ "embeds": [embed], "allowed_mentions": {"parse": []} })
+}
+
+/// Embed colour: green when resolved, magenta when regressed, else by level.
+pub(super) fn color(level: Level, state: AlertState) -> u32 {
+    match (state, level) {
+        (AlertState::Resolved, _) => 0x2E_CC_71,
+        (AlertState::Regressed, _) => 0xE9_1E_63,
+        (AlertState::Open, Level::Fatal) => 0x99_2D_22,
+        (AlertState::Open, Level::Error) => 0xE7_4C_3C,
+        (AlertState::Open, Level::Warning) => 0xF1_C4_0F,
+        (AlertState::Open, Level::Info) => 0x34_98_DB,
+        (AlertState::Open, Level::Debug) => 0x95_A5_A6,
+    }
+}
