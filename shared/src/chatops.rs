@@ -244,6 +244,18 @@ pub fn status_line(action: Action, who: Option<u64>, detail: Option<&str>) -> St
     }
 }
 
+/// The fingerprints bugbot gives a source issue resolved through the Sentry-compatible API
+/// (`/bugbot resolve`, the Resolve button): Sentry's (`sentry:<id>`) and, for a `GlitchTip` issue
+/// page, `glitchtip:<host>:<id>`, as the alert normalization makes them. Whichever is tracked gets
+/// its tracked issues closed with the source issue.
+pub fn source_fingerprints(issue_id: &str, issue_url: Option<&str>) -> Vec<Fingerprint> {
+    let mut out = vec![Fingerprint::from_id("sentry", issue_id)];
+    if let Some(host) = issue_url.and_then(crate::normalize::url::host) {
+        out.push(Fingerprint::from_id(&format!("glitchtip:{host}"), issue_id));
+    }
+    out
+}
+
 /// The digest's quick actions: links to the dashboard and nothing that acts on one issue (each
 /// issue's own card carries those), so a click on the digest never needs a fingerprint.
 pub fn digest_components(dashboard_url: Option<&str>) -> Value {
@@ -334,6 +346,15 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0]["component"]["custom_id"], INSTRUCTIONS_INPUT);
         assert!(modal["data"]["title"].as_str().unwrap().len() <= 45);
+    }
+
+    #[test]
+    fn source_issues_map_to_the_alerts_fingerprints() {
+        let fps: Vec<String> = source_fingerprints("12", Some("https://App.GlitchTip.com:8000/acme/issues/12"))
+            .iter()
+            .map(|f| f.as_str().to_owned())
+            .collect();
+        assert_eq!(fps, ["sentry:12", "glitchtip:app.glitchtip.com:8000:12"]);
     }
 
     #[test]

@@ -74,7 +74,15 @@ pub fn discord_alert_message(event: &ErrorEvent, issue_url: &str, state: AlertSt
     if description.is_empty() {
         embed.as_object_mut().expect("an object").remove("description");
     }
-    json!({ "embeds": [embed], "allowed_mentions": {"parse": []} })
+    // The card's buttons (issue 19): what applies in this state; a mute or a running fix is
+    // shown when the card is edited by a click (`chatops`), which reads them back from state.
+    let view = crate::chatops::CardView {
+        issue_url: safe_url(issue_url).as_deref().map(|_| issue_url),
+        resolved: state == AlertState::Resolved,
+        ..crate::chatops::CardView::default()
+    };
+    let components = crate::chatops::card_components(&event.fingerprint, &view, 0);
+    json!({ "embeds": [embed], "components": components, "allowed_mentions": {"parse": []} })
 }
 
 /// Embed colour: green when resolved, magenta when regressed, else by level.

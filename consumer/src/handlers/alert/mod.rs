@@ -313,7 +313,7 @@ async fn repeat<P: HttpPort, C: ClaimPort, K: KvPort>(
 }
 
 /// Resolved (or recovered) at the source: comment, close, and edit the announcement.
-async fn status_change<P: HttpPort, C: ClaimPort, K: KvPort>(
+pub(crate) async fn status_change<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     change: &StatusChange,
     resolved: bool,
