@@ -256,10 +256,13 @@ pub fn source_fingerprints(issue_id: &str, issue_url: Option<&str>) -> Vec<Finge
     out
 }
 
-/// The digest's quick actions: links to the dashboard and nothing that acts on one issue (each
-/// issue's own card carries those), so a click on the digest never needs a fingerprint.
-pub fn digest_components(dashboard_url: Option<&str>) -> Value {
-    rows(dashboard_url.and_then(|u| link("Dashboard", u)).into_iter().collect())
+/// The digest's quick actions: link buttons to the top issues' tracked issues and to the
+/// dashboard. Nothing on the digest acts on an issue by itself (each issue's card carries those
+/// buttons, and a click is only honoured on the issue's own card), so it needs no `custom_id`.
+pub fn digest_components(dashboard_url: Option<&str>, issues: &[(&str, &str)]) -> Value {
+    let mut buttons: Vec<Value> = issues.iter().filter_map(|(label, url)| link(label, url)).collect();
+    buttons.extend(dashboard_url.and_then(|u| link("Dashboard", u)));
+    rows(buttons)
 }
 
 #[cfg(test)]
