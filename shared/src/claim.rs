@@ -260,6 +260,9 @@ pub struct FingerprintRecord {
     /// Who muted it (a Discord user id), for `/bugbot status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_by: Option<String>,
+    /// What was written back to the source issue (`issue`, `pr:<url>`): each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub written_back: Vec<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -310,6 +313,15 @@ pub enum FingerprintOp {
     },
     /// End a mute now. Replies with the record.
     Unmute,
+    /// Take the write-back `key` (`issue`, `pr:<url>`): `WriteBack { go: true }` once, then
+    /// `go: false`, unless the writer gave it back (`WriteBackFailed`).
+    WriteBack {
+        key: String,
+    },
+    /// The write-back of `key` failed: a later occurrence may try again.
+    WriteBackFailed {
+        key: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,6 +352,10 @@ pub enum FingerprintReply {
         record: Option<FingerprintRecord>,
     },
     Ok,
+    /// `WriteBack`: whether this caller writes it.
+    WriteBack {
+        go: bool,
+    },
 }
 
 /// Applies `op`; returns the record to store (if changed) and the reply.
@@ -397,6 +413,21 @@ pub fn fingerprint(
             }
             _ => (None, FingerprintReply::NotTracked),
         },
+        FingerprintOp::WriteBack { key } => match record {
+            Some(mut r) if r.state == IssueState::Filed && !r.written_back.contains(&key) => {
+                r.written_back.push(key);
+                (Some(r), FingerprintReply::WriteBack { go: true })
+            }
+            Some(_) => (None, FingerprintReply::WriteBack { go: false }),
+            None => (None, FingerprintReply::NotTracked),
+        },
+        FingerprintOp::WriteBackFailed { key } => match record {
+            Some(mut r) if r.written_back.contains(&key) => {
+                r.written_back.retain(|k| *k != key);
+                (Some(r), FingerprintReply::Ok)
+            }
+            _ => (None, FingerprintReply::Ok),
+        },
         FingerprintOp::Unmute => match record {
             Some(mut r) if r.state == IssueState::Filed => {
                 let changed = r.muted_until_ms != 0;
@@ -431,6 +462,7 @@ fn occurrence(
             last_occurrence: None,
             muted_until_ms: 0,
             muted_by: None,
+            written_back: Vec::new(),
         };
         return (Some(r), FingerprintReply::Create { tracked: TrackedRefs::default(), occurrences: 1 });
     };
@@ -651,6 +683,26 @@ mod tests {
         assert_eq!(replies[1], FingerprintReply::NotTracked, "an issue being filed has no card to mute");
         assert!(matches!(&replies[4], FingerprintReply::Record { record: Some(r) } if !r.is_muted(0)));
         assert_eq!(record.unwrap().muted_until_ms, 0);
+    }
+
+    #[test]
+    fn each_write_back_happens_once_unless_it_failed() {
+        let wb = |k: &str| FingerprintOp::WriteBack { key: k.into() };
+        let (_, replies) = run(vec![
+            wb("issue"),
+            occ("a", 0),
+            wb("issue"),
+            FingerprintOp::Filed { holder: "a".into(), now_ms: 0, tracked: TrackedRefs::default() },
+            wb("issue"),
+            wb("issue"),
+            FingerprintOp::WriteBackFailed { key: "issue".into() },
+            wb("issue"),
+            wb("pr:https://g/pull/1"),
+        ]);
+        assert_eq!(replies[0], FingerprintReply::NotTracked);
+        assert_eq!(replies[2], FingerprintReply::WriteBack { go: false }, "not before it is filed");
+        let go: Vec<_> = [4, 5, 7, 8].iter().map(|&i| replies[i] == FingerprintReply::WriteBack { go: true }).collect();
+        assert_eq!(go, [true, false, true, true]);
     }
 
     #[test]

@@ -59,6 +59,7 @@ async fn fakes() -> Fakes {
         log_level: Level::Warn,
         admin_token: None,
         warnings: Vec::new(),
+        chatops: bugbot_consumer::config::ChatopsConfig::default(),
     };
     Fakes { linear, github, discord, config }
 }

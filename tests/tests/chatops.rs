@@ -265,3 +265,88 @@ async fn a_mute_holds_repeats_silent_and_ends_on_a_regression() {
     assert!(status["reason"].as_str().unwrap().contains("commented"), "no longer muted: {status}");
     assert!(stack.linear.comments().len() > after);
 }
+
+/// The installation of the alert fixture's integration (`installation.uuid`).
+const INSTALLATION: &str = "a8e5d37a-696c-4c54-adb5-b3f28d64c7de";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sentry_issue_is_linked_once_through_the_external_issues_api_even_after_a_429() {
+    let stack = stack(&[("REPEAT_COMMENT_COOLDOWN_SECS", "0")]).await;
+    stack.sentry.add_installation(INSTALLATION);
+    stack.sentry.fail_next(1, bugbot_e2e::fake::Failure::RateLimited { retry_after_secs: 1.0 });
+    card(&stack).await;
+    // The first write-back was throttled: not linked, and the alert filed all the same.
+    assert!(stack.sentry.external_issues().is_empty());
+    // The next commented occurrence tries again; later ones do not repeat it.
+    for n in 1..=2 {
+        let jobs = stack.sentry("event_alert", &format!("wb-{n}"), &another_occurrence(&alert(), n)).await.unwrap();
+        stack.settled(&jobs[0], SETTLE).await.unwrap();
+    }
+    let links = stack.eventually(SETTLE, "the external issue link", || {
+        let links = stack.sentry.external_issues();
+        (!links.is_empty()).then_some(links)
+    });
+    let links = links.await.unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+    let linear = &stack.linear.issues()[0];
+    assert_eq!(links[0].issue_id, SENTRY_ISSUE);
+    assert_eq!(links[0].installation, INSTALLATION);
+    assert_eq!(links[0].identifier, linear.identifier);
+    assert!(links[0].web_url.contains(&linear.identifier), "{links:?}");
+    let posts = stack.sentry.requests().into_iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 2, "one throttled, one that worked, none after");
+    // Never the comment endpoint on Sentry (it refuses integration tokens).
+    assert!(stack.sentry.comments().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_glitchtip_issue_gets_one_comment_and_resolve_closes_the_tracked_issue_too() {
+    // A failed write-back is tried again on the next commented occurrence: no cooldown here.
+    let stack = stack(&[("REPEAT_COMMENT_COOLDOWN_SECS", "0")]).await;
+    let issue = stack.sentry.issue_id("python_zero_division");
+    let mut alert: Value =
+        serde_json::from_slice(&fixture("glitchtip/current_format_general_webhook_issue.json")).unwrap();
+    alert["attachments"][0]["title_link"] = json!(format!("{}/acme/issues/{issue}", stack.sentry.url()));
+    stack.sentry.fail_next(1, bugbot_e2e::fake::Failure::ServerError);
+    let body = serde_json::to_vec(&alert).unwrap();
+    let jobs = stack.glitchtip(&body).await.unwrap();
+    assert_eq!(stack.settled(&jobs[0], SETTLE).await.unwrap()["state"], "filed");
+    assert!(stack.sentry.comments().is_empty(), "the 500 lost it");
+    // GlitchTip resends the alert (a new delivery): the comment is written this time, once.
+    alert["text"] = json!("GlitchTip Alert (again)");
+    for _ in 0..2 {
+        alert["text"] = json!(format!("{} ", alert["text"].as_str().unwrap()));
+        let jobs = stack.glitchtip(&serde_json::to_vec(&alert).unwrap()).await.unwrap();
+        stack.settled(&jobs[0], SETTLE).await.unwrap();
+    }
+    let comments = stack.eventually(SETTLE, "the GlitchTip comment", || {
+        let c = stack.sentry.comments();
+        (!c.is_empty()).then_some(c)
+    });
+    let comments = comments.await.unwrap();
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    let linear = &stack.linear.issues()[0];
+    assert_eq!(comments[0].0, issue);
+    assert!(comments[0].1.contains(&linear.identifier), "{comments:?}");
+
+    // `/bugbot resolve <GlitchTip URL>` resolves it there and closes the tracked issues with it.
+    let id = snowflake();
+    let data = json!({"name": "bugbot", "type": 1, "options": [{"name": "resolve", "type": 1,
+        "options": [{"name": "issue", "type": 3, "value": alert["attachments"][0]["title_link"]}]}]});
+    let body = serde_json::to_vec(&json!({
+        "id": id, "application_id": APPLICATION_ID.to_string(), "type": 2, "token": format!("itok-{id}"),
+        "guild_id": GUILD, "channel_id": snowflake(),
+        "member": {"user": {"id": USER, "username": "jane"}, "roles": [WRITER_ROLE]}, "data": data, "version": 1
+    }))
+    .unwrap();
+    let mut req = reqwest::Client::new().post(format!("{}/discord/interactions", stack.workers.url)).body(body.clone());
+    for (k, v) in stack.keys.sign_discord(&body) {
+        req = req.header(k, v);
+    }
+    assert_eq!(req.send().await.unwrap().status(), 200);
+    let status = stack.settled(&format!("discord:{id}"), SETTLE).await.unwrap();
+    assert_eq!(status["state"], "done", "{status}");
+    assert_eq!(stack.sentry.issues().iter().find(|i| i.id == issue).unwrap().status, "resolved");
+    assert!(stack.linear.issues().iter().all(|i| i.state_type == "completed"), "{:?}", stack.linear.issues());
+    assert!(stack.github.issues().iter().all(|i| i.state == "closed"));
+}

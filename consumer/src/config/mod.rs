@@ -50,7 +50,42 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Problems found while reading the configuration (logged once per isolate).
     pub warnings: Vec<String>,
+    /// Chat-ops and write-back (issue 19).
+    pub chatops: ChatopsConfig,
 }
+
+// --- chat-ops and write-back (issue 19) -------------------------------------------------------
+
+/// The Sentry-compatible API bugbot writes back to (`SENTRY_API_BASE`, default `https://sentry.io`;
+/// `SENTRY_API_TOKEN`; `SENTRY_ORG`).
+#[derive(Debug, Clone)]
+pub struct SentryApiConfig {
+    pub api_base: String,
+    pub token: String,
+    pub org: String,
+}
+
+/// Chat-ops settings: where write-back goes. `SENTRY_WRITEBACK=off` turns write-back off.
+#[derive(Debug, Clone, Default)]
+pub struct ChatopsConfig {
+    /// Set when the API is configured and write-back is not turned off.
+    pub writeback: Option<SentryApiConfig>,
+}
+
+fn read_chatops(var: impl Fn(&str) -> Option<String>) -> ChatopsConfig {
+    let off = var("SENTRY_WRITEBACK").is_some_and(|v| v.eq_ignore_ascii_case("off"));
+    let writeback = match (var("SENTRY_API_TOKEN"), var("SENTRY_ORG")) {
+        (Some(token), Some(org)) if !off => Some(SentryApiConfig {
+            api_base: var("SENTRY_API_BASE").unwrap_or_else(|| "https://sentry.io".into()),
+            token,
+            org,
+        }),
+        _ => None,
+    };
+    ChatopsConfig { writeback }
+}
+
+// --- end of chat-ops settings -----------------------------------------------------------------
 
 /// The job queue (this Worker produces onto it only to replay dead letters).
 pub const JOBS_QUEUE: &str = "JOBS";
@@ -152,5 +187,6 @@ fn read(env: &Env) -> Config {
         log_level: Level::parse(var("LOG_LEVEL").as_deref()),
         admin_token: var("ADMIN_TOKEN"),
         warnings,
+        chatops: read_chatops(var),
     }
 }

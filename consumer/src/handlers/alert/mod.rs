@@ -116,6 +116,7 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
                     };
                     ctx.claims.fingerprint(fp, &done).await?;
                     ctx.state.remember_issue(&event, &tracked).await;
+                    crate::clients::sentry_api::writeback::after_filed(ctx, job, &event, &tracked).await;
                     let outcome = Outcome::Done {
                         state: JobState::Filed,
                         reason: None,
@@ -146,6 +147,9 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
         }
         FingerprintReply::Repeat { tracked, occurrences, decision } => {
             repeat(ctx, &event, &tracked, occurrences, decision).await?;
+            if decision.comment {
+                crate::clients::sentry_api::writeback::after_filed(ctx, job, &event, &tracked).await;
+            }
             let reason = match (decision.regressed, decision.comment) {
                 (true, _) => format!("regression (occurrence {occurrences}): reopened"),
                 (false, true) => format!("occurrence {occurrences}: commented"),
