@@ -192,10 +192,11 @@ pub fn card_components(fingerprint: &Fingerprint, view: &CardView<'_>, now_ms: u
     }
     let links =
         [view.issue_url.and_then(|u| link("Tracked issue", u)), view.pr_url.and_then(|u| link("Pull request", u))];
-    rows(actions.into_iter().flatten().chain(links.into_iter().flatten()).collect())
+    let buttons: Vec<Value> = actions.into_iter().flatten().chain(links.into_iter().flatten()).collect();
+    rows(&buttons)
 }
 
-fn rows(buttons: Vec<Value>) -> Value {
+fn rows(buttons: &[Value]) -> Value {
     Value::Array(buttons.chunks(5).map(|chunk| json!({"type": kind::ACTION_ROW, "components": chunk})).collect())
 }
 
@@ -262,7 +263,7 @@ pub fn source_fingerprints(issue_id: &str, issue_url: Option<&str>) -> Vec<Finge
 pub fn digest_components(dashboard_url: Option<&str>, issues: &[(&str, &str)]) -> Value {
     let mut buttons: Vec<Value> = issues.iter().filter_map(|(label, url)| link(label, url)).collect();
     buttons.extend(dashboard_url.and_then(|u| link("Dashboard", u)));
-    rows(buttons)
+    rows(&buttons)
 }
 
 #[cfg(test)]

@@ -265,6 +265,10 @@ pub struct FingerprintRecord {
     pub written_back: Vec<String>,
 }
 
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")
+)]
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }

@@ -229,6 +229,9 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
         return detail(StatusCode::UNAUTHORIZED, "Invalid token");
     }
     let segments: Vec<&str> = incoming.segments.iter().map(String::as_str).collect();
+    if let Some(response) = writeback(&mut data, &incoming, &segments) {
+        return response;
+    }
     match (&incoming.method, segments.as_slice()) {
         (&Method::GET, ["api", "0", "organizations", org, "issues"]) => {
             if *org != ORG {
@@ -281,9 +284,16 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
             let body = data.issue_json(&data.issues[index]);
             json_response(StatusCode::OK, &body)
         }
+        _ => detail(StatusCode::NOT_FOUND, "The requested resource does not exist"),
+    }
+}
+
+/// The write-back routes: Sentry's external issues and GlitchTip's comments.
+fn writeback(data: &mut Data, incoming: &super::Incoming, segments: &[&str]) -> Option<Response> {
+    Some(match (&incoming.method, segments) {
         (&Method::POST, ["api", "0", "sentry-app-installations", uuid, "external-issues"]) => {
             if !data.installations.iter().any(|i| i == uuid) {
-                return detail(StatusCode::NOT_FOUND, "The requested resource does not exist");
+                return Some(detail(StatusCode::NOT_FOUND, "The requested resource does not exist"));
             }
             let body = incoming.json().unwrap_or(Value::Null);
             let text = |k: &str| body[k].as_str().filter(|v| !v.is_empty()).map(str::to_owned);
@@ -295,10 +305,10 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
             let (Some(issue_id), Some(web_url), Some(project), Some(identifier)) =
                 (issue_id, text("webUrl"), text("project"), text("identifier"))
             else {
-                return detail(StatusCode::BAD_REQUEST, "issueId, webUrl, project and identifier are required");
+                return Some(detail(StatusCode::BAD_REQUEST, "issueId, webUrl, project and identifier are required"));
             };
             if !data.issues.iter().any(|i| i.id == issue_id) {
-                return detail(StatusCode::NOT_FOUND, "The requested resource does not exist");
+                return Some(detail(StatusCode::NOT_FOUND, "The requested resource does not exist"));
             }
             let link = ExternalIssue { installation: (*uuid).to_owned(), issue_id, web_url, project, identifier };
             data.external_issues.retain(|e| !(e.installation == link.installation && e.issue_id == link.issue_id));
@@ -318,16 +328,16 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
         }
         (&Method::POST, ["api", "0", "issues", id, "comments"]) => {
             let Some(text) = incoming.json().and_then(|b| b["data"]["text"].as_str().map(str::to_owned)) else {
-                return detail(StatusCode::BAD_REQUEST, "data.text is required");
+                return Some(detail(StatusCode::BAD_REQUEST, "data.text is required"));
             };
             if !data.issues.iter().any(|i| i.id == *id) {
-                return detail(StatusCode::NOT_FOUND, "The requested resource does not exist");
+                return Some(detail(StatusCode::NOT_FOUND, "The requested resource does not exist"));
             }
             data.comments.push(((*id).to_owned(), text.clone()));
             let reply = json!({"id": data.comments.len(), "issue": id, "data": {"text": text}, "type": "note",
                 "dateCreated": rfc3339(now_ms())});
             json_response(StatusCode::CREATED, &reply)
         }
-        _ => detail(StatusCode::NOT_FOUND, "The requested resource does not exist"),
-    }
+        _ => return None,
+    })
 }

@@ -41,8 +41,8 @@ pub(super) async fn status<P: HttpPort>(
         },
     };
     // Active mutes are listed wherever status is asked (issue 19).
-    let mutes = crate::handlers::component::mutes::active(ctx).await;
-    let muted = crate::handlers::component::mutes::describe(&mutes, ctx.now_ms);
+    let active = crate::handlers::component::mutes::active(ctx).await;
+    let muted = crate::handlers::component::mutes::describe(&active, ctx.now_ms);
     let Some(record) = record else {
         let what = issue.map_or_else(|| "this thread".to_owned(), |i| format!("`{}`", i.as_str()));
         let mut lines = vec![format!("bugbot has no work on record for {what}.")];

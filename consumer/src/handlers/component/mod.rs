@@ -156,7 +156,7 @@ async fn run<P: HttpPort>(
     let as_command =
         Job { kind: JobKind::DiscordCommand(DiscordCommandJob { interaction: ix.clone(), command }), ..job.clone() };
     let JobKind::DiscordCommand(cmd) = &as_command.kind else { unreachable!("built above") };
-    let outcome = command::run(ctx, &as_command, cmd).await;
+    let outcome = Box::pin(command::run(ctx, &as_command, cmd)).await;
     if !allowed {
         // Refused by the command handler, privately; the card is untouched.
         return outcome;
