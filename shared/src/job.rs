@@ -153,6 +153,10 @@ pub struct InteractionContext {
 pub struct DiscordCommandJob {
     pub interaction: InteractionContext,
     pub command: Command,
+    /// Extra guidance for a fix, from the "Fix with instructions" modal: untrusted text, fenced
+    /// wherever it goes (the agent's prompt, the PR body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -69,7 +69,7 @@ pub async fn process<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, click: &DiscordCo
             Outcome::done(JobState::Ignored, "component: fix modal opener reached the consumer".to_owned())
         }
         action => {
-            let Some(command) = command_for(action, &record, event.as_ref(), click) else {
+            let Some(command) = command_for(action, &record, event.as_ref()) else {
                 refuse(ctx, &ix, "⚠️ bugbot has nothing to run this on (no tracked issue or source link).").await;
                 return Outcome::done(JobState::Ignored, "component: nothing to act on".to_owned());
             };
@@ -95,21 +95,12 @@ fn issue_ref(text: &str) -> Option<IssueRef> {
 }
 
 /// The `/bugbot` command a button stands for, from state only.
-fn command_for(
-    action: Action,
-    record: &FingerprintRecord,
-    event: Option<&ErrorEvent>,
-    click: &DiscordComponentJob,
-) -> Option<Command> {
+fn command_for(action: Action, record: &FingerprintRecord, event: Option<&ErrorEvent>) -> Option<Command> {
     let tracked = record.tracked.primary_url().and_then(issue_ref);
     match action {
         Action::Investigate => Some(Command::Investigate { issue: tracked? }),
-        Action::Fix => Some(Command::Fix { issue: Some(tracked?), repo: None }),
-        Action::FixModalSubmit => {
-            // The instructions reach the fix flow as a fenced, untrusted note (see `fix`).
-            let _ = instructions(click);
-            Some(Command::Fix { issue: Some(tracked?), repo: None })
-        }
+        // The modal's instructions travel beside the command (`DiscordCommandJob::guidance`).
+        Action::Fix | Action::FixModalSubmit => Some(Command::Fix { issue: Some(tracked?), repo: None }),
         // The source issue when there is one (Sentry, GlitchTip), else the tracked issue (whose
         // thread may name one); the tracked issues are closed by the click either way.
         Action::Resolve => event
@@ -118,6 +109,24 @@ fn command_for(
             .or(tracked)
             .map(|issue| Command::Resolve { issue }),
         Action::Mute | Action::Unmute | Action::FixWithInstructions => None,
+    }
+}
+
+/// The guidance a fix job carries (from the "Fix with instructions" modal), for the agent's prompt.
+pub(crate) fn fix_context(job: &Job, requested_by: &str) -> String {
+    match &job.kind {
+        JobKind::DiscordCommand(DiscordCommandJob { guidance: Some(text), .. }) => {
+            chatops::agent_guidance(text, requested_by)
+        }
+        _ => String::new(),
+    }
+}
+
+/// The same guidance as given, to be kept with the run and quoted in its PR body.
+pub(crate) fn guidance(job: &Job) -> Option<String> {
+    match &job.kind {
+        JobKind::DiscordCommand(c) => c.guidance.clone(),
+        _ => None,
     }
 }
 
@@ -153,8 +162,16 @@ async fn run<P: HttpPort>(
 ) -> Outcome {
     let allowed = authorize(ctx, ix, Access::of(&command)).is_ok();
     let is_fix = matches!(command, Command::Fix { .. });
-    let as_command =
-        Job { kind: JobKind::DiscordCommand(DiscordCommandJob { interaction: ix.clone(), command }), ..job.clone() };
+    // The modal's text travels with the command: the fix flow fences it for the agent and quotes
+    // it in the PR body.
+    let guidance = match (&job.kind, id.action) {
+        (JobKind::DiscordComponent(click), Action::FixModalSubmit) => instructions(click),
+        _ => None,
+    };
+    let as_command = Job {
+        kind: JobKind::DiscordCommand(DiscordCommandJob { interaction: ix.clone(), command, guidance }),
+        ..job.clone()
+    };
     let JobKind::DiscordCommand(cmd) = &as_command.kind else { unreachable!("built above") };
     let outcome = Box::pin(command::run(ctx, &as_command, cmd)).await;
     if !allowed {

@@ -120,6 +120,9 @@ pub struct FixRun {
     /// The job that asked for the fix: its status record follows the run (`/bugbot status`).
     #[serde(default)]
     pub requested_in: Option<String>,
+    /// Instructions given with the request ("Fix with instructions"; untrusted), quoted in the PR.
+    #[serde(default)]
+    pub guidance: Option<String>,
 }
 
 /// Where fix jobs go.
@@ -221,7 +224,7 @@ fn platform<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, reason
 
 /// `/bugbot fix [issue] [repo]` and "Fix with bugbot" (already authorized by the commands module).
 pub async fn on_command<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, job: &Job) -> Outcome {
-    let JobKind::DiscordCommand(DiscordCommandJob { interaction, command }) = &job.kind else {
+    let JobKind::DiscordCommand(DiscordCommandJob { interaction, command, .. }) = &job.kind else {
         return done(JobState::Failed, "not a fix command", Vec::new());
     };
     let (issue, repo, message) = match command {
@@ -391,6 +394,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
         reason: None,
         cost_usd: 0.0,
         requested_in: Some(job.id.to_string()),
+        guidance: crate::handlers::component::guidance(job),
     };
     save_run(ctx, &run).await;
     let _ = show(ctx, &run).await;
@@ -409,7 +413,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
             issue_url: Some(target.url.clone()),
             title: target.title.clone(),
             body: target.body.clone(),
-            context: String::new(),
+            context: crate::handlers::component::fix_context(job, &run.requested_by),
         },
         allowed_paths: settings.allowed_paths.clone(),
         allow_protected: Vec::new(),
@@ -646,6 +650,7 @@ fn pr_body(run: &FixRun, report: &FixReport) -> String {
         report.diffstat.deletions,
         files.join(", ")
     );
+    body.push_str(&bugbot_shared::chatops::pr_instructions(run.guidance.as_deref()));
     match report.test_output_tail.as_deref() {
         Some(tail) if !tail.trim().is_empty() => {
             let _ = writeln!(body, "## Tests\n\nPassed. Last lines:\n\n{}", report::untrusted_code_block(tail));
