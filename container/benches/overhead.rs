@@ -139,6 +139,7 @@ async fn main() {
                 test_command: Some("true".into()),
                 limits: FixLimits::default(),
                 callback_url: None,
+                repro: bugbot_shared::executor::ReproPolicy::default(),
             };
             let t = Instant::now();
             let result = runner.run(&job, &Interrupt::new()).await;

@@ -245,8 +245,13 @@ impl Git {
     /// Stat data is compared in full (nanosecond mtimes, owner): an edit of the same size within the
     /// checkout's second must not look unchanged. Handing the work tree to the sandbox user changes every
     /// owner, so with the sandbox git re-reads every file here once (tens of milliseconds for 2,000 files).
+    ///
+    /// The copy keeps the index's modification time: git content-compares every entry whose mtime is not
+    /// older than the index file ("racily clean"), and file times move in coarse clock ticks, so an edit
+    /// of the same size in the checkout's tick looks unchanged by its stat data alone. A copy stamped
+    /// "now" would hide such an edit.
     pub async fn stage_into(&self, dir: &Path, index: &Path) -> Result<(), GitError> {
-        tokio::fs::copy(dir.join(".git/index"), index).await?;
+        copy_keeping_mtime(&dir.join(".git/index"), index).await?;
         self.run_indexed("add", dir, index, &["add", "-A", "."], None).await.map(drop)
     }
 
@@ -288,6 +293,57 @@ impl Git {
     pub async fn write_tree(&self, dir: &Path, index: &Path) -> Result<String, GitError> {
         let out = self.run_indexed("write-tree", dir, index, &["write-tree"], None).await?;
         Ok(String::from_utf8_lossy(&out).trim().to_owned())
+    }
+
+    /// Fills the private index `index` with `HEAD`'s tree.
+    pub async fn read_head_into(&self, dir: &Path, index: &Path) -> Result<(), GitError> {
+        self.run_indexed("read-tree", dir, index, &["read-tree", "HEAD"], None).await.map(drop)
+    }
+
+    /// Applies `changes` (new blob and mode, or removal) to the private index `index`.
+    pub async fn apply_to_index(&self, dir: &Path, index: &Path, changes: &[&Change]) -> Result<(), GitError> {
+        let mut input = Vec::new();
+        for change in changes {
+            let (mode, blob) = if change.mode == "000000" {
+                ("0", "0".repeat(change.blob.len().max(40)))
+            } else {
+                check_object_id(&change.blob)?;
+                (change.mode.as_str(), change.blob.clone())
+            };
+            input.extend_from_slice(format!("{mode} {blob}\t{}\0", change.path).as_bytes());
+        }
+        self.run_indexed("update-index", dir, index, &["update-index", "-z", "--index-info"], Some(input))
+            .await
+            .map(drop)
+    }
+
+    /// Writes `tree` into the empty directory `work_tree` through the private index `index`, reading the
+    /// objects of `git_dir` (which it never writes). With a jail, git runs as the job's uid, so that the files
+    /// are the job's from the start; `home` is then a directory of the job's, and `index` in it.
+    pub async fn checkout_tree(
+        &self,
+        jail: Option<&Jail>,
+        git_dir: &Path,
+        tree: &str,
+        work_tree: &Path,
+        index: &Path,
+        home: &Path,
+    ) -> Result<(), GitError> {
+        check_object_id(tree)?;
+        for args in [&["read-tree", tree][..], &["checkout-index", "-a", "-f"][..]] {
+            let program =
+                jail.map_or_else(|| Command::new(&self.bin), |jail| jail.command(&self.bin, work_tree, false));
+            let mut cmd = self.configure(program, work_tree, None);
+            cmd.env("HOME", home)
+                .env("GIT_DIR", git_dir)
+                .env("GIT_WORK_TREE", work_tree)
+                .env("GIT_INDEX_FILE", index)
+                .args(["-c", "safe.directory=*", "-c", CHECKOUT_WORKERS])
+                .args(args);
+            let limits = Limits { own_session: jail.is_some(), ..Limits::new(GIT_TIMEOUT, 1024 * 1024) };
+            self.finish_with("checkout", cmd, None, limits).await?;
+        }
+        Ok(())
     }
 
     /// Paths that differ between two trees.
@@ -338,6 +394,18 @@ impl Git {
         cmd.env("GIT_INDEX_FILE", index).args(args);
         self.finish(step, cmd, stdin).await
     }
+}
+
+/// Copies `from` to `to` and gives the copy `from`'s modification time.
+async fn copy_keeping_mtime(from: &Path, to: &Path) -> std::io::Result<()> {
+    let (from, to) = (from.to_owned(), to.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let modified = std::fs::metadata(&from)?.modified()?;
+        std::fs::copy(&from, &to)?;
+        std::fs::OpenOptions::new().write(true).open(&to)?.set_modified(modified)
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// A full hexadecimal object id (SHA-1 or SHA-256), which also keeps option injection out.

@@ -116,6 +116,30 @@ impl PathPolicy {
     }
 }
 
+/// Which changed paths are tests ([`bugbot_shared::executor::ReproPolicy::test_paths`]): their changes
+/// alone, on the base code, must make the test command fail.
+#[derive(Debug, Clone)]
+pub struct TestPaths {
+    globs: Vec<String>,
+    set: GlobSet,
+}
+
+impl TestPaths {
+    pub fn for_job(job: &FixJob) -> Result<Self, BadGlob> {
+        let globs: Vec<String> = job.repro.test_paths.iter().map(|g| normalize(g)).collect();
+        Ok(Self { set: set(&globs)?, globs })
+    }
+
+    pub fn is_test(&self, path: &str) -> bool {
+        self.set.is_match(path)
+    }
+
+    /// The globs, for the prompt.
+    pub fn globs(&self) -> &[String] {
+        &self.globs
+    }
+}
+
 /// Whether two globs (plausibly) match a common path: either one matches the other's text. A deny rule
 /// that overlaps an explicit permission is dropped (Claude Code's deny rules win), which leaves the rest
 /// of that protected glob to the executor's own diff check.
@@ -152,6 +176,32 @@ mod tests {
     fn policy(allowed: &[&str], unprotected: &[&str]) -> PathPolicy {
         let own = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         PathPolicy::new(&own(allowed), &own(unprotected)).unwrap()
+    }
+
+    #[test]
+    fn test_paths_follow_the_usual_conventions() {
+        let job: FixJob = serde_json::from_value(serde_json::json!({
+            "job_id": "j", "clone_url": "https://x/r.git", "base_ref": "main", "branch": "b",
+            "prompt": {"issue_key": "K", "title": "t"},
+        }))
+        .unwrap();
+        let tests = TestPaths::for_job(&job).unwrap();
+        for path in [
+            "tests/run.sh",
+            "crates/a/tests/it.rs",
+            "src/__tests__/cart.js",
+            "src/cart.test.ts",
+            "src/cart.spec.js",
+            "pkg/cart_test.go",
+            "app/test_cart.py",
+            "spec/cart_spec.rb",
+            "src/test/java/CartTest.java",
+        ] {
+            assert!(tests.is_test(path), "{path}");
+        }
+        for path in ["src/cart.ts", "src/lib.rs", "testing.md", "src/contest.js", "latest/x.js"] {
+            assert!(!tests.is_test(path), "{path}");
+        }
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub fn render(job: &FixJob, policy: &PathPolicy) -> Prompt {
     let fence = format!("data-{}", &hex::encode(hasher.finalize())[..16]);
 
     let allowed = policy.allowed_globs().join(", ");
-    let tests = job.test_command.as_deref().map_or_else(
+    let test_command = job.test_command.as_deref().filter(|c| !c.trim().is_empty());
+    let tests = test_command.map_or_else(
         || "There is no test command for this repository.".to_owned(),
         |cmd| {
             format!(
@@ -53,6 +54,19 @@ pub fn render(job: &FixJob, policy: &PathPolicy) -> Prompt {
             )
         },
     );
+    let add_test = if test_command.is_some() {
+        let test_paths = job.repro.test_paths.join(", ");
+        let required =
+            if job.repro.required { " A fix whose test does not fail on the current code is not pushed." } else { "" };
+        format!(
+            "- Reproduce first: before fixing, add a test that reproduces the error — it must fail on the current \
+             code and pass with your fix — in a test file (paths matching: {test_paths}) that the test command \
+             runs, within the paths you may change. Keep the test separate from the fix: the executor runs the \
+             test command once on the current code with only your test files, and once on your whole change.{required}\n"
+        )
+    } else {
+        "- If the repository has tests, add or update one that covers the fix.\n".to_owned()
+    };
     let key = one_line(&p.issue_key);
     let mut user = format!(
         "Fix the bug described in issue {key} in the repository checked out in the current working directory.\n\
@@ -62,7 +76,7 @@ pub fn render(job: &FixJob, policy: &PathPolicy) -> Prompt {
          - You may change only files matching: {allowed}. CI configuration, container files, dependency manifests \
          and lock files are off limits unless listed. Changes anywhere else are rejected and nothing is pushed.\n\
          - You cannot run commands, commit or push: the executor does that. {tests}\n\
-         - If the repository has tests, add or update one that covers the fix.\n\
+         {add_test}\
          - If you cannot find a safe fix, change nothing and explain why.\n\
          - Finish with a short summary: the root cause and what you changed.\n\
          \n\
@@ -125,6 +139,7 @@ mod tests {
             test_command: Some("cargo test".into()),
             limits: FixLimits::default(),
             callback_url: None,
+            repro: bugbot_shared::executor::ReproPolicy::default(),
         }
     }
 
@@ -141,6 +156,22 @@ mod tests {
         assert!(p.system.contains(&p.fence));
         // Empty blocks are left out.
         assert!(!p.user.contains("name=\"issue body\""));
+    }
+
+    #[test]
+    fn with_a_test_command_the_agent_is_asked_to_reproduce_first() {
+        let mut j = job("TypeError in checkout", "");
+        let p = render(&j, &PathPolicy::for_job(&j).unwrap());
+        assert!(p.user.contains("Reproduce first: before fixing, add a test that reproduces the error"), "{}", p.user);
+        assert!(p.user.contains("**/*.test.*"), "{}", p.user);
+        assert!(!p.user.contains("is not pushed."), "{}", p.user);
+        j.repro.required = true;
+        let p = render(&j, &PathPolicy::for_job(&j).unwrap());
+        assert!(p.user.contains("A fix whose test does not fail on the current code is not pushed."), "{}", p.user);
+        j.test_command = None;
+        let p = render(&j, &PathPolicy::for_job(&j).unwrap());
+        assert!(!p.user.contains("Reproduce first"), "{}", p.user);
+        assert!(p.user.contains("If the repository has tests, add or update one that covers the fix."));
     }
 
     #[test]

@@ -146,6 +146,14 @@ impl Redactor {
             *text = self.redact(text);
         }
         report.branch = self.redact(&report.branch);
+        if let Some(repro) = &mut report.repro {
+            for test in &mut repro.tests {
+                *test = self.redact(test);
+            }
+            for text in [&mut repro.reason, &mut repro.before_output_tail].into_iter().flatten() {
+                *text = self.redact(text);
+            }
+        }
     }
 
     /// A `tracing` writer factory that redacts every log line before it reaches `inner`.

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bugbot_shared::executor::{DiffStat, FixJob, FixOutcome, FixReport};
+use bugbot_shared::executor::{DiffStat, FixJob, FixOutcome, FixReport, Repro, ReproVerdict};
 use tokio::process::Command;
 
 use crate::agent::{Agent, AgentEnd, AgentTask};
 use crate::config::Config;
 use crate::git::{self, Git, GitError, RemoteUrl};
-use crate::paths::PathPolicy;
+use crate::paths::{PathPolicy, TestPaths};
 use crate::process::{self, Ending, Interrupt, Limits};
 use crate::prompt;
 use crate::redact::Redactor;
@@ -40,6 +40,8 @@ pub struct Timings {
     pub agent: Duration,
     pub check: Duration,
     pub test: Duration,
+    /// "Reproduce first": the base code with the change's tests written out, and the test command on it.
+    pub repro: Duration,
     pub commit: Duration,
     pub push: Duration,
     pub cleanup: Duration,
@@ -185,6 +187,13 @@ impl Runner {
         timings: &mut Timings,
     ) -> Step<()> {
         let policy = PathPolicy::for_job(job).map_err(|e| failed(e.to_string()))?;
+        let test_paths = TestPaths::for_job(job).map_err(|e| failed(e.to_string()))?;
+        let test_command = job.test_command.as_deref().filter(|c| !c.trim().is_empty());
+        if job.repro.required && test_command.is_none() {
+            return Err(blocked(
+                "FIX_REQUIRE_REPRO=on needs a test command (FIX_TEST_COMMAND) to reproduce the error with",
+            ));
+        }
         let remote = RemoteUrl::parse(&job.clone_url, self.config.allow_insecure_remotes).map_err(git_failed)?;
         git::check_ref(&job.base_ref).map_err(git_failed)?;
         git::check_ref(&job.branch).map_err(git_failed)?;
@@ -252,17 +261,18 @@ impl Runner {
         let t = Instant::now();
         let checked_index = work.git_home().join("checked.index");
         let result = self.check(job, &git, &repo, &checked_index, &policy, &run.denials, report).await;
-        let tree = match result {
-            Ok(()) => git.write_tree(&repo, &checked_index).await.map_err(git_failed),
+        let checked = match result {
+            Ok(changes) => git.write_tree(&repo, &checked_index).await.map_err(git_failed).map(|tree| (tree, changes)),
             Err(outcome) => Err(outcome),
         };
         timings.check = t.elapsed();
-        let tree = tree?;
+        let (tree, changes) = checked?;
         let before_tests = fingerprint(&git_dir).await?;
 
-        // 4. Tests, on a work tree whose later changes do not matter any more.
-        if let Some(command) = job.test_command.as_deref().filter(|c| !c.trim().is_empty()) {
-            let checked = Checked { tree: &tree, git_dir: &before_tests };
+        // 4. Tests, on a work tree whose later changes do not matter any more; then on the base code with
+        // only the change's tests, in a directory of its own.
+        if let Some(command) = test_command {
+            let checked = Checked { tree: &tree, git_dir: &before_tests, changes: &changes, test_paths: &test_paths };
             self.tests(command, job, work, &git, jail, &checked, interrupt, report, timings).await?;
         }
 
@@ -281,7 +291,9 @@ impl Runner {
         Ok(())
     }
 
-    /// Runs the tests, then reports what they changed; `.git` changed means nothing is pushed.
+    /// Runs the tests on the checked change, then (when they pass) on the base code with only the change's
+    /// tests; then reports what they changed. `.git` changed means nothing is pushed, and so does an error
+    /// not reproduced when the job requires it.
     #[expect(clippy::too_many_arguments, reason = "one step of one run, called once")]
     async fn tests(
         &self,
@@ -297,13 +309,34 @@ impl Runner {
     ) -> Step<()> {
         let repo = work.repo();
         let t = Instant::now();
-        let result = self.test(command, job, work, jail, interrupt, report).await;
+        let run = self.test(command, job, &repo, &work.test_home(), jail, interrupt).await;
         timings.test = t.elapsed();
         self.contain(jail, "the tests", timings).await?;
-        if fingerprint(&repo.join(".git")).await? != checked.git_dir {
-            report.tests_touched.push(".git".into());
-            return Err(blocked("the test command changed the repository's .git directory; nothing was pushed"));
-        }
+        let run = run?;
+        report.test_network = Some(run.network);
+        report.test_output_tail = Some(run.tail);
+        self.git_unchanged(&repo, checked, report, "the test command").await?;
+        let result = run.ending.outcome();
+
+        let verdict = if result.is_ok() {
+            if let Some(jail) = jail {
+                // Nothing the first run left in the shared temporary directories meets the second.
+                jail.scrub().await;
+            }
+            let t = Instant::now();
+            let verdict = self.reproduce(command, job, work, git, jail, checked, interrupt, report, timings).await;
+            timings.repro = t.elapsed();
+            verdict?
+        } else {
+            let tests = test_files(checked);
+            not_reproduced(ReproVerdict::NotRun, tests, "the tests fail with the fix".into())
+        };
+        let line = verdict.line();
+        tracing::info!(job_id = %job.job_id, verdict = ?verdict.verdict, line = %self.redactor.redact(&line), "reproduce first");
+        let reproduced = verdict.is_reproduced();
+        report.repro = Some(verdict);
+
+        // What either run did to the checked work tree is reported (and never pushed).
         let after_index = work.git_home().join("after-tests.index");
         git.stage_into(&repo, &after_index).await.map_err(git_failed)?;
         let after = git.write_tree(&repo, &after_index).await.map_err(git_failed)?;
@@ -315,7 +348,95 @@ impl Runner {
                 "the tests changed the work tree; the checked tree is pushed"
             );
         }
-        result
+        result?;
+        if job.repro.required && !reproduced {
+            return Err(blocked(format!("FIX_REQUIRE_REPRO=on and the error was {line}; nothing was pushed")));
+        }
+        Ok(())
+    }
+
+    /// Blocks when the repository's `.git` is not as it was when the checked tree was written.
+    async fn git_unchanged(&self, repo: &Path, checked: &Checked<'_>, report: &mut FixReport, who: &str) -> Step<()> {
+        if fingerprint(&repo.join(".git")).await? == checked.git_dir {
+            return Ok(());
+        }
+        if !report.tests_touched.iter().any(|t| t == ".git") {
+            report.tests_touched.push(".git".into());
+        }
+        Err(blocked(format!("{who} changed the repository's .git directory; nothing was pushed")))
+    }
+
+    /// "Reproduce first": the base commit with only the change's test files applied, written out as the
+    /// job's uid into a directory of its own (`base/`, no `.git`), and the test command run there under the
+    /// same sandbox as the first run (own home, same network rule, swept after). It is expected to fail.
+    /// The pushed tree is already an object; `.git` must still be unchanged after it.
+    #[expect(clippy::too_many_arguments, reason = "one step of one run, called once")]
+    async fn reproduce(
+        &self,
+        command: &str,
+        job: &FixJob,
+        work: &WorkDir,
+        git: &Git,
+        jail: Option<&Jail>,
+        checked: &Checked<'_>,
+        interrupt: &Interrupt,
+        report: &mut FixReport,
+        timings: &mut Timings,
+    ) -> Step<Repro> {
+        let tests: Vec<&git::Change> = checked.changes.iter().filter(|c| checked.test_paths.is_test(&c.path)).collect();
+        let names = test_files(checked);
+        if tests.is_empty() {
+            let globs = prompt::truncate(&checked.test_paths.globs().join(", "), 300);
+            let why = format!("the change adds or changes no test file (test paths: {globs})");
+            return Ok(not_reproduced(ReproVerdict::NotRun, names, why));
+        }
+        if tests.len() == checked.changes.len() {
+            let why = "the change only touches tests: there is no fix to tell apart from them".to_owned();
+            return Ok(not_reproduced(ReproVerdict::NotReproduced, names, why));
+        }
+        let repo = work.repo();
+        let index = work.git_home().join("base.index");
+        git.read_head_into(&repo, &index).await.map_err(git_failed)?;
+        git.apply_to_index(&repo, &index, &tests).await.map_err(git_failed)?;
+        let tree = git.write_tree(&repo, &index).await.map_err(git_failed)?;
+        // Writing that tree added objects (nothing of the job's runs now): the base run is held to this.
+        let git_dir = fingerprint(&repo.join(".git")).await?;
+
+        let t = Instant::now();
+        work.create_base(jail).await.map_err(|e| failed(format!("could not create the base work tree: {e}")))?;
+        timings.sandbox += t.elapsed();
+        let (base, home) = (work.base(), work.base_home());
+        let checkout = git.checkout_tree(jail, &repo.join(".git"), &tree, &base, &home.join("index"), &home).await;
+        self.contain(jail, "the base checkout", timings).await?;
+        checkout.map_err(git_failed)?;
+        if fingerprint(&repo.join(".git")).await? != git_dir {
+            return Err(blocked("the base checkout changed the repository's .git directory; nothing was pushed"));
+        }
+
+        let run = self.test(command, job, &base, &home, jail, interrupt).await;
+        self.contain(jail, "the tests on the base code", timings).await?;
+        let run = run?;
+        if fingerprint(&repo.join(".git")).await? != git_dir {
+            report.tests_touched.push(".git".into());
+            return Err(blocked(
+                "the test command on the base code changed the repository's .git directory; nothing was pushed",
+            ));
+        }
+        let mut verdict =
+            Repro { verdict: ReproVerdict::Reproduced, tests: names, reason: None, before_output_tail: Some(run.tail) };
+        match run.ending {
+            TestEnding::Failed(_) => {}
+            TestEnding::Passed => {
+                verdict.verdict = ReproVerdict::NotReproduced;
+                verdict.reason = Some("the new or changed tests pass on the base code too".into());
+            }
+            TestEnding::TimedOut(secs) => {
+                verdict.verdict = ReproVerdict::NotReproduced;
+                verdict.reason = Some(format!("the tests timed out after {secs}s on the base code"));
+            }
+            TestEnding::Interrupted => return Err(failed(INTERRUPTED)),
+        }
+        Ok(verdict)
     }
 
     /// A depth-1 fetch (as root: it holds the token), then the checkout on the new branch — with the
@@ -373,7 +494,7 @@ impl Runner {
         policy: &PathPolicy,
         denials: &[crate::agent::Denial],
         report: &mut FixReport,
-    ) -> Step<()> {
+    ) -> Step<Vec<git::Change>> {
         git.stage_into(repo, index).await.map_err(git_failed)?;
         let changes = git.staged_changes(repo, index).await.map_err(git_failed)?;
         report.files = changes.iter().map(|c| c.path.clone()).collect();
@@ -420,7 +541,8 @@ impl Runner {
         if lines > limits.max_lines_changed {
             return Err(blocked(format!("{lines} lines changed; the limit is {}", limits.max_lines_changed)));
         }
-        self.check_bytes(job, git, repo, index, &changes).await
+        self.check_bytes(job, git, repo, index, &changes).await?;
+        Ok(changes)
     }
 
     /// Every byte counts: binary files (git's verdict, or any NUL byte) count by their size and need the
@@ -475,34 +597,32 @@ impl Runner {
         Ok(())
     }
 
+    /// Runs the test command in `cwd` with `home` (the checked work tree, or the base run's).
     async fn test(
         &self,
         command: &str,
         job: &FixJob,
-        work: &WorkDir,
+        cwd: &Path,
+        home: &Path,
         jail: Option<&Jail>,
         interrupt: &Interrupt,
-        report: &mut FixReport,
-    ) -> Step<()> {
-        let home = work.test_home();
-        let mut cmd = if let Some(jail) = jail {
+    ) -> Step<TestRun> {
+        let (mut cmd, network) = if let Some(jail) = jail {
             let isolated = self.sandbox.test_network(jail).await;
             if let Err(why) = &isolated {
                 tracing::warn!(job_id = %job.job_id, reason = %why, "the test command shares the container's network");
             }
-            report.test_network =
-                Some(isolated.as_ref().map_or_else(|why| format!("shared: {why}"), |()| "none".into()));
-            jail.command("sh", &work.repo(), isolated.is_ok())
+            let network = isolated.as_ref().map_or_else(|why| format!("shared: {why}"), |()| "none".into());
+            (jail.command("sh", cwd, isolated.is_ok()), network)
         } else {
-            report.test_network = Some("shared: SANDBOX=off".into());
-            Command::new("sh")
+            (Command::new("sh"), "shared: SANDBOX=off".into())
         };
         cmd.arg("-c")
             .arg(format!("exec 2>&1\n{command}"))
-            .current_dir(work.repo())
+            .current_dir(cwd)
             .env_clear()
             .env("PATH", &self.config.agent_path)
-            .env("HOME", &home)
+            .env("HOME", home)
             .env("TMPDIR", home.join("tmp"))
             .env("LANG", "C.UTF-8")
             .env("CI", "true")
@@ -512,21 +632,65 @@ impl Runner {
         let done = process::run(cmd, None, &limits, interrupt)
             .await
             .map_err(|e| failed(format!("could not run the test command: {e}")))?;
-        report.test_output_tail = Some(process::tail_text(&done.stdout, TEST_OUTPUT_TAIL));
-        match done.ending {
-            Ending::Exited(status) if status.success() => Ok(()),
-            Ending::Exited(status) => Err(failed(format!("tests failed ({status})"))),
-            Ending::TimedOut => Err(failed(format!("tests timed out after {}s", timeout.as_secs()))),
-            Ending::Interrupted => Err(failed(INTERRUPTED)),
+        let ending = match done.ending {
+            Ending::Exited(status) if status.success() => TestEnding::Passed,
+            Ending::Exited(status) => TestEnding::Failed(status.to_string()),
+            Ending::TimedOut => TestEnding::TimedOut(timeout.as_secs()),
+            Ending::Interrupted => TestEnding::Interrupted,
+        };
+        Ok(TestRun { ending, tail: process::tail_text(&done.stdout, TEST_OUTPUT_TAIL), network })
+    }
+}
+
+/// One run of the test command.
+#[derive(Debug)]
+struct TestRun {
+    ending: TestEnding,
+    /// The last [`TEST_OUTPUT_TAIL`] bytes of its output.
+    tail: String,
+    /// `"none"` or why it shared the container's network.
+    network: String,
+}
+
+#[derive(Debug)]
+enum TestEnding {
+    Passed,
+    /// With the exit status.
+    Failed(String),
+    /// After this many seconds.
+    TimedOut(u64),
+    Interrupted,
+}
+
+impl TestEnding {
+    /// The run's outcome when the test command judges the change.
+    fn outcome(&self) -> Step<()> {
+        match self {
+            Self::Passed => Ok(()),
+            Self::Failed(status) => Err(failed(format!("tests failed ({status})"))),
+            Self::TimedOut(secs) => Err(failed(format!("tests timed out after {secs}s"))),
+            Self::Interrupted => Err(failed(INTERRUPTED)),
         }
     }
 }
 
-/// What the checks saw: the tree that will be pushed and the `.git` fingerprint after it was written.
+fn not_reproduced(verdict: ReproVerdict, tests: Vec<String>, reason: String) -> Repro {
+    Repro { verdict, tests, reason: Some(reason), before_output_tail: None }
+}
+
+/// The checked change's test files.
+fn test_files(checked: &Checked<'_>) -> Vec<String> {
+    checked.changes.iter().filter(|c| checked.test_paths.is_test(&c.path)).map(|c| c.path.clone()).collect()
+}
+
+/// What the checks saw: the tree that will be pushed, the `.git` fingerprint after it was written, the
+/// change, and which of its paths are tests.
 #[derive(Debug)]
 struct Checked<'a> {
     tree: &'a str,
     git_dir: &'a str,
+    changes: &'a [git::Change],
+    test_paths: &'a TestPaths,
 }
 
 /// The `.git` fingerprint (see [`git::fingerprint`]), off the async threads.
@@ -568,7 +732,8 @@ fn list(items: &[String]) -> String {
     text
 }
 
-/// A job's private directory: `repo/` (the clone), `agent-home/`, `test-home/`, `git-home/`.
+/// A job's private directory: `repo/` (the clone), `agent-home/`, `test-home/`, `git-home/`, and for
+/// "reproduce first" `base/` (the base code with the change's tests, no `.git`) and `base-home/`.
 ///
 /// With the sandbox: the job dir and `git-home/` (private indexes) are root's; `repo/` is root's with the
 /// job's group, sticky and group-writable, so the job can create files at the top but cannot rename or
@@ -639,8 +804,32 @@ impl WorkDir {
             .map_err(sandbox::SandboxError::from)
     }
 
+    /// The base run's work tree and home, empty, the job's (with the sandbox) and private.
+    async fn create_base(&self, jail: Option<&Jail>) -> Result<(), sandbox::SandboxError> {
+        use std::os::unix::fs::PermissionsExt as _;
+        for dir in [self.base(), self.base_home().join("tmp")] {
+            tokio::fs::create_dir_all(&dir).await?;
+        }
+        tokio::fs::write(self.base_home().join(".gitconfig"), "[safe]\n\tdirectory = *\n").await?;
+        if let Some(jail) = jail {
+            for dir in [self.base(), self.base_home()] {
+                jail.hand_over(&dir, None).await?;
+                tokio::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).await?;
+            }
+        }
+        Ok(())
+    }
+
     fn repo(&self) -> PathBuf {
         self.root.join("repo")
+    }
+
+    fn base(&self) -> PathBuf {
+        self.root.join("base")
+    }
+
+    fn base_home(&self) -> PathBuf {
+        self.root.join("base-home")
     }
 
     fn agent_home(&self) -> PathBuf {
@@ -689,6 +878,7 @@ mod tests {
             test_command: None,
             limits: FixLimits::default(),
             callback_url: None,
+            repro: bugbot_shared::executor::ReproPolicy::default(),
         };
         let message = commit_message(&job, Some("Guarded the lookup."));
         assert_eq!(

@@ -610,3 +610,146 @@ fn the_test_step_has_no_network_but_its_own_loopback() {
     let (report, _) = setup.run(&job, &[("TEST_NETWORK", "on")]);
     assert_eq!(report["test_network"], "shared: TEST_NETWORK=on", "{report:#}");
 }
+
+/// The fix the stand-in CLI makes plus `tests/repro.sh` = `script` (a test file by the default test paths):
+/// the job's test command runs it.
+fn repro_job(setup: &Setup, id: &str, script: &str) -> Value {
+    setup.replace_cli(&agent_with_test_script(script).replace("tests/run.sh", "tests/repro.sh"));
+    let mut job = setup.job(id);
+    job["test_command"] = json!("sh tests/repro.sh");
+    job
+}
+
+/// A regression test as an agent should write it: fails while `add` subtracts.
+const REGRESSION_TEST: &str = r"if grep -q 'a + b' src/lib.rs; then echo 'ok: add(2, 2) == 4'; exit 0; fi
+echo 'FAILED: add(2, 2) returned 0'; exit 1";
+
+#[test]
+fn a_test_that_fails_on_the_base_code_and_passes_with_the_fix_reproduces_the_error() {
+    needs_root!();
+    let setup = setup(43_100, "");
+    let job = repro_job(&setup, "repro-1", REGRESSION_TEST);
+    let (report, out) = setup.run(&job, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(report["outcome"], "fixed", "{report:#}\n{stderr}");
+    assert_eq!(report["repro"]["verdict"], "reproduced", "{report:#}");
+    assert_eq!(report["repro"]["tests"], json!(["tests/repro.sh"]));
+    let before = report["repro"]["before_output_tail"].as_str().unwrap_or_default();
+    assert!(before.contains("FAILED: add(2, 2) returned 0"), "{before}");
+    assert!(report["test_output_tail"].as_str().unwrap_or_default().contains("ok: add(2, 2) == 4"), "{report:#}");
+    assert_eq!(setup.pushed_files("bugbot/repro-1"), ["README.md", "package.json", "src/lib.rs", "tests/repro.sh"]);
+    assert!(report["tests_touched"].as_array().is_some_and(Vec::is_empty), "{report:#}");
+
+    // Required, and reproduced: still fixed.
+    let mut job = repro_job(&setup, "repro-2", REGRESSION_TEST);
+    job["repro"] = json!({"required": true});
+    let (report, _) = setup.run(&job, &[]);
+    assert_eq!(report["outcome"], "fixed", "{report:#}");
+    assert_eq!(report["repro"]["verdict"], "reproduced", "{report:#}");
+}
+
+#[test]
+fn a_test_that_passes_on_the_base_code_does_not_reproduce_and_is_not_fixed_when_required() {
+    needs_root!();
+    let setup = setup(43_200, "");
+    let always = "echo 'ok: nothing checked'; exit 0";
+    let (report, _) = setup.run(&repro_job(&setup, "not-repro-1", always), &[]);
+    assert_eq!(report["outcome"], "fixed", "{report:#}");
+    assert_eq!(report["repro"]["verdict"], "not_reproduced", "{report:#}");
+    assert_eq!(report["repro"]["reason"], "the new or changed tests pass on the base code too");
+
+    let mut job = repro_job(&setup, "not-repro-2", always);
+    job["repro"] = json!({"required": true});
+    let (report, _) = setup.run(&job, &[]);
+    assert_eq!(report["outcome"], "blocked", "{report:#}");
+    let reason = report["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("FIX_REQUIRE_REPRO=on") && reason.contains("pass on the base code too"), "{reason}");
+    assert_eq!(setup.branches(), ["bugbot/not-repro-1", "main"], "nothing pushed when required");
+
+    // A change without any test file cannot reproduce anything.
+    setup.replace_cli("echo 'pub fn add(a: i32, b: i32) -> i32 { a + b }' > src/lib.rs");
+    let mut job = setup.job("not-repro-3");
+    job["test_command"] = json!("grep -q 'a + b' src/lib.rs");
+    job["repro"] = json!({"required": true});
+    let (report, _) = setup.run(&job, &[]);
+    assert_eq!(report["outcome"], "blocked", "{report:#}");
+    assert_eq!(report["repro"]["verdict"], "not_run", "{report:#}");
+    assert!(report["reason"].as_str().unwrap_or_default().contains("no test file"), "{report:#}");
+
+    // Required without a test command: refused before the agent runs (and spends anything).
+    setup.replace_cli("echo ran > src/agent-ran.txt");
+    let mut job = setup.job("not-repro-4");
+    job["repro"] = json!({"required": true});
+    let (report, _) = setup.run(&job, &[]);
+    assert_eq!(report["outcome"], "blocked", "{report:#}");
+    assert!(report["reason"].as_str().unwrap_or_default().contains("needs a test command"), "{report:#}");
+    assert_eq!(report["turns"], 0, "{report:#}");
+    assert_eq!(setup.branches(), ["bugbot/not-repro-1", "main"]);
+}
+
+#[test]
+fn a_test_that_fails_with_the_fix_is_not_fixed() {
+    needs_root!();
+    let setup = setup(43_300, "");
+    let (report, _) = setup.run(&repro_job(&setup, "fails-after-1", "echo 'FAILED: always'; exit 1"), &[]);
+    assert_eq!(report["outcome"], "failed", "{report:#}");
+    assert!(report["reason"].as_str().unwrap_or_default().starts_with("tests failed"), "{report:#}");
+    assert_eq!(report["repro"]["verdict"], "not_run", "{report:#}");
+    assert_eq!(report["repro"]["reason"], "the tests fail with the fix");
+    assert_eq!(setup.branches(), ["main"]);
+}
+
+/// The repository's test during the run on the base code: it finds the checked work tree (a sibling
+/// directory) and rewrites the fix there, adds a workflow, tampers with `.git` in every way it can, and
+/// leaves a process behind; then it fails, as a reproduction should.
+const BASE_RUN_ATTACK: &str = r#"if grep -q 'a + b' src/lib.rs; then echo 'ok: add'; exit 0; fi
+echo "base run: $(ls -a | tr '\n' ' ')"
+checked=../repo
+echo 'pub fn add(a: i32, b: i32) -> i32 { backdoor(); a + b }' > "$checked/src/lib.rs" && echo "rewrote the fix"
+mkdir -p "$checked/.github/workflows" && echo 'on: push' > "$checked/.github/workflows/pwn.yml" && echo "added a workflow"
+printf '[url "file:///nowhere/"]\n\tinsteadOf = file://\n' >> "$checked/.git/config" 2>/dev/null || echo "git config: refused"
+echo 'exit 1' > "$checked/.git/hooks/pre-push" 2>/dev/null || echo "hooks: refused"
+GIT_DIR="$checked/.git" git update-ref refs/heads/main "$(GIT_DIR="$checked/.git" git rev-parse HEAD)" 2>/dev/null || echo "update-ref: refused"
+tree=$(GIT_DIR="$checked/.git" GIT_INDEX_FILE="$HOME/evil.index" git write-tree 2>/dev/null) || echo "write-tree: refused"
+mv "$checked/.git" "$checked/.git-moved" 2>/dev/null || echo "move .git: refused"
+mkdir "$checked/.git2" 2>/dev/null && echo "made a directory in the checked tree"
+setsid sh -c 'exec sleep 600' > /dev/null 2>&1 < /dev/null &
+echo 'FAILED: add(2, 2) returned 0'; exit 1"#;
+
+#[test]
+fn the_run_on_the_base_code_cannot_change_what_is_pushed() {
+    needs_root!();
+    let setup = setup(43_400, "");
+    let job = repro_job(&setup, "base-attack-1", BASE_RUN_ATTACK);
+    let (report, out) = setup.run(&job, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let before = report["repro"]["before_output_tail"].as_str().unwrap_or_default();
+    assert_eq!(report["outcome"], "fixed", "{report:#}\n{stderr}");
+    assert_eq!(report["repro"]["verdict"], "reproduced", "{report:#}");
+    // The attack ran, and could write the checked work tree (it is the job's), but never `.git`.
+    for line in ["rewrote the fix", "added a workflow", "git config: refused", "hooks: refused", "update-ref: refused"]
+    {
+        assert!(before.contains(line), "{line:?} missing from the base run's output: {before}");
+    }
+    assert!(before.contains("move .git: refused"), "{before}");
+    // The base run's tree has no `.git` of its own to attack.
+    assert!(before.contains("base run:") && !before.contains(" .git "), "{before}");
+
+    // What is pushed is what was checked: the fix and the test, as the agent wrote them.
+    assert_eq!(
+        setup.pushed_files("bugbot/base-attack-1"),
+        ["README.md", "package.json", "src/lib.rs", "tests/repro.sh"]
+    );
+    assert_eq!(setup.show("bugbot/base-attack-1", "src/lib.rs"), "pub fn add(a: i32, b: i32) -> i32 { a + b }");
+    assert_eq!(report["head_sha"].as_str(), Some(git(&setup.remote, &["rev-parse", "bugbot/base-attack-1"]).as_str()));
+    assert_eq!(
+        git(&setup.remote, &["rev-parse", "bugbot/base-attack-1~1"]),
+        git(&setup.remote, &["rev-parse", "main"])
+    );
+    assert_eq!(setup.branches(), ["bugbot/base-attack-1", "main"]);
+    // …and what the base run did to the checked work tree is reported.
+    let touched: Vec<&str> =
+        report["tests_touched"].as_array().expect("list").iter().filter_map(Value::as_str).collect();
+    assert!(touched.contains(&"src/lib.rs") && touched.contains(&".github/workflows/pwn.yml"), "{touched:?}");
+    assert!(!touched.contains(&".git"), "{touched:?}");
+}

@@ -219,7 +219,48 @@ pub struct FixJob {
     /// Where the executor POSTs the signed [`FixReport`] (the gateway's `/executor/callback`).
     #[serde(default)]
     pub callback_url: Option<String>,
+    /// "Reproduce first": with a test command, the new or changed tests must fail on the base code and
+    /// pass with the fix (see [`Repro`]).
+    #[serde(default)]
+    pub repro: ReproPolicy,
 }
+
+/// How a job checks that its tests reproduce the error. Every field has a default so that older
+/// consumers keep working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ReproPolicy {
+    /// `FIX_REQUIRE_REPRO=on`: the outcome is `fixed` only when the tests reproduced the error (otherwise
+    /// `blocked`, nothing pushed). Needs a test command.
+    pub required: bool,
+    /// Globs (from the repository root) of test files: the changes to these make the "tests only" tree
+    /// the test command runs on first. Default [`DEFAULT_TEST_PATHS`].
+    pub test_paths: Vec<String>,
+}
+
+impl Default for ReproPolicy {
+    fn default() -> Self {
+        Self { required: false, test_paths: DEFAULT_TEST_PATHS.iter().map(|&p| p.to_owned()).collect() }
+    }
+}
+
+/// Where tests live by the usual conventions (JavaScript/TypeScript, Python, Go, Ruby, Rust's `tests/`,
+/// Java/Kotlin, C#). Unit tests inside a source file (Rust's `#[cfg(test)]`) are not separable from the
+/// fix, so they cannot show a reproduction.
+pub const DEFAULT_TEST_PATHS: &[&str] = &[
+    "**/test/**",
+    "**/tests/**",
+    "**/__tests__/**",
+    "**/spec/**",
+    "**/*.test.*",
+    "**/*.spec.*",
+    "**/*_test.*",
+    "**/test_*.py",
+    "**/*_spec.rb",
+    "**/*Test.java",
+    "**/*Test.kt",
+    "**/*Tests.cs",
+];
 
 fn default_version() -> u32 {
     FIX_JOB_VERSION
@@ -380,6 +421,63 @@ pub struct FixReport {
     /// checked before the tests); `.git` when it changed the repository itself.
     #[serde(default)]
     pub tests_touched: Vec<String>,
+    /// Whether the change's tests reproduce the error (absent from executors before this field, and
+    /// when the job had no test command).
+    #[serde(default)]
+    pub repro: Option<Repro>,
+}
+
+/// "Reproduce first": the test command ran on the base code with only the change's test files applied
+/// (expected to fail), and on the whole change (expected to pass).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repro {
+    pub verdict: ReproVerdict,
+    /// The test files the change adds, changes or removes (repository-relative).
+    #[serde(default)]
+    pub tests: Vec<String>,
+    /// Why it was not reproduced, or not tried.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The last few KB of the test command's output on the base code.
+    #[serde(default)]
+    pub before_output_tail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReproVerdict {
+    /// The tests failed on the base code and pass with the fix.
+    Reproduced,
+    /// The tests ran on the base code and passed there too (or could not tell: timed out).
+    NotReproduced,
+    /// No run on the base code: no test file changed, or the tests fail with the fix.
+    NotRun,
+    /// A verdict this build does not know (sent by a newer executor).
+    #[serde(other)]
+    Unknown,
+}
+
+impl Repro {
+    /// One line for a pull request or a card: "reproduced: `tests/a.test.js` failed before, passes after",
+    /// or "not reproduced: <why>". File names are the agent's: callers escape the line for their medium.
+    pub fn line(&self) -> String {
+        const SHOWN: usize = 5;
+        let mut tests = self.tests.iter().take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
+        if self.tests.len() > SHOWN {
+            let _ = std::fmt::Write::write_fmt(&mut tests, format_args!(" and {} more", self.tests.len() - SHOWN));
+        }
+        let reason = self.reason.as_deref().unwrap_or("no reason given");
+        match self.verdict {
+            ReproVerdict::Reproduced => format!("reproduced: {tests} failed before, passes after"),
+            ReproVerdict::NotReproduced | ReproVerdict::NotRun | ReproVerdict::Unknown => {
+                format!("not reproduced: {reason}")
+            }
+        }
+    }
+
+    pub fn is_reproduced(&self) -> bool {
+        self.verdict == ReproVerdict::Reproduced
+    }
 }
 
 impl FixReport {
@@ -400,6 +498,7 @@ impl FixReport {
             sandboxed: false,
             test_network: None,
             tests_touched: Vec::new(),
+            repro: None,
         }
     }
 }
@@ -591,6 +690,9 @@ mod tests {
         assert_eq!(job.limits, FixLimits::default());
         assert_eq!(job.test_command, None);
         assert_eq!(job.callback_url, None);
+        assert_eq!(job.repro, ReproPolicy::default());
+        assert!(!job.repro.required);
+        assert!(job.repro.test_paths.iter().any(|p| p == "**/*.test.*"));
         // Unknown fields from newer consumers are ignored.
         let mut value = serde_json::to_value(&job).unwrap();
         value["some_new_field"] = json!(true);
@@ -634,6 +736,45 @@ mod tests {
         .unwrap();
         assert_eq!(report.outcome, FixOutcome::Unknown);
         assert!(!report.outcome.is_final());
+    }
+
+    #[test]
+    fn repro_settings_and_verdicts_are_additive() {
+        // A job from a consumer that knows only `required` keeps the default test paths.
+        let policy: ReproPolicy = serde_json::from_value(json!({"required": true})).unwrap();
+        assert!(policy.required);
+        assert_eq!(policy.test_paths, ReproPolicy::default().test_paths);
+        // A report from an executor before "reproduce first" has none; one from a newer executor with a
+        // verdict this build does not know still parses.
+        let old: FixReport = serde_json::from_value(json!({"job_id": "j1", "outcome": "fixed"})).unwrap();
+        assert_eq!(old.repro, None);
+        let newer: FixReport = serde_json::from_value(json!({
+            "job_id": "j1", "outcome": "fixed", "repro": {"verdict": "flaky", "tests": ["t.py"]},
+        }))
+        .unwrap();
+        assert_eq!(newer.repro.map(|r| r.verdict), Some(ReproVerdict::Unknown));
+    }
+
+    #[test]
+    fn repro_lines_name_the_tests_or_say_why_not() {
+        let reproduced = Repro {
+            verdict: ReproVerdict::Reproduced,
+            tests: vec!["tests/cart.test.js".into()],
+            reason: None,
+            before_output_tail: Some("1 failed".into()),
+        };
+        assert_eq!(reproduced.line(), "reproduced: tests/cart.test.js failed before, passes after");
+        assert!(reproduced.is_reproduced());
+        let many = Repro { tests: (0..7).map(|i| format!("t{i}.py")).collect(), ..reproduced };
+        assert_eq!(many.line(), "reproduced: t0.py, t1.py, t2.py, t3.py, t4.py and 2 more failed before, passes after");
+        let not = Repro {
+            verdict: ReproVerdict::NotReproduced,
+            tests: vec!["tests/cart.test.js".into()],
+            reason: Some("the new or changed tests pass on the base code too".into()),
+            before_output_tail: None,
+        };
+        assert_eq!(not.line(), "not reproduced: the new or changed tests pass on the base code too");
+        assert!(!not.is_reproduced());
     }
 
     #[test]

@@ -58,6 +58,7 @@ async fn fakes() -> Fakes {
         dedupe_window_ms: 600_000,
         log_level: Level::Warn,
         admin_token: None,
+        fix_require_repro: false,
         warnings: Vec::new(),
         chatops: bugbot_consumer::config::ChatopsConfig::default(),
     };

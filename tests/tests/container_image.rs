@@ -147,6 +147,7 @@ impl Deployment {
             test_command: Some("sh check.sh".into()),
             limits: FixLimits { timeout_secs: 120, ..FixLimits::default() },
             callback_url: Some(self.callback_url.clone()),
+            repro: bugbot_shared::executor::ReproPolicy::default(),
         }
     }
 

@@ -191,6 +191,7 @@ impl Harness {
             test_command: Some("sh check.sh".into()),
             limits: FixLimits { timeout_secs: 120, ..FixLimits::default() },
             callback_url: Some(self.callback_url.clone()),
+            repro: bugbot_shared::executor::ReproPolicy::default(),
         }
     }
 
@@ -344,6 +345,60 @@ async fn an_allowed_edit_is_tested_committed_and_pushed() {
     let status: FixJobStatus = h.status("fix-allowed").await.json().await.expect("status json");
     assert!(matches!(status, FixJobStatus::Done { report: ref r } if **r == report));
     assert!(h.leftover_work_dirs().is_empty(), "{:?}", h.leftover_work_dirs());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn reproduce_first_a_regression_test_that_fails_on_the_base_code_and_passes_with_the_fix() {
+    // The real CLI, told to reproduce first, writes a test (a test file by the default test paths), then
+    // the fix; the executor runs the test command on the base code with only the test, then on the change.
+    const TEST: &str =
+        "grep -q 'a + b' src/lib.rs && echo 'ok: add(2, 2) == 4' || { echo 'FAILED: add(2, 2) returned 0'; exit 1; }\n";
+    let mut h = Harness::start(vec![
+        Turn::read("src/lib.rs"),
+        Turn::write("src/add_test.sh", TEST),
+        Turn::edit("src/lib.rs", "a - b", "a + b"),
+        Turn::text("Root cause: add() subtracted. Added src/add_test.sh, which failed before the fix."),
+    ])
+    .await;
+    let mut job = h.job("fix-repro");
+    job.test_command = Some("sh src/add_test.sh".into());
+    job.repro.required = true;
+    let report = h.run(&job).await;
+
+    assert_eq!(report.outcome, FixOutcome::Fixed, "{report:#?}");
+    let repro = report.repro.clone().expect("a verdict");
+    assert_eq!(repro.verdict, executor::ReproVerdict::Reproduced, "{report:#?}");
+    assert_eq!(repro.tests, vec!["src/add_test.sh"]);
+    assert_eq!(repro.line(), "reproduced: src/add_test.sh failed before, passes after");
+    assert!(repro.before_output_tail.as_deref().unwrap_or_default().contains("FAILED: add(2, 2) returned 0"));
+    assert!(report.test_output_tail.as_deref().unwrap_or_default().contains("ok: add(2, 2) == 4"));
+    let mut files = report.files.clone();
+    files.sort();
+    assert_eq!(files, vec!["src/add_test.sh", "src/lib.rs"]);
+    assert!(git(&h.remote, &["show", "bugbot/fix-repro:src/lib.rs"]).contains("a + b"));
+    // The agent was asked to reproduce first, and told a fix without it is not pushed.
+    let first = h.fake.agent_requests()[0].text();
+    assert!(first.contains("Reproduce first: before fixing, add a test that reproduces the error"), "{first}");
+    assert!(first.contains("A fix whose test does not fail on the current code is not pushed."));
+    assert!(h.leftover_work_dirs().is_empty(), "{:?}", h.leftover_work_dirs());
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn reproduce_first_a_fix_without_a_test_is_reported_and_not_fixed_when_required() {
+    let mut h = Harness::start(fixing_turns("Changed `a - b` to `a + b`.")).await;
+    let mut job = h.job("fix-no-repro");
+    job.repro.required = true;
+    let report = h.run(&job).await;
+    match &report.outcome {
+        FixOutcome::Blocked { reason } => {
+            assert!(reason.contains("FIX_REQUIRE_REPRO=on") && reason.contains("no test file"), "{reason}");
+        }
+        other => panic!("expected blocked, got {other:?}"),
+    }
+    assert_eq!(report.repro.as_ref().map(|r| r.verdict), Some(executor::ReproVerdict::NotRun));
+    assert_eq!(branches(&h.remote), vec!["main"]);
     h.shutdown().await;
 }
 

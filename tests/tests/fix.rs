@@ -132,6 +132,8 @@ async fn fix_with_bugbot_on_a_bug_report_opens_one_draft_pr() {
     assert!(body.contains("Fixes #1"), "{body}");
     assert!(body.contains("Root cause"), "the agent's summary: {body}");
     assert!(body.contains("tests passed"), "the test output: {body}");
+    // "Reproduce first": the change has no test file, and the PR says so.
+    assert!(body.contains("not reproduced: the change adds or changes no test file"), "{body}");
     assert!(executor.branches().contains(&"bugbot/fix-1".to_owned()));
     assert!(executor.show("bugbot/fix-1", "src/lib.rs").contains("a + b"));
 
@@ -187,6 +189,23 @@ async fn an_edit_to_a_forbidden_path_is_blocked_without_a_pr() {
         .await
         .unwrap();
     assert!(comment.body.contains("nothing was pushed"), "{}", comment.body);
+    assert!(stack.github.pulls().is_empty());
+    assert_eq!(executor.branches(), vec!["main".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_fix_require_repro_on_a_fix_without_a_reproducing_test_opens_no_pr() {
+    // The setting reaches the job: the executor refuses to call a fix without a test `fixed`.
+    let (stack, executor) = fix_stack(fixing_turns(), &[("FIX_REQUIRE_REPRO", "on")]).await;
+    let (token, _) = fix_with_bugbot(&stack, "Totals are wrong: add(2, 2) returns 0").await;
+    let edits = stack
+        .eventually(SETTLE, "the blocked edit", || {
+            let e = edits_of(&stack, &token);
+            e.last().is_some_and(|l| l.contains("blocked")).then_some(e)
+        })
+        .await
+        .unwrap();
+    assert!(edits.last().unwrap().contains("FIX_REQUIRE_REPRO=on"), "the reason is shown: {edits:?}");
     assert!(stack.github.pulls().is_empty());
     assert_eq!(executor.branches(), vec!["main".to_owned()]);
 }

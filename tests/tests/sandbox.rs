@@ -87,6 +87,7 @@ async fn the_real_cli_fixes_the_bug_as_an_unprivileged_uid_and_leaves_nothing_ru
         test_command: Some("sh check.sh".into()),
         limits: FixLimits { timeout_secs: 120, ..FixLimits::default() },
         callback_url: None,
+        repro: bugbot_shared::executor::ReproPolicy::default(),
     };
 
     let report = runner.run(&job, &Interrupt::new()).await.report;

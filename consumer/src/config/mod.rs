@@ -48,6 +48,9 @@ pub struct Config {
     pub log_level: Level,
     /// Bearer token of `/admin/*`.
     pub admin_token: Option<String>,
+    /// `FIX_REQUIRE_REPRO=on`: a fix is `fixed` only when its tests reproduced the error (the executor's
+    /// "reproduce first"; `FixJob::repro.required`).
+    pub fix_require_repro: bool,
     /// Problems found while reading the configuration (logged once per isolate).
     pub warnings: Vec<String>,
     /// Chat-ops and write-back (issue 19).
@@ -175,6 +178,15 @@ fn read(env: &Env) -> Config {
     retry.max_attempts =
         u32::try_from(number("RETRY_MAX_ATTEMPTS", u64::from(retry.max_attempts))).unwrap_or(retry.max_attempts);
     retry.base_ms = number("RETRY_BASE_MS", retry.base_ms);
+    let fix_require_repro = match var("FIX_REQUIRE_REPRO").as_deref().map(str::trim) {
+        None => false,
+        Some(on) if ["on", "true", "1", "yes"].iter().any(|v| on.eq_ignore_ascii_case(v)) => true,
+        Some(off) if ["off", "false", "0", "no"].iter().any(|v| off.eq_ignore_ascii_case(v)) => false,
+        Some(other) => {
+            warnings.push(format!("FIX_REQUIRE_REPRO `{other}` is not on or off: off"));
+            false
+        }
+    };
     Config {
         linear,
         github,
@@ -186,6 +198,7 @@ fn read(env: &Env) -> Config {
         dedupe_window_ms: number("DEDUPE_WINDOW_SECS", 600) * 1_000,
         log_level: Level::parse(var("LOG_LEVEL").as_deref()),
         admin_token: var("ADMIN_TOKEN"),
+        fix_require_repro,
         warnings,
         chatops: read_chatops(var),
     }

@@ -103,6 +103,7 @@ mod tests {
             test_command: Some("cargo test".into()),
             limits: FixLimits::default(),
             callback_url: Some("https://gw.example/executor/callback".into()),
+            repro: bugbot_shared::executor::ReproPolicy::default(),
         }
     }
 

@@ -420,6 +420,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
         test_command: settings.test_command.clone(),
         limits: settings.limits.clone(),
         callback_url: settings.callback_url.clone(),
+        repro: executor::ReproPolicy { required: ctx.config.fix_require_repro, ..executor::ReproPolicy::default() },
     };
     if let Err(outcome) = dispatch(ctx, settings, &repo, &fix_job).await {
         not_dispatched(ctx, &mut run, &outcome).await;
@@ -656,6 +657,9 @@ fn pr_body(run: &FixRun, report: &FixReport) -> String {
             let _ = writeln!(body, "## Tests\n\nPassed. Last lines:\n\n{}", report::untrusted_code_block(tail));
         }
         _ => body.push_str("## Tests\n\nNo test command is configured (`FIX_TEST_COMMAND`).\n\n"),
+    }
+    if let Some(repro) = &report.repro {
+        let _ = writeln!(body, "**{}**\n", report::untrusted_text(&repro.line()));
     }
     let _ = writeln!(
         body,
