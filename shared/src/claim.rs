@@ -260,9 +260,11 @@ pub struct FingerprintRecord {
     /// Who muted it (a Discord user id), for `/bugbot status`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_by: Option<String>,
-    /// What was written back to the source issue (`issue`, `pr:<url>`): each once.
+    /// Write-backs to the source issue (`issue`, `pr:<url>`) that failed for a passing reason
+    /// (429, 5xx) and wait for a later occurrence to try again. A write-back that worked, or failed
+    /// for good, is not here: each is tried once (the filing job is the only one that writes first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub written_back: Vec<String>,
+    pub writeback_pending: Vec<String>,
 }
 
 #[cfg_attr(
@@ -317,12 +319,12 @@ pub enum FingerprintOp {
     },
     /// End a mute now. Replies with the record.
     Unmute,
-    /// Take the write-back `key` (`issue`, `pr:<url>`): `WriteBack { go: true }` once, then
-    /// `go: false`, unless the writer gave it back (`WriteBackFailed`).
+    /// Take a pending write-back `key`: `WriteBack { go: true }` when it was pending (it no longer
+    /// is), else `go: false`.
     WriteBack {
         key: String,
     },
-    /// The write-back of `key` failed: a later occurrence may try again.
+    /// The write-back of `key` failed for a passing reason: a later occurrence may try again.
     WriteBackFailed {
         key: String,
     },
@@ -418,16 +420,16 @@ pub fn fingerprint(
             _ => (None, FingerprintReply::NotTracked),
         },
         FingerprintOp::WriteBack { key } => match record {
-            Some(mut r) if r.state == IssueState::Filed && !r.written_back.contains(&key) => {
-                r.written_back.push(key);
+            Some(mut r) if r.writeback_pending.contains(&key) => {
+                r.writeback_pending.retain(|k| *k != key);
                 (Some(r), FingerprintReply::WriteBack { go: true })
             }
             Some(_) => (None, FingerprintReply::WriteBack { go: false }),
             None => (None, FingerprintReply::NotTracked),
         },
         FingerprintOp::WriteBackFailed { key } => match record {
-            Some(mut r) if r.written_back.contains(&key) => {
-                r.written_back.retain(|k| *k != key);
+            Some(mut r) if r.state == IssueState::Filed && !r.writeback_pending.contains(&key) => {
+                r.writeback_pending.push(key);
                 (Some(r), FingerprintReply::Ok)
             }
             _ => (None, FingerprintReply::Ok),
@@ -466,7 +468,7 @@ fn occurrence(
             last_occurrence: None,
             muted_until_ms: 0,
             muted_by: None,
-            written_back: Vec::new(),
+            writeback_pending: Vec::new(),
         };
         return (Some(r), FingerprintReply::Create { tracked: TrackedRefs::default(), occurrences: 1 });
     };
@@ -690,23 +692,22 @@ mod tests {
     }
 
     #[test]
-    fn each_write_back_happens_once_unless_it_failed() {
+    fn a_failed_write_back_is_taken_once_by_a_later_occurrence() {
         let wb = |k: &str| FingerprintOp::WriteBack { key: k.into() };
+        let failed = |k: &str| FingerprintOp::WriteBackFailed { key: k.into() };
         let (_, replies) = run(vec![
             wb("issue"),
             occ("a", 0),
-            wb("issue"),
             FingerprintOp::Filed { holder: "a".into(), now_ms: 0, tracked: TrackedRefs::default() },
             wb("issue"),
+            failed("issue"),
+            failed("issue"),
             wb("issue"),
-            FingerprintOp::WriteBackFailed { key: "issue".into() },
             wb("issue"),
-            wb("pr:https://g/pull/1"),
         ]);
         assert_eq!(replies[0], FingerprintReply::NotTracked);
-        assert_eq!(replies[2], FingerprintReply::WriteBack { go: false }, "not before it is filed");
-        let go: Vec<_> = [4, 5, 7, 8].iter().map(|&i| replies[i] == FingerprintReply::WriteBack { go: true }).collect();
-        assert_eq!(go, [true, false, true, true]);
+        let go: Vec<_> = [3, 6, 7].iter().map(|&i| replies[i] == FingerprintReply::WriteBack { go: true }).collect();
+        assert_eq!(go, [false, true, false], "nothing pending, then the failed one once");
     }
 
     #[test]

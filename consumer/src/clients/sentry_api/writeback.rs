@@ -3,9 +3,10 @@
 //! (`POST /api/0/sentry-app-installations/{uuid}/external-issues/`, the documented way for an
 //! integration; Sentry's comment endpoint is not public and refuses tokens not tied to a user),
 //! and the GlitchTip issue gets a comment (`POST /api/0/issues/{id}/comments/`,
-//! `{"data": {"text": …}}`). Each once per fingerprint (the fingerprint's claim takes the
-//! `issue` key before writing, and gives it back if the write fails, so that the next commented
-//! occurrence tries again); a write-back never fails the alert.
+//! `{"data": {"text": …}}`). Each once per fingerprint: the job that filed the issue writes (only
+//! one job files a fingerprint, so this costs no claim round trip); a write that fails for a passing
+//! reason (429, 5xx) is noted in the fingerprint's claim, and the next commented occurrence takes it
+//! and tries again. A write-back never fails the alert.
 //!
 //! The installation `uuid` is read from the Sentry webhook that reported the alert
 //! (`installation.uuid`), so only integration-platform alerts are linked on Sentry; the legacy
@@ -93,13 +94,32 @@ fn host(url: &str) -> Option<String> {
     worker::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_ascii_lowercase))
 }
 
-/// After an alert filed its issue (or a commented repeat of one whose write-back failed): link it
-/// from the source issue, once. Never fails the alert; what happened is logged.
+/// After an alert filed its issue: link it from the source issue. Never fails the alert.
 pub async fn after_filed<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     job: &Job,
     event: &ErrorEvent,
     tracked: &TrackedRefs,
+) {
+    write(ctx, job, event, tracked, false).await;
+}
+
+/// After a commented repeat: a write-back that failed for a passing reason is tried again.
+pub async fn after_repeat<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    event: &ErrorEvent,
+    tracked: &TrackedRefs,
+) {
+    write(ctx, job, event, tracked, true).await;
+}
+
+async fn write<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    event: &ErrorEvent,
+    tracked: &TrackedRefs,
+    only_if_pending: bool,
 ) {
     let Some(cfg) = ctx.config.chatops.writeback.as_ref() else { return };
     if !matches!(event.source, Source::Sentry | Source::Glitchtip) {
@@ -107,9 +127,11 @@ pub async fn after_filed<P: HttpPort, C: ClaimPort, K: KvPort>(
     }
     let (Some((label, url)), Some(issue_id)) = (tracked_label(tracked), source_issue_id(event)) else { return };
     let fp = event.fingerprint.as_str();
-    let take = FingerprintOp::WriteBack { key: ISSUE_KEY.to_owned() };
-    if !matches!(ctx.claims.fingerprint(fp, &take).await, Ok(FingerprintReply::WriteBack { go: true })) {
-        return;
+    if only_if_pending {
+        let take = FingerprintOp::WriteBack { key: ISSUE_KEY.to_owned() };
+        if !matches!(ctx.claims.fingerprint(fp, &take).await, Ok(FingerprintReply::WriteBack { go: true })) {
+            return;
+        }
     }
     let api =
         SentryApi { port: ctx.port, api_base: cfg.api_base.clone(), token: cfg.token.clone(), org: cfg.org.clone() };
@@ -134,11 +156,15 @@ pub async fn after_filed<P: HttpPort, C: ClaimPort, K: KvPort>(
     line.fingerprint = Some(fp);
     let reason = match result {
         Ok(what) => what.to_owned(),
-        Err(e) => {
-            // Give the key back: the next commented occurrence tries again.
+        Err(e) if e.is_transient() => {
+            // Noted in the claim: the next commented occurrence tries again.
             let _ = ctx.claims.fingerprint(fp, &FingerprintOp::WriteBackFailed { key: ISSUE_KEY.to_owned() }).await;
             line.level = Level::Warn;
             format!("failed, will try again on a later occurrence: {e}")
+        }
+        Err(e) => {
+            line.level = Level::Warn;
+            format!("failed: {e}")
         }
     };
     line.reason = Some(&reason);

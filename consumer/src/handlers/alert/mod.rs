@@ -148,7 +148,7 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
         FingerprintReply::Repeat { tracked, occurrences, decision } => {
             repeat(ctx, &event, &tracked, occurrences, decision).await?;
             if decision.comment {
-                crate::clients::sentry_api::writeback::after_filed(ctx, job, &event, &tracked).await;
+                crate::clients::sentry_api::writeback::after_repeat(ctx, job, &event, &tracked).await;
             }
             let reason = match (decision.regressed, decision.comment) {
                 (true, _) => format!("regression (occurrence {occurrences}): reopened"),
