@@ -142,6 +142,7 @@ mod tests {
             channel_id: Some(Snowflake(channel)),
             user: Some(User { id: Snowflake(user), username: "u".into(), global_name: None }),
             roles: roles.iter().copied().map(Snowflake).collect(),
+            reply_in_followup: false,
         }
     }
 

@@ -61,6 +61,7 @@ async fn fakes() -> Fakes {
         fix_require_repro: false,
         warnings: Vec::new(),
         evidence: bugbot_consumer::config::EvidenceConfig::default(),
+        chatops: bugbot_consumer::config::ChatopsConfig::default(),
     };
     Fakes { linear, github, discord, config }
 }

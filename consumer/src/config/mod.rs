@@ -55,6 +55,8 @@ pub struct Config {
     pub warnings: Vec<String>,
     /// Evidence gathering (issue 16): the REST APIs and budgets of enrichment and the context packet.
     pub evidence: EvidenceConfig,
+    /// Chat-ops and write-back (issue 19).
+    pub chatops: ChatopsConfig,
 }
 
 // --- evidence (issue 16): enrichment and the context packet -------------------------------------
@@ -157,6 +159,37 @@ fn read_evidence(var: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String
     }
 }
 
+// --- chat-ops and write-back (issue 19) -------------------------------------------------------
+
+/// The Sentry-compatible API bugbot writes back to (`SENTRY_API_BASE`, default `https://sentry.io`;
+/// `SENTRY_API_TOKEN`; `SENTRY_ORG`).
+#[derive(Debug, Clone)]
+pub struct SentryApiConfig {
+    pub api_base: String,
+    pub token: String,
+    pub org: String,
+}
+
+/// Chat-ops settings: where write-back goes. `SENTRY_WRITEBACK=off` turns write-back off.
+#[derive(Debug, Clone, Default)]
+pub struct ChatopsConfig {
+    /// Set when the API is configured and write-back is not turned off.
+    pub writeback: Option<SentryApiConfig>,
+}
+
+fn read_chatops(var: &dyn Fn(&str) -> Option<String>, evidence: &EvidenceConfig) -> ChatopsConfig {
+    let off = var("SENTRY_WRITEBACK").is_some_and(|v| v.eq_ignore_ascii_case("off"));
+    // The same API settings enrichment reads (`SENTRY_API_BASE`, `SENTRY_API_TOKEN`, `SENTRY_ORG`).
+    let writeback = evidence.sentry_api.as_ref().filter(|api| !off && !api.org.is_empty()).map(|api| SentryApiConfig {
+        api_base: api.api_base.clone().unwrap_or_else(|| "https://sentry.io".into()),
+        token: api.token.clone(),
+        org: api.org.clone(),
+    });
+    ChatopsConfig { writeback }
+}
+
+// --- end of chat-ops settings -----------------------------------------------------------------
+
 /// The job queue (this Worker produces onto it only to replay dead letters).
 pub const JOBS_QUEUE: &str = "JOBS";
 /// The dead-letter queue this Worker also consumes.
@@ -254,6 +287,7 @@ fn read(env: &Env) -> Config {
             false
         }
     };
+    let evidence = read_evidence(&var, &mut warnings);
     Config {
         linear,
         github,
@@ -266,7 +300,8 @@ fn read(env: &Env) -> Config {
         log_level: Level::parse(var("LOG_LEVEL").as_deref()),
         admin_token: var("ADMIN_TOKEN"),
         fix_require_repro,
-        evidence: read_evidence(&var, &mut warnings),
+        chatops: read_chatops(&var, &evidence),
+        evidence,
         warnings,
     }
 }

@@ -118,7 +118,15 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
             } else {
                 packet::AlertPacket::default()
             };
-            let evidence = Evidence { enrichment: &enrichment.markdown, packet: &packet.markdown };
+            // The confidence line on the card (issue 16.3), when a packet was gathered for this filing.
+            let confidence = (!packet.markdown.is_empty()).then(|| {
+                bugbot_shared::confidence::card_line(&bugbot_shared::confidence::score(&event, packet.evidence))
+            });
+            let evidence = Evidence {
+                enrichment: &enrichment.markdown,
+                packet: &packet.markdown,
+                confidence: confidence.as_deref(),
+            };
             let (tracked, filed) = file(ctx, &event, already.clone(), evidence).await;
             match filed {
                 Ok(()) => {
@@ -130,6 +138,7 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
                     };
                     ctx.claims.fingerprint(fp, &done).await?;
                     ctx.state.remember_issue(&event, &tracked).await;
+                    crate::clients::sentry_api::writeback::after_filed(ctx, job, &event, &tracked).await;
                     let outcome = Outcome::Done {
                         state: JobState::Filed,
                         reason: None,
@@ -166,6 +175,9 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
         }
         FingerprintReply::Repeat { tracked, occurrences, decision } => {
             repeat(ctx, &event, &tracked, occurrences, decision).await?;
+            if decision.comment {
+                crate::clients::sentry_api::writeback::after_repeat(ctx, job, &event, &tracked).await;
+            }
             let reason = match (decision.regressed, decision.comment) {
                 (true, _) => format!("regression (occurrence {occurrences}): reopened"),
                 (false, true) => format!("occurrence {occurrences}: commented"),
@@ -222,6 +234,8 @@ fn discord<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> 
 struct Evidence<'a> {
     enrichment: &'a str,
     packet: &'a str,
+    /// The confidence breakdown in one line, for the Discord card.
+    confidence: Option<&'a str>,
 }
 
 /// Files what `tracked` does not have yet, recording each piece as soon as it exists.
@@ -264,7 +278,10 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
         && let (Some(channel), Some(url)) = (ctx.config.discord.alerts_channel_id.as_deref(), tracked.primary_url())
         && ctx.config.discord.bot_token.is_some()
     {
-        let message = report::discord_alert_message(event, url, AlertState::Open);
+        let mut message = report::discord_alert_message(event, url, AlertState::Open);
+        if let Some(line) = evidence.confidence {
+            report::with_confidence(&mut message, line);
+        }
         match discord(ctx).create_message(channel, &message).await {
             Ok(sent) => {
                 tracked.discord = Some(DiscordRef {
@@ -348,7 +365,7 @@ async fn repeat<P: HttpPort, C: ClaimPort, K: KvPort>(
 }
 
 /// Resolved (or recovered) at the source: comment, close, and edit the announcement.
-async fn status_change<P: HttpPort, C: ClaimPort, K: KvPort>(
+pub(crate) async fn status_change<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     change: &StatusChange,
     resolved: bool,

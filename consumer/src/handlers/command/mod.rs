@@ -36,7 +36,9 @@ pub use tracked::{TrackedIssue, resolve_tracked_issue};
 pub async fn process<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
     match &job.kind {
         JobKind::DiscordCommand(command) => run(ctx, job, command).await,
-        _ => done(JobState::Ignored, "no handler for this component"),
+        // Boxed: a click nests a whole command's future.
+        JobKind::DiscordComponent(click) => Box::pin(crate::handlers::component::process(ctx, job, click)).await,
+        _ => done(JobState::Ignored, "not a Discord interaction"),
     }
 }
 
@@ -45,7 +47,7 @@ fn done(state: JobState, reason: impl Into<String>) -> Outcome {
 }
 
 /// The authorization settings; an unreadable one closes everything rather than opening up.
-fn policy(env: &worker::Env) -> std::rc::Rc<Result<Policy, String>> {
+pub(crate) fn policy(env: &worker::Env) -> std::rc::Rc<Result<Policy, String>> {
     thread_local! {
         static POLICY: std::cell::OnceCell<std::rc::Rc<Result<Policy, String>>> = const { std::cell::OnceCell::new() };
     }
@@ -86,7 +88,9 @@ fn log_refusal(job: &Job, command: &Command, ix: &InteractionContext, reason: &s
     worker::console_warn!("{}", line.to_json());
 }
 
-async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, cmd: &DiscordCommandJob) -> Outcome {
+/// Runs one command: authorize, then the subcommand. Button clicks run through here too
+/// (`handlers::component`), so a click is authorized and handled exactly like the command.
+pub(crate) async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, cmd: &DiscordCommandJob) -> Outcome {
     let ix = &cmd.interaction;
     let decision = match policy(ctx.env).as_ref() {
         Ok(policy) => policy.decide(ix, Access::of(&cmd.command)),

@@ -124,6 +124,9 @@ pub struct FixRun {
     /// The job that asked for the fix: its status record follows the run (`/bugbot status`).
     #[serde(default)]
     pub requested_in: Option<String>,
+    /// Instructions given with the request ("Fix with instructions"; untrusted), quoted in the PR.
+    #[serde(default)]
+    pub guidance: Option<String>,
 }
 
 /// Where fix jobs go.
@@ -225,7 +228,7 @@ fn platform<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, reason
 
 /// `/bugbot fix [issue] [repo]` and "Fix with bugbot" (already authorized by the commands module).
 pub async fn on_command<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, job: &Job) -> Outcome {
-    let JobKind::DiscordCommand(DiscordCommandJob { interaction, command }) = &job.kind else {
+    let JobKind::DiscordCommand(DiscordCommandJob { interaction, command, .. }) = &job.kind else {
         return done(JobState::Failed, "not a fix command", Vec::new());
     };
     let (issue, repo, message) = match command {
@@ -407,6 +410,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
         reason: None,
         cost_usd: 0.0,
         requested_in: Some(job.id.to_string()),
+        guidance: crate::handlers::component::guidance(job),
     };
     save_run(ctx, &run).await;
     let _ = show(ctx, &run).await;
@@ -425,7 +429,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
             issue_url: Some(target.url.clone()),
             title: target.title.clone(),
             body: target.body.clone(),
-            context: evidence.context,
+            context: with_guidance(evidence.context, &crate::handlers::component::fix_context(job, &run.requested_by)),
         },
         allowed_paths: settings.allowed_paths.clone(),
         allow_protected: Vec::new(),
@@ -663,6 +667,7 @@ fn pr_body(run: &FixRun, report: &FixReport) -> String {
         report.diffstat.deletions,
         files.join(", ")
     );
+    body.push_str(&bugbot_shared::chatops::pr_instructions(run.guidance.as_deref()));
     match report.test_output_tail.as_deref() {
         Some(tail) if !tail.trim().is_empty() => {
             let _ = writeln!(body, "## Tests\n\nPassed. Last lines:\n\n{}", report::untrusted_code_block(tail));
@@ -965,5 +970,16 @@ mod tests {
         assert_eq!(slug("ENG-3"), "eng-3");
         assert_eq!(slug("../../etc"), "etc");
         assert_eq!(slug("!!"), "issue");
+    }
+}
+
+/// The evidence, then the requester's guidance (both fenced as untrusted by their builders).
+fn with_guidance(evidence: String, guidance: &str) -> String {
+    if guidance.is_empty() {
+        evidence
+    } else if evidence.is_empty() {
+        guidance.to_owned()
+    } else {
+        format!("{evidence}\n\n{guidance}")
     }
 }
