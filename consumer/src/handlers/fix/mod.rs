@@ -385,16 +385,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
             return platform(ctx, "claim store unavailable".into());
         }
     }
-    if reply.interaction_token.is_none()
-        && let Some(channel) = reply.channel_id.clone()
-        && ctx.config.discord.bot_token.is_some()
-    {
-        // Auto-fix has no interaction to edit: post one message and edit it at each stage.
-        let body = json!({"content": stage_text(&target, FixState::Queued, &requested_by, None), "allowed_mentions": {"parse": []}});
-        if let Ok(sent) = discord(ctx).create_message(&channel, &body).await {
-            reply.message_id = Some(sent.message_id.to_string());
-        }
-    }
+    post_progress_message(ctx, &target, &requested_by, &mut reply).await;
     let mut run = FixRun {
         fix_job_id: fix_job_id.clone(),
         target: target.clone(),
@@ -970,6 +961,24 @@ mod tests {
         assert_eq!(slug("ENG-3"), "eng-3");
         assert_eq!(slug("../../etc"), "etc");
         assert_eq!(slug("!!"), "issue");
+    }
+}
+
+/// Auto-fix has no interaction to edit: post one message, edited at each stage.
+async fn post_progress_message<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    target: &FixTarget,
+    requested_by: &str,
+    reply: &mut Reply,
+) {
+    if reply.interaction_token.is_none()
+        && let Some(channel) = reply.channel_id.clone()
+        && ctx.config.discord.bot_token.is_some()
+    {
+        let body = json!({"content": stage_text(target, FixState::Queued, requested_by, None), "allowed_mentions": {"parse": []}});
+        if let Ok(sent) = discord(ctx).create_message(&channel, &body).await {
+            reply.message_id = Some(sent.message_id.to_string());
+        }
     }
 }
 
