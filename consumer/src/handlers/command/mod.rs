@@ -24,7 +24,7 @@ use bugbot_shared::report::clip;
 use bugbot_shared::status::JobState;
 
 use crate::clients::http::HttpPort;
-use crate::config::binding;
+use crate::config::{ConfigError, binding};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome};
 use crate::runtime::settle;
@@ -47,15 +47,15 @@ fn done(state: JobState, reason: impl Into<String>) -> Outcome {
 }
 
 /// The authorization settings; an unreadable one closes everything rather than opening up.
-pub(crate) fn policy(env: &worker::Env) -> std::rc::Rc<Result<Policy, String>> {
+pub(crate) fn policy(env: &worker::Env) -> std::rc::Rc<Result<Policy, ConfigError>> {
     thread_local! {
-        static POLICY: std::cell::OnceCell<std::rc::Rc<Result<Policy, String>>> = const { std::cell::OnceCell::new() };
+        static POLICY: std::cell::OnceCell<std::rc::Rc<Result<Policy, ConfigError>>> = const { std::cell::OnceCell::new() };
     }
     // Read once per isolate, like the rest of the configuration.
     POLICY.with(|cell| cell.get_or_init(|| std::rc::Rc::new(read_policy(env))).clone())
 }
 
-fn read_policy(env: &worker::Env) -> Result<Policy, String> {
+fn read_policy(env: &worker::Env) -> Result<Policy, ConfigError> {
     let var = |name| binding(env, name);
     let (guilds, channels, read, write, users, admins) = (
         var("DISCORD_ALLOWED_GUILDS"),
@@ -65,14 +65,14 @@ fn read_policy(env: &worker::Env) -> Result<Policy, String> {
         var("DISCORD_ALLOWED_USERS"),
         var("DISCORD_ADMIN_USERS"),
     );
-    Policy::from_vars(&PolicyVars {
+    Ok(Policy::from_vars(&PolicyVars {
         allowed_guilds: guilds.as_deref(),
         allowed_channels: channels.as_deref(),
         read_roles: read.as_deref(),
         write_roles: write.as_deref(),
         allowed_users: users.as_deref(),
         admin_users: admins.as_deref(),
-    })
+    })?)
 }
 
 pub(crate) use crate::handlers::interaction::{discord, refuse, reply};
