@@ -215,6 +215,6 @@ mod tests {
         assert_eq!(Access::of(&Command::Fix { issue: None, repo: None }), Access::Write);
         assert_eq!(Access::of(&Command::Investigate { issue }), Access::Read);
         let bad = Policy::from_vars(&PolicyVars { write_roles: Some("12,abc"), ..PolicyVars::default() });
-        assert_eq!(bad.unwrap_err(), "DISCORD_WRITE_ROLES: `abc` is not a Discord id");
+        assert_eq!(bad.unwrap_err().to_string(), "DISCORD_WRITE_ROLES: `abc` is not a Discord id");
     }
 }
