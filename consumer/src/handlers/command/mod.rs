@@ -5,14 +5,18 @@
 //!   ([`tracked`]) and edits the deferred reply in place with a summary and the link;
 //! - fix / "Fix with bugbot": resolves the tracked issue and records the job as queued for the fix flow;
 //! - status: the thread's (or issue's) jobs from KV ([`status`]);
-//! - errors / stats / resolve: [`sentry`], over the Sentry-compatible REST API.
+//! - errors / stats / resolve: [`errors`], [`stats`], [`resolve`], over the Sentry-compatible REST API
+//!   ([`sentry`] holds what they share).
 //!
 //! Authorization happens here, not at the gateway: the gateway wasm has no room left under its
 //! size budget. The deferred reply was already sent (public, "bugbot is thinking…"), so a refusal
 //! is an ephemeral follow-up and the public placeholder is deleted. Every refusal is logged.
 
 pub mod context;
+pub mod errors;
+pub mod resolve;
 pub mod sentry;
+pub mod stats;
 pub mod status;
 pub mod tracked;
 
@@ -123,9 +127,9 @@ pub(crate) async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, cmd: &DiscordC
         // Authorized above; the fix flow resolves the issue, claims it and dispatches the executor.
         Command::Fix { .. } | Command::FixMessage { .. } => Ok(crate::handlers::fix::on_command(ctx, job).await),
         Command::Status { issue } => status::status(ctx, ix, issue.as_ref()).await,
-        Command::Errors { project, hours } => sentry::errors(ctx, ix, project.as_deref(), *hours).await,
-        Command::Stats { period } => sentry::stats(ctx, ix, *period).await,
-        Command::Resolve { issue } => sentry::resolve(ctx, ix, issue).await,
+        Command::Errors { project, hours } => errors::errors(ctx, ix, project.as_deref(), *hours).await,
+        Command::Stats { period } => stats::stats(ctx, ix, *period).await,
+        Command::Resolve { issue } => resolve::resolve(ctx, ix, issue).await,
         _ => Ok(done(JobState::Ignored, "unknown command")),
     };
     match result {
