@@ -1,7 +1,8 @@
 //! Reading a request body with a limit. A declared `Content-Length` over the limit is refused before
 //! anything is read; a body without one (`Transfer-Encoding: chunked`) is read chunk by chunk and
 //! refused as soon as it passes the limit, so a sender cannot make the Worker buffer more than
-//! `limit` bytes plus one chunk. (`Request::bytes` reads the whole body first, however long.)
+//! `limit` bytes plus one chunk. (`Request::bytes` reads the whole body first, however long.) A body
+//! with a declared length within the limit is read in one `arrayBuffer()` call, and checked again.
 
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -31,6 +32,17 @@ impl std::error::Error for BodyError {}
 pub async fn read_limited(req: &Request, declared: Option<usize>, limit: usize) -> Result<Vec<u8>, BodyError> {
     if declared.is_some_and(|l| l > limit) {
         return Err(BodyError::TooLarge { limit });
+    }
+    if declared.is_some() {
+        // The runtime holds a body with a `Content-Length` to exactly that length (HTTP framing), and
+        // it is within the limit: one call reads it all, as a JavaScript Worker would.
+        let promise = req.array_buffer().map_err(|_| BodyError::Unreadable)?;
+        let buffer = JsFuture::from(promise).await.map_err(|_| BodyError::Unreadable)?;
+        let bytes = js_sys::Uint8Array::new(&buffer);
+        if bytes.length() as usize > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        return Ok(bytes.to_vec());
     }
     let Some(stream) = req.body() else { return Ok(Vec::new()) };
     let reader: ReadableStreamDefaultReader = stream.get_reader().unchecked_into();

@@ -10,15 +10,17 @@
 //! - [`respond`] — JSON responses and `{"error": …}` bodies.
 //! - [`body`] — [`read_limited`]: a request body, refused past a byte limit without buffering the rest.
 //! - [`log`] — [`emit`]: one [`LogLine`](bugbot_shared::log::LogLine) on the console, at or above a level.
+//! - [`queue`] — [`queue::send_texts`]: encoded jobs onto a queue binding in one call.
 
 pub mod body;
 pub mod log;
+pub mod queue;
 pub mod respond;
 pub mod vars;
 
 pub use body::{BodyError, read_limited};
 pub use log::emit;
-pub use respond::{error_json, json};
+pub use respond::{error_json, json, json_response};
 pub use vars::{Vars, binding};
 
 /// A request id when the platform gives none (`cf-ray` is absent locally): 14 hex digits.

@@ -11,5 +11,5 @@ pub async fn forward(req: Request, env: &Env) -> Result<Handled, IngressError> {
     let consumer =
         env.service(CONSUMER_SERVICE).map_err(|_| IngressError::NotConfigured("the CONSUMER service binding"))?;
     let response = consumer.fetch_request(req).await.map_err(|_| IngressError::NotConfigured("the consumer"))?;
-    Ok((response, None))
+    Ok((response.into(), None))
 }

@@ -63,7 +63,7 @@ pub async fn serve(env: &Env, cfg: &Config) -> Handled {
         integrations,
     };
     let reason = (consumer != "ok").then(|| format!("consumer {consumer}"));
-    (bugbot_edge::json(200, &serde_json::to_string(&body).expect("serializes")), reason)
+    (bugbot_edge::json_response(200, &serde_json::to_string(&body).expect("serializes")), reason)
 }
 
 async fn ask_consumer(env: &Env, cfg: &Config) -> Result<ConsumerHealth, &'static str> {

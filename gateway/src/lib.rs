@@ -22,7 +22,8 @@ mod health;
 use bugbot_edge::BodyError;
 use bugbot_shared::ingress::{self, IngressError, IngressRequest, Route};
 use bugbot_shared::log::{Level, LogLine};
-use worker::{Context, Date, Env, Request, Response, Result, event, wasm_bindgen::JsValue};
+use wasm_bindgen::prelude::*;
+use worker::{Env, Request, web_sys};
 
 /// The queue every job goes to.
 pub const JOBS_QUEUE: &str = "JOBS";
@@ -38,12 +39,18 @@ impl ingress::Headers for HeaderView<'_> {
 }
 
 /// A response and, for the log line, why (only filled in when the line will be printed).
-type Handled = (Response, Option<String>);
+type Handled = (web_sys::Response, Option<String>);
 
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+/// The Worker's `fetch`, exported as it is (not through `#[event(fetch)]`): the runtime's `Request` in,
+/// the runtime's `Response` out, with no `worker::Response` and its `Headers` and `ResponseInit` in
+/// between. `gateway/entry.mjs` calls it without worker-build's per-request `Proxy` wrappers. A panic
+/// still aborts the instance, and wasm-bindgen's abort handler (worker's `on_abort`) re-instantiates it
+/// on the next call (`docs/GATEWAY_FLOOR.md`).
+#[wasm_bindgen]
+pub async fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> Result<web_sys::Response, JsValue> {
     console_error_panic_hook::set_once();
-    let started = Date::now().as_millis();
+    let started = js_sys::Date::now();
+    let req = Request::from(req);
     let cfg = config::load(&env);
     let request_id = req.headers().get("cf-ray").ok().flatten().unwrap_or_else(bugbot_edge::random_id);
     let route = ingress::route(req.method().as_ref(), &req.path());
@@ -56,9 +63,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     };
     let (response, reason) = match result {
         Ok(ok) => ok,
-        Err(e) => (bugbot_edge::json(e.status(), &e.body()), Some(e.to_string())),
+        Err(e) => (bugbot_edge::json_response(e.status(), &e.body()), Some(e.to_string())),
     };
-    let status = response.status_code();
+    let status = response.status();
     let level = match status {
         500.. => Level::Error,
         400.. => Level::Warn,
@@ -70,9 +77,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         line.route = Some(route_name);
         line.status = Some(status);
         line.reason = reason.as_deref();
-        #[expect(clippy::cast_precision_loss, reason = "durations are small")]
-        let duration = (Date::now().as_millis() - started) as f64;
-        line.duration_ms = Some(duration);
+        line.duration_ms = Some(js_sys::Date::now() - started);
         bugbot_edge::emit(&line, cfg.log_level);
     }
     Ok(response)
@@ -94,17 +99,13 @@ async fn receive(
     let accepted = ingress::handle(
         &cfg.ingress,
         route,
-        IngressRequest {
-            headers: &HeaderView(req.headers()),
-            body: &body,
-            now_ms: Date::now().as_millis(),
-            request_id,
-        },
+        IngressRequest { headers: &HeaderView(req.headers()), body: &body, now_ms: now_ms(), request_id },
     )?;
-    if let Err(e) = enqueue_texts(env, &accepted.messages).await {
+    if let Err(e) = bugbot_edge::queue::send_texts(env, JOBS_QUEUE, &accepted.messages).await {
         // The only server error the gateway gives: the sender retries and nothing is lost.
         let reason = format!("queue unavailable: {e}");
-        return Ok((bugbot_edge::error_json(503, "queue unavailable, retry later"), Some(reason)));
+        let body = bugbot_edge::respond::error_body("queue unavailable, retry later");
+        return Ok((bugbot_edge::json_response(503, &body), Some(reason)));
     }
     // Info lines (an accepted request) are printed only at LOG_LEVEL=info or below.
     let reason = if cfg.log_level <= Level::Info {
@@ -119,21 +120,12 @@ async fn receive(
     } else {
         None
     };
-    Ok((bugbot_edge::json(accepted.status, &accepted.body), reason))
+    Ok((bugbot_edge::json_response(accepted.status, &accepted.body), reason))
 }
 
-/// Sends already-encoded jobs (JSON text) in one batch.
-pub(crate) async fn enqueue_texts(env: &Env, texts: &[String]) -> Result<()> {
-    if texts.is_empty() {
-        return Ok(());
-    }
-    let queue = env.queue(JOBS_QUEUE)?;
-    let mut batch = worker::BatchMessageBuilder::new();
-    for text in texts {
-        batch = batch.message(
-            worker::RawMessageBuilder::new(JsValue::from_str(text))
-                .build_with_content_type(worker::QueueContentType::Text),
-        );
-    }
-    queue.send_raw_batch(batch.build()).await
+/// Unix milliseconds (`Date.now()`, one call; no `Date` object).
+fn now_ms() -> u64 {
+    #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "milliseconds since 1970 fit")]
+    let ms = js_sys::Date::now() as u64;
+    ms
 }

@@ -252,6 +252,34 @@ pub struct FingerprintRecord {
     /// The last counted occurrence's job and decision, so its retry is idempotent.
     #[serde(default)]
     pub last_occurrence: Option<(String, RepeatDecision)>,
+    /// Muted until (unix ms; 0: not muted): repeats are counted but not commented on. A
+    /// regression ends the mute. Kept here, in the claim every repeat already asks, so a mute
+    /// costs a repeat no extra round trip.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub muted_until_ms: u64,
+    /// Who muted it (a Discord user id), for `/bugbot status`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_by: Option<String>,
+    /// Write-backs to the source issue (`issue`, `pr:<url>`) that failed for a passing reason
+    /// (429, 5xx) and wait for a later occurrence to try again. A write-back that worked, or failed
+    /// for good, is not here: each is tried once (the filing job is the only one that writes first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writeback_pending: Vec<String>,
+}
+
+#[cfg_attr(
+    not(target_arch = "wasm32"),
+    expect(clippy::trivially_copy_pass_by_ref, reason = "serde's skip_serializing_if passes a reference")
+)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl FingerprintRecord {
+    /// Whether a mute holds at `now_ms`.
+    pub fn is_muted(&self, now_ms: u64) -> bool {
+        self.muted_until_ms > now_ms
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,6 +312,22 @@ pub enum FingerprintOp {
         now_ms: u64,
     },
     Get,
+    /// Mute a filed issue until `until_ms` (or until it regresses). Replies with the record.
+    Mute {
+        until_ms: u64,
+        by: Option<String>,
+    },
+    /// End a mute now. Replies with the record.
+    Unmute,
+    /// Take a pending write-back `key`: `WriteBack { go: true }` when it was pending (it no longer
+    /// is), else `go: false`.
+    WriteBack {
+        key: String,
+    },
+    /// The write-back of `key` failed for a passing reason: a later occurrence may try again.
+    WriteBackFailed {
+        key: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,6 +358,10 @@ pub enum FingerprintReply {
         record: Option<FingerprintRecord>,
     },
     Ok,
+    /// `WriteBack`: whether this caller writes it.
+    WriteBack {
+        go: bool,
+    },
 }
 
 /// Applies `op`; returns the record to store (if changed) and the reply.
@@ -363,6 +411,38 @@ pub fn fingerprint(
             _ => (None, FingerprintReply::NotTracked),
         },
         FingerprintOp::Get => (None, FingerprintReply::Record { record }),
+        FingerprintOp::Mute { until_ms, by } => match record {
+            Some(mut r) if r.state == IssueState::Filed => {
+                r.muted_until_ms = until_ms;
+                r.muted_by = by;
+                (Some(r.clone()), FingerprintReply::Record { record: Some(r) })
+            }
+            _ => (None, FingerprintReply::NotTracked),
+        },
+        FingerprintOp::WriteBack { key } => match record {
+            Some(mut r) if r.writeback_pending.contains(&key) => {
+                r.writeback_pending.retain(|k| *k != key);
+                (Some(r), FingerprintReply::WriteBack { go: true })
+            }
+            Some(_) => (None, FingerprintReply::WriteBack { go: false }),
+            None => (None, FingerprintReply::NotTracked),
+        },
+        FingerprintOp::WriteBackFailed { key } => match record {
+            Some(mut r) if r.state == IssueState::Filed && !r.writeback_pending.contains(&key) => {
+                r.writeback_pending.push(key);
+                (Some(r), FingerprintReply::Ok)
+            }
+            _ => (None, FingerprintReply::Ok),
+        },
+        FingerprintOp::Unmute => match record {
+            Some(mut r) if r.state == IssueState::Filed => {
+                let changed = r.muted_until_ms != 0;
+                r.muted_until_ms = 0;
+                r.muted_by = None;
+                (changed.then(|| r.clone()), FingerprintReply::Record { record: Some(r) })
+            }
+            _ => (None, FingerprintReply::NotTracked),
+        },
     }
 }
 
@@ -386,6 +466,9 @@ fn occurrence(
             last_comment_ms: 0,
             resolved: false,
             last_occurrence: None,
+            muted_until_ms: 0,
+            muted_by: None,
+            writeback_pending: Vec::new(),
         };
         return (Some(r), FingerprintReply::Create { tracked: TrackedRefs::default(), occurrences: 1 });
     };
@@ -425,7 +508,13 @@ fn occurrence(
             r.occurrences += 1;
             r.last_seen_ms = r.last_seen_ms.max(now_ms);
             let regressed = r.resolved;
-            let comment = regressed || now_ms.saturating_sub(r.last_comment_ms) >= cooldown_ms;
+            if regressed {
+                // A regression ends a mute: it is announced like any regression.
+                r.muted_until_ms = 0;
+                r.muted_by = None;
+            }
+            let muted = r.is_muted(now_ms);
+            let comment = regressed || (!muted && now_ms.saturating_sub(r.last_comment_ms) >= cooldown_ms);
             if comment {
                 r.last_comment_ms = now_ms;
             }
@@ -545,6 +634,80 @@ mod tests {
             fingerprint(None, FingerprintOp::SetResolved { resolved: true, now_ms: 0 }).1,
             FingerprintReply::NotTracked
         );
+    }
+
+    fn decision(reply: &FingerprintReply) -> RepeatDecision {
+        let FingerprintReply::Repeat { decision, .. } = reply else { panic!("{reply:?}") };
+        *decision
+    }
+
+    #[test]
+    fn a_mute_holds_repeats_silent_until_it_ends() {
+        let filed = FingerprintOp::Filed { holder: "a".into(), now_ms: 0, tracked: TrackedRefs::default() };
+        let (record, replies) = run(vec![
+            occ("a", 0),
+            filed,
+            FingerprintOp::Mute { until_ms: 3 * COOLDOWN, by: Some("7".into()) },
+            occ("b", COOLDOWN + 1),
+            occ("c", 2 * COOLDOWN + 2),
+            // The mute is over: the next repeat outside the cooldown comments again.
+            occ("d", 3 * COOLDOWN + 1),
+        ]);
+        assert!(matches!(&replies[2], FingerprintReply::Record { record: Some(r) } if r.is_muted(1)));
+        assert_eq!(decision(&replies[3]), RepeatDecision { comment: false, regressed: false });
+        assert_eq!(decision(&replies[4]), RepeatDecision { comment: false, regressed: false });
+        assert_eq!(decision(&replies[5]), RepeatDecision { comment: true, regressed: false });
+        let record = record.unwrap();
+        assert_eq!(record.occurrences, 4, "muted repeats are still counted");
+    }
+
+    #[test]
+    fn a_regression_ends_a_mute() {
+        let (record, replies) = run(vec![
+            occ("a", 0),
+            FingerprintOp::Filed { holder: "a".into(), now_ms: 0, tracked: TrackedRefs::default() },
+            FingerprintOp::Mute { until_ms: 10 * COOLDOWN, by: None },
+            FingerprintOp::SetResolved { resolved: true, now_ms: 5 },
+            occ("b", 10),
+            occ("c", COOLDOWN + 20),
+        ]);
+        assert_eq!(decision(&replies[4]), RepeatDecision { comment: true, regressed: true });
+        assert_eq!(decision(&replies[5]), RepeatDecision { comment: true, regressed: false }, "no longer muted");
+        assert!(!record.unwrap().is_muted(11));
+    }
+
+    #[test]
+    fn unmute_and_mute_of_what_is_not_filed() {
+        assert_eq!(fingerprint(None, FingerprintOp::Mute { until_ms: 9, by: None }).1, FingerprintReply::NotTracked);
+        let (record, replies) = run(vec![
+            occ("a", 0),
+            FingerprintOp::Mute { until_ms: 9, by: None },
+            FingerprintOp::Filed { holder: "a".into(), now_ms: 0, tracked: TrackedRefs::default() },
+            FingerprintOp::Mute { until_ms: 9, by: None },
+            FingerprintOp::Unmute,
+        ]);
+        assert_eq!(replies[1], FingerprintReply::NotTracked, "an issue being filed has no card to mute");
+        assert!(matches!(&replies[4], FingerprintReply::Record { record: Some(r) } if !r.is_muted(0)));
+        assert_eq!(record.unwrap().muted_until_ms, 0);
+    }
+
+    #[test]
+    fn a_failed_write_back_is_taken_once_by_a_later_occurrence() {
+        let wb = |k: &str| FingerprintOp::WriteBack { key: k.into() };
+        let failed = |k: &str| FingerprintOp::WriteBackFailed { key: k.into() };
+        let (_, replies) = run(vec![
+            wb("issue"),
+            occ("a", 0),
+            FingerprintOp::Filed { holder: "a".into(), now_ms: 0, tracked: TrackedRefs::default() },
+            wb("issue"),
+            failed("issue"),
+            failed("issue"),
+            wb("issue"),
+            wb("issue"),
+        ]);
+        assert_eq!(replies[0], FingerprintReply::NotTracked);
+        let go: Vec<_> = [3, 6, 7].iter().map(|&i| replies[i] == FingerprintReply::WriteBack { go: true }).collect();
+        assert_eq!(go, [false, true, false], "nothing pending, then the failed one once");
     }
 
     #[test]

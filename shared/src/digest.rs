@@ -253,7 +253,17 @@ pub fn digest_message(today: &DayStats, previous: &DayStats, dashboard_url: Opti
     if let Some(url) = dashboard_url.and_then(safe_url) {
         embed["url"] = Value::String(url);
     }
-    json!({"embeds": [embed], "allowed_mentions": {"parse": []}})
+    // Quick actions: the top issues' tracked issues and the dashboard, one click away (each
+    // issue's own card carries the buttons that act on it).
+    let top: Vec<(String, &str)> = today
+        .top_issues(TOP_ISSUES.min(4))
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, issue))| issue.url.as_deref().map(|u| (format!("#{} issue", i + 1), u)))
+        .collect();
+    let links: Vec<(&str, &str)> = top.iter().map(|(l, u)| (l.as_str(), *u)).collect();
+    let components = crate::chatops::digest_components(dashboard_url, &links);
+    json!({"embeds": [embed], "components": components, "allowed_mentions": {"parse": []}})
 }
 
 /// The same numbers as Markdown, for `/bugbot stats` (fits one Discord message).
@@ -386,6 +396,10 @@ mod tests {
         let (today, previous) = sample();
         let message = digest_message(&today, &previous, Some("https://bugbot.example/admin/dashboard"));
         assert_eq!(message["allowed_mentions"], json!({"parse": []}));
+        // Quick actions: link buttons only (nothing on the digest acts without the issue's card).
+        let buttons = message["components"][0]["components"].as_array().unwrap();
+        assert_eq!(buttons.last().unwrap()["url"], "https://bugbot.example/admin/dashboard");
+        assert!(buttons.iter().all(|b| b["style"] == 5 && b.get("custom_id").is_none()), "{buttons:?}");
         let embed = &message["embeds"][0];
         assert_eq!(embed["title"], "bugbot daily digest: 2026-11-02");
         let description = embed["description"].as_str().unwrap();

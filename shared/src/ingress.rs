@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::chatops::{self, Action, ComponentId};
 use crate::command::Command;
 use crate::job::{
     self, DiscordCommandJob, DiscordComponentJob, GlitchtipIssueJob, GlitchtipUptimeJob, InteractionContext, Job,
@@ -318,6 +319,7 @@ fn discord(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, Ing
         channel_id: interaction.channel_id,
         user: interaction.invoker().cloned(),
         roles: interaction.roles().to_vec(),
+        reply_in_followup: false,
     };
     let job = |kind| Job::new(JobId::discord(interaction.id), req.now_ms, Some(req.request_id.to_owned()), kind);
     let deferred = Callback { kind: callback::DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, data: None };
@@ -327,7 +329,8 @@ fn discord(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, Ing
         }
         InteractionType::ApplicationCommand => match Command::from_interaction(&interaction) {
             Ok(command) => {
-                let job = job(JobKind::DiscordCommand(DiscordCommandJob { interaction: context(), command }));
+                let job =
+                    job(JobKind::DiscordCommand(DiscordCommandJob { interaction: context(), command, guidance: None }));
                 Ok(Accepted::json(200, &deferred, vec![job], None))
             }
             Err(e) => Ok(Accepted::json(
@@ -348,6 +351,14 @@ fn discord(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, Ing
             let data = interaction.data.clone().unwrap_or_default();
             let custom_id =
                 data.custom_id.clone().ok_or_else(|| IngressError::BadRequest("component without custom_id".into()))?;
+            // "Fix with instructions" opens its modal at once: a modal can only be the first answer.
+            if interaction.kind == InteractionType::MessageComponent
+                && let Ok(id) = ComponentId::parse(&custom_id)
+                && id.action == Action::FixWithInstructions
+                && let Some(modal) = chatops::fix_modal(&id.fingerprint)
+            {
+                return Ok(Accepted::json(200, &modal, Vec::new(), Some("modal")));
+            }
             let mut fields = Vec::new();
             data.components.iter().for_each(|c| c.fields(&mut fields));
             let job = job(JobKind::DiscordComponent(DiscordComponentJob {
@@ -357,7 +368,10 @@ fn discord(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, Ing
                 fields,
                 message_id: interaction.message.as_ref().map(|m| m.id),
             }));
-            Ok(Accepted::json(200, &deferred, vec![job], None))
+            // A click (or the modal it opened) is answered with a deferred update: the card itself
+            // is then edited in place, and no "thinking…" message appears.
+            let update = Callback { kind: callback::DEFERRED_UPDATE_MESSAGE, data: None };
+            Ok(Accepted::json(200, &update, vec![job], None))
         }
         InteractionType::Autocomplete => Ok(Accepted::json(
             200,

@@ -142,12 +142,21 @@ pub struct InteractionContext {
     pub user: Option<User>,
     #[serde(default)]
     pub roles: Vec<Snowflake>,
+    /// The deferred "original" is a message that must stay as it is (a button click answered with a
+    /// deferred update: the original is the alert card), so replies go in follow-up messages.
+    /// Set by the consumer when a click runs a command, never taken from the wire.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reply_in_followup: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiscordCommandJob {
     pub interaction: InteractionContext,
     pub command: Command,
+    /// Extra guidance for a fix, from the "Fix with instructions" modal: untrusted text, fenced
+    /// wherever it goes (the agent's prompt, the PR body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -34,10 +34,12 @@
 //! - [`slack`] — Slack Events API deliveries: verification, the gateway's decision, messages → error events.
 //! - [`stacktrace`] — stack traces in plain text (Python, Node.js, JVM, Rust) → frames.
 //! - [`dashboard`] — the status page: HTML with an inline SVG chart, every untrusted string escaped.
+//! - [`chatops`] — alert cards you can act on: buttons, versioned `custom_id`s, the fix modal.
 
 pub mod authz;
 pub mod backoff;
 pub mod caps;
+pub mod chatops;
 pub mod claim;
 pub mod cloudwatch;
 pub mod command;

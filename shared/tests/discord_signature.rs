@@ -289,7 +289,16 @@ fn reply(accepted: &Accepted) -> Value {
 
 /// A deferred reply (type 5) with exactly one job, which must survive the queue.
 fn deferred_job(accepted: &Accepted) -> Job {
-    assert_eq!(reply(accepted), json!({"type": 5}), "reply");
+    deferred_as(accepted, 5)
+}
+
+/// A click or modal submit: a deferred update of the message it was on (type 6), one job.
+fn updated_job(accepted: &Accepted) -> Job {
+    deferred_as(accepted, 6)
+}
+
+fn deferred_as(accepted: &Accepted, kind: u8) -> Job {
+    assert_eq!(reply(accepted), json!({"type": kind}), "reply");
     let [job] = accepted.jobs.as_slice() else { panic!("expected one job, got {:?}", accepted.jobs) };
     assert_eq!(job.id.as_str(), format!("discord:{INTERACTION_ID}"));
     assert_eq!(job.received_at_ms, TODAY_MS);
@@ -430,14 +439,14 @@ fn component_of(job: &Job) -> &bugbot_shared::job::DiscordComponentJob {
 fn components_are_deferred_with_one_job() {
     let mut button = complete(fixture("api_docs_examples/interaction_button_data_partial.json"));
     button["message"] = json!({"id": "1100000000000000003", "channel_id": "645027906669510667", "content": "ENG-12"});
-    let job = deferred_job(&send_signed(&button).unwrap());
+    let job = updated_job(&send_signed(&button).unwrap());
     let c = component_of(&job);
     assert_eq!(c.custom_id, "click_me");
     assert!(c.values.is_empty() && c.fields.is_empty());
     assert_eq!(c.message_id, Some(Snowflake(1_100_000_000_000_000_003)));
 
     let select = complete(fixture("api_docs_examples/interaction_string_select_data_partial.json"));
-    let job = deferred_job(&send_signed(&select).unwrap());
+    let job = updated_job(&send_signed(&select).unwrap());
     let c = component_of(&job);
     assert_eq!((c.custom_id.as_str(), c.values.as_slice()), ("favorite_bug", ["butterfly".to_owned()].as_slice()));
     assert_eq!(c.message_id, None);
@@ -445,7 +454,7 @@ fn components_are_deferred_with_one_job() {
     // A real button press, captured from Discord (another app's, but the gateway does not care).
     let mut real = fixture("ssmmiles_real_interactions.json")["buttonInteraction"].clone();
     real["id"] = json!(INTERACTION_ID.to_string());
-    let job = deferred_job(&send_signed(&real).unwrap());
+    let job = updated_job(&send_signed(&real).unwrap());
     let c = component_of(&job);
     assert_eq!(c.custom_id, "testButton|{}");
     assert_eq!(c.message_id, Some(Snowflake(960_775_653_731_500_053)));
@@ -462,7 +471,7 @@ fn components_are_deferred_with_one_job() {
 #[test]
 fn modal_submits_carry_their_fields() {
     let text = complete(fixture("api_docs_examples/interaction_modal_submit_text_input_partial.json"));
-    let job = deferred_job(&send_signed(&text).unwrap());
+    let job = updated_job(&send_signed(&text).unwrap());
     let c = component_of(&job);
     assert_eq!(c.custom_id, "game_feedback_modal");
     assert_eq!(c.fields.len(), 1);
@@ -470,10 +479,42 @@ fn modal_submits_carry_their_fields() {
     assert!(c.fields[0].1.starts_with("The recent changes to acceleration"));
 
     let select = complete(fixture("api_docs_examples/interaction_modal_submit_string_select_partial.json"));
-    let job = deferred_job(&send_signed(&select).unwrap());
+    let job = updated_job(&send_signed(&select).unwrap());
     let c = component_of(&job);
     assert_eq!(c.custom_id, "bug_modal");
     assert_eq!(c.fields, vec![("favorite_bug".to_owned(), "butterfly".to_owned())]);
+}
+
+/// "Fix with instructions" is answered with its modal at once (a modal can only be the first
+/// answer), and nothing is queued; the modal's submit then comes back as a job like any click.
+#[test]
+fn the_fix_with_instructions_button_opens_a_modal_without_a_job() {
+    let mut button = complete(fixture("api_docs_examples/interaction_button_data_partial.json"));
+    button["data"]["custom_id"] = json!("bb1:fixi:sentry:42");
+    button["message"] = json!({"id": "1100000000000000003", "channel_id": "645027906669510667", "content": ""});
+    let accepted = send_signed(&button).unwrap();
+    assert!(accepted.jobs.is_empty() && accepted.messages.is_empty());
+    let modal = reply(&accepted);
+    assert_eq!(modal["type"], 9);
+    assert_eq!(modal["data"]["custom_id"], "bb1:fixm:sentry:42");
+    assert_eq!(modal["data"]["components"][0]["component"]["custom_id"], "instructions");
+
+    // Its submit is queued (the consumer authorizes it), answered with a deferred update.
+    let mut submit = complete(fixture("api_docs_examples/interaction_modal_submit_text_input_partial.json"));
+    submit["data"]["custom_id"] = json!("bb1:fixm:sentry:42");
+    submit["data"]["components"][0]["component"]["custom_id"] = json!("instructions");
+    let job = updated_job(&send_signed(&submit).unwrap());
+    let c = component_of(&job);
+    assert_eq!(c.custom_id, "bb1:fixm:sentry:42");
+    assert_eq!(c.fields[0].0, "instructions");
+
+    // Another version's (or a malformed) custom_id is not answered with a modal: it is queued,
+    // and the consumer says the button is out of date.
+    for other in ["bb0:fixi:sentry:42", "bb1:fixi:Not A Fingerprint"] {
+        button["data"]["custom_id"] = json!(other);
+        let job = updated_job(&send_signed(&button).unwrap());
+        assert_eq!(component_of(&job).custom_id, other);
+    }
 }
 
 #[test]

@@ -158,6 +158,7 @@ pub async fn run(rounds: usize) -> anyhow::Result<()> {
         fix_require_repro: false,
         evidence,
         routes: bugbot_shared::routes::RepoRoutes::default(),
+        chatops: bugbot_consumer::config::ChatopsConfig::default(),
     };
     let api = RestApiConfig { api_base: Some(sentry.url()), token: api_token.clone(), org: "acme".into() };
     let on = base(EvidenceConfig {

@@ -62,6 +62,7 @@ async fn fakes() -> Fakes {
         warnings: Vec::new(),
         evidence: bugbot_consumer::config::EvidenceConfig::default(),
         routes: bugbot_shared::routes::RepoRoutes::default(),
+        chatops: bugbot_consumer::config::ChatopsConfig::default(),
     };
     Fakes { linear, github, discord, config }
 }

@@ -117,7 +117,9 @@ async fn message_command_component_and_modal_are_enqueued() {
         let (id, body) = interaction(kind, &data);
         let resp = post_discord(&body, &env().keys.sign_discord(&body)).await;
         assert_eq!(resp.status(), 200);
-        assert_eq!(resp.json::<Value>().await.unwrap()["type"], 5);
+        // A command is deferred as a new message (5); a click or a modal submit as an update of
+        // the message it was on (6, issue 19).
+        assert_eq!(resp.json::<Value>().await.unwrap()["type"], if kind == 2 { 5 } else { 6 });
         assert_eq!(arrived(&format!("discord:{id}")).await["kind"], expected);
     }
 }

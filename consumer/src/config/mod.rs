@@ -57,6 +57,8 @@ pub struct Config {
     pub evidence: EvidenceConfig,
     /// `REPO_ROUTES` (issue 16.6): the repository of an alert when it is not `GITHUB_REPO`.
     pub routes: bugbot_shared::routes::RepoRoutes,
+    /// Chat-ops and write-back (issue 19).
+    pub chatops: ChatopsConfig,
 }
 
 impl Config {
@@ -177,6 +179,52 @@ fn read_evidence(var: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String
     }
 }
 
+// --- chat-ops and write-back (issue 19) -------------------------------------------------------
+
+/// The Sentry-compatible API bugbot writes back to (`SENTRY_API_BASE`, default `https://sentry.io`;
+/// `SENTRY_API_TOKEN`; `SENTRY_ORG`).
+#[derive(Debug, Clone)]
+pub struct SentryApiConfig {
+    pub api_base: String,
+    pub token: String,
+    pub org: String,
+}
+
+/// Chat-ops settings: where write-back goes. `SENTRY_WRITEBACK=off` turns write-back off.
+#[derive(Debug, Clone, Default)]
+pub struct ChatopsConfig {
+    /// Set when the API is configured and write-back is not turned off.
+    pub writeback: Option<SentryApiConfig>,
+}
+
+fn read_chatops(var: &dyn Fn(&str) -> Option<String>, evidence: &EvidenceConfig) -> ChatopsConfig {
+    let off = var("SENTRY_WRITEBACK").is_some_and(|v| v.eq_ignore_ascii_case("off"));
+    // The same API settings enrichment reads (`SENTRY_API_BASE`, `SENTRY_API_TOKEN`, `SENTRY_ORG`).
+    let writeback = evidence.sentry_api.as_ref().filter(|api| !off && !api.org.is_empty()).map(|api| SentryApiConfig {
+        api_base: api.api_base.clone().unwrap_or_else(|| "https://sentry.io".into()),
+        token: api.token.clone(),
+        org: api.org.clone(),
+    });
+    ChatopsConfig { writeback }
+}
+
+// --- end of chat-ops settings -----------------------------------------------------------------
+
+/// Why a part of the configuration cannot be used. Each names the settings to set; the part is then
+/// skipped (or, for authorization, everything is refused), never a crash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Nothing of it is set.
+    #[error("{what} is not configured ({needs})")]
+    NotConfigured { what: &'static str, needs: &'static str },
+    /// Part of it is set; it needs all of `needs`.
+    #[error("{what} needs {needs}")]
+    Incomplete { what: &'static str, needs: &'static str },
+    /// The authorization settings cannot be read.
+    #[error(transparent)]
+    Policy(#[from] bugbot_shared::authz::PolicyError),
+}
+
 /// The job queue (this Worker produces onto it only to replay dead letters).
 pub const JOBS_QUEUE: &str = "JOBS";
 /// The dead-letter queue this Worker also consumes.
@@ -274,6 +322,7 @@ fn read(env: &Env) -> Config {
             false
         }
     };
+    let evidence = read_evidence(&var, &mut warnings);
     Config {
         linear,
         github,
@@ -286,7 +335,6 @@ fn read(env: &Env) -> Config {
         log_level: Level::parse(var("LOG_LEVEL").as_deref()),
         admin_token: var("ADMIN_TOKEN"),
         fix_require_repro,
-        evidence: read_evidence(&var, &mut warnings),
         routes: var("REPO_ROUTES")
             .map(|raw| {
                 let (routes, problems) = bugbot_shared::routes::RepoRoutes::parse(&raw);
@@ -294,6 +342,8 @@ fn read(env: &Env) -> Config {
                 routes
             })
             .unwrap_or_default(),
+        chatops: read_chatops(&var, &evidence),
+        evidence,
         warnings,
     }
 }

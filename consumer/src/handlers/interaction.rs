@@ -23,11 +23,16 @@ pub(crate) async fn reply<P: HttpPort, C: ClaimPort, K: KvPort>(
     content: &str,
 ) -> Result<(), SinkError> {
     let body = json!({"content": clip(content, 2_000), "allowed_mentions": {"parse": []}});
-    discord(ctx).edit_original(&ix.application_id.to_string(), &ix.token, &body).await.map(|_| ())
+    let app = ix.application_id.to_string();
+    if ix.reply_in_followup {
+        // The original is the alert card (a click): the answer is a message of its own.
+        return discord(ctx).followup(&app, &ix.token, &body).await.map(|_| ());
+    }
+    discord(ctx).edit_original(&app, &ix.token, &body).await.map(|_| ())
 }
 
 /// A refusal only the invoker sees: the deferral was public, so the answer is an ephemeral
-/// follow-up and the public "thinking…" placeholder is deleted.
+/// follow-up and the public "thinking…" placeholder is deleted (a click's original, the card, stays).
 pub(crate) async fn refuse<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     ix: &InteractionContext,
@@ -37,8 +42,11 @@ pub(crate) async fn refuse<P: HttpPort, C: ClaimPort, K: KvPort>(
     let discord = discord(ctx);
     let app = ix.application_id.to_string();
     if discord.followup(&app, &ix.token, &body).await.is_ok() {
-        let _ = discord.delete_original(&app, &ix.token).await;
-    } else {
+        // After a click the original is the alert card: it stays.
+        if !ix.reply_in_followup {
+            let _ = discord.delete_original(&app, &ix.token).await;
+        }
+    } else if !ix.reply_in_followup {
         // Without the follow-up, say it in the deferred reply rather than not at all.
         let _ = reply(ctx, ix, content).await;
     }

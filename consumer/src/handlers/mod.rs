@@ -5,6 +5,7 @@ pub mod admin;
 pub mod alert;
 pub mod cloudwatch;
 pub mod command;
+pub mod component;
 pub mod dashboard;
 pub mod digest;
 pub mod fix;

@@ -5,6 +5,7 @@
 //! - `event:{fingerprint}` the last event of issues filed before it moved into `fp:`;
 //! - `dead:{job id}` dead letters;
 //! - `thread:{channel id}` and `issue:{label}` a conversation's tracked issue (commands);
+//! - `mute:{fingerprint}` the index of active mutes (the mute itself is in the fingerprint's claim);
 //! - `fixrun:{id}`, `fixissue:{issue key}` fix runs; `fixcaps:{day}` the auto-fix caps.
 
 /// The prefix of issue records (the dashboard lists them).
@@ -26,6 +27,13 @@ pub fn legacy_event(fingerprint: &str) -> String {
 
 pub fn dead_letter(job_id: &str) -> String {
     format!("{DEAD_LETTER_PREFIX}{job_id}")
+}
+
+/// The prefix of the mute index (`/bugbot status` lists it).
+pub const MUTE_PREFIX: &str = "mute:";
+
+pub fn mute(fingerprint: &str) -> String {
+    format!("{MUTE_PREFIX}{fingerprint}")
 }
 
 pub fn thread(channel_id: &str) -> String {

@@ -77,7 +77,7 @@ mod fingerprint;
 mod glitchtip;
 mod in_app;
 mod sentry;
-mod url;
+pub(crate) mod url;
 
 pub use self::{
     fingerprint::normalize_message,

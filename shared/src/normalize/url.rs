@@ -9,7 +9,7 @@ pub(super) fn strip_query(url: &str) -> String {
 }
 
 /// The lowercase `host[:port]` of an absolute URL.
-pub(super) fn host(url: &str) -> Option<String> {
+pub(crate) fn host(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
     let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
     let host = authority.rsplit('@').next()?.to_ascii_lowercase();

@@ -74,7 +74,15 @@ pub fn discord_alert_message(event: &ErrorEvent, issue_url: &str, state: AlertSt
     if description.is_empty() {
         embed.as_object_mut().expect("an object").remove("description");
     }
-    json!({ "embeds": [embed], "allowed_mentions": {"parse": []} })
+    // The card's buttons (issue 19): what applies in this state; a mute or a running fix is
+    // shown when the card is edited by a click (`chatops`), which reads them back from state.
+    let view = crate::chatops::CardView {
+        issue_url: safe_url(issue_url).as_deref().map(|_| issue_url),
+        resolved: state == AlertState::Resolved,
+        ..crate::chatops::CardView::default()
+    };
+    let components = crate::chatops::card_components(&event.fingerprint, &view, 0);
+    json!({ "embeds": [embed], "components": components, "allowed_mentions": {"parse": []} })
 }
 
 /// Embed colour: green when resolved, magenta when regressed, else by level.
@@ -87,5 +95,13 @@ pub(super) fn color(level: Level, state: AlertState) -> u32 {
         (AlertState::Open, Level::Warning) => 0xF1_C4_0F,
         (AlertState::Open, Level::Info) => 0x34_98_DB,
         (AlertState::Open, Level::Debug) => 0x95_A5_A6,
+    }
+}
+
+/// Adds the confidence breakdown (issue 16.3, one line of bugbot's own words) to an alert card as a
+/// full-width field.
+pub fn with_confidence(message: &mut Value, line: &str) {
+    if let Some(fields) = message.pointer_mut("/embeds/0/fields").and_then(Value::as_array_mut) {
+        fields.push(json!({"name": "Confidence", "value": clip(&discord_text(line), 256), "inline": false}));
     }
 }

@@ -201,6 +201,17 @@ mod tests {
 
     /// An error payload written by an attacker: mentions, Markdown/HTML injection, a forged
     /// marker, backticks, control characters and huge text.
+    #[test]
+    fn the_confidence_line_is_a_full_width_field_with_mentions_broken() {
+        let mut message = discord_alert_message(&hostile(), "https://github.com/acme/web/issues/1", AlertState::Open);
+        with_confidence(&mut message, "Confidence 0.85 (stack trace 0.80, +0.05 @everyone)");
+        let field = message["embeds"][0]["fields"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(field["name"], "Confidence");
+        assert_eq!(field["inline"], false);
+        assert!(field["value"].as_str().unwrap().starts_with("Confidence 0.85"));
+        assert!(!field["value"].as_str().unwrap().contains("@everyone"), "{field}");
+    }
+
     fn hostile() -> ErrorEvent {
         let mut event = stored_event("python_zero_division");
         event.title =

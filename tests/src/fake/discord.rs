@@ -74,6 +74,9 @@ struct Data {
     interaction_channel: Snowflake,
     messages: Vec<Message>,
     calls: Vec<InteractionCall>,
+    /// Interaction tokens of clicks answered with a deferred update: their `@original` is the
+    /// message the button was on.
+    clicked: std::collections::BTreeMap<String, Snowflake>,
     expired: BTreeSet<String>,
     last_id: u64,
 }
@@ -105,6 +108,7 @@ impl FakeDiscord {
             interaction_channel: Snowflake(0),
             messages: Vec::new(),
             calls: Vec::new(),
+            clicked: std::collections::BTreeMap::new(),
             expired: BTreeSet::new(),
             last_id: 0,
         }));
@@ -136,6 +140,17 @@ impl FakeDiscord {
         let json = message_json(id, channel_id, &json!({"content": content}), &author);
         data.messages.push(Message { id, channel_id, json, history: Vec::new(), via_interaction: false });
         id
+    }
+
+    /// A click on `message_id` was answered with a deferred update (type 6): the interaction's
+    /// `@original` is that message, as on Discord.
+    pub fn clicked(&self, token: &str, message_id: Snowflake) {
+        lock(&self.data).clicked.insert(token.to_owned(), message_id);
+    }
+
+    /// One message by id, wherever it is.
+    pub fn message(&self, id: Snowflake) -> Option<Message> {
+        lock(&self.data).messages.iter().find(|m| m.id == id).cloned()
     }
 
     /// Makes an interaction token unusable, as after its 15 minutes.
@@ -356,7 +371,8 @@ fn webhook_route(data: &mut Data, incoming: &Incoming, token: &str, rest: &[&str
         (&Method::DELETE, ["messages", "@original"]) => {
             // The deferred "thinking…" message goes away (whether or not it was edited).
             let original = data.calls.iter().find(|c| c.kind == InteractionCallKind::EditOriginal && c.token == token);
-            if let Some(id) = original.map(|c| c.message_id) {
+            let original = data.clicked.get(token).copied().or(original.map(|c| c.message_id));
+            if let Some(id) = original {
                 data.messages.retain(|m| m.id != id);
             }
             data.calls.push(InteractionCall {
@@ -375,11 +391,12 @@ fn webhook_route(data: &mut Data, incoming: &Incoming, token: &str, rest: &[&str
         Err(response) => return *response,
     };
     let channel = data.interaction_channel;
-    let original = data
-        .calls
-        .iter()
-        .find(|c| c.kind == InteractionCallKind::EditOriginal && c.token == token)
-        .map(|c| c.message_id);
+    let original = data.clicked.get(token).copied().or_else(|| {
+        data.calls
+            .iter()
+            .find(|c| c.kind == InteractionCallKind::EditOriginal && c.token == token)
+            .map(|c| c.message_id)
+    });
     // When the deferred reply already exists, it is edited in place.
     let json = if let (InteractionCallKind::EditOriginal, Some(id)) = (kind, original) {
         let index = data.messages.iter().position(|m| m.id == id).expect("the original was stored");
@@ -414,6 +431,41 @@ fn edit(message: &mut Message, body: &Value) -> Value {
     apply(&mut message.json, body);
     message.json["edited_timestamp"] = json!(rfc3339(now_ms()));
     message.json.clone()
+}
+
+/// Discord's rules for buttons in a message
+/// (<https://discord.com/developers/docs/components/reference#button>): at most 5 action rows of at
+/// most 5 buttons; a link button (style 5) has a `url` and no `custom_id`, the others a unique
+/// `custom_id` of 1–100 characters; labels at most 80 characters.
+fn check_components(rows: &[Value]) -> Result<(), String> {
+    if rows.len() > 5 {
+        return Err("Must be 5 or fewer action rows.".into());
+    }
+    let mut ids = BTreeSet::new();
+    for row in rows {
+        let buttons = row["components"].as_array().map(Vec::as_slice).unwrap_or_default();
+        if row["type"] != 1 || buttons.is_empty() || buttons.len() > 5 {
+            return Err("An action row holds 1 to 5 components.".into());
+        }
+        for b in buttons {
+            if b["type"] != 2 {
+                return Err("Only buttons are expected here.".into());
+            }
+            if b["label"].as_str().is_some_and(|l| l.chars().count() > 80) {
+                return Err("A label must be 80 or fewer in length.".into());
+            }
+            match (b["style"].as_u64(), b["custom_id"].as_str(), b["url"].as_str()) {
+                (Some(5), None, Some(url)) if url.starts_with("http://") || url.starts_with("https://") => {}
+                (Some(1..=4), Some(id), None) if (1..=100).contains(&id.chars().count()) => {
+                    if !ids.insert(id.to_owned()) {
+                        return Err(format!("Component custom id {id} is duplicated."));
+                    }
+                }
+                _ => return Err("A button has either a custom_id (styles 1-4) or a url (style 5).".into()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The JSON body, checked against Discord's message limits
@@ -464,6 +516,11 @@ fn checked_body(incoming: &Incoming, create: bool) -> Result<Value, Box<Response
         return form_error(
             &json!({"embeds": field_error("MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")}),
         );
+    }
+    if let Some(rows) = body.get("components").and_then(Value::as_array)
+        && let Err(text) = check_components(rows)
+    {
+        return form_error(&json!({"components": field_error("COMPONENT_VALIDATION_FAILED", &text)}));
     }
     let components = body.get("components").and_then(Value::as_array).is_some_and(|c| !c.is_empty());
     if create && content.is_empty() && embeds.is_empty() && !components {

@@ -1,6 +1,11 @@
 //! A fake Sentry-compatible REST API (`/api/0/`, as Sentry and GlitchTip serve it):
 //! `GET /api/0/organizations/{org}/issues/?query=&statsPeriod=&limit=`, `GET /api/0/issues/{id}/`,
-//! `GET /api/0/issues/{id}/events/latest/` and `PUT /api/0/issues/{id}/ {"status"}`.
+//! `GET /api/0/issues/{id}/events/latest/` and `PUT /api/0/issues/{id}/ {"status"}`; and the
+//! write-back routes: Sentry's integration-platform external issues
+//! (`POST /api/0/sentry-app-installations/{uuid}/external-issues/` with `issueId`, `webUrl`,
+//! `project`, `identifier`, all required; create or update per issue and installation; an unknown
+//! installation or issue is 404) and their list (`GET /api/0/groups/{id}/external-issues/`), and
+//! GlitchTip's comments (`POST /api/0/issues/{id}/comments/ {"data": {"text"}}`, 201).
 //! `Authorization: Bearer <token>` or 401 `{"detail": "Invalid token"}`.
 //!
 //! It starts with one issue per event in `fixtures/sentry_events/glitchtip_test_data/oss_sentry_events`
@@ -41,11 +46,24 @@ pub struct Issue {
     pub event: Value,
 }
 
+/// A link Sentry shows on an issue page, made by an integration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalIssue {
+    pub installation: String,
+    pub issue_id: String,
+    pub web_url: String,
+    pub project: String,
+    pub identifier: String,
+}
+
 #[derive(Debug)]
 struct Data {
     token: String,
     base: String,
     issues: Vec<Issue>,
+    installations: Vec<String>,
+    external_issues: Vec<ExternalIssue>,
+    comments: Vec<(String, String)>,
 }
 
 type Shared = Arc<Mutex<Data>>;
@@ -68,7 +86,14 @@ scripted_fake!(FakeSentry);
 
 impl FakeSentry {
     pub async fn start(token: &str) -> Self {
-        let data = Arc::new(Mutex::new(Data { token: token.to_owned(), base: String::new(), issues: Vec::new() }));
+        let data = Arc::new(Mutex::new(Data {
+            token: token.to_owned(),
+            base: String::new(),
+            issues: Vec::new(),
+            installations: Vec::new(),
+            external_issues: Vec::new(),
+            comments: Vec::new(),
+        }));
         let recorder = SharedRecorder::default();
         let app =
             Router::new().fallback(handle).with_state(AppState { data: data.clone(), recorder: recorder.clone() });
@@ -124,6 +149,21 @@ impl FakeSentry {
         let mut data = lock(&self.data);
         data.issues.retain(|i| i.id != issue.id);
         data.issues.push(issue);
+    }
+
+    /// An integration installation (its `uuid`, as webhooks carry it in `installation.uuid`).
+    pub fn add_installation(&self, uuid: &str) {
+        lock(&self.data).installations.push(uuid.to_owned());
+    }
+
+    /// External issue links made so far.
+    pub fn external_issues(&self) -> Vec<ExternalIssue> {
+        lock(&self.data).external_issues.clone()
+    }
+
+    /// Comments `(issue id, text)` made so far (GlitchTip).
+    pub fn comments(&self) -> Vec<(String, String)> {
+        lock(&self.data).comments.clone()
     }
 
     pub fn issues(&self) -> Vec<Issue> {
@@ -189,6 +229,9 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
         return detail(StatusCode::UNAUTHORIZED, "Invalid token");
     }
     let segments: Vec<&str> = incoming.segments.iter().map(String::as_str).collect();
+    if let Some(response) = writeback(&mut data, &incoming, &segments) {
+        return response;
+    }
     match (&incoming.method, segments.as_slice()) {
         (&Method::GET, ["api", "0", "organizations", org, "issues"]) => {
             if *org != ORG {
@@ -243,4 +286,58 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
         }
         _ => detail(StatusCode::NOT_FOUND, "The requested resource does not exist"),
     }
+}
+
+/// The write-back routes: Sentry's external issues and GlitchTip's comments.
+fn writeback(data: &mut Data, incoming: &super::Incoming, segments: &[&str]) -> Option<Response> {
+    Some(match (&incoming.method, segments) {
+        (&Method::POST, ["api", "0", "sentry-app-installations", uuid, "external-issues"]) => {
+            if !data.installations.iter().any(|i| i == uuid) {
+                return Some(detail(StatusCode::NOT_FOUND, "The requested resource does not exist"));
+            }
+            let body = incoming.json().unwrap_or(Value::Null);
+            let text = |k: &str| body[k].as_str().filter(|v| !v.is_empty()).map(str::to_owned);
+            let issue_id = match &body["issueId"] {
+                Value::Number(n) => Some(n.to_string()),
+                Value::String(s) if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() => Some(s.clone()),
+                _ => None,
+            };
+            let (Some(issue_id), Some(web_url), Some(project), Some(identifier)) =
+                (issue_id, text("webUrl"), text("project"), text("identifier"))
+            else {
+                return Some(detail(StatusCode::BAD_REQUEST, "issueId, webUrl, project and identifier are required"));
+            };
+            if !data.issues.iter().any(|i| i.id == issue_id) {
+                return Some(detail(StatusCode::NOT_FOUND, "The requested resource does not exist"));
+            }
+            let link = ExternalIssue { installation: (*uuid).to_owned(), issue_id, web_url, project, identifier };
+            data.external_issues.retain(|e| !(e.installation == link.installation && e.issue_id == link.issue_id));
+            let reply = json!({"id": (data.external_issues.len() + 1).to_string(), "issueId": link.issue_id,
+                "serviceType": "bugbot", "displayName": link.identifier, "webUrl": link.web_url});
+            data.external_issues.push(link);
+            json_response(StatusCode::OK, &reply)
+        }
+        (&Method::GET, ["api", "0", "groups", id, "external-issues"]) => {
+            let items: Vec<Value> = data
+                .external_issues
+                .iter()
+                .filter(|e| e.issue_id == *id)
+                .map(|e| json!({"issueId": e.issue_id, "displayName": e.identifier, "webUrl": e.web_url}))
+                .collect();
+            json_response(StatusCode::OK, &Value::Array(items))
+        }
+        (&Method::POST, ["api", "0", "issues", id, "comments"]) => {
+            let Some(text) = incoming.json().and_then(|b| b["data"]["text"].as_str().map(str::to_owned)) else {
+                return Some(detail(StatusCode::BAD_REQUEST, "data.text is required"));
+            };
+            if !data.issues.iter().any(|i| i.id == *id) {
+                return Some(detail(StatusCode::NOT_FOUND, "The requested resource does not exist"));
+            }
+            data.comments.push(((*id).to_owned(), text.clone()));
+            let reply = json!({"id": data.comments.len(), "issue": id, "data": {"text": text}, "type": "note",
+                "dateCreated": rfc3339(now_ms())});
+            json_response(StatusCode::CREATED, &reply)
+        }
+        _ => return None,
+    })
 }

@@ -15,6 +15,8 @@ use worker::Url;
 use super::SinkError;
 use crate::clients::http::{HttpPort, HttpRequest, Method};
 
+pub mod writeback;
+
 const SERVICE: &str = "sentry_api";
 
 /// A Sentry-compatible API client.

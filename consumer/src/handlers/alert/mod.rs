@@ -5,6 +5,9 @@
 //! claim lets exactly one job file an issue (recording each filed piece as it goes, so a retry
 //! resumes instead of repeating), the trackers are searched before anything is created, and a
 //! repeat comments at most once per cooldown window.
+//!
+//! A new issue goes to the repository `REPO_ROUTES` picks for the enriched event (issue 16.6): its
+//! packet, its GitHub issue and its auto-fix; later comments follow the filed issue's URL.
 
 use bugbot_shared::claim::{
     DiscordRef, FingerprintOp, FingerprintReply, GitHubRef, LinearRef, RepeatDecision, TrackedRefs,
@@ -112,18 +115,23 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
         FingerprintReply::Create { tracked: already, .. } => {
             // Issue 16.1: a delivery without the stack trace is completed before filing.
             let enrichment = Box::pin(enrich::enrich(ctx, &mut event)).await;
-            // Issue 16.6: the event's repository (REPO_ROUTES), chosen on the enriched event; the
-            // packet, the GitHub issue and the fix all go there.
             let routed = ctx.config.routes.route(&event).and_then(|route| ctx.config.routed(route));
-            let routed_ctx = routed.as_ref().map(|config| Ctx { config, ..*ctx });
-            let ctx = routed_ctx.as_ref().unwrap_or(ctx);
+            let ctx = &routed.as_ref().map_or(*ctx, |config| Ctx { config, ..*ctx });
             // Issue 16.2: the context packet, within CONTEXT_TIMEOUT_MS, when an issue is still to be filed.
             let packet = if already.linear.is_none() || already.github.is_none() {
                 Box::pin(packet::gather(ctx, &event, enrichment.logs_matched)).await
             } else {
                 packet::AlertPacket::default()
             };
-            let evidence = Evidence { enrichment: &enrichment.markdown, packet: &packet.markdown };
+            // The confidence line on the card (issue 16.3), when a packet was gathered for this filing.
+            let confidence = (!packet.markdown.is_empty()).then(|| {
+                bugbot_shared::confidence::card_line(&bugbot_shared::confidence::score(&event, packet.evidence))
+            });
+            let evidence = Evidence {
+                enrichment: &enrichment.markdown,
+                packet: &packet.markdown,
+                confidence: confidence.as_deref(),
+            };
             let (tracked, filed) = file(ctx, &event, already.clone(), evidence).await;
             match filed {
                 Ok(()) => {
@@ -135,6 +143,7 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
                     };
                     ctx.claims.fingerprint(fp, &done).await?;
                     ctx.state.remember_issue(&event, &tracked).await;
+                    crate::clients::sentry_api::writeback::after_filed(ctx, job, &event, &tracked).await;
                     let outcome = Outcome::Done {
                         state: JobState::Filed,
                         reason: None,
@@ -149,8 +158,7 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
                         .map(bugbot_shared::packet::ContextPacket::to_markdown)
                         .unwrap_or_default();
                     let repo = routed.as_ref().and_then(|c| c.github.as_ref()).map(|g| g.repo.clone());
-                    let follow_up = FollowUp::AutoFix { event: Box::new(event), tracked, evidence, context, repo };
-                    Ok((outcome, Some(follow_up)))
+                    Ok((outcome, Some(FollowUp::AutoFix { event: Box::new(event), tracked, evidence, context, repo })))
                 }
                 Err(e) => {
                     // Keep what did go out, so that a retry files only what failed.
@@ -173,6 +181,9 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
         }
         FingerprintReply::Repeat { tracked, occurrences, decision } => {
             repeat(ctx, &event, &tracked, occurrences, decision).await?;
+            if decision.comment {
+                crate::clients::sentry_api::writeback::after_repeat(ctx, job, &event, &tracked).await;
+            }
             let reason = match (decision.regressed, decision.comment) {
                 (true, _) => format!("regression (occurrence {occurrences}): reopened"),
                 (false, true) => format!("occurrence {occurrences}: commented"),
@@ -244,6 +255,8 @@ fn discord<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> 
 struct Evidence<'a> {
     enrichment: &'a str,
     packet: &'a str,
+    /// The confidence breakdown in one line, for the Discord card.
+    confidence: Option<&'a str>,
 }
 
 /// Files what `tracked` does not have yet, recording each piece as soon as it exists.
@@ -286,7 +299,10 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
         && let (Some(channel), Some(url)) = (ctx.config.discord.alerts_channel_id.as_deref(), tracked.primary_url())
         && ctx.config.discord.bot_token.is_some()
     {
-        let message = report::discord_alert_message(event, url, AlertState::Open);
+        let mut message = report::discord_alert_message(event, url, AlertState::Open);
+        if let Some(line) = evidence.confidence {
+            report::with_confidence(&mut message, line);
+        }
         match discord(ctx).create_message(channel, &message).await {
             Ok(sent) => {
                 tracked.discord = Some(DiscordRef {
@@ -370,7 +386,7 @@ async fn repeat<P: HttpPort, C: ClaimPort, K: KvPort>(
 }
 
 /// Resolved (or recovered) at the source: comment, close, and edit the announcement.
-async fn status_change<P: HttpPort, C: ClaimPort, K: KvPort>(
+pub(crate) async fn status_change<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     change: &StatusChange,
     resolved: bool,

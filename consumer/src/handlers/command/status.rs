@@ -40,9 +40,14 @@ pub(super) async fn status<P: HttpPort>(
             None => None,
         },
     };
+    // Active mutes are listed wherever status is asked (issue 19).
+    let active = crate::handlers::component::mutes::active(ctx).await;
+    let muted = crate::handlers::component::mutes::describe(&active, ctx.now_ms);
     let Some(record) = record else {
         let what = issue.map_or_else(|| "this thread".to_owned(), |i| format!("`{}`", i.as_str()));
-        reply(ctx, ix, &format!("bugbot has no work on record for {what}.")).await?;
+        let mut lines = vec![format!("bugbot has no work on record for {what}.")];
+        lines.extend(muted);
+        reply(ctx, ix, &lines.join("\n")).await?;
         return Ok(done(JobState::Done, "status: nothing on record"));
     };
     let mut lines = vec![format!("**{}** {} — <{}>", record.issue.label, record.issue.title, record.issue.url)];
@@ -55,7 +60,8 @@ pub(super) async fn status<P: HttpPort>(
         };
         lines.push(line);
     }
-    reply(ctx, ix, &lines.join("\n")).await?;
+    lines.extend(muted);
+    reply(ctx, ix, &bugbot_shared::report::clip(&lines.join("\n"), 2_000)).await?;
     Ok(Outcome::Done {
         state: JobState::Done,
         reason: Some("status shown".into()),

@@ -44,7 +44,7 @@ use crate::clients::fetch::StubPort;
 use crate::clients::github::{GitHub, NewPull};
 use crate::clients::http::{HttpPort, HttpRequest, Method, TransportError};
 use crate::clients::linear::Linear;
-use crate::config::binding;
+use crate::config::{ConfigError, binding};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
 use crate::runtime::settle;
@@ -124,6 +124,9 @@ pub struct FixRun {
     /// The job that asked for the fix: its status record follows the run (`/bugbot status`).
     #[serde(default)]
     pub requested_in: Option<String>,
+    /// Instructions given with the request ("Fix with instructions"; untrusted), quoted in the PR.
+    #[serde(default)]
+    pub guidance: Option<String>,
 }
 
 /// Where fix jobs go.
@@ -153,23 +156,29 @@ struct FixSettings {
 }
 
 thread_local! {
-    static SETTINGS: std::cell::OnceCell<std::rc::Rc<Result<FixSettings, String>>> = const { std::cell::OnceCell::new() };
+    static SETTINGS: std::cell::OnceCell<std::rc::Rc<Result<FixSettings, ConfigError>>> = const { std::cell::OnceCell::new() };
 }
 
 /// The fix settings, read once per isolate (an alert asks for them on every new issue).
-fn settings(env: &worker::Env) -> std::rc::Rc<Result<FixSettings, String>> {
+fn settings(env: &worker::Env) -> std::rc::Rc<Result<FixSettings, ConfigError>> {
     SETTINGS.with(|cell| cell.get_or_init(|| std::rc::Rc::new(read_settings(env))).clone())
 }
 
-fn read_settings(env: &worker::Env) -> Result<FixSettings, String> {
+fn read_settings(env: &worker::Env) -> Result<FixSettings, ConfigError> {
     let var = |name: &str| binding(env, name);
     let executor = match var("EXECUTOR_URL") {
         _ if var("FIX_BACKEND").is_some_and(|b| b.eq_ignore_ascii_case("actions")) => ExecutorRoute::Actions,
         Some(url) => ExecutorRoute::Url(url.trim_end_matches('/').to_owned()),
         None if env.durable_object(container::BINDING).is_ok() => ExecutorRoute::Container,
-        None => return Err("the fix executor is not configured (EXECUTOR_URL or the EXECUTOR container)".into()),
+        None => {
+            return Err(ConfigError::NotConfigured {
+                what: "the fix executor",
+                needs: "EXECUTOR_URL or the EXECUTOR container",
+            });
+        }
     };
-    let secret = var("EXECUTOR_SECRET").ok_or("the fix executor is not configured (EXECUTOR_SECRET)")?;
+    let secret = var("EXECUTOR_SECRET")
+        .ok_or(ConfigError::NotConfigured { what: "the fix executor", needs: "EXECUTOR_SECRET" })?;
     let number = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok());
     let mut limits = FixLimits::default();
     if let Some(n) = number("FIX_MAX_TURNS") {
@@ -225,7 +234,7 @@ fn platform<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, reason
 
 /// `/bugbot fix [issue] [repo]` and "Fix with bugbot" (already authorized by the commands module).
 pub async fn on_command<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, job: &Job) -> Outcome {
-    let JobKind::DiscordCommand(DiscordCommandJob { interaction, command }) = &job.kind else {
+    let JobKind::DiscordCommand(DiscordCommandJob { interaction, command, .. }) = &job.kind else {
         return done(JobState::Failed, "not a fix command", Vec::new());
     };
     let (issue, repo, message) = match command {
@@ -245,7 +254,7 @@ pub async fn on_command<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C
         Ok(s) => s,
         Err(reason) => {
             let _ = say(ctx, &reply, &format!("⚠️ Can't start a fix: {reason}.")).await;
-            return done(JobState::Failed, reason.clone(), Vec::new());
+            return done(JobState::Failed, reason.to_string(), Vec::new());
         }
     };
     // Issue 16.6: without `repo`, a repository named in the reported message, when FIX_REPOS allows it.
@@ -401,16 +410,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
             return platform(ctx, "claim store unavailable".into());
         }
     }
-    if reply.interaction_token.is_none()
-        && let Some(channel) = reply.channel_id.clone()
-        && ctx.config.discord.bot_token.is_some()
-    {
-        // Auto-fix has no interaction to edit: post one message and edit it at each stage.
-        let body = json!({"content": stage_text(&target, FixState::Queued, &requested_by, None), "allowed_mentions": {"parse": []}});
-        if let Ok(sent) = discord(ctx).create_message(&channel, &body).await {
-            reply.message_id = Some(sent.message_id.to_string());
-        }
-    }
+    post_progress_message(ctx, &target, &requested_by, &mut reply).await;
     let mut run = FixRun {
         fix_job_id: fix_job_id.clone(),
         target: target.clone(),
@@ -426,6 +426,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
         reason: None,
         cost_usd: 0.0,
         requested_in: Some(job.id.to_string()),
+        guidance: crate::handlers::component::guidance(job),
     };
     save_run(ctx, &run).await;
     let _ = show(ctx, &run).await;
@@ -444,7 +445,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
             issue_url: Some(target.url.clone()),
             title: target.title.clone(),
             body: target.body.clone(),
-            context: evidence.context,
+            context: with_guidance(evidence.context, &crate::handlers::component::fix_context(job, &run.requested_by)),
         },
         allowed_paths: allowed_paths_for(ctx, settings, &repo),
         allow_protected: Vec::new(),
@@ -682,6 +683,7 @@ fn pr_body(run: &FixRun, report: &FixReport) -> String {
         report.diffstat.deletions,
         files.join(", ")
     );
+    body.push_str(&bugbot_shared::chatops::pr_instructions(run.guidance.as_deref()));
     match report.test_output_tail.as_deref() {
         Some(tail) if !tail.trim().is_empty() => {
             let _ = writeln!(body, "## Tests\n\nPassed. Last lines:\n\n{}", report::untrusted_code_block(tail));
@@ -978,6 +980,35 @@ fn slug(key: &str) -> String {
         .collect::<Vec<_>>()
         .join("-");
     if s.is_empty() { "issue".into() } else { s.chars().take(40).collect() }
+}
+
+/// Auto-fix has no interaction to edit: post one message, edited at each stage.
+async fn post_progress_message<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    target: &FixTarget,
+    requested_by: &str,
+    reply: &mut Reply,
+) {
+    if reply.interaction_token.is_none()
+        && let Some(channel) = reply.channel_id.clone()
+        && ctx.config.discord.bot_token.is_some()
+    {
+        let body = json!({"content": stage_text(target, FixState::Queued, requested_by, None), "allowed_mentions": {"parse": []}});
+        if let Ok(sent) = discord(ctx).create_message(&channel, &body).await {
+            reply.message_id = Some(sent.message_id.to_string());
+        }
+    }
+}
+
+/// The evidence, then the requester's guidance (both fenced as untrusted by their builders).
+fn with_guidance(evidence: String, guidance: &str) -> String {
+    if guidance.is_empty() {
+        evidence
+    } else if evidence.is_empty() {
+        guidance.to_owned()
+    } else {
+        format!("{evidence}\n\n{guidance}")
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,68 @@
+//! Sending already-encoded jobs to a queue binding, straight through its JavaScript API: one
+//! `send(text, {contentType: "text"})` for one job, one `sendBatch` for several. (`worker::Queue`'s
+//! `send_raw_batch` runs `serde_wasm_bindgen` over the options of the batch and of every message.)
+
+use std::cell::OnceCell;
+
+use wasm_bindgen::prelude::*;
+use worker::Env;
+use worker::wasm_bindgen_futures::JsFuture;
+
+#[wasm_bindgen]
+extern "C" {
+    /// A queue producer binding.
+    type QueueBinding;
+    #[wasm_bindgen(method, catch)]
+    fn send(this: &QueueBinding, body: &str, options: &JsValue) -> Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(method, catch, js_name = sendBatch)]
+    fn send_batch(this: &QueueBinding, messages: &js_sys::Array) -> Result<js_sys::Promise, JsValue>;
+}
+
+thread_local! {
+    /// `{contentType: "text"}`, made once per isolate (the runtime only reads it).
+    static TEXT: OnceCell<JsValue> = const { OnceCell::new() };
+}
+
+fn text_options() -> JsValue {
+    TEXT.with(|cell| {
+        cell.get_or_init(|| {
+            let options = js_sys::Object::new();
+            let _ = js_sys::Reflect::set(&options, &"contentType".into(), &"text".into());
+            options.into()
+        })
+        .clone()
+    })
+}
+
+/// Sends `texts` (JSON jobs) as text messages to the queue bound as `binding`, in one call. Nothing to
+/// send is a success; a missing binding or a refused send is an error with the runtime's reason.
+pub async fn send_texts(env: &Env, binding: &str, texts: &[String]) -> Result<(), String> {
+    if texts.is_empty() {
+        return Ok(());
+    }
+    let queue = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str(binding))
+        .ok()
+        .filter(JsValue::is_object)
+        .ok_or_else(|| format!("no queue binding {binding}"))?
+        .unchecked_into::<QueueBinding>();
+    let promise = if let [text] = texts {
+        queue.send(text, &text_options())
+    } else {
+        let messages: js_sys::Array = texts
+            .iter()
+            .map(|text| {
+                let message = js_sys::Object::new();
+                let _ = js_sys::Reflect::set(&message, &"body".into(), &JsValue::from_str(text));
+                let _ = js_sys::Reflect::set(&message, &"contentType".into(), &"text".into());
+                JsValue::from(message)
+            })
+            .collect();
+        queue.send_batch(&messages)
+    };
+    let reason = |e: JsValue| {
+        e.as_string()
+            .or_else(|| e.dyn_into::<js_sys::Error>().ok().map(|e| String::from(e.message())))
+            .unwrap_or_else(|| "the send was refused".to_owned())
+    };
+    JsFuture::from(promise.map_err(reason)?).await.map(drop).map_err(reason)
+}
