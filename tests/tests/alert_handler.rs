@@ -409,6 +409,25 @@ async fn without_an_api_token_the_issue_says_which_setting_is_missing() {
     assert!(body.contains("GLITCHTIP\\_API\\_TOKEN is not set"), "{body}");
 }
 
+/// Issue 16.4: without a stack trace, the files that mention the error (GitHub code search for the
+/// message's plain phrase) are listed in the packet, only within the code allowlist (a file outside
+/// it that says the same is not named), and count as "code only" evidence.
+#[tokio::test(flavor = "current_thread")]
+async fn without_a_stack_the_files_that_mention_the_error_are_found_within_the_allowlist() {
+    let f = fakes().await;
+    f.github.put_file("src/calc.py", "def ratio(a, b):\n    raise ZeroDivisionError('division by zero')\n");
+    f.github.put_file("deploy/notes.py", "# division by zero happens when the config is empty\n");
+    f.github.put_file("src/other.py", "def unrelated():\n    return 1\n");
+    let body = file_glitchtip(&f).await;
+    assert!(body.contains("Files that mention the error"), "{body}");
+    assert!(body.contains("- `src/calc.py`"), "{body}");
+    assert!(!body.contains("deploy/notes.py"), "a file outside CODE_PATHS is never named: {body}");
+    assert!(!body.contains("src/other.py"), "{body}");
+    assert!(body.contains("0.60"), "code found without a stack scores 0.60: {body}");
+    let searched = f.github.requests().iter().any(|r| r.path == "/search/code");
+    assert!(searched, "the code search ran");
+}
+
 // --- issue 16.2: the context packet on every new alert ----------------------------------------
 
 fn git(dir: &std::path::Path, args: &[&str], author: &str) {

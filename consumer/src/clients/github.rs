@@ -150,6 +150,24 @@ impl<'a, P: HttpPort> GitHub<'a, P> {
         Ok(found.items)
     }
 
+    /// `GET /search/code` in this repository (<https://docs.github.com/en/rest/search/search#search-code>,
+    /// 10 requests a minute): the paths of the files matching `terms` (a quoted phrase), best first.
+    pub async fn search_code(&self, terms: &str, per_page: u8) -> Result<Vec<String>, SinkError> {
+        #[derive(Deserialize)]
+        struct Found {
+            items: Vec<Item>,
+        }
+        #[derive(Deserialize)]
+        struct Item {
+            path: String,
+        }
+        let mut url = self.url(&["search", "code"])?;
+        let q = format!("{terms} repo:{}", self.repo);
+        url.query_pairs_mut().append_pair("q", &q).append_pair("per_page", &per_page.clamp(1, 100).to_string());
+        let found: Found = self.call(Method::Get, url, None).await?;
+        Ok(found.items.into_iter().map(|i| i.path).collect())
+    }
+
     /// `POST /repos/{o}/{r}/issues` (<https://docs.github.com/en/rest/issues/issues#create-an-issue>).
     /// Labels that do not exist yet are created by GitHub.
     pub async fn create_issue(&self, title: &str, body: &str, labels: &[String]) -> Result<GitHubIssue, SinkError> {

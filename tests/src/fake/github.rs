@@ -368,6 +368,7 @@ fn route(data: &mut Data, incoming: &Incoming) -> Response {
     let method = &incoming.method;
     match segments.as_slice() {
         ["search", "issues"] if method == Method::GET => search_issues(data, incoming),
+        ["search", "code"] if method == Method::GET => search_code(data, incoming),
         ["graphql"] if method == Method::POST => graphql(data, incoming),
         ["repos", owner, name, rest @ ..] => {
             if *owner != data.owner || *name != data.name {
@@ -771,6 +772,48 @@ fn blame_ranges(repo: &std::path::Path, expression: &str, path: &str) -> Option<
 }
 
 /// The search qualifiers bugbot uses; anything else is answered with GitHub's 422.
+/// `GET /search/code` (<https://docs.github.com/en/rest/search/search#search-code>): the default
+/// branch's files containing every term (quoted phrases whole, case-insensitive); `repo:` is required
+/// here, as bugbot always scopes its searches.
+fn search_code(data: &Data, incoming: &Incoming) -> Response {
+    let Some(q) = incoming.query("q").filter(|q| !q.trim().is_empty()) else {
+        return validation_failed(&json!([{"resource": "Search", "field": "q", "code": "missing"}]));
+    };
+    let mut repo = None;
+    let mut terms = Vec::new();
+    for token in tokenize(q) {
+        match token.split_once(':').filter(|_| !token.starts_with('"')) {
+            Some(("repo", r)) => repo = Some(r.to_owned()),
+            Some((qualifier, _)) => {
+                let text = format!("FakeGitHub does not implement the qualifier {qualifier}:");
+                return validation_failed(
+                    &json!([{"message": text, "resource": "Search", "field": "q", "code": "invalid"}]),
+                );
+            }
+            None => terms.push(token.trim_matches('"').to_lowercase()),
+        }
+    }
+    let own = format!("{}/{}", data.owner, data.name);
+    if repo.as_deref() != Some(own.as_str()) {
+        return validation_failed(&json!([{"message": "repo: must be this repository", "resource": "Search"}]));
+    }
+    let per_page = incoming.query("per_page").and_then(|p| p.parse().ok()).unwrap_or(30_usize);
+    let items: Vec<Value> = data
+        .files
+        .iter()
+        .filter(|((r, _), content)| {
+            *r == data.default_branch && terms.iter().all(|t| content.to_lowercase().contains(t.as_str()))
+        })
+        .take(per_page)
+        .map(|((_, path), _)| {
+            json!({"name": path.rsplit('/').next(), "path": path, "sha": "0".repeat(40),
+                   "html_url": format!("https://github.com/{own}/blob/{}/{path}", data.default_branch),
+                   "repository": {"full_name": own}, "score": 1.0})
+        })
+        .collect();
+    json_response(StatusCode::OK, &json!({"total_count": items.len(), "incomplete_results": false, "items": items}))
+}
+
 fn search_issues(data: &Data, incoming: &Incoming) -> Response {
     let Some(q) = incoming.query("q").filter(|q| !q.trim().is_empty()) else {
         return validation_failed(&json!([{"resource": "Search", "field": "q", "code": "missing"}]));

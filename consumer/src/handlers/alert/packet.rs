@@ -38,7 +38,7 @@ pub fn evidence_of(packet: Option<&ContextPacket>, logs_matched: bool) -> Eviden
     let Some(p) = packet else { return Evidence { logs_matched, ..Evidence::default() } };
     Evidence {
         code_fetched: p.frames.first().is_some_and(|f| !f.hidden && !f.code.is_empty()),
-        files_found: false,
+        files_found: p.frames.is_empty() && !p.related_files.is_empty(),
         logs_matched,
         suspect_commit: p.commits.iter().any(|c| c.line.is_some()),
         runbook_matched: !p.runbooks.is_empty(),
@@ -112,6 +112,7 @@ pub async fn gather<P: HttpPort, C: ClaimPort, K: KvPort>(
         recordings: Vec::new(),
         conversation: Vec::new(),
         notes,
+        related_files: evidence.related_files,
     };
     let evidence = evidence_of(Some(&packet), logs_matched);
     let markdown = format!(

@@ -644,6 +644,8 @@ pub struct Evidence {
     pub similar: Vec<SimilarIssue>,
     pub runbooks: Vec<bugbot_shared::runbook::RunbookMatch>,
     pub notes: Vec<String>,
+    /// Without a stack trace: files that mention the error (code search), within `CODE_PATHS`.
+    pub related_files: Vec<String>,
 }
 
 /// Gathers the [`Evidence`] for mapped frames, concurrently, each source within its budget. Never
@@ -673,7 +675,36 @@ pub async fn gather_evidence<P: HttpPort, C: ClaimPort, K: KvPort>(
     let commits = or_note(&mut notes, "Commits", commits);
     let similar = or_note(&mut notes, "Similar issues", similar);
     let runbooks = or_note(&mut notes, "Runbooks", runbooks);
-    Evidence { code, commits, similar, runbooks, notes }
+    // Issue 16.4: without a stack, the files that mention the error (after the others: GitHub's code
+    // search allows 10 requests a minute, so it runs only when there is no frame to start from).
+    let related_files = if frames.is_empty() {
+        let (found, search_ms) = timeboxed(ms, gather_related_files(ctx, texts, &paths)).await;
+        timings.0.push(("code_search", search_ms));
+        or_note(&mut notes, "Code search", found)
+    } else {
+        Vec::new()
+    };
+    Evidence { code, commits, similar, runbooks, notes, related_files }
+}
+
+/// Files that mention the error's message (GitHub code search for its longest plain phrase), within
+/// the code allowlist, at most 5.
+async fn gather_related_files<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    texts: &[String],
+    paths: &bugbot_shared::policy::CodePaths,
+) -> Result<Vec<String>, SinkError> {
+    let (Some(github), Some(phrase)) = (github(ctx), bugbot_shared::packet::code_search_phrase(texts)) else {
+        return Ok(Vec::new());
+    };
+    let found = github.search_code(&phrase, 20).await?;
+    let mut out: Vec<String> = Vec::new();
+    for path in found {
+        if paths.shows(&path) && !out.contains(&path) && out.len() < 5 {
+            out.push(path);
+        }
+    }
+    Ok(out)
 }
 
 /// Gathers every source for `references` (the first Sentry/GlitchTip issue, sessions, emails)
@@ -735,6 +766,7 @@ pub async fn build_packet<P: HttpPort>(
         recordings,
         conversation,
         notes,
+        related_files: evidence.related_files,
     };
     (packet, timings)
 }
