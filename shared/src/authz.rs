@@ -62,18 +62,26 @@ pub struct PolicyVars<'a> {
     pub admin_users: Option<&'a str>,
 }
 
-fn ids(name: &str, raw: Option<&str>) -> Result<Vec<Snowflake>, String> {
+/// An authorization setting that cannot be read; bugbot then refuses every command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: `{value}` is not a Discord id")]
+pub struct PolicyError {
+    pub setting: &'static str,
+    pub value: String,
+}
+
+fn ids(setting: &'static str, raw: Option<&str>) -> Result<Vec<Snowflake>, PolicyError> {
     raw.unwrap_or_default()
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map(Snowflake).map_err(|_| format!("{name}: `{s}` is not a Discord id")))
+        .map(|s| s.parse().map(Snowflake).map_err(|_| PolicyError { setting, value: s.to_owned() }))
         .collect()
 }
 
 impl Policy {
     /// Parses the settings; an unparsable id is an error (the caller should then refuse everything
     /// rather than open up).
-    pub fn from_vars(vars: &PolicyVars<'_>) -> Result<Self, String> {
+    pub fn from_vars(vars: &PolicyVars<'_>) -> Result<Self, PolicyError> {
         Ok(Self {
             guilds: ids("DISCORD_ALLOWED_GUILDS", vars.allowed_guilds)?,
             channels: ids("DISCORD_ALLOWED_CHANNELS", vars.allowed_channels)?,
@@ -207,6 +215,6 @@ mod tests {
         assert_eq!(Access::of(&Command::Fix { issue: None, repo: None }), Access::Write);
         assert_eq!(Access::of(&Command::Investigate { issue }), Access::Read);
         let bad = Policy::from_vars(&PolicyVars { write_roles: Some("12,abc"), ..PolicyVars::default() });
-        assert_eq!(bad.unwrap_err(), "DISCORD_WRITE_ROLES: `abc` is not a Discord id");
+        assert_eq!(bad.unwrap_err().to_string(), "DISCORD_WRITE_ROLES: `abc` is not a Discord id");
     }
 }

@@ -190,6 +190,21 @@ fn read_chatops(var: &dyn Fn(&str) -> Option<String>, evidence: &EvidenceConfig)
 
 // --- end of chat-ops settings -----------------------------------------------------------------
 
+/// Why a part of the configuration cannot be used. Each names the settings to set; the part is then
+/// skipped (or, for authorization, everything is refused), never a crash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Nothing of it is set.
+    #[error("{what} is not configured ({needs})")]
+    NotConfigured { what: &'static str, needs: &'static str },
+    /// Part of it is set; it needs all of `needs`.
+    #[error("{what} needs {needs}")]
+    Incomplete { what: &'static str, needs: &'static str },
+    /// The authorization settings cannot be read.
+    #[error(transparent)]
+    Policy(#[from] bugbot_shared::authz::PolicyError),
+}
+
 /// The job queue (this Worker produces onto it only to replay dead letters).
 pub const JOBS_QUEUE: &str = "JOBS";
 /// The dead-letter queue this Worker also consumes.

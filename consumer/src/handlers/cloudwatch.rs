@@ -25,7 +25,7 @@ use worker::{Env, wasm_bindgen::JsValue};
 
 use crate::clients::fetch::FetchPort;
 use crate::clients::http::{HttpPort, HttpRequest, Method};
-use crate::config::{JOBS_QUEUE, binding};
+use crate::config::{ConfigError, JOBS_QUEUE, binding};
 use crate::store::STATE_KV;
 
 /// The default cron of the scan (`[triggers] crons` in `consumer/wrangler.toml` must list it).
@@ -69,18 +69,21 @@ impl ScanConfig {
     }
 
     /// From the bindings; `Err` says what is missing (the scan is then skipped with that line).
-    pub fn from_env(env: &Env) -> Result<Self, String> {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let var = |name: &str| binding(env, name);
         let log_groups: Vec<String> = var("CLOUDWATCH_LOG_GROUPS")
             .map(|v| v.split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
         if log_groups.is_empty() {
-            return Err("CloudWatch not configured (CLOUDWATCH_LOG_GROUPS): scan skipped".into());
+            return Err(ConfigError::NotConfigured { what: "CloudWatch", needs: "CLOUDWATCH_LOG_GROUPS" });
         }
         let (Some(access_key_id), Some(secret_access_key), Some(region)) =
             (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY"), var("AWS_REGION"))
         else {
-            return Err("CloudWatch needs AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION: scan skipped".into());
+            return Err(ConfigError::Incomplete {
+                what: "CloudWatch",
+                needs: "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION",
+            });
         };
         let api_base = var("CLOUDWATCH_API_BASE").unwrap_or_else(|| format!("https://logs.{region}.amazonaws.com"));
         Ok(Self {
@@ -244,7 +247,8 @@ pub async fn run(env: &Env, now_ms: u64, log_level: bugbot_shared::log::Level) -
     let mut line = LogLine::new(Level::Info, "consumer", "scan");
     let config = match ScanConfig::from_env(env) {
         Ok(config) => config,
-        Err(reason) => {
+        Err(e) => {
+            let reason = format!("{e}: scan skipped");
             line.outcome = Some("skipped");
             line.reason = Some(&reason);
             if line.level >= log_level {

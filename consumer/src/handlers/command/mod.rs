@@ -5,14 +5,18 @@
 //!   ([`tracked`]) and edits the deferred reply in place with a summary and the link;
 //! - fix / "Fix with bugbot": resolves the tracked issue and records the job as queued for the fix flow;
 //! - status: the thread's (or issue's) jobs from KV ([`status`]);
-//! - errors / stats / resolve: [`sentry`], over the Sentry-compatible REST API.
+//! - errors / stats / resolve: [`errors`], [`stats`], [`resolve`], over the Sentry-compatible REST API
+//!   ([`sentry`] holds what they share).
 //!
 //! Authorization happens here, not at the gateway: the gateway wasm has no room left under its
 //! size budget. The deferred reply was already sent (public, "bugbot is thinking…"), so a refusal
 //! is an ephemeral follow-up and the public placeholder is deleted. Every refusal is logged.
 
 pub mod context;
+pub mod errors;
+pub mod resolve;
 pub mod sentry;
+pub mod stats;
 pub mod status;
 pub mod tracked;
 
@@ -24,7 +28,7 @@ use bugbot_shared::report::clip;
 use bugbot_shared::status::JobState;
 
 use crate::clients::http::HttpPort;
-use crate::config::binding;
+use crate::config::{ConfigError, binding};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome};
 use crate::runtime::settle;
@@ -47,15 +51,15 @@ fn done(state: JobState, reason: impl Into<String>) -> Outcome {
 }
 
 /// The authorization settings; an unreadable one closes everything rather than opening up.
-pub(crate) fn policy(env: &worker::Env) -> std::rc::Rc<Result<Policy, String>> {
+pub(crate) fn policy(env: &worker::Env) -> std::rc::Rc<Result<Policy, ConfigError>> {
     thread_local! {
-        static POLICY: std::cell::OnceCell<std::rc::Rc<Result<Policy, String>>> = const { std::cell::OnceCell::new() };
+        static POLICY: std::cell::OnceCell<std::rc::Rc<Result<Policy, ConfigError>>> = const { std::cell::OnceCell::new() };
     }
     // Read once per isolate, like the rest of the configuration.
     POLICY.with(|cell| cell.get_or_init(|| std::rc::Rc::new(read_policy(env))).clone())
 }
 
-fn read_policy(env: &worker::Env) -> Result<Policy, String> {
+fn read_policy(env: &worker::Env) -> Result<Policy, ConfigError> {
     let var = |name| binding(env, name);
     let (guilds, channels, read, write, users, admins) = (
         var("DISCORD_ALLOWED_GUILDS"),
@@ -65,14 +69,14 @@ fn read_policy(env: &worker::Env) -> Result<Policy, String> {
         var("DISCORD_ALLOWED_USERS"),
         var("DISCORD_ADMIN_USERS"),
     );
-    Policy::from_vars(&PolicyVars {
+    Ok(Policy::from_vars(&PolicyVars {
         allowed_guilds: guilds.as_deref(),
         allowed_channels: channels.as_deref(),
         read_roles: read.as_deref(),
         write_roles: write.as_deref(),
         allowed_users: users.as_deref(),
         admin_users: admins.as_deref(),
-    })
+    })?)
 }
 
 pub(crate) use crate::handlers::interaction::{discord, refuse, reply};
@@ -123,9 +127,9 @@ pub(crate) async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, cmd: &DiscordC
         // Authorized above; the fix flow resolves the issue, claims it and dispatches the executor.
         Command::Fix { .. } | Command::FixMessage { .. } => Ok(crate::handlers::fix::on_command(ctx, job).await),
         Command::Status { issue } => status::status(ctx, ix, issue.as_ref()).await,
-        Command::Errors { project, hours } => sentry::errors(ctx, ix, project.as_deref(), *hours).await,
-        Command::Stats { period } => sentry::stats(ctx, ix, *period).await,
-        Command::Resolve { issue } => sentry::resolve(ctx, ix, issue).await,
+        Command::Errors { project, hours } => errors::errors(ctx, ix, project.as_deref(), *hours).await,
+        Command::Stats { period } => stats::stats(ctx, ix, *period).await,
+        Command::Resolve { issue } => resolve::resolve(ctx, ix, issue).await,
         _ => Ok(done(JobState::Ignored, "unknown command")),
     };
     match result {

@@ -44,7 +44,7 @@ use crate::clients::fetch::StubPort;
 use crate::clients::github::{GitHub, NewPull};
 use crate::clients::http::{HttpPort, HttpRequest, Method, TransportError};
 use crate::clients::linear::Linear;
-use crate::config::binding;
+use crate::config::{ConfigError, binding};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
 use crate::runtime::settle;
@@ -160,23 +160,29 @@ struct FixSettings {
 }
 
 thread_local! {
-    static SETTINGS: std::cell::OnceCell<std::rc::Rc<Result<FixSettings, String>>> = const { std::cell::OnceCell::new() };
+    static SETTINGS: std::cell::OnceCell<std::rc::Rc<Result<FixSettings, ConfigError>>> = const { std::cell::OnceCell::new() };
 }
 
 /// The fix settings, read once per isolate (an alert asks for them on every new issue).
-fn settings(env: &worker::Env) -> std::rc::Rc<Result<FixSettings, String>> {
+fn settings(env: &worker::Env) -> std::rc::Rc<Result<FixSettings, ConfigError>> {
     SETTINGS.with(|cell| cell.get_or_init(|| std::rc::Rc::new(read_settings(env))).clone())
 }
 
-fn read_settings(env: &worker::Env) -> Result<FixSettings, String> {
+fn read_settings(env: &worker::Env) -> Result<FixSettings, ConfigError> {
     let var = |name: &str| binding(env, name);
     let executor = match var("EXECUTOR_URL") {
         _ if var("FIX_BACKEND").is_some_and(|b| b.eq_ignore_ascii_case("actions")) => ExecutorRoute::Actions,
         Some(url) => ExecutorRoute::Url(url.trim_end_matches('/').to_owned()),
         None if env.durable_object(container::BINDING).is_ok() => ExecutorRoute::Container,
-        None => return Err("the fix executor is not configured (EXECUTOR_URL or the EXECUTOR container)".into()),
+        None => {
+            return Err(ConfigError::NotConfigured {
+                what: "the fix executor",
+                needs: "EXECUTOR_URL or the EXECUTOR container",
+            });
+        }
     };
-    let secret = var("EXECUTOR_SECRET").ok_or("the fix executor is not configured (EXECUTOR_SECRET)")?;
+    let secret = var("EXECUTOR_SECRET")
+        .ok_or(ConfigError::NotConfigured { what: "the fix executor", needs: "EXECUTOR_SECRET" })?;
     let number = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok());
     let mut limits = FixLimits::default();
     if let Some(n) = number("FIX_MAX_TURNS") {
@@ -253,7 +259,7 @@ pub async fn on_command<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C
         Ok(s) => s,
         Err(reason) => {
             let _ = say(ctx, &reply, &format!("⚠️ Can't start a fix: {reason}.")).await;
-            return done(JobState::Failed, reason.clone(), Vec::new());
+            return done(JobState::Failed, reason.to_string(), Vec::new());
         }
     };
     // Before anything is filed or dispatched: a repository outside FIX_REPOS is refused, privately.
