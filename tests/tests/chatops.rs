@@ -241,14 +241,17 @@ async fn a_mute_holds_repeats_silent_and_ends_on_a_regression() {
     let text = shown.body["content"].as_str().unwrap();
     assert!(text.contains("**Muted** (1)") && text.contains("sentry:1117540176"), "{text}");
 
-    // Repeats while muted: counted, not commented.
+    // Repeats while muted: counted, not commented (Linear's first comment is the filing's context
+    // packet).
+    let filed_comments = stack.linear.comments();
     for n in 1..=2 {
         let jobs = stack.sentry("event_alert", &format!("muted-{n}"), &another_occurrence(&alert(), n)).await.unwrap();
         let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
         assert_eq!(status["state"], "filed", "{status}");
         assert!(status["reason"].as_str().unwrap().contains("counted"), "{status}");
     }
-    assert!(stack.linear.comments().is_empty(), "{:?}", stack.linear.comments());
+    assert_eq!(stack.linear.comments(), filed_comments);
+    assert!(filed_comments.iter().all(|c| c.body.starts_with("## bugbot context")), "{filed_comments:?}");
     assert!(stack.github.comments().is_empty());
 
     // Resolved, then it recurs: the regression is announced and ends the mute.
@@ -410,6 +413,8 @@ async fn a_fix_from_the_card_puts_its_pr_on_the_card_and_links_it_from_the_sentr
         .post(format!("{}/repos/{}/git/refs", stack.github.url(), bugbot_e2e::stack::REPO))
         .header("authorization", format!("Bearer {}", stack.github_token))
         .header("user-agent", "bugbot-e2e")
+        .header("accept", "application/vnd.github+json")
+        .header("x-github-api-version", "2022-11-28")
         .json(&json!({"ref": format!("refs/heads/{branch}"), "sha": "0000000000000000000000000000000000000001"}))
         .send()
         .await
@@ -450,8 +455,13 @@ async fn a_fix_from_the_card_puts_its_pr_on_the_card_and_links_it_from_the_sentr
     let writes = || stack.sentry.requests().into_iter().filter(|r| r.path.contains("external-issues")).count();
     assert_eq!(writes(), 2, "the tracked issue's link, then the PR's");
 
-    // The same report again (a redelivery): nothing more is written, the card stays.
-    let again = report_back(&stack, &report).await;
+    // The same report again is the same job (the gateway dedupes it); a second, different report
+    // for the run is told the run already has its result: nothing more is written, the card stays.
+    assert_eq!(report_back(&stack, &report).await, result);
+    let mut second = report.clone();
+    second["summary"] = json!("A second callback for the same run.");
+    let again = report_back(&stack, &second).await;
+    assert_ne!(again, result);
     let status = settled(&stack, &again).await;
     assert_eq!(status["state"], "duplicate", "{status}");
     assert_eq!(writes(), 2, "the PR's link is written once");
