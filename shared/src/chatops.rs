@@ -245,6 +245,22 @@ pub fn status_line(action: Action, who: Option<u64>, detail: Option<&str>) -> St
     }
 }
 
+/// The card's status line for its fix: "🔧 Fix running…", then "🔧 Fix → PR #12" (the PR's number
+/// from its URL; the link button carries the URL), or how the run ended without one.
+pub fn fix_line(running: bool, pr_url: Option<&str>, ended: &str) -> String {
+    match pr_url {
+        Some(url) => {
+            let number = url.trim_end_matches('/').rsplit('/').next().filter(|n| n.bytes().all(|b| b.is_ascii_digit()));
+            match number {
+                Some(n) if !n.is_empty() => format!("🔧 Fix → PR #{n}"),
+                _ => "🔧 Fix → pull request opened".to_owned(),
+            }
+        }
+        None if running => "🔧 Fix running…".to_owned(),
+        None => format!("🔧 Fix ended: {} (no pull request)", crate::report::clip(ended, 100)),
+    }
+}
+
 /// The fingerprints bugbot gives a source issue resolved through the Sentry-compatible API
 /// (`/bugbot resolve`, the Resolve button): Sentry's (`sentry:<id>`) and, for a `GlitchTip` issue
 /// page, `glitchtip:<host>:<id>`, as the alert normalization makes them. Whichever is tracked gets
@@ -392,6 +408,14 @@ mod tests {
         assert!(agent.contains("untrusted") && !agent.contains("\n# IGNORE"), "{agent}");
         assert_eq!(pr_instructions(None), "");
         assert_eq!(pr_instructions(Some("  ")), "");
+    }
+
+    #[test]
+    fn the_fix_line_follows_the_run() {
+        assert_eq!(fix_line(true, None, ""), "🔧 Fix running…");
+        assert_eq!(fix_line(false, Some("https://github.com/a/b/pull/12"), "PR opened"), "🔧 Fix → PR #12");
+        assert_eq!(fix_line(false, Some("https://x/y"), "PR opened"), "🔧 Fix → pull request opened");
+        assert_eq!(fix_line(false, None, "failed"), "🔧 Fix ended: failed (no pull request)");
     }
 
     #[test]

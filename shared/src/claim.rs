@@ -265,7 +265,14 @@ pub struct FingerprintRecord {
     /// for good, is not here: each is tried once (the filing job is the only one that writes first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub writeback_pending: Vec<String>,
+    /// Write-backs made after filing, each once (`pr:<url>`: the PR's link), newest last and at
+    /// most [`MAX_WRITEBACKS_DONE`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writeback_done: Vec<String>,
 }
+
+/// How many later write-backs a fingerprint's claim remembers.
+pub const MAX_WRITEBACKS_DONE: usize = 8;
 
 #[cfg_attr(
     not(target_arch = "wasm32"),
@@ -326,6 +333,11 @@ pub enum FingerprintOp {
     },
     /// The write-back of `key` failed for a passing reason: a later occurrence may try again.
     WriteBackFailed {
+        key: String,
+    },
+    /// Take a one-time write-back `key` (`pr:<url>`): `WriteBack { go: true }` the first time for a
+    /// filed issue (it is then recorded as written), else `go: false`.
+    WriteBackOnce {
         key: String,
     },
 }
@@ -427,6 +439,16 @@ pub fn fingerprint(
             Some(_) => (None, FingerprintReply::WriteBack { go: false }),
             None => (None, FingerprintReply::NotTracked),
         },
+        FingerprintOp::WriteBackOnce { key } => match record {
+            Some(mut r) if r.state == IssueState::Filed && !r.writeback_done.contains(&key) => {
+                r.writeback_done.push(key);
+                let over = r.writeback_done.len().saturating_sub(MAX_WRITEBACKS_DONE);
+                r.writeback_done.drain(..over);
+                (Some(r), FingerprintReply::WriteBack { go: true })
+            }
+            Some(_) => (None, FingerprintReply::WriteBack { go: false }),
+            None => (None, FingerprintReply::NotTracked),
+        },
         FingerprintOp::WriteBackFailed { key } => match record {
             Some(mut r) if r.state == IssueState::Filed && !r.writeback_pending.contains(&key) => {
                 r.writeback_pending.push(key);
@@ -469,6 +491,7 @@ fn occurrence(
             muted_until_ms: 0,
             muted_by: None,
             writeback_pending: Vec::new(),
+            writeback_done: Vec::new(),
         };
         return (Some(r), FingerprintReply::Create { tracked: TrackedRefs::default(), occurrences: 1 });
     };
@@ -708,6 +731,29 @@ mod tests {
         assert_eq!(replies[0], FingerprintReply::NotTracked);
         let go: Vec<_> = [3, 6, 7].iter().map(|&i| replies[i] == FingerprintReply::WriteBack { go: true }).collect();
         assert_eq!(go, [false, true, false], "nothing pending, then the failed one once");
+    }
+
+    #[test]
+    fn a_later_write_back_is_made_once() {
+        let once = |k: &str| FingerprintOp::WriteBackOnce { key: k.into() };
+        let (record, replies) = run(vec![
+            once("pr:a"),
+            occ("a", 0),
+            once("pr:a"),
+            FingerprintOp::Filed { holder: "a".into(), now_ms: 0, tracked: TrackedRefs::default() },
+            once("pr:a"),
+            once("pr:a"),
+            once("pr:b"),
+        ]);
+        assert_eq!(replies[0], FingerprintReply::NotTracked);
+        let go: Vec<_> = [2, 4, 5, 6].iter().map(|&i| replies[i] == FingerprintReply::WriteBack { go: true }).collect();
+        assert_eq!(go, [false, true, false, true], "not while filing, then each key once");
+        let mut record = record.unwrap();
+        for i in 0..20 {
+            record = fingerprint(Some(record), once(&format!("pr:{i}"))).0.unwrap();
+        }
+        assert_eq!(record.writeback_done.len(), MAX_WRITEBACKS_DONE);
+        assert_eq!(record.writeback_done.last().map(String::as_str), Some("pr:19"));
     }
 
     #[test]

@@ -329,8 +329,12 @@ fn discord(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, Ing
         }
         InteractionType::ApplicationCommand => match Command::from_interaction(&interaction) {
             Ok(command) => {
-                let job =
-                    job(JobKind::DiscordCommand(DiscordCommandJob { interaction: context(), command, guidance: None }));
+                let job = job(JobKind::DiscordCommand(DiscordCommandJob {
+                    interaction: context(),
+                    command,
+                    guidance: None,
+                    card: None,
+                }));
                 Ok(Accepted::json(200, &deferred, vec![job], None))
             }
             Err(e) => Ok(Accepted::json(

@@ -157,6 +157,10 @@ pub struct DiscordCommandJob {
     /// wherever it goes (the agent's prompt, the PR body).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guidance: Option<String>,
+    /// The fingerprint whose alert card's button asked for this command (set by the consumer
+    /// from its own state, never from the wire): a fix run edits that card when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

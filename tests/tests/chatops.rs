@@ -241,14 +241,17 @@ async fn a_mute_holds_repeats_silent_and_ends_on_a_regression() {
     let text = shown.body["content"].as_str().unwrap();
     assert!(text.contains("**Muted** (1)") && text.contains("sentry:1117540176"), "{text}");
 
-    // Repeats while muted: counted, not commented.
+    // Repeats while muted: counted, not commented (Linear's first comment is the filing's context
+    // packet).
+    let filed_comments = stack.linear.comments();
     for n in 1..=2 {
         let jobs = stack.sentry("event_alert", &format!("muted-{n}"), &another_occurrence(&alert(), n)).await.unwrap();
         let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
         assert_eq!(status["state"], "filed", "{status}");
         assert!(status["reason"].as_str().unwrap().contains("counted"), "{status}");
     }
-    assert!(stack.linear.comments().is_empty(), "{:?}", stack.linear.comments());
+    assert_eq!(stack.linear.comments(), filed_comments);
+    assert!(filed_comments.iter().all(|c| c.body.starts_with("## bugbot context")), "{filed_comments:?}");
     assert!(stack.github.comments().is_empty());
 
     // Resolved, then it recurs: the regression is announced and ends the mute.
@@ -349,4 +352,151 @@ async fn the_glitchtip_issue_gets_one_comment_and_resolve_closes_the_tracked_iss
     assert_eq!(stack.sentry.issues().iter().find(|i| i.id == issue).unwrap().status, "resolved");
     assert!(stack.linear.issues().iter().all(|i| i.state_type == "completed"), "{:?}", stack.linear.issues());
     assert!(stack.github.issues().iter().all(|i| i.state == "closed"));
+}
+
+/// The link buttons of a card, `(label, url)`.
+fn links(message: &Message) -> Vec<(String, String)> {
+    message.json["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .filter_map(|b| Some((b["label"].as_str()?.to_owned(), b["url"].as_str()?.to_owned())))
+        .collect()
+}
+
+/// The executor's signed report on the gateway's callback; returns the result's job id.
+async fn report_back(stack: &Stack, report: &Value) -> String {
+    let body = serde_json::to_vec(report).unwrap();
+    let now = bugbot_e2e::keys::now_secs();
+    let signature = bugbot_shared::executor::sign(stack.keys.executor_secret.as_bytes(), now, &body);
+    let resp = reqwest::Client::new()
+        .post(format!("{}/executor/callback", stack.workers.url))
+        .header("x-bugbot-timestamp", now.to_string())
+        .header("x-bugbot-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let accepted: Value = resp.json().await.unwrap();
+    accepted["jobs"][0].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fix_from_the_card_puts_its_pr_on_the_card_and_links_it_from_the_sentry_issue_once() {
+    // The fix goes out as a workflow dispatch (recorded by the GitHub fake); the test plays the
+    // executor and reports back on the gateway's signed callback.
+    let stack = stack(&[
+        ("FIX_BACKEND", "actions"),
+        ("EXECUTOR_CALLBACK_URL", "https://gateway.invalid/executor/callback"),
+        ("FIX_ALLOWED_PATHS", "**"),
+    ])
+    .await;
+    stack.sentry.add_installation(INSTALLATION);
+    let card = card(&stack).await;
+    let linear = stack.linear.issues()[0].identifier.clone();
+    let tracked = stack
+        .eventually(SETTLE, "the tracked issue's link on Sentry", || stack.sentry.external_issues().into_iter().next());
+    assert_eq!(tracked.await.unwrap().identifier, linear);
+
+    let (status, _) = click(&stack, &card, &button(&card, "bb1:fix:"), &[WRITER_ROLE]).await;
+    assert_eq!(status["state"], "fixing", "{status}");
+    let running = the_card(&stack, &card);
+    assert!(custom_ids(&running).iter().all(|id| !id.starts_with("bb1:fix")), "{:?}", custom_ids(&running));
+    let dispatch = stack.github.dispatches().into_iter().next().expect("the fix was dispatched");
+    let sealed: bugbot_shared::executor::SignedJob = serde_json::from_value(dispatch.client_payload).unwrap();
+    let job: Value = serde_json::from_str(&sealed.job).unwrap();
+    let branch = job["branch"].as_str().unwrap().to_owned();
+    // The executor pushed the branch.
+    let pushed = reqwest::Client::new()
+        .post(format!("{}/repos/{}/git/refs", stack.github.url(), bugbot_e2e::stack::REPO))
+        .header("authorization", format!("Bearer {}", stack.github_token))
+        .header("user-agent", "bugbot-e2e")
+        .header("accept", "application/vnd.github+json")
+        .header("x-github-api-version", "2022-11-28")
+        .json(&json!({"ref": format!("refs/heads/{branch}"), "sha": "0000000000000000000000000000000000000001"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 201);
+    let report = json!({"job_id": job["job_id"], "outcome": "fixed", "branch": branch,
+        "summary": "Guarded the division.", "files": ["errors/views.py"]});
+    let result = report_back(&stack, &report).await;
+    let status = settled(&stack, &result).await;
+    assert_eq!(status["state"], "pr_opened", "{status}");
+    let pr = stack.github.pulls().into_iter().next().expect("the PR");
+    let pr_url = format!("/pull/{}", pr.number);
+
+    // The card: "Fix → PR #n", the PR's link button, no Fix buttons (there is a PR).
+    let edited = stack
+        .eventually(SETTLE, "the card with the PR's link", || {
+            let now = the_card(&stack, &card);
+            links(&now).iter().any(|(label, _)| label == "Pull request").then_some(now)
+        })
+        .await
+        .unwrap();
+    assert_eq!(edited.content(), format!("🔧 Fix → PR #{}", pr.number));
+    let pr_link = links(&edited).into_iter().find(|(label, _)| label == "Pull request").unwrap();
+    assert!(pr_link.1.ends_with(&pr_url), "{pr_link:?}");
+    let ids = custom_ids(&edited);
+    assert!(ids.iter().all(|id| !id.starts_with("bb1:fix")), "{ids:?}");
+    assert!(ids.iter().any(|id| id.starts_with("bb1:res:")) && ids.contains(&"Tracked issue".to_owned()), "{ids:?}");
+
+    // The Sentry issue now links the PR, naming the tracked issue.
+    let linked = stack
+        .eventually(SETTLE, "the PR's link on Sentry", || {
+            stack.sentry.external_issues().into_iter().find(|l| l.web_url.ends_with(&pr_url))
+        })
+        .await
+        .unwrap();
+    assert_eq!(linked.identifier, format!("{linear} → PR #{}", pr.number));
+    assert_eq!(linked.issue_id, SENTRY_ISSUE);
+    let writes = || stack.sentry.requests().into_iter().filter(|r| r.path.contains("external-issues")).count();
+    assert_eq!(writes(), 2, "the tracked issue's link, then the PR's");
+
+    // The same report again is the same job (the gateway dedupes it); a second, different report
+    // for the run is told the run already has its result: nothing more is written, the card stays.
+    assert_eq!(report_back(&stack, &report).await, result);
+    let mut second = report.clone();
+    second["summary"] = json!("A second callback for the same run.");
+    let again = report_back(&stack, &second).await;
+    assert_ne!(again, result);
+    let status = settled(&stack, &again).await;
+    assert_eq!(status["state"], "duplicate", "{status}");
+    assert_eq!(writes(), 2, "the PR's link is written once");
+    assert_eq!(stack.github.pulls().len(), 1);
+    assert_eq!(the_card(&stack, &card).json, edited.json);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fix_that_ends_without_a_pr_gives_the_card_its_fix_buttons_back() {
+    let stack = stack(&[
+        ("FIX_BACKEND", "actions"),
+        ("EXECUTOR_CALLBACK_URL", "https://gateway.invalid/executor/callback"),
+        ("FIX_ALLOWED_PATHS", "**"),
+    ])
+    .await;
+    let card = card(&stack).await;
+    let (status, _) = click(&stack, &card, &button(&card, "bb1:fix:"), &[WRITER_ROLE]).await;
+    assert_eq!(status["state"], "fixing", "{status}");
+    assert!(custom_ids(&the_card(&stack, &card)).iter().all(|id| !id.starts_with("bb1:fix")));
+    let dispatch = stack.github.dispatches().into_iter().next().expect("the fix was dispatched");
+    let sealed: bugbot_shared::executor::SignedJob = serde_json::from_value(dispatch.client_payload).unwrap();
+    let job: Value = serde_json::from_str(&sealed.job).unwrap();
+    let report = json!({"job_id": job["job_id"], "outcome": "failed", "reason": "the tests did not pass",
+        "branch": job["branch"]});
+    let status = settled(&stack, &report_back(&stack, &report).await).await;
+    assert_eq!(status["state"], "done", "{status}");
+    let edited = stack
+        .eventually(SETTLE, "the card with its Fix buttons back", || {
+            let now = the_card(&stack, &card);
+            custom_ids(&now).iter().any(|id| id.starts_with("bb1:fix:")).then_some(now)
+        })
+        .await
+        .unwrap();
+    assert!(edited.content().starts_with("🔧 Fix ended: failed"), "{}", edited.content());
+    button(&edited, "bb1:fixi:");
+    assert!(links(&edited).iter().all(|(label, _)| label != "Pull request"));
+    assert!(stack.github.pulls().is_empty());
 }

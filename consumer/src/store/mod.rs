@@ -41,6 +41,10 @@ pub struct IssueRecord {
     /// The last normalized event, for re-rendering (kept here so that filing is one KV write).
     #[serde(default)]
     pub event: Option<ErrorEvent>,
+    /// The Sentry integration installation that reported it (`installation.uuid` of the webhook),
+    /// for a later write-back (the PR's link) from a job that is not the webhook.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation: Option<String>,
 }
 
 /// A dead letter, as kept for inspection and replay.
@@ -125,7 +129,7 @@ impl<K: KvPort> State<K> {
     }
 
     /// Keeps the filed issue and its event (best effort: KV is not the source of truth).
-    pub async fn remember_issue(&self, event: &ErrorEvent, tracked: &TrackedRefs) {
+    pub async fn remember_issue(&self, event: &ErrorEvent, tracked: &TrackedRefs, installation: Option<String>) {
         let fp = event.fingerprint.as_str();
         let record = IssueRecord {
             fingerprint: fp.to_owned(),
@@ -138,6 +142,7 @@ impl<K: KvPort> State<K> {
             occurrences: 1,
             last_seen_ms: event.last_seen_ms,
             event: Some(event.clone()),
+            installation,
         };
         let _ = self.put(&keys::issue(fp), &record, ISSUE_TTL_SECS).await;
     }
@@ -150,6 +155,11 @@ impl<K: KvPort> State<K> {
             record.last_seen_ms = record.last_seen_ms.max(event.last_seen_ms);
             let _ = self.put(&key, &record, ISSUE_TTL_SECS).await;
         }
+    }
+
+    /// The remembered issue with its event (and the Sentry installation that reported it).
+    pub async fn remembered_source(&self, fingerprint: &str) -> Option<IssueRecord> {
+        self.get::<IssueRecord>(&keys::issue(fingerprint)).await.filter(|r| r.event.is_some())
     }
 
     pub async fn remembered_event(&self, fingerprint: &str) -> Option<ErrorEvent> {

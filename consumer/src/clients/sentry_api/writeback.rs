@@ -69,7 +69,7 @@ struct InstallationRef {
     uuid: Option<String>,
 }
 
-fn installation_uuid(job: &Job) -> Option<String> {
+pub(crate) fn installation_uuid(job: &Job) -> Option<String> {
     let JobKind::SentryWebhook(hook) = &job.kind else { return None };
     let parsed: Installation = serde_json::from_str(&hook.payload).ok()?;
     parsed.installation?.uuid.filter(|u| u.len() <= 64 && u.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
@@ -121,11 +121,10 @@ async fn write<P: HttpPort, C: ClaimPort, K: KvPort>(
     tracked: &TrackedRefs,
     only_if_pending: bool,
 ) {
-    let Some(cfg) = ctx.config.chatops.writeback.as_ref() else { return };
-    if !matches!(event.source, Source::Sentry | Source::Glitchtip) {
+    if ctx.config.chatops.writeback.is_none() || !matches!(event.source, Source::Sentry | Source::Glitchtip) {
         return;
     }
-    let (Some((label, url)), Some(issue_id)) = (tracked_label(tracked), source_issue_id(event)) else { return };
+    let Some((label, url)) = tracked_label(tracked) else { return };
     let fp = event.fingerprint.as_str();
     if only_if_pending {
         let take = FingerprintOp::WriteBack { key: ISSUE_KEY.to_owned() };
@@ -133,32 +132,107 @@ async fn write<P: HttpPort, C: ClaimPort, K: KvPort>(
             return;
         }
     }
+    let link = Link { label: &label, url, comment: &format!("Tracked by bugbot as {label}: {url}") };
+    let written = send(ctx, event, installation_uuid(job).as_deref(), &link).await;
+    let failed = FingerprintOp::WriteBackFailed { key: ISSUE_KEY.to_owned() };
+    report(ctx, job, fp, written, Some(failed)).await;
+}
+
+/// After a fix opened a pull request for the fingerprint's tracked issue: link it from the source
+/// issue, once per PR (the fingerprint's claim records it, so a redelivered or repeated result
+/// writes nothing more). Never fails the result.
+pub async fn after_pr<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    fingerprint: &str,
+    pr_url: &str,
+) {
+    if ctx.config.chatops.writeback.is_none() {
+        return;
+    }
+    let Some(record) = ctx.state.remembered_source(fingerprint).await else { return };
+    let Some(event) = record.event else { return };
+    if !matches!(event.source, Source::Sentry | Source::Glitchtip) || source_issue_id(&event).is_none() {
+        return;
+    }
+    let key = format!("pr:{}", bugbot_shared::report::clip(pr_url, 200));
+    let take = FingerprintOp::WriteBackOnce { key };
+    if !matches!(ctx.claims.fingerprint(fingerprint, &take).await, Ok(FingerprintReply::WriteBack { go: true })) {
+        return;
+    }
+    let number = pr_url.trim_end_matches('/').rsplit('/').next().filter(|n| n.bytes().all(|b| b.is_ascii_digit()));
+    let pr = number.map_or_else(|| "pull request".to_owned(), |n| format!("PR #{n}"));
+    // Sentry keeps one external issue per integration and issue: the link now goes to the PR, and
+    // its label still names the tracked issue.
+    let label = match tracked_label(&record.tracked) {
+        Some((tracked, _)) => format!("{tracked} → {pr}"),
+        None => pr,
+    };
+    let link =
+        Link { label: &label, url: pr_url, comment: &format!("bugbot opened a pull request for this issue: {pr_url}") };
+    let written = send(ctx, &event, record.installation.as_deref(), &link).await;
+    // A passing failure is logged; the PR's link is not tried again (the tracked issue links it).
+    report(ctx, job, fingerprint, written, None).await;
+}
+
+/// What a write-back links: the label and URL (Sentry's external issue) and the comment (GitHub).
+struct Link<'a> {
+    label: &'a str,
+    url: &'a str,
+    comment: &'a str,
+}
+
+async fn send<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    event: &ErrorEvent,
+    installation: Option<&str>,
+    link: &Link<'_>,
+) -> Result<&'static str, SinkError> {
+    let Some(cfg) = ctx.config.chatops.writeback.as_ref() else { return Ok("skipped: write-back is off") };
+    let Some(issue_id) = source_issue_id(event) else { return Ok("skipped: no source issue") };
     let api =
         SentryApi { port: ctx.port, api_base: cfg.api_base.clone(), token: cfg.token.clone(), org: cfg.org.clone() };
-    let result = match event.source {
-        Source::Sentry => match (installation_uuid(job), issue_id.parse::<u64>()) {
+    match event.source {
+        Source::Sentry => match (installation, issue_id.parse::<u64>()) {
             (Some(uuid), Ok(id)) => {
                 let project = event.project.as_deref().unwrap_or("unknown");
-                let link =
-                    ExternalIssue { installation_uuid: &uuid, issue_id: id, web_url: url, project, identifier: &label };
-                api.link_external_issue(&link).await.map(|()| "linked on Sentry")
+                let external = ExternalIssue {
+                    installation_uuid: uuid,
+                    issue_id: id,
+                    web_url: link.url,
+                    project,
+                    identifier: link.label,
+                };
+                api.link_external_issue(&external).await.map(|()| "linked on Sentry")
             }
             _ => Ok("skipped: no integration installation in the webhook"),
         },
         _ if host(event.link.as_deref().unwrap_or_default()) == host(api.base()) => {
-            let text = format!("Tracked by bugbot as {label}: {url}");
-            api.comment(&issue_id, &text).await.map(|()| "commented on GlitchTip")
+            api.comment(&issue_id, link.comment).await.map(|()| "commented on GlitchTip")
         }
         _ => Ok("skipped: the issue is not on SENTRY_API_BASE"),
-    };
+    }
+}
+
+/// Logs a write-back's end; a passing failure is noted in the claim (`retry`) when it may be
+/// tried again.
+async fn report<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    fp: &str,
+    written: Result<&'static str, SinkError>,
+    retry: Option<FingerprintOp>,
+) {
     let mut line = LogLine::new(Level::Info, "consumer", "writeback");
     line.job_id = Some(job.id.as_str());
     line.fingerprint = Some(fp);
-    let reason = match result {
+    let reason = match written {
         Ok(what) => what.to_owned(),
-        Err(e) if e.is_transient() => {
+        Err(e) if e.is_transient() && retry.is_some() => {
             // Noted in the claim: the next commented occurrence tries again.
-            let _ = ctx.claims.fingerprint(fp, &FingerprintOp::WriteBackFailed { key: ISSUE_KEY.to_owned() }).await;
+            if let Some(op) = &retry {
+                let _ = ctx.claims.fingerprint(fp, op).await;
+            }
             line.level = Level::Warn;
             format!("failed, will try again on a later occurrence: {e}")
         }

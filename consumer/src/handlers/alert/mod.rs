@@ -142,7 +142,8 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
                         tracked: tracked.clone(),
                     };
                     ctx.claims.fingerprint(fp, &done).await?;
-                    ctx.state.remember_issue(&event, &tracked).await;
+                    let installation = crate::clients::sentry_api::writeback::installation_uuid(job);
+                    ctx.state.remember_issue(&event, &tracked, installation).await;
                     crate::clients::sentry_api::writeback::after_filed(ctx, job, &event, &tracked).await;
                     let outcome = Outcome::Done {
                         state: JobState::Filed,

@@ -169,7 +169,12 @@ async fn run<P: HttpPort>(
         _ => None,
     };
     let as_command = Job {
-        kind: JobKind::DiscordCommand(DiscordCommandJob { interaction: ix.clone(), command, guidance }),
+        kind: JobKind::DiscordCommand(DiscordCommandJob {
+            interaction: ix.clone(),
+            command,
+            guidance,
+            card: Some(id.fingerprint.to_string()),
+        }),
         ..job.clone()
     };
     let JobKind::DiscordCommand(cmd) = &as_command.kind else { unreachable!("built above") };
@@ -294,12 +299,14 @@ async fn edit_card_with<P: HttpPort, C: ClaimPort, K: KvPort>(
     fixing: bool,
     say_who: bool,
 ) -> Result<(), crate::clients::SinkError> {
+    // The fix of the tracked issue as its run records it: running, and its PR once there is one.
+    let (running, pr_url) = crate::handlers::fix::card_state(ctx, &record.tracked).await;
     let view = CardView {
         issue_url: record.tracked.primary_url(),
         resolved: record.resolved,
         muted_until_ms: Some(record.muted_until_ms),
-        fixing,
-        pr_url: None,
+        fixing: fixing || running,
+        pr_url: pr_url.as_deref(),
     };
     let mut body = json!({
         "components": chatops::card_components(&id.fingerprint, &view, ctx.now_ms),
@@ -309,4 +316,35 @@ async fn edit_card_with<P: HttpPort, C: ClaimPort, K: KvPort>(
         body["content"] = json!(chatops::status_line(id.action, ix.user.as_ref().map(|u| u.id.0), None));
     }
     discord(ctx).edit_original(&ix.application_id.to_string(), &ix.token, &body).await.map(|_| ())
+}
+
+/// A fix run of this fingerprint's tracked issue ended (`ended`: how): its card, edited through the
+/// bot (the click's interaction token may have expired, and an auto-fix has none), shows the PR's
+/// link button and "Fix → PR #12", or the Fix buttons back when no PR opened. Best effort: the
+/// run's own message and the tracked issue's comment already tell the end.
+pub(crate) async fn fix_ended<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    fingerprint: &str,
+    pr_url: Option<&str>,
+    ended: &str,
+) {
+    let Ok(fp) = bugbot_shared::event::Fingerprint::parse(fingerprint) else { return };
+    let Ok(record) = read(ctx, fingerprint).await else { return };
+    let Some(card) = record.tracked.discord.as_ref() else { return };
+    if ctx.config.discord.bot_token.is_none() {
+        return;
+    }
+    let view = CardView {
+        issue_url: record.tracked.primary_url(),
+        resolved: record.resolved,
+        muted_until_ms: Some(record.muted_until_ms),
+        fixing: false,
+        pr_url,
+    };
+    let body = json!({
+        "content": chatops::fix_line(false, pr_url, ended),
+        "components": chatops::card_components(&fp, &view, ctx.now_ms),
+        "allowed_mentions": {"parse": []},
+    });
+    let _ = discord(ctx).edit_message(&card.channel_id, &card.message_id, &body).await;
 }

@@ -99,6 +99,10 @@ pub struct Reply {
     /// A channel message bugbot posted for this run (auto-fix), edited at each stage.
     #[serde(default)]
     pub message_id: Option<String>,
+    /// The fingerprint whose alert card asked for (or announced) the fix: the card shows the run's
+    /// end (the PR's link button, the Fix buttons back), and the source issue gets the PR's link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<String>,
 }
 
 /// A fix run, kept in KV as `fixrun:{id}`.
@@ -234,7 +238,7 @@ fn platform<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, reason
 
 /// `/bugbot fix [issue] [repo]` and "Fix with bugbot" (already authorized by the commands module).
 pub async fn on_command<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, job: &Job) -> Outcome {
-    let JobKind::DiscordCommand(DiscordCommandJob { interaction, command, .. }) = &job.kind else {
+    let JobKind::DiscordCommand(DiscordCommandJob { interaction, command, card, .. }) = &job.kind else {
         return done(JobState::Failed, "not a fix command", Vec::new());
     };
     let (issue, repo, message) = match command {
@@ -248,6 +252,7 @@ pub async fn on_command<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C
         interaction_expires_ms: job.received_at_ms + INTERACTION_TTL_MS,
         channel_id: interaction.channel_id.map(|c| c.to_string()),
         message_id: None,
+        card: card.clone(),
     };
     let loaded = settings(ctx.env);
     let settings = match loaded.as_ref() {
@@ -336,6 +341,7 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
                 interaction_expires_ms: 0,
                 channel_id: ctx.config.discord.alerts_channel_id.clone(),
                 message_id: None,
+                card: Some(event.fingerprint.to_string()),
             };
             let by = format!("auto-fix (confidence {})", confidence.score);
             // Issue 16.6: the routed repository, which `start` still checks against FIX_REPOS.
@@ -615,6 +621,7 @@ pub async fn on_result<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C,
     }
     save_run(ctx, &run).await;
     let _ = show(ctx, &run).await;
+    card_after(ctx, job, &run, state).await;
     // Only this run's own claim is released (a run whose lease ran out may have been succeeded).
     let release = DeliveryOp::Relinquish { holder: run.fix_job_id.clone() };
     let _ = ctx.claims.delivery(&format!("fix:{}", run.target.key), &release).await;
@@ -640,6 +647,22 @@ pub async fn on_result<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C,
     let result_state = if state == FixState::PrOpened { JobState::PrOpened } else { JobState::Done };
     done(result_state, reason, links)
         .with_effect(Effect::FixFinished { outcome: outcome_name.to_owned(), cost_usd: run.cost_usd })
+}
+
+/// After the run is saved with its end (a redelivered result stops before, as a duplicate): the
+/// alert card that asked for or announced the fix shows the end, and the source issue gets the
+/// PR's link, once.
+async fn card_after<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    run: &FixRun,
+    state: FixState,
+) {
+    let Some(fingerprint) = run.reply.card.as_deref() else { return };
+    crate::handlers::component::fix_ended(ctx, fingerprint, run.pr_url.as_deref(), state_text(state)).await;
+    if let Some(url) = run.pr_url.as_deref() {
+        crate::clients::sentry_api::writeback::after_pr(ctx, job, fingerprint, url).await;
+    }
 }
 
 async fn open_pull<P: HttpPort, C: ClaimPort, K: KvPort>(
@@ -980,6 +1003,25 @@ fn slug(key: &str) -> String {
         .collect::<Vec<_>>()
         .join("-");
     if s.is_empty() { "issue".into() } else { s.chars().take(40).collect() }
+}
+
+/// What an alert card shows of the fix of its tracked issue: whether one runs, and its PR. A fix
+/// may be keyed by either tracked issue (a click fixes the primary one, Linear first; an auto-fix
+/// the GitHub one first): the first with a run tells.
+pub(crate) async fn card_state<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    tracked: &TrackedRefs,
+) -> (bool, Option<String>) {
+    let keys = [
+        tracked.linear.as_ref().map(|l| l.identifier.clone()),
+        tracked.github.as_ref().map(|g| format!("#{}", g.number)),
+    ];
+    for key in keys.into_iter().flatten() {
+        if let Some(run) = current_run(ctx, &key).await {
+            return (matches!(run.state, FixState::Queued | FixState::Running), run.pr_url);
+        }
+    }
+    (false, None)
 }
 
 /// Auto-fix has no interaction to edit: post one message, edited at each stage.
