@@ -123,10 +123,7 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
             } else {
                 packet::AlertPacket::default()
             };
-            // The confidence line on the card (issue 16.3), when a packet was gathered for this filing.
-            let confidence = (!packet.markdown.is_empty()).then(|| {
-                bugbot_shared::confidence::card_line(&bugbot_shared::confidence::score(&event, packet.evidence))
-            });
+            let confidence = packet.card_line(&event);
             let evidence = Evidence {
                 enrichment: &enrichment.markdown,
                 packet: &packet.markdown,

@@ -34,6 +34,13 @@ pub struct AlertPacket {
 }
 
 /// The confidence evidence in a packet (and whether the logs matched, from enrichment).
+impl AlertPacket {
+    /// The confidence line for the Discord card (issue 16.3), when a packet was gathered.
+    pub fn card_line(&self, event: &ErrorEvent) -> Option<String> {
+        (!self.markdown.is_empty()).then(|| confidence::card_line(&confidence::score(event, self.evidence)))
+    }
+}
+
 pub fn evidence_of(packet: Option<&ContextPacket>, logs_matched: bool) -> Evidence {
     let Some(p) = packet else { return Evidence { logs_matched, ..Evidence::default() } };
     Evidence {
