@@ -157,6 +157,7 @@ pub async fn run(rounds: usize) -> anyhow::Result<()> {
         warnings: Vec::new(),
         fix_require_repro: false,
         evidence,
+        chatops: bugbot_consumer::config::ChatopsConfig::default(),
     };
     let api = RestApiConfig { api_base: Some(sentry.url()), token: api_token.clone(), org: "acme".into() };
     let on = base(EvidenceConfig {
