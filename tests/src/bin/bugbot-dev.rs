@@ -200,6 +200,7 @@ fn token(prefix: &str) -> String {
 async fn fakes(root: &Path) -> anyhow::Result<()> {
     use bugbot_e2e::fake::{FakeDiscord, FakeGitHub, FakeLinear, linear::TEAM_ID};
     use bugbot_shared::source::discord::Snowflake;
+    use std::fmt::Write as _;
     use std::io::Write as _;
 
     let path = root.join("consumer/.dev.vars");
@@ -238,7 +239,8 @@ async fn fakes(root: &Path) -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let mut out = own;
-    out.push_str(&format!(
+    write!(
+        out,
         "{BLOCK_START}\n\
          LINEAR_API_URL=\"{}\"\nLINEAR_API_KEY=\"{linear_key}\"\nLINEAR_TEAM_ID=\"{TEAM_ID}\"\n\
          GITHUB_API_BASE=\"{}\"\nGITHUB_TOKEN=\"{github_token}\"\nGITHUB_REPO=\"{DEMO_REPO}\"\n\
@@ -248,7 +250,7 @@ async fn fakes(root: &Path) -> anyhow::Result<()> {
         linear.url(),
         github.url(),
         discord.url(),
-    ));
+    )?;
     std::fs::write(&path, out)?;
     println!(
         "ready: stand-ins for Linear {}, GitHub {}, Discord {} (in {})",
@@ -310,6 +312,7 @@ fn print_card(card: &Value) {
     println!("  buttons: {}", buttons(card).join("  "));
 }
 
+#[expect(clippy::too_many_lines, reason = "one story, told in order")]
 async fn demo_with_stand_ins(
     client: &reqwest::Client,
     url: &str,
@@ -346,7 +349,7 @@ async fn demo_with_stand_ins(
     println!("\nSentry alert (issue {issue_id}) -> {status_code} {reply}");
     let job = reply["jobs"][0].as_str().context("no job in the reply")?;
     let admin = keys.admin_token.clone();
-    let settled = wait::until_async(Duration::from_secs(60), "the alert job to settle", || async {
+    let settled = wait::until_async(Duration::from_mins(1), "the alert job to settle", || async {
         let resp = client.get(format!("{url}/admin/jobs/{job}")).bearer_auth(&admin).send().await.ok()?;
         let status: Value = resp.json().await.ok()?;
         (!matches!(status["state"].as_str(), Some("received" | "retrying" | "gathering") | None)).then_some(status)
@@ -360,7 +363,7 @@ async fn demo_with_stand_ins(
 
     // The card, as the Discord stand-in received it.
     let seen = std::sync::Mutex::new(Value::Null);
-    let card = wait::until_async(Duration::from_secs(60), "the alert card in the Discord stand-in", || async {
+    let card = wait::until_async(Duration::from_mins(1), "the alert card in the Discord stand-in", || async {
         let resp = client
             .get(format!("{discord}/channels/{channel}/messages"))
             .header("authorization", &bot)
@@ -446,7 +449,7 @@ async fn demo_with_stand_ins(
     }
     let resp = req.send().await?;
     println!("\nClick Resolve ({resolve}) -> {} {}", resp.status(), resp.text().await?);
-    let edited = wait::until_async(Duration::from_secs(60), "the card edited after Resolve", || async {
+    let edited = wait::until_async(Duration::from_mins(1), "the card edited after Resolve", || async {
         let resp = client
             .get(format!("{discord}/channels/{channel}/messages/{card_id}"))
             .header("authorization", &bot)
