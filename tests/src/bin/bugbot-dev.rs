@@ -2,8 +2,14 @@
 //!
 //! - `bugbot-dev init` writes test-safe `.dev.vars` for both Workers (random secrets and a fresh
 //!   Discord key pair) unless they exist.
+//! - `bugbot-dev fakes` serves the project's stand-ins for Linear, GitHub and Discord (the fakes of
+//!   `bugbot_e2e::fake`, real wire format) on local ports and points `consumer/.dev.vars` at them, in
+//!   a block it rewrites on each start. With real credentials (`LINEAR_API_KEY`, `GITHUB_TOKEN` or
+//!   `DISCORD_BOT_TOKEN` outside that block) it stays off. Its first output line is `ready` or `off: …`.
 //! - `bugbot-dev demo [--url URL]` sends a correctly signed `/bugbot status` command and a Sentry
-//!   alert to the local gateway and shows each job arriving in the consumer.
+//!   alert to the local gateway and shows each job arriving in the consumer. With the stand-ins on, it
+//!   shows what a user sees: the filed issue, the Discord card and its buttons, a click on Resolve and
+//!   the edited card, then the dashboard's URL.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -19,6 +25,9 @@ use serde_json::{Value, json};
 #[derive(Parser)]
 #[command(about = "bugbot local development helper")]
 struct Cli {
+    /// The directory holding `.dev.vars` and `consumer/.dev.vars` (default: the workspace root).
+    #[arg(long, global = true)]
+    dir: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -27,6 +36,8 @@ struct Cli {
 enum Cmd {
     /// Write test-safe .dev.vars for both Workers (kept if present).
     Init,
+    /// Serve local stand-ins for Linear, GitHub and Discord and point consumer/.dev.vars at them.
+    Fakes,
     /// Send signed sample deliveries to the local gateway and follow their jobs.
     Demo {
         #[arg(long, default_value = "http://127.0.0.1:8787")]
@@ -40,16 +51,18 @@ const DEMO_GUILD: &str = "1100000000000000004";
 
 fn read_vars(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text
-        .lines()
+    Ok(parse_vars(&text))
+}
+
+fn parse_vars(text: &str) -> BTreeMap<String, String> {
+    text.lines()
         .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
-        .collect())
+        .collect()
 }
 
-fn init() -> anyhow::Result<()> {
-    let root = workspace_root();
+fn init(root: &Path) -> anyhow::Result<()> {
     let gateway = root.join(".dev.vars");
     let consumer = root.join("consumer/.dev.vars");
     if gateway.exists() && consumer.exists() {
@@ -75,6 +88,9 @@ fn init() -> anyhow::Result<()> {
          # The server `bugbot-dev demo` sends its command from (every command elsewhere is refused).\n\
          DISCORD_ALLOWED_GUILDS=\"{DEMO_GUILD}\"\n{shared}"
     );
+    if let Some(dir) = consumer.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     std::fs::write(&gateway, gateway_vars)?;
     std::fs::write(&consumer, consumer_vars)?;
     println!("wrote {} and {}", gateway.display(), consumer.display());
@@ -91,8 +107,7 @@ async fn follow(client: &reqwest::Client, url: &str, admin: &str, job_id: &str) 
     Ok(status)
 }
 
-async fn demo(url: &str) -> anyhow::Result<()> {
-    let root = workspace_root();
+async fn demo(root: &Path, url: &str) -> anyhow::Result<()> {
     let vars = read_vars(&root.join(".dev.vars")).context("run `bugbot-dev init` (or scripts/dev) first")?;
     let var = |k: &str| vars.get(k).cloned().with_context(|| format!("{k} missing from .dev.vars"));
     let mut seed = [0u8; 32];
@@ -100,11 +115,14 @@ async fn demo(url: &str) -> anyhow::Result<()> {
     let mut keys = TestKeys::new().with_discord_seed(seed);
     keys.sentry_secret = var("SENTRY_CLIENT_SECRET")?;
     let admin = var("ADMIN_TOKEN")?;
-    let client = reqwest::Client::new();
+    keys.admin_token.clone_from(&admin);
+    // Discord asks bots for this shape of User-Agent (its stand-in checks it too).
+    let client =
+        reqwest::Client::builder().user_agent("DiscordBot (https://github.com/bugbot/bugbot-dev, 1.0)").build()?;
 
     let id = format!("{}", 1_100_000_000_000_000_000u64 + u64::from(std::process::id()));
     let body = serde_json::to_vec(&json!({
-        "id": id, "application_id": "1", "type": 2, "token": "demo", "channel_id": "2", "guild_id": DEMO_GUILD,
+        "id": id, "application_id": APPLICATION_ID.to_string(), "type": 2, "token": "demo", "channel_id": "2", "guild_id": DEMO_GUILD,
         "member": {"user": {"id": "3", "username": "demo"}, "roles": []},
         "data": {"name": "bugbot", "type": 1, "options": [{"name": "status", "type": 1}]}
     }))?;
@@ -116,6 +134,11 @@ async fn demo(url: &str) -> anyhow::Result<()> {
     println!("Discord /bugbot status  -> {} {}", resp.status(), resp.text().await?);
     let status = follow(&client, url, &admin, &format!("discord:{id}")).await?;
     println!("  consumer received it   -> {status}");
+
+    let consumer = read_vars(&root.join("consumer/.dev.vars")).unwrap_or_default();
+    if let Some(control) = consumer.get(CONTROL_VAR) {
+        return demo_with_stand_ins(&client, url, &keys, &consumer, control).await;
+    }
 
     let body = fixture("sentry/sentry_docs_payloads/event_alert_triggered.json");
     let resp = client
@@ -134,10 +157,322 @@ async fn demo(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Marks the block of `consumer/.dev.vars` that `bugbot-dev fakes` owns.
+const BLOCK_START: &str =
+    "# >>> bugbot-dev fakes: local stand-ins (rewritten on each start; remove to use real services)";
+const BLOCK_END: &str = "# <<< bugbot-dev fakes";
+/// The stand-ins' control address (the demo tells the Discord stand-in which card a click was on).
+const CONTROL_VAR: &str = "BUGBOT_DEV_FAKES";
+/// The role the demo's click carries, allowed to write (`DISCORD_WRITE_ROLES`).
+const DEMO_WRITE_ROLE: &str = "1100000000000000005";
+const DEMO_USER: &str = "1100000000000000006";
+/// The channel alert cards go to, and the Discord application.
+const ALERTS_CHANNEL: &str = "1100000000000000001";
+const APPLICATION_ID: u64 = 1_100_000_000_000_000_002;
+/// The repository the GitHub stand-in serves.
+const DEMO_REPO: &str = "acme/shop";
+/// Variables naming a real service: with one of them outside the block, the stand-ins stay off.
+const REAL_CREDENTIALS: [&str; 3] = ["LINEAR_API_KEY", "GITHUB_TOKEN", "DISCORD_BOT_TOKEN"];
+
+/// `text` without the stand-ins' block.
+fn without_block(text: &str) -> String {
+    let mut out = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with(BLOCK_START) {
+            inside = true;
+        } else if line.starts_with(BLOCK_END) {
+            inside = false;
+        } else if !inside {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn token(prefix: &str) -> String {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).expect("randomness");
+    format!("{prefix}{}", hex::encode(b))
+}
+
+async fn fakes(root: &Path) -> anyhow::Result<()> {
+    use bugbot_e2e::fake::{FakeDiscord, FakeGitHub, FakeLinear, linear::TEAM_ID};
+    use bugbot_shared::source::discord::Snowflake;
+    use std::fmt::Write as _;
+    use std::io::Write as _;
+
+    let path = root.join("consumer/.dev.vars");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("reading {} (run `bugbot-dev init`)", path.display()))?;
+    let own = without_block(&text);
+    let mine = parse_vars(&own);
+    let real: Vec<&str> =
+        REAL_CREDENTIALS.into_iter().filter(|k| mine.get(*k).is_some_and(|v| !v.is_empty())).collect();
+    if !real.is_empty() {
+        std::fs::write(&path, &own)?;
+        println!("off: {} set in {}: bugbot talks to the real services", real.join(", "), path.display());
+        return Ok(());
+    }
+    let (linear_key, github_token, bot_token) = (token("lin_dev_"), token("gh_dev_"), token("bot_dev_"));
+    let linear = FakeLinear::start(&linear_key).await;
+    let github = FakeGitHub::start(&github_token, DEMO_REPO).await;
+    let discord = std::sync::Arc::new(FakeDiscord::start(&bot_token, Snowflake(APPLICATION_ID)).await);
+
+    // The demo's click: Discord knows which message a button was on, the stand-in is told.
+    let clicked = {
+        let discord = discord.clone();
+        move |axum::Json(body): axum::Json<Value>| async move {
+            match (body["token"].as_str(), body["message_id"].as_str().and_then(|m| m.parse().ok())) {
+                (Some(token), Some(id)) => {
+                    discord.clicked(token, Snowflake(id));
+                    axum::http::StatusCode::NO_CONTENT
+                }
+                _ => axum::http::StatusCode::BAD_REQUEST,
+            }
+        }
+    };
+    let app = axum::Router::new().route("/clicked", axum::routing::post(clicked));
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).await?;
+    let control = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let mut out = own;
+    write!(
+        out,
+        "{BLOCK_START}\n\
+         LINEAR_API_URL=\"{}\"\nLINEAR_API_KEY=\"{linear_key}\"\nLINEAR_TEAM_ID=\"{TEAM_ID}\"\n\
+         GITHUB_API_BASE=\"{}\"\nGITHUB_TOKEN=\"{github_token}\"\nGITHUB_REPO=\"{DEMO_REPO}\"\n\
+         DISCORD_API_BASE=\"{}\"\nDISCORD_BOT_TOKEN=\"{bot_token}\"\nDISCORD_APPLICATION_ID=\"{APPLICATION_ID}\"\n\
+         DISCORD_ALERTS_CHANNEL_ID=\"{ALERTS_CHANNEL}\"\nDISCORD_WRITE_ROLES=\"{DEMO_WRITE_ROLE}\"\n\
+         {CONTROL_VAR}=\"{control}\"\n{BLOCK_END}\n",
+        linear.url(),
+        github.url(),
+        discord.url(),
+    )?;
+    std::fs::write(&path, out)?;
+    println!(
+        "ready: stand-ins for Linear {}, GitHub {}, Discord {} (in {})",
+        linear.url(),
+        github.url(),
+        discord.url(),
+        path.display()
+    );
+    std::io::stdout().flush()?;
+    // Served until stopped (scripts/dev stops it with wrangler).
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+/// Milliseconds since `scripts/demo` started (it passes its start time), else since this process did.
+fn elapsed_ms(started: std::time::Instant) -> u128 {
+    let since_script =
+        std::env::var("BUGBOT_DEMO_STARTED_MS").ok().and_then(|v| v.parse::<u128>().ok()).and_then(|t| {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
+            now.checked_sub(t)
+        });
+    since_script.unwrap_or_else(|| started.elapsed().as_millis())
+}
+
+fn buttons(card: &Value) -> Vec<String> {
+    card["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .map(|b| {
+            let label = b["label"].as_str().unwrap_or_default();
+            match (b["custom_id"].as_str(), b["url"].as_str()) {
+                (Some(id), _) => format!("[{label}] ({id})"),
+                (_, Some(url)) => format!("[{label}] -> {url}"),
+                _ => format!("[{label}]"),
+            }
+        })
+        .collect()
+}
+
+fn print_card(card: &Value) {
+    if let Some(content) = card["content"].as_str().filter(|c| !c.is_empty()) {
+        println!("  {content}");
+    }
+    for embed in card["embeds"].as_array().into_iter().flatten() {
+        println!("  | {}", embed["title"].as_str().unwrap_or_default());
+        for line in embed["description"].as_str().unwrap_or_default().lines().take(4) {
+            println!("  | {line}");
+        }
+        for field in embed["fields"].as_array().into_iter().flatten() {
+            println!(
+                "  | {}: {}",
+                field["name"].as_str().unwrap_or_default(),
+                field["value"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    println!("  buttons: {}", buttons(card).join("  "));
+}
+
+#[expect(clippy::too_many_lines, reason = "one story, told in order")]
+async fn demo_with_stand_ins(
+    client: &reqwest::Client,
+    url: &str,
+    keys: &TestKeys,
+    vars: &BTreeMap<String, String>,
+    control: &str,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let var = |k: &str| vars.get(k).cloned().with_context(|| format!("{k} missing from consumer/.dev.vars"));
+    let (discord, bot) = (var("DISCORD_API_BASE")?, format!("Bot {}", var("DISCORD_BOT_TOKEN")?));
+    let (github, github_token) = (var("GITHUB_API_BASE")?, var("GITHUB_TOKEN")?);
+    let channel = var("DISCORD_ALERTS_CHANNEL_ID")?;
+
+    // A new Sentry issue on each run (the local state remembers earlier ones).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis();
+    let issue_id = format!("{}", 2_000_000_000 + now % 1_000_000_000);
+    let mut alert: Value = serde_json::from_slice(&fixture("sentry/sentry_docs_payloads/event_alert_triggered.json"))?;
+    let event = &mut alert["data"]["event"];
+    event["issue_id"] = json!(issue_id);
+    event["event_id"] = json!(format!("{now:032x}"));
+    event["issue_url"] = json!(format!("https://sentry.io/api/0/issues/{issue_id}/"));
+    event["web_url"] = json!(format!("https://sentry.io/organizations/test-org/issues/{issue_id}/events/{now:032x}/"));
+    let body = serde_json::to_vec(&alert)?;
+    let resp = client
+        .post(format!("{url}/webhooks/sentry"))
+        .header("sentry-hook-resource", "event_alert")
+        .header("sentry-hook-signature", keys.sign_sentry(&body))
+        .header("request-id", format!("demo-{now}"))
+        .body(body)
+        .send()
+        .await?;
+    let status_code = resp.status();
+    let reply: Value = resp.json().await?;
+    println!("\nSentry alert (issue {issue_id}) -> {status_code} {reply}");
+    let job = reply["jobs"][0].as_str().context("no job in the reply")?;
+    let admin = keys.admin_token.clone();
+    let settled = wait::until_async(Duration::from_mins(1), "the alert job to settle", || async {
+        let resp = client.get(format!("{url}/admin/jobs/{job}")).bearer_auth(&admin).send().await.ok()?;
+        let status: Value = resp.json().await.ok()?;
+        (!matches!(status["state"].as_str(), Some("received" | "retrying" | "gathering") | None)).then_some(status)
+    })
+    .await?;
+    println!(
+        "  consumer: {} {}",
+        settled["state"].as_str().unwrap_or_default(),
+        settled["reason"].as_str().unwrap_or_default()
+    );
+
+    // The card, as the Discord stand-in received it.
+    let seen = std::sync::Mutex::new(Value::Null);
+    let card = wait::until_async(Duration::from_mins(1), "the alert card in the Discord stand-in", || async {
+        let resp = client
+            .get(format!("{discord}/channels/{channel}/messages"))
+            .header("authorization", &bot)
+            .send()
+            .await
+            .ok()?;
+        let messages: Value = resp.json().await.ok()?;
+        *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = messages.clone();
+        messages.as_array()?.iter().find(|m| buttons(m).iter().any(|b| b.contains(&issue_id))).cloned()
+    })
+    .await
+    .with_context(|| {
+        format!("the Discord stand-in holds: {}", seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    })?;
+    let to_card = elapsed_ms(started);
+
+    let links = buttons(&card);
+    let issue = wait::until_async(Duration::from_secs(30), "the filed issue in the GitHub stand-in", || async {
+        let resp = client
+            .get(format!("{github}/repos/{DEMO_REPO}/issues?state=all"))
+            .header("authorization", format!("Bearer {github_token}"))
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28")
+            .send()
+            .await
+            .ok()?;
+        let text = resp.text().await.ok()?;
+        *seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = json!(text);
+        let issues: Vec<Value> = serde_json::from_str(&text).ok()?;
+        // The newest (the stand-in starts empty with scripts/dev).
+        issues.into_iter().next()
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "card links {links:?}; the GitHub stand-in answers: {}",
+            seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        )
+    })?;
+    println!(
+        "\nFiled issue: {}\n  {}",
+        issue["title"].as_str().unwrap_or_default(),
+        issue["html_url"].as_str().unwrap_or_default()
+    );
+    for line in issue["body"].as_str().unwrap_or_default().lines().filter(|l| !l.trim().is_empty()).take(5) {
+        println!("  > {line}");
+    }
+    if let Some(tracked) = links.iter().find_map(|l| l.strip_prefix("[Tracked issue] -> ")) {
+        println!("  tracked in Linear: {tracked}");
+    }
+    println!("\nDiscord card in #alerts:");
+    print_card(&card);
+    println!("\n(from scripts/demo to the card: {to_card} ms)");
+
+    // Click Resolve, as Discord sends it: a signed MESSAGE_COMPONENT interaction from the demo server
+    // by a member with the write role.
+    let resolve = card["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row["components"].as_array().cloned().unwrap_or_default())
+        .find_map(|b| b["custom_id"].as_str().filter(|id| id.starts_with("bb1:res:")).map(str::to_owned))
+        .context("no Resolve button on the card")?;
+    let card_id = card["id"].as_str().context("the card has no id")?.to_owned();
+    let id = format!("{}", (u64::try_from(now)?.saturating_sub(1_420_070_400_000) << 22) + 7);
+    let interaction_token = token("demo_itok_");
+    client
+        .post(format!("{control}/clicked"))
+        .json(&json!({"token": interaction_token, "message_id": card_id}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let body = serde_json::to_vec(&json!({
+        "id": id, "application_id": APPLICATION_ID.to_string(), "type": 3, "token": interaction_token,
+        "guild_id": DEMO_GUILD, "channel_id": channel,
+        "member": {"user": {"id": DEMO_USER, "username": "demo"}, "roles": [DEMO_WRITE_ROLE]},
+        "message": {"id": card_id, "channel_id": channel, "content": ""},
+        "data": {"custom_id": resolve, "component_type": 2}, "version": 1
+    }))?;
+    let mut req = client.post(format!("{url}/discord/interactions")).body(body.clone());
+    for (k, v) in keys.sign_discord(&body) {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await?;
+    println!("\nClick Resolve ({resolve}) -> {} {}", resp.status(), resp.text().await?);
+    let edited = wait::until_async(Duration::from_mins(1), "the card edited after Resolve", || async {
+        let resp = client
+            .get(format!("{discord}/channels/{channel}/messages/{card_id}"))
+            .header("authorization", &bot)
+            .send()
+            .await
+            .ok()?;
+        let message: Value = resp.json().await.ok()?;
+        (message["content"] != card["content"] || message["components"] != card["components"]).then_some(message)
+    })
+    .await?;
+    println!("\nThe card after Resolve:");
+    print_card(&edited);
+    println!("\nDashboard: {url}/admin/dashboard?token=<ADMIN_TOKEN from .dev.vars>");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Cmd::Init => init(),
-        Cmd::Demo { url } => demo(&url).await,
+    let cli = Cli::parse();
+    let root = cli.dir.unwrap_or_else(workspace_root);
+    match cli.command {
+        Cmd::Init => init(&root),
+        Cmd::Fakes => fakes(&root).await,
+        Cmd::Demo { url } => demo(&root, &url).await,
     }
 }
