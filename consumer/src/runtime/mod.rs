@@ -214,7 +214,9 @@ async fn dispatch<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> (Outcome, Option<
         | JobKind::GlitchtipUptime(_)
         | JobKind::SlackMessage(_)
         | JobKind::CloudwatchGroup(_) => handlers::alert::process(ctx, job).await,
-        JobKind::DiscordCommand(_) | JobKind::DiscordComponent(_) => (handlers::command::process(ctx, job).await, None),
+        JobKind::DiscordCommand(_) => (handlers::command::process(ctx, job).await, None),
+        // Boxed: a click nests a whole command's future.
+        JobKind::DiscordComponent(click) => (Box::pin(handlers::component::process(ctx, job, click)).await, None),
         JobKind::ExecutorResult(_) => (handlers::fix::on_result(ctx, job).await, None),
         JobKind::Unknown => (Outcome::done(JobState::Failed, "unknown job kind".to_owned()), None),
     }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use worker::kv::KvStore;
 
 pub mod counters;
+pub mod fix_runs;
 pub mod keys;
 pub mod objects;
 pub mod ports;

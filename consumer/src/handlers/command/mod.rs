@@ -40,8 +40,6 @@ pub use tracked::{TrackedIssue, resolve_tracked_issue};
 pub async fn process<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
     match &job.kind {
         JobKind::DiscordCommand(command) => run(ctx, job, command).await,
-        // Boxed: a click nests a whole command's future.
-        JobKind::DiscordComponent(click) => Box::pin(crate::handlers::component::process(ctx, job, click)).await,
         _ => done(JobState::Ignored, "not a Discord interaction"),
     }
 }

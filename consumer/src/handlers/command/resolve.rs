@@ -50,7 +50,7 @@ pub async fn resolve<P: HttpPort>(
     let who = ix.user.as_ref().map_or_else(String::new, |u| format!(" by <@{}>", u.id));
     let url = link(&api, &resolved);
     // The tracked issues go with it (issue 19): a GlitchTip resolve sends no webhook back.
-    crate::handlers::component::resolved_at_source(ctx, ix, &id, Some(&url)).await?;
+    crate::handlers::component::card::resolved_at_source(ctx, ix, &id, Some(&url)).await?;
     reply(ctx, ix, &format!("✅ Resolved [{}](<{url}>){who}.", one_line(&resolved.title))).await?;
     Ok(Outcome::Done {
         state: JobState::Done,

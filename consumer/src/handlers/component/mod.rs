@@ -15,10 +15,10 @@
 //! Replies of the command (the packet's summary, a refusal) go in follow-ups: the card stays.
 
 use bugbot_shared::authz::{Access, Decision};
-use bugbot_shared::chatops::{self, Action, CardView, ComponentId};
-use bugbot_shared::claim::{FingerprintOp, FingerprintRecord, FingerprintReply, IssueState};
+use bugbot_shared::chatops::{self, Action, ComponentId};
+use bugbot_shared::claim::{FingerprintOp, FingerprintRecord, FingerprintReply};
 use bugbot_shared::command::{Command, IssueRef};
-use bugbot_shared::event::{ErrorEvent, StatusChange};
+use bugbot_shared::event::ErrorEvent;
 use bugbot_shared::job::{DiscordCommandJob, DiscordComponentJob, InteractionContext, Job, JobKind};
 use bugbot_shared::log::{Level, LogLine};
 use bugbot_shared::status::JobState;
@@ -26,12 +26,16 @@ use serde_json::json;
 
 use crate::clients::http::HttpPort;
 use crate::handlers::command;
-use crate::handlers::interaction::{discord, refuse};
+use crate::handlers::interaction::refuse;
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome};
-use crate::store::ports::{ClaimPort, KvPort};
+use crate::store::ports::ClaimPort;
 
+pub mod card;
+pub mod guidance;
 pub mod mutes;
+
+use card::{close_tracked, edit_card, edit_card_with, read};
 
 /// Handles a `DiscordComponent` job (a click or a modal submit).
 pub async fn process<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, click: &DiscordComponentJob) -> Outcome {
@@ -78,18 +82,6 @@ pub async fn process<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, click: &DiscordCo
     }
 }
 
-/// The fingerprint's claim, filed.
-async fn read<P: HttpPort, C: ClaimPort, K: KvPort>(
-    ctx: &Ctx<'_, P, C, K>,
-    fingerprint: &str,
-) -> Result<FingerprintRecord, String> {
-    match ctx.claims.fingerprint(fingerprint, &FingerprintOp::Get).await {
-        Ok(FingerprintReply::Record { record: Some(r) }) if r.state == IssueState::Filed => Ok(r),
-        Ok(_) => Err("bugbot no longer tracks this issue.".into()),
-        Err(e) => Err(format!("bugbot's state is unavailable ({e}); try again in a moment.")),
-    }
-}
-
 fn issue_ref(text: &str) -> Option<IssueRef> {
     serde_json::from_value(json!(text)).ok()
 }
@@ -109,24 +101,6 @@ fn command_for(action: Action, record: &FingerprintRecord, event: Option<&ErrorE
             .or(tracked)
             .map(|issue| Command::Resolve { issue }),
         Action::Mute | Action::Unmute | Action::FixWithInstructions => None,
-    }
-}
-
-/// The guidance a fix job carries (from the "Fix with instructions" modal), for the agent's prompt.
-pub(crate) fn fix_context(job: &Job, requested_by: &str) -> String {
-    match &job.kind {
-        JobKind::DiscordCommand(DiscordCommandJob { guidance: Some(text), .. }) => {
-            chatops::agent_guidance(text, requested_by)
-        }
-        _ => String::new(),
-    }
-}
-
-/// The same guidance as given, to be kept with the run and quoted in its PR body.
-pub(crate) fn guidance(job: &Job) -> Option<String> {
-    match &job.kind {
-        JobKind::DiscordCommand(c) => c.guidance.clone(),
-        _ => None,
     }
 }
 
@@ -203,43 +177,6 @@ async fn run<P: HttpPort>(
     outcome
 }
 
-/// Closes the fingerprint's tracked issues as a resolve at the source would (comment, close, edit
-/// the card); nothing when they already are.
-pub(crate) async fn close_tracked<P: HttpPort, C: ClaimPort, K: KvPort>(
-    ctx: &Ctx<'_, P, C, K>,
-    ix: &InteractionContext,
-    id: &ComponentId,
-    event: Option<&ErrorEvent>,
-) -> Result<Outcome, crate::runtime::outcome::StepError> {
-    let change = StatusChange {
-        source: event.map_or(bugbot_shared::event::Source::Sentry, |e| e.source),
-        fingerprint: id.fingerprint.clone(),
-        title: event.map_or_else(String::new, |e| e.title.clone()),
-        link: event.and_then(|e| e.link.clone()),
-        actor: ix.user.as_ref().map(|u| u.global_name.clone().unwrap_or_else(|| u.username.clone())),
-        at_ms: ctx.now_ms,
-    };
-    crate::handlers::alert::status_change(ctx, &change, true).await
-}
-
-/// After `/bugbot resolve` resolved a source issue: its tracked issues too, when bugbot tracks it
-/// (a GlitchTip resolve sends no webhook back, so nothing else would close them).
-pub(crate) async fn resolved_at_source<P: HttpPort, C: ClaimPort, K: KvPort>(
-    ctx: &Ctx<'_, P, C, K>,
-    ix: &InteractionContext,
-    issue_id: &str,
-    issue_url: Option<&str>,
-) -> Result<(), crate::runtime::outcome::StepError> {
-    for fingerprint in chatops::source_fingerprints(issue_id, issue_url) {
-        let id = ComponentId::new(Action::Resolve, &fingerprint);
-        let event = ctx.state.remembered_event(fingerprint.as_str()).await;
-        if let Outcome::Done { state: JobState::Done, .. } = close_tracked(ctx, ix, &id, event.as_ref()).await? {
-            break;
-        }
-    }
-    Ok(())
-}
-
 async fn mute<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, ix: &InteractionContext, id: &ComponentId) -> Outcome {
     if let Err(reason) = authorize(ctx, ix, Access::Write) {
         log_refusal(job, id.action, ix, &reason);
@@ -276,75 +213,4 @@ fn log_refusal(job: &Job, action: Action, ix: &InteractionContext, reason: &str)
     let why = format!("{reason} (user {user})");
     line.reason = Some(&why);
     worker::console_warn!("{}", line.to_json());
-}
-
-/// Edits the card in place (the interaction's `@original`): who did what, and the buttons that
-/// still apply, from the claim read again now.
-async fn edit_card<P: HttpPort, C: ClaimPort, K: KvPort>(
-    ctx: &Ctx<'_, P, C, K>,
-    ix: &InteractionContext,
-    id: &ComponentId,
-    fixing: bool,
-    say_who: bool,
-) -> Result<(), crate::clients::SinkError> {
-    let Ok(record) = read(ctx, id.fingerprint.as_str()).await else { return Ok(()) };
-    edit_card_with(ctx, ix, id, &record, fixing, say_who).await
-}
-
-async fn edit_card_with<P: HttpPort, C: ClaimPort, K: KvPort>(
-    ctx: &Ctx<'_, P, C, K>,
-    ix: &InteractionContext,
-    id: &ComponentId,
-    record: &FingerprintRecord,
-    fixing: bool,
-    say_who: bool,
-) -> Result<(), crate::clients::SinkError> {
-    // The fix of the tracked issue as its run records it: running, and its PR once there is one.
-    let (running, pr_url) = crate::handlers::fix::card_state(ctx, &record.tracked).await;
-    let view = CardView {
-        issue_url: record.tracked.primary_url(),
-        resolved: record.resolved,
-        muted_until_ms: Some(record.muted_until_ms),
-        fixing: fixing || running,
-        pr_url: pr_url.as_deref(),
-    };
-    let mut body = json!({
-        "components": chatops::card_components(&id.fingerprint, &view, ctx.now_ms),
-        "allowed_mentions": {"parse": []},
-    });
-    if say_who {
-        body["content"] = json!(chatops::status_line(id.action, ix.user.as_ref().map(|u| u.id.0), None));
-    }
-    discord(ctx).edit_original(&ix.application_id.to_string(), &ix.token, &body).await.map(|_| ())
-}
-
-/// A fix run of this fingerprint's tracked issue ended (`ended`: how): its card, edited through the
-/// bot (the click's interaction token may have expired, and an auto-fix has none), shows the PR's
-/// link button and "Fix → PR #12", or the Fix buttons back when no PR opened. Best effort: the
-/// run's own message and the tracked issue's comment already tell the end.
-pub(crate) async fn fix_ended<P: HttpPort, C: ClaimPort, K: KvPort>(
-    ctx: &Ctx<'_, P, C, K>,
-    fingerprint: &str,
-    pr_url: Option<&str>,
-    ended: &str,
-) {
-    let Ok(fp) = bugbot_shared::event::Fingerprint::parse(fingerprint) else { return };
-    let Ok(record) = read(ctx, fingerprint).await else { return };
-    let Some(card) = record.tracked.discord.as_ref() else { return };
-    if ctx.config.discord.bot_token.is_none() {
-        return;
-    }
-    let view = CardView {
-        issue_url: record.tracked.primary_url(),
-        resolved: record.resolved,
-        muted_until_ms: Some(record.muted_until_ms),
-        fixing: false,
-        pr_url,
-    };
-    let body = json!({
-        "content": chatops::fix_line(false, pr_url, ended),
-        "components": chatops::card_components(&fp, &view, ctx.now_ms),
-        "allowed_mentions": {"parse": []},
-    });
-    let _ = discord(ctx).edit_message(&card.channel_id, &card.message_id, &body).await;
 }

@@ -55,18 +55,7 @@ use crate::store::ports::{ClaimPort, KvPort};
 const INTERACTION_TTL_MS: u64 = 15 * 60 * 1000;
 const FIX_RUN_TTL_SECS: u64 = 30 * 24 * 3600;
 
-/// Where a fix run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FixState {
-    Queued,
-    Running,
-    PrOpened,
-    NoChange,
-    Blocked,
-    Failed,
-    TimedOut,
-}
+pub use crate::store::fix_runs::FixState;
 
 /// The issue a fix is for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -432,7 +421,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
         reason: None,
         cost_usd: 0.0,
         requested_in: Some(job.id.to_string()),
-        guidance: crate::handlers::component::guidance(job),
+        guidance: crate::handlers::component::guidance::guidance(job),
     };
     save_run(ctx, &run).await;
     let _ = show(ctx, &run).await;
@@ -451,7 +440,10 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
             issue_url: Some(target.url.clone()),
             title: target.title.clone(),
             body: target.body.clone(),
-            context: with_guidance(evidence.context, &crate::handlers::component::fix_context(job, &run.requested_by)),
+            context: with_guidance(
+                evidence.context,
+                &crate::handlers::component::guidance::fix_context(job, &run.requested_by),
+            ),
         },
         allowed_paths: allowed_paths_for(ctx, settings, &repo),
         allow_protected: Vec::new(),
@@ -659,7 +651,7 @@ async fn card_after<P: HttpPort, C: ClaimPort, K: KvPort>(
     state: FixState,
 ) {
     let Some(fingerprint) = run.reply.card.as_deref() else { return };
-    crate::handlers::component::fix_ended(ctx, fingerprint, run.pr_url.as_deref(), state_text(state)).await;
+    crate::handlers::component::card::fix_ended(ctx, fingerprint, run.pr_url.as_deref(), state_text(state)).await;
     if let Some(url) = run.pr_url.as_deref() {
         crate::clients::sentry_api::writeback::after_pr(ctx, job, fingerprint, url).await;
     }
@@ -1003,25 +995,6 @@ fn slug(key: &str) -> String {
         .collect::<Vec<_>>()
         .join("-");
     if s.is_empty() { "issue".into() } else { s.chars().take(40).collect() }
-}
-
-/// What an alert card shows of the fix of its tracked issue: whether one runs, and its PR. A fix
-/// may be keyed by either tracked issue (a click fixes the primary one, Linear first; an auto-fix
-/// the GitHub one first): the first with a run tells.
-pub(crate) async fn card_state<P: HttpPort, C: ClaimPort, K: KvPort>(
-    ctx: &Ctx<'_, P, C, K>,
-    tracked: &TrackedRefs,
-) -> (bool, Option<String>) {
-    let keys = [
-        tracked.linear.as_ref().map(|l| l.identifier.clone()),
-        tracked.github.as_ref().map(|g| format!("#{}", g.number)),
-    ];
-    for key in keys.into_iter().flatten() {
-        if let Some(run) = current_run(ctx, &key).await {
-            return (matches!(run.state, FixState::Queued | FixState::Running), run.pr_url);
-        }
-    }
-    (false, None)
 }
 
 /// Auto-fix has no interaction to edit: post one message, edited at each stage.
