@@ -12,8 +12,7 @@ use crate::runtime::ctx::Ctx;
 use crate::store::ports::{ClaimPort, KvPort};
 
 pub(crate) fn discord<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Discord<'a, P> {
-    let c = &ctx.config.discord;
-    Discord { port: ctx.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
+    ctx.discord()
 }
 
 /// Edits the deferred reply. Error text is untrusted: the reply can ping no one.

@@ -7,7 +7,10 @@ use bugbot_shared::status::JobState;
 
 use super::outcome::{Outcome, StepError};
 use super::settle;
+use crate::clients::discord::Discord;
+use crate::clients::github::GitHub;
 use crate::clients::http::HttpPort;
+use crate::clients::linear::Linear;
 use crate::config::Config;
 use crate::store::State;
 use crate::store::objects::claims::Claims;
@@ -32,6 +35,32 @@ pub struct Ctx<'a, P: HttpPort, C: ClaimPort = Claims, K: KvPort = KvStore> {
     pub message_id: &'a str,
     /// Which delivery of this job this is (1 until the runtime has claimed the delivery).
     pub attempt: u32,
+}
+
+/// The configured services' clients, built in one place for every handler.
+impl<'a, P: HttpPort, C: ClaimPort, K: KvPort> Ctx<'a, P, C, K> {
+    /// Linear and its team, when configured.
+    pub fn linear(&self) -> Option<(Linear<'a, P>, &'a str)> {
+        self.config.linear.as_ref().map(|c| {
+            (Linear { port: self.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
+        })
+    }
+
+    /// GitHub on `GITHUB_REPO`, when configured.
+    pub fn github(&self) -> Option<GitHub<'a, P>> {
+        self.config.github.as_ref().map(|c| GitHub {
+            port: self.port,
+            api_base: c.api_base.clone(),
+            token: c.token.clone(),
+            repo: c.repo.clone(),
+        })
+    }
+
+    /// Discord's API (the bot token may be unset: calls needing it then fail).
+    pub fn discord(&self) -> Discord<'a, P> {
+        let c = &self.config.discord;
+        Discord { port: self.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
+    }
 }
 
 impl<P: HttpPort, C: ClaimPort, K: KvPort> Clone for Ctx<'_, P, C, K> {

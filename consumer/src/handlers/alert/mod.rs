@@ -20,7 +20,6 @@ use bugbot_shared::normalize::normalize;
 use bugbot_shared::report::{self, AlertState};
 use bugbot_shared::status::JobState;
 
-use crate::clients::discord::Discord;
 use crate::clients::github::GitHub;
 use crate::clients::http::HttpPort;
 use crate::clients::linear::{Linear, NewLinearIssue};
@@ -212,39 +211,19 @@ fn links(tracked: &TrackedRefs) -> Vec<String> {
     out
 }
 
-fn linear<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<(Linear<'a, P>, &'a str)> {
-    ctx.config.linear.as_ref().map(|c| {
-        (Linear { port: ctx.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
-    })
-}
-
-fn github<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<GitHub<'a, P>> {
-    ctx.config.github.as_ref().map(|c| GitHub {
-        port: ctx.port,
-        api_base: c.api_base.clone(),
-        token: c.token.clone(),
-        repo: c.repo.clone(),
-    })
-}
-
 /// The GitHub client of an issue bugbot filed: in the repository its URL names (a routed one,
 /// issue 16.6) when that is `GITHUB_REPO` or a `REPO_ROUTES` repository, else `GITHUB_REPO`.
 fn github_of<'a, P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'a, P, C, K>,
     issue: &GitHubRef,
 ) -> Option<GitHub<'a, P>> {
-    let mut github = github(ctx)?;
+    let mut github = ctx.github()?;
     if let Some(repo) = bugbot_shared::routes::repo_of_issue_url(&issue.url)
         && ctx.config.routes.knows(&repo)
     {
         github.repo = repo;
     }
     Some(github)
-}
-
-fn discord<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Discord<'a, P> {
-    let c = &ctx.config.discord;
-    Discord { port: ctx.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
 }
 
 /// What evidence gathering adds to a new issue (Markdown): the enrichment's breadcrumbs or why
@@ -270,7 +249,7 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
     let title = report::issue_title(event);
     let body = report::issue_body_markdown(event) + evidence.enrichment;
     if tracked.linear.is_none()
-        && let Some((linear, team_id)) = linear(ctx)
+        && let Some((linear, team_id)) = ctx.linear()
     {
         match file_linear(&linear, team_id, event, &title, &body, evidence.packet).await {
             Ok(linear_ref) => tracked.linear = Some(linear_ref),
@@ -278,7 +257,7 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
         }
     }
     if tracked.github.is_none()
-        && let Some(github) = github(ctx)
+        && let Some(github) = ctx.github()
     {
         let marker = report::fingerprint_marker(&event.fingerprint);
         let filed = match github.find_by_marker(&marker).await {
@@ -301,7 +280,7 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
         if let Some(line) = evidence.confidence {
             report::with_confidence(&mut message, line);
         }
-        match discord(ctx).create_message(channel, &message).await {
+        match ctx.discord().create_message(channel, &message).await {
             Ok(sent) => {
                 tracked.discord = Some(DiscordRef {
                     channel_id: sent.channel_id.to_string(),
@@ -422,7 +401,7 @@ async fn comment_everywhere<P: HttpPort, C: ClaimPort, K: KvPort>(
     tracked: &TrackedRefs,
     body: &str,
 ) -> Result<(), StepError> {
-    if let (Some(l), Some((linear, _))) = (&tracked.linear, linear(ctx)) {
+    if let (Some(l), Some((linear, _))) = (&tracked.linear, ctx.linear()) {
         linear.comment(&l.id, body).await?;
     }
     if let Some((g, github)) = tracked.github.as_ref().and_then(|g| Some((g, github_of(ctx, g)?))) {
@@ -436,7 +415,7 @@ async fn set_open_everywhere<P: HttpPort, C: ClaimPort, K: KvPort>(
     tracked: &TrackedRefs,
     open: bool,
 ) -> Result<(), StepError> {
-    if let (Some(l), Some((linear, team_id))) = (&tracked.linear, linear(ctx)) {
+    if let (Some(l), Some((linear, team_id))) = (&tracked.linear, ctx.linear()) {
         linear.set_state_type(&l.id, team_id, if open { "unstarted" } else { "completed" }).await?;
     }
     if let Some((g, github)) = tracked.github.as_ref().and_then(|g| Some((g, github_of(ctx, g)?))) {
@@ -453,7 +432,7 @@ async fn edit_alert<P: HttpPort, C: ClaimPort, K: KvPort>(
 ) -> Result<(), StepError> {
     if let (Some(d), Some(url)) = (&tracked.discord, tracked.primary_url()) {
         let message = report::discord_alert_message(event, url, state);
-        discord(ctx).edit_message(&d.channel_id, &d.message_id, &message).await?;
+        ctx.discord().edit_message(&d.channel_id, &d.message_id, &message).await?;
     }
     Ok(())
 }

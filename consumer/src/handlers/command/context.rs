@@ -23,9 +23,7 @@ use serde_json::Value;
 use super::tracked;
 use super::{clip, discord, reply};
 use crate::clients::SinkError;
-use crate::clients::github::GitHub;
 use crate::clients::http::{HttpPort, HttpRequest, Method};
-use crate::clients::linear::Linear;
 use crate::clients::posthog::PostHog;
 use crate::clients::sentry_api::{ApiIssue, SentryApi};
 use crate::config::binding;
@@ -60,22 +58,6 @@ impl Timings {
 
 fn budget<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>) -> u64 {
     ctx.config.evidence.source_timeout_ms
-}
-
-/// The GitHub and Linear clients of any context (commands and alerts alike).
-fn github<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<GitHub<'a, P>> {
-    ctx.config.github.as_ref().map(|c| GitHub {
-        port: ctx.port,
-        api_base: c.api_base.clone(),
-        token: c.token.clone(),
-        repo: c.repo.clone(),
-    })
-}
-
-fn linear<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<(Linear<'a, P>, &'a str)> {
-    ctx.config.linear.as_ref().map(|c| {
-        (Linear { port: ctx.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
-    })
 }
 
 /// Runs `fut` for at most `ms`; the error says why it gave nothing.
@@ -347,7 +329,7 @@ async fn gather_code<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     frames: &[MappedFrame],
 ) -> Result<Vec<CodeFrame>, SinkError> {
-    let Some(gh) = github(ctx) else {
+    let Some(gh) = ctx.github() else {
         return Ok(frames.iter().map(|f| code_frame(f, None, None)).collect());
     };
     // Frames come from payloads anyone with a public DSN can send: only CODE_PATHS files are read.
@@ -419,7 +401,7 @@ async fn gather_commits<P: HttpPort, C: ClaimPort, K: KvPort>(
     frames: &[MappedFrame],
     release: Option<&str>,
 ) -> Result<Vec<SuspectCommit>, SinkError> {
-    let Some(gh) = github(ctx) else { return Ok(Vec::new()) };
+    let Some(gh) = ctx.github() else { return Ok(Vec::new()) };
     let mut paths: Vec<&str> = Vec::new();
     for f in frames {
         if !paths.contains(&f.path.as_str()) && paths.len() < 3 {
@@ -508,7 +490,7 @@ async fn gather_similar<P: HttpPort, C: ClaimPort, K: KvPort>(
         return Ok(Vec::new());
     }
     let in_linear = async {
-        match linear(ctx) {
+        match ctx.linear() {
             Some((l, _)) => l.search(&term, 5).await.map(|issues| {
                 issues
                     .into_iter()
@@ -528,7 +510,7 @@ async fn gather_similar<P: HttpPort, C: ClaimPort, K: KvPort>(
         }
     };
     let in_github = async {
-        match github(ctx) {
+        match ctx.github() {
             Some(g) => {
                 let q = format!("repo:{} is:issue \"{}\"", g.repo, term.replace('"', ""));
                 g.search_issues(&q, 5).await.map(|issues| {
@@ -585,7 +567,7 @@ async fn gather_runbooks<P: HttpPort, C: ClaimPort, K: KvPort>(
     if let Some(map) = &ctx.config.evidence.runbooks {
         books.extend(runbook::parse_map(map).map_err(|reason| SinkError::Permanent { service: "runbooks", reason })?);
     }
-    if let Some(gh) = github(ctx) {
+    if let Some(gh) = ctx.github() {
         let dir = ctx.config.evidence.runbooks_dir.clone();
         let url = format!("{}/repos/{}/contents/{dir}", gh.api_base.trim_end_matches('/'), gh.repo);
         let request = HttpRequest::new(Method::Get, url)
@@ -694,7 +676,7 @@ async fn gather_related_files<P: HttpPort, C: ClaimPort, K: KvPort>(
     texts: &[String],
     paths: &bugbot_shared::policy::CodePaths,
 ) -> Result<Vec<String>, SinkError> {
-    let (Some(github), Some(phrase)) = (github(ctx), bugbot_shared::packet::code_search_phrase(texts)) else {
+    let (Some(github), Some(phrase)) = (ctx.github(), bugbot_shared::packet::code_search_phrase(texts)) else {
         return Ok(Vec::new());
     };
     let found = github.search_code(&phrase, 20).await?;

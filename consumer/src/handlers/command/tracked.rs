@@ -58,18 +58,11 @@ pub struct ThreadRecord {
 }
 
 pub(crate) fn linear<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<(Linear<'a, P>, &'a str)> {
-    ctx.config.linear.as_ref().map(|c| {
-        (Linear { port: ctx.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
-    })
+    ctx.linear()
 }
 
 pub(crate) fn github<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<GitHub<'a, P>> {
-    ctx.config.github.as_ref().map(|c| GitHub {
-        port: ctx.port,
-        api_base: c.api_base.clone(),
-        token: c.token.clone(),
-        repo: c.repo.clone(),
-    })
+    ctx.github()
 }
 
 pub(crate) async fn record_for_thread(kv: &KvStore, channel_id: &str) -> Option<ThreadRecord> {

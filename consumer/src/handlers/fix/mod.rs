@@ -39,11 +39,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::clients::SinkError;
-use crate::clients::discord::Discord;
 use crate::clients::fetch::StubPort;
 use crate::clients::github::{GitHub, NewPull};
 use crate::clients::http::{HttpPort, HttpRequest, Method, TransportError};
-use crate::clients::linear::Linear;
 use crate::config::{ConfigError, binding};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
@@ -765,7 +763,7 @@ async fn fetch_target<P: HttpPort, C: ClaimPort, K: KvPort>(
         .or_else(|| reference.rsplit_once("/issues/").map(|(_, n)| n.trim_end_matches('/')))
         .or(Some(reference))
         .and_then(|n| n.parse::<u64>().ok());
-    if let (Some(number), Some(github)) = (github_number, github(ctx)) {
+    if let (Some(number), Some(github)) = (github_number, ctx.github()) {
         let issue = transient_or_done(ctx, github.issue(number).await, "reading the GitHub issue")?;
         return Ok(issue.map(|i| FixTarget {
             key: format!("#{}", i.number),
@@ -779,7 +777,7 @@ async fn fetch_target<P: HttpPort, C: ClaimPort, K: KvPort>(
     }
     let identifier =
         reference.rsplit_once("/issue/").map_or(reference, |(_, rest)| rest.split('/').next().unwrap_or(rest));
-    if let Some((linear, _)) = linear(ctx) {
+    if let Some((linear, _)) = ctx.linear() {
         let issue = transient_or_done(ctx, linear.issue(identifier).await, "reading the Linear issue")?;
         return Ok(issue.map(|i| FixTarget {
             key: i.identifier,
@@ -814,7 +812,7 @@ async fn issue_from_message<P: HttpPort, C: ClaimPort, K: KvPort>(
         "Reported in Discord by {reporter}{}:\n\n{quoted}\n_Filed by bugbot for a fix request._\n",
         if link.is_empty() { String::new() } else { format!(" ([message]({link}))") }
     );
-    if let Some(github) = github(ctx) {
+    if let Some(github) = ctx.github() {
         let issue = transient_or_done(
             ctx,
             github.create_issue(&title, &body, &["bugbot".to_owned(), "bug-report".to_owned()]).await,
@@ -869,7 +867,7 @@ async fn show<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, run:
         && let Some(channel) = &run.reply.channel_id
     {
         let body = json!({"content": text, "allowed_mentions": {"parse": []}});
-        return discord(ctx).edit_message(channel, message_id, &body).await.map(|_| ());
+        return ctx.discord().edit_message(channel, message_id, &body).await.map(|_| ());
     }
     say(ctx, &run.reply, &text).await
 }
@@ -884,12 +882,12 @@ async fn say<P: HttpPort, C: ClaimPort, K: KvPort>(
     if let (Some(app), Some(token)) = (&reply.application_id, &reply.interaction_token)
         && ctx.now_ms < reply.interaction_expires_ms
     {
-        return discord(ctx).edit_original(app, token, &body).await.map(|_| ());
+        return ctx.discord().edit_original(app, token, &body).await.map(|_| ());
     }
     if let Some(channel) = &reply.channel_id
         && ctx.config.discord.bot_token.is_some()
     {
-        return discord(ctx).create_message(channel, &body).await.map(|_| ());
+        return ctx.discord().create_message(channel, &body).await.map(|_| ());
     }
     Ok(())
 }
@@ -899,7 +897,7 @@ async fn comment<P: HttpPort, C: ClaimPort, K: KvPort>(
     target: &FixTarget,
     body: &str,
 ) -> Result<(), SinkError> {
-    if let (Some(number), Some(mut github)) = (target.github_number, github(ctx)) {
+    if let (Some(number), Some(mut github)) = (target.github_number, ctx.github()) {
         // A routed issue (issue 16.6) is commented on in its own repository.
         if let Some(repo) = bugbot_shared::routes::repo_of_issue_url(&target.url)
             && ctx.config.routes.knows(&repo)
@@ -908,7 +906,7 @@ async fn comment<P: HttpPort, C: ClaimPort, K: KvPort>(
         }
         github.comment(number, body).await?;
     }
-    if let (Some(id), Some((linear, _))) = (&target.linear_id, linear(ctx)) {
+    if let (Some(id), Some((linear, _))) = (&target.linear_id, ctx.linear()) {
         linear.comment(id, body).await?;
     }
     Ok(())
@@ -961,28 +959,8 @@ async fn cap<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, op: C
 // ---------------------------------------------------------------------------------------------
 // Helpers over the configured sinks
 
-fn github<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<GitHub<'a, P>> {
-    ctx.config.github.as_ref().map(|c| GitHub {
-        port: ctx.port,
-        api_base: c.api_base.clone(),
-        token: c.token.clone(),
-        repo: c.repo.clone(),
-    })
-}
-
 fn github_for<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>, repo: &str) -> Option<GitHub<'a, P>> {
-    github(ctx).map(|g| GitHub { repo: repo.to_owned(), ..g })
-}
-
-fn linear<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<(Linear<'a, P>, &'a str)> {
-    ctx.config.linear.as_ref().map(|c| {
-        (Linear { port: ctx.port, api_url: c.api_url.clone(), api_key: c.api_key.clone() }, c.team_id.as_str())
-    })
-}
-
-fn discord<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Discord<'a, P> {
-    let c = &ctx.config.discord;
-    Discord { port: ctx.port, api_base: c.api_base.clone(), bot_token: c.bot_token.clone() }
+    ctx.github().map(|g| GitHub { repo: repo.to_owned(), ..g })
 }
 
 fn slug(key: &str) -> String {
@@ -1009,7 +987,7 @@ async fn post_progress_message<P: HttpPort, C: ClaimPort, K: KvPort>(
         && ctx.config.discord.bot_token.is_some()
     {
         let body = json!({"content": stage_text(target, FixState::Queued, requested_by, None), "allowed_mentions": {"parse": []}});
-        if let Ok(sent) = discord(ctx).create_message(&channel, &body).await {
+        if let Ok(sent) = ctx.discord().create_message(&channel, &body).await {
             reply.message_id = Some(sent.message_id.to_string());
         }
     }
