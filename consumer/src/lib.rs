@@ -5,7 +5,7 @@
 //! transient failures, and moved by the queue to the dead-letter queue after `max_retries`, where
 //! this Worker records it for inspection and replay.
 //!
-//! This file holds the three `#[event]` shells and nothing else.
+//! This file holds the three event shells (fetch, scheduled, queue) and nothing else.
 //!
 //! # Layout
 //! - [`runtime`] — decode → dispatch → settle (the one failure → retry/ack mapping) → record → log;
@@ -27,7 +27,8 @@ pub mod runtime;
 pub mod store;
 
 use bugbot_shared::log::{Level, LogLine};
-use worker::{Context, Env, MessageBatch, Request, Response, Result, event, wasm_bindgen::JsValue};
+use worker::wasm_bindgen::{JsValue, prelude::wasm_bindgen};
+use worker::{Context, Env, Request, Response, Result, event};
 
 pub use store::objects::claims::ClaimStore;
 
@@ -67,8 +68,22 @@ async fn scheduled(event: worker::ScheduledEvent, env: Env, _ctx: worker::Schedu
 }
 
 /// Both queues: the jobs, and the dead letters the queue gave up on.
-#[event(queue)]
-async fn queue(batch: MessageBatch<JsValue>, env: Env, _ctx: Context) -> Result<()> {
+///
+/// Exported by hand, as `#[event(queue)]` would (same name and arguments), but keeping the
+/// runtime's own batch: each message's delivery count (`attempts`) is read from it, which
+/// `worker::RawMessage` does not expose. A failed batch rejects, and the queue retries it.
+#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen, wasm_bindgen_futures = ::worker::wasm_bindgen_futures, js_sys = ::worker::js_sys)]
+pub async fn queue(
+    batch: worker::worker_sys::MessageBatch,
+    env: Env,
+    _ctx: JsValue,
+) -> std::result::Result<JsValue, JsValue> {
     console_error_panic_hook::set_once();
-    Box::pin(runtime::run_batch(batch, env)).await
+    match Box::pin(runtime::run_batch(batch, env)).await {
+        Ok(()) => Ok(JsValue::UNDEFINED),
+        Err(e) => {
+            worker::console_error!("{e}");
+            Err(JsValue::from_str(&e.to_string()))
+        }
+    }
 }

@@ -249,8 +249,18 @@ pub struct FingerprintRecord {
     pub last_comment_ms: u64,
     #[serde(default)]
     pub resolved: bool,
-    /// The last counted occurrence's job and decision, so its retry is idempotent.
-    #[serde(default)]
+    /// The queue message carrying the holder's delivery: another copy of the same job (a second
+    /// message) waits while the lease holds, instead of filing beside it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_message: Option<String>,
+    /// The deliveries of this fingerprint seen within the dedupe window, newest last and at most
+    /// [`MAX_RECENT`]: a second copy of one of them is a duplicate, its own retry repeats its
+    /// decision. This is the alert's delivery claim, folded into the claim every alert asks anyway
+    /// (one Durable Object round trip instead of three).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent: Vec<Seen>,
+    /// Records written before `recent`: the last counted occurrence's job and decision.
+    #[serde(default, skip_serializing)]
     pub last_occurrence: Option<(String, RepeatDecision)>,
     /// Muted until (unix ms; 0: not muted): repeats are counted but not commented on. A
     /// regression ends the mute. Kept here, in the claim every repeat already asks, so a mute
@@ -270,6 +280,27 @@ pub struct FingerprintRecord {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub writeback_done: Vec<String>,
 }
+
+/// A delivery a fingerprint's claim has seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// The job id (the same for every copy of one webhook delivery).
+    pub job: String,
+    /// The queue message that carried it (a message's own retries share it); `None` in records
+    /// written before messages were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// A repeat's decision, replayed to its own retry; `None` for the filing job and for an
+    /// occurrence counted while the issue was being filed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<RepeatDecision>,
+    pub at_ms: u64,
+}
+
+/// How many recent deliveries a fingerprint's claim remembers. A copy of an older one than these
+/// (a burst of more than this many distinct alerts in between) is counted once more: a count off
+/// by one, never a second issue (filing is the claim's `Creating` state, not this list).
+pub const MAX_RECENT: usize = 32;
 
 /// How many later write-backs a fingerprint's claim remembers.
 pub const MAX_WRITEBACKS_DONE: usize = 8;
@@ -292,11 +323,15 @@ impl FingerprintRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum FingerprintOp {
+    /// An alert's delivery: `holder` is its job id, `message` the queue message carrying it.
     Occurrence {
         holder: String,
+        message: String,
         now_ms: u64,
         lease_ms: u64,
         cooldown_ms: u64,
+        /// How long a delivery stays a duplicate of itself (`DEDUPE_WINDOW_SECS`).
+        window_ms: u64,
     },
     /// Record what has been filed so far (any holder may add facts).
     Progress {
@@ -312,6 +347,11 @@ pub enum FingerprintOp {
     /// The creator gave up (permanent failure): the next occurrence tries again.
     Abandon {
         holder: String,
+    },
+    /// The queue gave up on job `job` (dead-lettered): forget its delivery, and free the filing
+    /// if it held it, so that a replay starts afresh.
+    Forget {
+        job: String,
     },
     /// The source says resolved (`true`) or unresolved/regressed (`false`).
     SetResolved {
@@ -354,6 +394,13 @@ pub enum FingerprintReply {
     Pending {
         occurrences: u64,
     },
+    /// Another copy of this very delivery (another queue message) is filing it: retry later, when
+    /// it will be a duplicate or can be taken over.
+    Busy {
+        lease_until_ms: u64,
+    },
+    /// This delivery was already processed (a second copy): drop it.
+    Duplicate,
     /// Already filed: update it.
     Repeat {
         tracked: TrackedRefs,
@@ -367,7 +414,7 @@ pub enum FingerprintReply {
     },
     NotTracked,
     Record {
-        record: Option<FingerprintRecord>,
+        record: Option<Box<FingerprintRecord>>,
     },
     Ok,
     /// `WriteBack`: whether this caller writes it.
@@ -382,9 +429,11 @@ pub fn fingerprint(
     op: FingerprintOp,
 ) -> (Option<FingerprintRecord>, FingerprintReply) {
     match op {
-        FingerprintOp::Occurrence { holder, now_ms, lease_ms, cooldown_ms } => {
-            occurrence(record, holder, now_ms, lease_ms, cooldown_ms)
+        FingerprintOp::Occurrence { holder, message, now_ms, lease_ms, cooldown_ms, window_ms } => {
+            let delivery = Delivery { job: holder, message, now_ms, lease_ms, window_ms };
+            occurrence(record, delivery, cooldown_ms)
         }
+        FingerprintOp::Forget { job } => forget(record, &job),
         FingerprintOp::Progress { tracked } => match record {
             Some(mut r) => {
                 r.tracked.merge(tracked);
@@ -399,6 +448,8 @@ pub fn fingerprint(
                 r.holder = None;
                 r.lease_until_ms = 0;
                 r.last_comment_ms = now_ms;
+                let message = r.holder_message.take();
+                remember(&mut r, Seen { job: holder, message, decision: None, at_ms: now_ms });
                 (Some(r), FingerprintReply::Ok)
             }
             Some(_) => (None, FingerprintReply::Ok),
@@ -407,6 +458,7 @@ pub fn fingerprint(
         FingerprintOp::Abandon { holder } => match record {
             Some(mut r) if r.state == IssueState::Creating && r.holder.as_deref() == Some(holder.as_str()) => {
                 r.holder = None;
+                r.holder_message = None;
                 r.lease_until_ms = 0;
                 (Some(r), FingerprintReply::Ok)
             }
@@ -422,12 +474,12 @@ pub fn fingerprint(
             }
             _ => (None, FingerprintReply::NotTracked),
         },
-        FingerprintOp::Get => (None, FingerprintReply::Record { record }),
+        FingerprintOp::Get => (None, FingerprintReply::Record { record: record.map(Box::new) }),
         FingerprintOp::Mute { until_ms, by } => match record {
             Some(mut r) if r.state == IssueState::Filed => {
                 r.muted_until_ms = until_ms;
                 r.muted_by = by;
-                (Some(r.clone()), FingerprintReply::Record { record: Some(r) })
+                (Some(r.clone()), FingerprintReply::Record { record: Some(Box::new(r)) })
             }
             _ => (None, FingerprintReply::NotTracked),
         },
@@ -461,25 +513,55 @@ pub fn fingerprint(
                 let changed = r.muted_until_ms != 0;
                 r.muted_until_ms = 0;
                 r.muted_by = None;
-                (changed.then(|| r.clone()), FingerprintReply::Record { record: Some(r) })
+                (changed.then(|| r.clone()), FingerprintReply::Record { record: Some(Box::new(r)) })
             }
             _ => (None, FingerprintReply::NotTracked),
         },
     }
 }
 
-fn occurrence(
-    record: Option<FingerprintRecord>,
-    holder: String,
+/// The queue gave up on `job`: forget its delivery, and free the filing if it held it.
+fn forget(record: Option<FingerprintRecord>, job: &str) -> (Option<FingerprintRecord>, FingerprintReply) {
+    let Some(mut r) = record else { return (None, FingerprintReply::NotTracked) };
+    r.recent.retain(|seen| seen.job != job);
+    if r.last_occurrence.as_ref().is_some_and(|(last, _)| last == job) {
+        r.last_occurrence = None;
+    }
+    if r.state == IssueState::Creating && r.holder.as_deref() == Some(job) {
+        r.holder = None;
+        r.holder_message = None;
+        r.lease_until_ms = 0;
+    }
+    (Some(r), FingerprintReply::Ok)
+}
+
+/// One delivery of an alert, as the fingerprint's claim sees it.
+struct Delivery {
+    job: String,
+    message: String,
     now_ms: u64,
     lease_ms: u64,
+    window_ms: u64,
+}
+
+fn remember(r: &mut FingerprintRecord, seen: Seen) {
+    r.recent.push(seen);
+    let over = r.recent.len().saturating_sub(MAX_RECENT);
+    r.recent.drain(..over);
+}
+
+fn occurrence(
+    record: Option<FingerprintRecord>,
+    d: Delivery,
     cooldown_ms: u64,
 ) -> (Option<FingerprintRecord>, FingerprintReply) {
+    let Delivery { job, message, now_ms, lease_ms, window_ms } = d;
     let lease_until_ms = now_ms.saturating_add(lease_ms);
     let Some(mut r) = record else {
         let r = FingerprintRecord {
             state: IssueState::Creating,
-            holder: Some(holder),
+            holder: Some(job),
+            holder_message: Some(message),
             lease_until_ms,
             tracked: TrackedRefs::default(),
             occurrences: 1,
@@ -487,6 +569,7 @@ fn occurrence(
             last_seen_ms: now_ms,
             last_comment_ms: 0,
             resolved: false,
+            recent: Vec::new(),
             last_occurrence: None,
             muted_until_ms: 0,
             muted_by: None,
@@ -495,16 +578,40 @@ fn occurrence(
         };
         return (Some(r), FingerprintReply::Create { tracked: TrackedRefs::default(), occurrences: 1 });
     };
+    if let Some((last, decision)) = r.last_occurrence.take() {
+        let at_ms = r.last_seen_ms;
+        r.recent.insert(0, Seen { job: last, message: None, decision: Some(decision), at_ms });
+    }
+    r.recent.retain(|seen| now_ms < seen.at_ms.saturating_add(window_ms));
+    if let Some(seen) = r.recent.iter().find(|seen| seen.job == job) {
+        // A delivery seen before: its own retry repeats its decision; another copy is dropped.
+        let own = seen.message.as_deref().is_none_or(|m| m == message);
+        let reply = match seen.decision {
+            Some(decision) if own => {
+                FingerprintReply::Repeat { tracked: r.tracked.clone(), occurrences: r.occurrences, decision }
+            }
+            _ => FingerprintReply::Duplicate,
+        };
+        return (None, reply);
+    }
     match r.state {
-        IssueState::Creating if r.holder.as_deref() == Some(holder.as_str()) => {
-            // The creator's own retry: resume, without counting it again.
+        IssueState::Creating if r.holder.as_deref() == Some(job.as_str()) => {
+            let own = r.holder_message.as_deref().is_none_or(|m| m == message);
+            if !own && now_ms < r.lease_until_ms {
+                // Another copy of this delivery is filing it.
+                return (None, FingerprintReply::Busy { lease_until_ms: r.lease_until_ms });
+            }
+            // The creator's own retry (or a copy taking over an expired lease): resume, without
+            // counting it again.
+            r.holder_message = Some(message);
             r.lease_until_ms = lease_until_ms;
             let reply = FingerprintReply::Create { tracked: r.tracked.clone(), occurrences: r.occurrences };
             (Some(r), reply)
         }
         IssueState::Creating if r.holder.is_none() || now_ms >= r.lease_until_ms => {
             // The creator gave up or vanished: take over, keeping what it filed.
-            r.holder = Some(holder);
+            r.holder = Some(job);
+            r.holder_message = Some(message);
             r.lease_until_ms = lease_until_ms;
             r.occurrences += 1;
             r.last_seen_ms = r.last_seen_ms.max(now_ms);
@@ -515,19 +622,10 @@ fn occurrence(
             r.occurrences += 1;
             r.last_seen_ms = r.last_seen_ms.max(now_ms);
             let occurrences = r.occurrences;
+            remember(&mut r, Seen { job, message: Some(message), decision: None, at_ms: now_ms });
             (Some(r), FingerprintReply::Pending { occurrences })
         }
         IssueState::Filed => {
-            if let Some((last, decision)) = &r.last_occurrence
-                && *last == holder
-            {
-                let reply = FingerprintReply::Repeat {
-                    tracked: r.tracked.clone(),
-                    occurrences: r.occurrences,
-                    decision: *decision,
-                };
-                return (None, reply);
-            }
             r.occurrences += 1;
             r.last_seen_ms = r.last_seen_ms.max(now_ms);
             let regressed = r.resolved;
@@ -543,7 +641,7 @@ fn occurrence(
             }
             r.resolved = false;
             let decision = RepeatDecision { comment, regressed };
-            r.last_occurrence = Some((holder, decision));
+            remember(&mut r, Seen { job, message: Some(message), decision: Some(decision), at_ms: now_ms });
             let reply = FingerprintReply::Repeat { tracked: r.tracked.clone(), occurrences: r.occurrences, decision };
             (Some(r), reply)
         }
@@ -557,8 +655,21 @@ mod tests {
     const LEASE: u64 = 60_000;
     const COOLDOWN: u64 = 3_600_000;
 
+    /// An occurrence delivered by its first queue message.
     fn occ(holder: &str, now_ms: u64) -> FingerprintOp {
-        FingerprintOp::Occurrence { holder: holder.into(), now_ms, lease_ms: LEASE, cooldown_ms: COOLDOWN }
+        copy(holder, &format!("msg-{holder}"), now_ms)
+    }
+
+    /// A delivery of job `holder` carried by queue message `message`.
+    fn copy(holder: &str, message: &str, now_ms: u64) -> FingerprintOp {
+        FingerprintOp::Occurrence {
+            holder: holder.into(),
+            message: message.into(),
+            now_ms,
+            lease_ms: LEASE,
+            cooldown_ms: COOLDOWN,
+            window_ms: WINDOW,
+        }
     }
 
     /// Applies ops in sequence like the Durable Object does, keeping the stored record.
@@ -836,12 +947,118 @@ mod tests {
 
     #[test]
     fn wire_format_is_stable() {
-        let op = FingerprintOp::Occurrence { holder: "h".into(), now_ms: 1, lease_ms: 2, cooldown_ms: 3 };
+        let op = FingerprintOp::Occurrence {
+            holder: "h".into(),
+            message: "m".into(),
+            now_ms: 1,
+            lease_ms: 2,
+            cooldown_ms: 3,
+            window_ms: 4,
+        };
         assert_eq!(
             serde_json::to_string(&op).unwrap(),
-            r#"{"op":"occurrence","holder":"h","now_ms":1,"lease_ms":2,"cooldown_ms":3}"#
+            r#"{"op":"occurrence","holder":"h","message":"m","now_ms":1,"lease_ms":2,"cooldown_ms":3,"window_ms":4}"#
         );
         let reply: FingerprintReply = serde_json::from_str(r#"{"reply":"pending","occurrences":3}"#).unwrap();
         assert_eq!(reply, FingerprintReply::Pending { occurrences: 3 });
+    }
+
+    // The alert's delivery claim, folded into the fingerprint's (issue 18: one round trip per alert).
+
+    fn filed(holder: &str, now_ms: u64) -> FingerprintOp {
+        FingerprintOp::Filed { holder: holder.into(), now_ms, tracked: linear() }
+    }
+
+    #[test]
+    fn a_second_copy_of_the_filing_delivery_waits_then_is_a_duplicate() {
+        let (_, replies) = run(vec![
+            occ("job-a", 0),
+            copy("job-a", "msg-copy", 10),
+            occ("job-a", 20),
+            filed("job-a", 30),
+            copy("job-a", "msg-copy", 40),
+        ]);
+        assert!(matches!(replies[0], FingerprintReply::Create { .. }));
+        assert_eq!(replies[1], FingerprintReply::Busy { lease_until_ms: LEASE }, "the copy waits for the filing");
+        assert!(matches!(replies[2], FingerprintReply::Create { occurrences: 1, .. }), "its own retry resumes");
+        assert_eq!(replies[4], FingerprintReply::Duplicate, "once filed, the copy is dropped");
+    }
+
+    #[test]
+    fn a_copy_whose_filing_vanished_takes_over_without_counting_twice() {
+        let (record, replies) = run(vec![occ("job-a", 0), copy("job-a", "msg-copy", LEASE + 1)]);
+        assert!(matches!(replies[1], FingerprintReply::Create { occurrences: 1, .. }), "{replies:?}");
+        assert_eq!(record.unwrap().holder_message.as_deref(), Some("msg-copy"));
+    }
+
+    #[test]
+    fn a_repeats_own_retry_replays_its_decision_and_a_copy_is_dropped() {
+        let (record, replies) = run(vec![
+            occ("a", 0),
+            filed("a", 1),
+            occ("b", 2 * COOLDOWN),
+            occ("b", 2 * COOLDOWN + 5),
+            copy("b", "msg-copy", 2 * COOLDOWN + 6),
+            occ("c", 2 * COOLDOWN + 7),
+        ]);
+        let decision = RepeatDecision { comment: true, regressed: false };
+        assert_eq!(replies[2], FingerprintReply::Repeat { tracked: linear(), occurrences: 2, decision });
+        assert_eq!(replies[3], replies[2], "its own retry: the same decision, not counted again");
+        assert_eq!(replies[4], FingerprintReply::Duplicate);
+        let quiet = RepeatDecision { comment: false, regressed: false };
+        assert_eq!(replies[5], FingerprintReply::Repeat { tracked: linear(), occurrences: 3, decision: quiet });
+        assert_eq!(record.unwrap().occurrences, 3);
+    }
+
+    #[test]
+    fn an_occurrence_counted_while_filing_is_not_counted_again() {
+        let (record, replies) =
+            run(vec![occ("a", 0), occ("b", 1), copy("b", "msg-copy", 2), occ("b", 3), filed("a", 4), occ("b", 5)]);
+        assert_eq!(replies[1], FingerprintReply::Pending { occurrences: 2 });
+        assert!(replies[2..].iter().all(|r| matches!(r, FingerprintReply::Duplicate | FingerprintReply::Ok)));
+        assert_eq!(record.unwrap().occurrences, 2);
+    }
+
+    #[test]
+    fn the_same_delivery_after_the_window_is_a_new_occurrence() {
+        // A GlitchTip uptime body has no timestamp: next week's identical outage has the same job id.
+        let (_, replies) = run(vec![occ("a", 0), filed("a", 1), copy("a", "msg-later", 1 + WINDOW)]);
+        assert!(matches!(replies[2], FingerprintReply::Repeat { occurrences: 2, .. }), "{replies:?}");
+    }
+
+    #[test]
+    fn the_recent_deliveries_stay_bounded() {
+        let mut ops = vec![occ("a", 0), filed("a", 1)];
+        ops.extend((0..100).map(|i| occ(&format!("job-{i}"), 2 + i)));
+        let (record, _) = run(ops);
+        let record = record.unwrap();
+        assert_eq!(record.recent.len(), MAX_RECENT);
+        assert_eq!(record.recent.last().map(|s| s.job.as_str()), Some("job-99"));
+    }
+
+    #[test]
+    fn a_dead_lettered_delivery_is_forgotten_so_its_replay_runs() {
+        let forget = |job: &str| FingerprintOp::Forget { job: job.into() };
+        // The filing job dead-lettered: its lease is freed, and the replay files.
+        let (_, replies) = run(vec![occ("a", 0), forget("a"), copy("a", "msg-replay", 10)]);
+        assert!(matches!(replies[2], FingerprintReply::Create { .. }), "{replies:?}");
+        // A repeat dead-lettered (its comment kept failing): the replay comments again.
+        let (_, replies) =
+            run(vec![occ("a", 0), filed("a", 1), occ("b", COOLDOWN + 1), forget("b"), copy("b", "msg-replay", 10)]);
+        assert!(matches!(replies[4], FingerprintReply::Repeat { .. }), "{replies:?}");
+    }
+
+    #[test]
+    fn a_record_from_before_recent_deliveries_still_replays_its_last_decision() {
+        let legacy = r#"{"state":"filed","occurrences":2,"first_seen_ms":0,"last_seen_ms":5,
+            "last_occurrence":["job-b",{"comment":true,"regressed":false}]}"#;
+        let record: FingerprintRecord = serde_json::from_str(legacy).unwrap();
+        let (next, reply) = fingerprint(Some(record), copy("job-b", "any", 10));
+        assert!(matches!(reply, FingerprintReply::Repeat { occurrences: 2, .. }), "{reply:?}");
+        assert_eq!(next, None);
+        let (next, _) = fingerprint(Some(serde_json::from_str(legacy).unwrap()), occ("job-c", 10));
+        let next = next.unwrap();
+        assert_eq!(next.recent.iter().map(|s| s.job.as_str()).collect::<Vec<_>>(), ["job-b", "job-c"]);
+        assert!(!serde_json::to_string(&next).unwrap().contains("last_occurrence"), "migrated");
     }
 }

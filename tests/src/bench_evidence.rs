@@ -198,7 +198,7 @@ pub async fn run(rounds: usize) -> anyhow::Result<()> {
                     attempt: 1,
                 };
                 let started = Instant::now();
-                let _ = runtime::claimed(&ctx, &job, async |ctx, job| alert::process(ctx, job).await).await;
+                let _ = alert::process(&ctx, &job).await;
                 totals.entry((label, source)).or_default().push(started.elapsed().as_secs_f64() * 1_000.0);
                 if packet_on {
                     // The packet alone, per evidence source, on the enriched event.

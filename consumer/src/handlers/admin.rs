@@ -50,10 +50,14 @@ pub async fn serve(req: &Request, env: &Env, config: &Config) -> worker::Result<
             Ok(json(200, &serde_json::to_string(&crate::store::counters::snapshot()).expect("counts serialize")))
         }
         (Method::Get, ["dashboard", ..]) => crate::handlers::dashboard::serve(req, env, config).await,
-        (Method::Get, ["jobs", id]) if !id.is_empty() => Ok(match kv.get(&keys::job(id)).text().await? {
-            Some(text) => json(200, &text),
-            None => error(404, "not found"),
-        }),
+        (Method::Get, ["jobs", id]) if !id.is_empty() => {
+            let claims = crate::store::objects::claims::Claims::new(env)?;
+            let status = crate::store::job_status(&claims, &crate::store::State::new(kv), id).await;
+            Ok(match status {
+                Some(status) => json(200, &serde_json::to_string(&status)?),
+                None => error(404, "not found"),
+            })
+        }
         (Method::Get, ["dead-letters"]) => {
             let list = kv.list().prefix(keys::DEAD_LETTER_PREFIX.into()).limit(100).execute().await?;
             // Each letter is JSON this Worker wrote: splice it in rather than decode it.

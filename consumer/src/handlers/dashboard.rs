@@ -5,6 +5,7 @@
 //! KV lists are by key, not by time: the page reads at most [`LIST_LIMIT`] records of each kind
 //! and sorts those, which is exact for small installs and a sample for big ones (it says so).
 
+use crate::store::ports::ClaimPort as _;
 use bugbot_shared::container;
 use bugbot_shared::dashboard::{DashboardModel, DeadLetterRow, Integration, IssueRow, render};
 use bugbot_shared::status::JobStatus;
@@ -74,7 +75,16 @@ fn integrations(env: &Env, config: &Config) -> Vec<Integration> {
 pub async fn serve(_req: &Request, env: &Env, config: &Config) -> worker::Result<Response> {
     let now = Date::now().as_millis();
     let kv = env.kv(STATE_KV)?;
-    let (mut jobs, jobs_cut) = records::<JobStatus>(&kv, "job:").await?;
+    let claims = crate::store::objects::claims::Claims::new(env)?;
+    let (mut jobs, mut jobs_cut) = claims.recent_jobs(LIST_LIMIT).await?;
+    // Records KV still holds from before job records moved to the ledger.
+    let (legacy, legacy_cut) = records::<JobStatus>(&kv, "job:").await?;
+    jobs_cut |= legacy_cut;
+    for status in legacy {
+        if !jobs.iter().any(|j| j.job_id == status.job_id) {
+            jobs.push(status);
+        }
+    }
     jobs.sort_by_key(|j| std::cmp::Reverse(j.updated_at_ms));
     let (issues, issues_cut) = records::<IssueRecord>(&kv, crate::store::keys::ISSUE_PREFIX).await?;
     let mut issues: Vec<IssueRow> = issues
@@ -103,7 +113,7 @@ pub async fn serve(_req: &Request, env: &Env, config: &Config) -> worker::Result
         .collect();
     dead_letters.sort_by_key(|l| std::cmp::Reverse(l.dead_at_ms));
     // The chart is optional: a stats store hiccup leaves it empty rather than failing the page.
-    let days = crate::store::objects::stats::load_days(env, now, CHART_DAYS).await.unwrap_or_default();
+    let days = crate::store::objects::stats::load_days(&claims, now, CHART_DAYS).await.unwrap_or_default();
     let model = DashboardModel {
         generated_at_ms: now,
         jobs,

@@ -23,7 +23,8 @@ pub async fn run(env: &worker::Env, config: &Config, now_ms: u64) -> worker::Res
         worker::console_log!("{}", line.to_json());
         return Ok(());
     };
-    let days = stats::load_days(env, now_ms.saturating_sub(DAY_MS), 2).await?;
+    let days =
+        stats::load_days(&crate::store::objects::claims::Claims::new(env)?, now_ms.saturating_sub(DAY_MS), 2).await?;
     let (Some(previous), Some(day)) = (days.first(), days.last()) else {
         return Err(worker::Error::RustError("stats store returned no days".into()));
     };

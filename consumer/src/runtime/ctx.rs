@@ -63,6 +63,39 @@ impl<'a, P: HttpPort, C: ClaimPort, K: KvPort> Ctx<'a, P, C, K> {
     }
 }
 
+/// Job status records, in the ledger (`store::objects::stats`).
+impl<P: HttpPort, C: ClaimPort, K: KvPort> Ctx<'_, P, C, K> {
+    /// Records a step of `job` now (the runtime records its end with the rest of its batch).
+    pub async fn record_job(
+        &self,
+        job: &Job,
+        state: JobState,
+        reason: Option<String>,
+        links: Vec<String>,
+        attempts: u32,
+        now_ms: u64,
+    ) -> worker::Result<()> {
+        let status = crate::store::job_status_of(job, state, reason, links, attempts, now_ms);
+        crate::store::record_jobs(self.claims, vec![status]).await
+    }
+
+    pub async fn job_status(&self, job_id: &str) -> Option<bugbot_shared::status::JobStatus> {
+        crate::store::job_status(self.claims, self.state, job_id).await
+    }
+
+    /// Moves an existing job's status record on (a fix run reports back on the job that asked for
+    /// it). Best effort.
+    pub async fn advance_job(&self, job_id: &str, state: JobState, reason: Option<String>, links: Vec<String>) {
+        if let Some(mut record) = self.job_status(job_id).await {
+            record.state = state;
+            record.reason = reason;
+            record.links = links;
+            record.updated_at_ms = self.now_ms;
+            let _ = crate::store::record_jobs(self.claims, vec![record]).await;
+        }
+    }
+}
+
 impl<P: HttpPort, C: ClaimPort, K: KvPort> Clone for Ctx<'_, P, C, K> {
     fn clone(&self) -> Self {
         *self

@@ -10,52 +10,155 @@ pub mod settle;
 pub use ctx::{Ctx, begin_delivery};
 pub use outcome::{AlertSummary, Effect, FollowUp, Outcome, StepError};
 
+use std::cell::RefCell;
+
 use bugbot_shared::claim::DeliveryOp;
+use bugbot_shared::digest::day_of;
+use bugbot_shared::event::Signal;
 use bugbot_shared::job::{Job, JobKind};
 use bugbot_shared::log::{Level, LogLine};
-use bugbot_shared::status::JobState;
+use bugbot_shared::normalize::normalize;
+use bugbot_shared::status::{JobState, JobStatus};
 use futures_util::StreamExt as _;
-use worker::{Date, Env, MessageBatch, MessageExt, QueueRetryOptionsBuilder, RawMessage, wasm_bindgen::JsValue};
+use worker::{Date, Env, MessageExt, QueueRetryOptionsBuilder, RawMessage, wasm_bindgen::JsValue};
 
 use crate::clients::fetch::FetchPort;
 use crate::clients::http::HttpPort;
 use crate::config::{self, Config, DEAD_LETTER_QUEUE};
 use crate::handlers;
 use crate::store::objects::claims::Claims;
-use crate::store::ports::{ClaimPort, KvPort};
-use crate::store::{DeadLetter, STATE_KV, State};
+use crate::store::ports::{ClaimPort, KvPort, Settlement};
+use crate::store::{DeadLetter, STATE_KV, State, job_status_of};
 
-/// One batch from either queue.
-pub async fn run_batch(batch: MessageBatch<JsValue>, env: Env) -> worker::Result<()> {
+/// One queue message, decoded once.
+struct Delivered {
+    message: RawMessage,
+    /// The queue's delivery count of this message (1 the first time).
+    attempts: u32,
+    job: Result<Job, String>,
+    /// An alert's normalized signal (computed once: it orders the batch and feeds the handler).
+    signal: Option<Result<Signal, String>>,
+}
+
+impl Delivered {
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a delivery count, checked to be in range"
+    )]
+    fn new(value: JsValue) -> Self {
+        let attempts = js_sys::Reflect::get(&value, &JsValue::from_str("attempts"))
+            .ok()
+            .and_then(|a| a.as_f64())
+            .map_or(1, |a| if a >= 1.0 && a < f64::from(u32::MAX) { a as u32 } else { 1 });
+        let message = RawMessage::from(worker::worker_sys::Message::from(value));
+        let job = match message.body().as_string() {
+            None => Err("message body is not text".to_owned()),
+            Some(text) => match Job::from_message(&text) {
+                Ok(job) if job.kind != JobKind::Unknown => Ok(job),
+                Ok(_) => Err("unknown job kind (newer gateway?)".to_owned()),
+                Err(e) => Err(format!("undecodable job: {e}")),
+            },
+        };
+        let signal = job
+            .as_ref()
+            .ok()
+            .filter(|job| is_alert(&job.kind))
+            .map(|job| normalize(&job.kind, job.received_at_ms).map_err(|e| e.to_string()));
+        Self { message, attempts, job, signal }
+    }
+
+    /// Alerts about the same issue share a key (their fingerprint); every other job is its own.
+    fn ordering_key(&self) -> String {
+        match (&self.signal, &self.job) {
+            (Some(Ok(signal)), _) => format!("fp:{}", signal.fingerprint().as_str()),
+            (_, Ok(job)) => format!("job:{}", job.id.as_str()),
+            (_, Err(_)) => format!("message:{}", self.message.id()),
+        }
+    }
+}
+
+/// Whether the job is an alert (its delivery claim is its fingerprint's, asked by the handler).
+fn is_alert(kind: &JobKind) -> bool {
+    matches!(
+        kind,
+        JobKind::SentryWebhook(_)
+            | JobKind::SentryLegacy(_)
+            | JobKind::GlitchtipIssue(_)
+            | JobKind::GlitchtipUptime(_)
+            | JobKind::SlackMessage(_)
+            | JobKind::CloudwatchGroup(_)
+    )
+}
+
+/// One batch from either queue: each message handled (concurrently, bounded; the same issue's in
+/// order), then the whole batch's status records and counters settled in one ledger round trip,
+/// then each message acked or retried and logged, then the follow-ups run.
+pub async fn run_batch(batch: worker::worker_sys::MessageBatch, env: Env) -> worker::Result<()> {
     let config = config::load(&env);
     let state = State::new(env.kv(STATE_KV)?);
     let claims = Claims::new(&env)?;
-    if batch.queue() == DEAD_LETTER_QUEUE {
-        for message in batch.raw_iter() {
-            dead_letter(&state, &claims, &message, &config).await;
+    let queue: String = batch.queue()?.into();
+    let delivered: Vec<Delivered> = batch.messages()?.iter().map(Delivered::new).collect();
+    if queue == DEAD_LETTER_QUEUE {
+        for d in &delivered {
+            dead_letter(&state, &claims, d, &config).await;
         }
         return Ok(());
     }
     let port = FetchPort::default();
-    let messages: Vec<RawMessage> = batch.raw_iter().collect();
-    // Messages of one batch run concurrently (bounded); those about the same issue stay in order.
-    futures_util::stream::iter(ordered_groups(&messages))
+    let settled = RefCell::new(Vec::with_capacity(delivered.len()));
+    futures_util::stream::iter(ordered_groups(&delivered))
         .for_each_concurrent(CONCURRENCY, |group| async {
-            for message in group {
-                let started = Date::now().as_millis();
-                let message_id = message.id();
+            for d in group {
+                let message_id = d.message.id();
                 let ctx = Ctx {
                     env: &env,
                     config: &config,
                     port: &port,
                     claims: &claims,
                     state: &state,
-                    now_ms: started,
+                    now_ms: Date::now().as_millis(),
+                    jitter: js_sys::Math::random(),
+                    message_id: &message_id,
+                    attempt: d.attempts,
+                };
+                let done = Box::pin(handle(&ctx, d)).await;
+                settled.borrow_mut().push(done);
+            }
+        })
+        .await;
+    let settled = settled.into_inner();
+
+    // One ledger round trip for the batch: every job's status record and the day's counters.
+    let mut settlement = Settlement::default();
+    for done in &settled {
+        settlement.jobs.extend(done.status.clone());
+        settlement.stats.extend(done.stats.clone().map(|op| (day_of(done.started), op)));
+    }
+    let recorded = if settlement.is_empty() { Ok(()) } else { claims.settle(&settlement).await };
+    let unrecorded = recorded.err().map(|e| format!("status not recorded: {e}"));
+
+    let mut follow_ups = Vec::new();
+    for done in settled {
+        follow_ups.extend(conclude(done, unrecorded.as_deref(), &config));
+    }
+    futures_util::stream::iter(follow_ups)
+        .for_each_concurrent(CONCURRENCY, |(job, message_id, follow_up)| {
+            let (env, config, port, claims, state) = (&env, &config, &port, &claims, &state);
+            async move {
+                let ctx = Ctx {
+                    env,
+                    config,
+                    port,
+                    claims,
+                    state,
+                    now_ms: Date::now().as_millis(),
                     jitter: js_sys::Math::random(),
                     message_id: &message_id,
                     attempt: 1,
                 };
-                Box::pin(handle(&ctx, message, started)).await;
+                run_follow_up(&ctx, &job, follow_up).await;
             }
         })
         .await;
@@ -67,114 +170,143 @@ const CONCURRENCY: usize = 4;
 
 /// The batch's messages grouped by what must stay in order (an alert's fingerprint; anything else
 /// is its own group), groups in the order of their first message.
-fn ordered_groups(messages: &[RawMessage]) -> Vec<Vec<&RawMessage>> {
-    if messages.len() < 2 {
-        return vec![messages.iter().collect()];
+fn ordered_groups(delivered: &[Delivered]) -> Vec<Vec<&Delivered>> {
+    if delivered.len() < 2 {
+        return vec![delivered.iter().collect()];
     }
-    let mut groups: Vec<(String, Vec<&RawMessage>)> = Vec::new();
-    for message in messages {
-        let key = message
-            .body()
-            .as_string()
-            .and_then(|text| Job::from_message(&text).ok())
-            .map_or_else(|| format!("message:{}", message.id()), |job| ordering_key(&job));
+    let mut groups: Vec<(String, Vec<&Delivered>)> = Vec::new();
+    for d in delivered {
+        let key = d.ordering_key();
         match groups.iter_mut().find(|(k, _)| *k == key) {
-            Some((_, group)) => group.push(message),
-            None => groups.push((key, vec![message])),
+            Some((_, group)) => group.push(d),
+            None => groups.push((key, vec![d])),
         }
     }
     groups.into_iter().map(|(_, group)| group).collect()
 }
 
-/// Alerts about the same issue share a key (their fingerprint); every other job is its own.
-fn ordering_key(job: &Job) -> String {
-    match &job.kind {
-        JobKind::SentryWebhook(_)
-        | JobKind::SentryLegacy(_)
-        | JobKind::GlitchtipIssue(_)
-        | JobKind::GlitchtipUptime(_)
-        | JobKind::SlackMessage(_)
-        | JobKind::CloudwatchGroup(_) => bugbot_shared::normalize::normalize(&job.kind, job.received_at_ms)
-            .map_or_else(
-                |_| format!("job:{}", job.id.as_str()),
-                |signal| format!("fp:{}", signal.fingerprint().as_str()),
-            ),
-        _ => format!("job:{}", job.id.as_str()),
-    }
+/// A handled message, waiting for its batch's settlement.
+struct Handled<'m> {
+    message: &'m RawMessage,
+    started: u64,
+    job: Option<Job>,
+    verdict: Verdict,
+    /// Its status record and counters, for the batch's settlement.
+    status: Option<JobStatus>,
+    stats: Option<bugbot_shared::digest::StatsOp>,
+    follow_up: Option<FollowUp>,
 }
 
-async fn handle(ctx: &Ctx<'_, FetchPort>, message: &RawMessage, started: u64) {
-    let mut line = LogLine::new(Level::Info, "consumer", "job");
-    let Some(text) = message.body().as_string() else {
-        // Never dropped: retried until the queue dead-letters it, where it is kept for inspection.
-        message.retry();
-        line.level = Level::Error;
-        line.outcome = Some("retry");
-        finish(&mut line, started, Some("message body is not text"), ctx.config.log_level);
-        return;
+/// What becomes of a handled message once its batch is settled.
+enum Verdict {
+    /// Finished: acked once its status record is written (else retried shortly).
+    Done {
+        state: JobState,
+        reason: Option<String>,
+        fingerprint: Option<String>,
+    },
+    Retry {
+        delay_secs: u32,
+        reason: String,
+        last: bool,
+    },
+    /// Never dropped: retried until the queue dead-letters it, where it is kept for inspection.
+    Undecodable {
+        reason: String,
+    },
+}
+
+async fn handle<'m>(ctx: &Ctx<'_, FetchPort>, d: &'m Delivered) -> Handled<'m> {
+    let started = ctx.now_ms;
+    let mut handled = Handled {
+        message: &d.message,
+        started,
+        job: None,
+        verdict: Verdict::Undecodable { reason: String::new() },
+        status: None,
+        stats: None,
+        follow_up: None,
     };
-    let job = match Job::from_message(&text) {
-        Ok(job) if job.kind != JobKind::Unknown => job,
-        decoded => {
-            message.retry();
-            line.level = Level::Error;
-            line.outcome = Some("retry");
-            let reason = match decoded {
-                Err(e) => format!("undecodable job: {e}"),
-                Ok(_) => "unknown job kind (newer gateway?)".to_owned(),
-            };
-            finish(&mut line, started, Some(&reason), ctx.config.log_level);
-            return;
+    let job = match &d.job {
+        Ok(job) => job,
+        Err(reason) => {
+            handled.verdict = Verdict::Undecodable { reason: reason.clone() };
+            return handled;
         }
     };
-    line.job_id = Some(job.id.as_str());
-    line.kind = Some(job.kind.name());
-    line.request_id = job.request_id.as_deref();
-
-    let (outcome, follow_up) = claimed(ctx, &job, async |ctx, job| dispatch(ctx, job).await).await;
+    let (outcome, follow_up) = match &d.signal {
+        // An alert's delivery claim is its fingerprint's: one round trip, asked by the handler.
+        Some(signal) => handlers::alert::process_signal(ctx, job, signal.clone()).await,
+        None => claimed(ctx, job, async |ctx, job| dispatch(ctx, job).await).await,
+    };
     crate::store::counters::job();
-    if let Some(op) = record::stats_op(&outcome, &ctx.config.retry) {
-        crate::store::objects::stats::apply(ctx.env, ctx.now_ms, op, Some(job.id.as_str())).await;
-    }
-
+    handled.stats = record::stats_op(&outcome, &ctx.config.retry);
     let now = Date::now().as_millis();
-    let reason;
     match outcome {
-        Outcome::Done { state, reason: why, links, fingerprint, .. } => {
-            reason = why;
-            let recorded = ctx.state.record(&job, state, reason.clone(), links, 1, now).await;
-            if let Err(e) = recorded {
-                // Without a status record the job is not finished: retry (its effects are idempotent).
-                message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(2).build());
-                line.level = Level::Warn;
-                line.outcome = Some("retry");
-                let why = format!("status not recorded: {e}");
-                finish(&mut line, started, Some(&why), ctx.config.log_level);
-                return;
-            }
-            message.ack();
-            line.outcome = Some(state_name(state));
-            if state == JobState::Failed {
-                line.level = Level::Error;
-            }
-            line.fingerprint = fingerprint.as_deref();
-            finish(&mut line, started, reason.as_deref(), ctx.config.log_level);
-            if let Some(follow_up) = follow_up {
-                run_follow_up(ctx, &job, follow_up).await;
-            }
+        Outcome::Done { state, reason, links, fingerprint, .. } => {
+            handled.status = Some(job_status_of(job, state, reason.clone(), links, 1, now));
+            handled.verdict = Verdict::Done { state, reason, fingerprint };
+            handled.follow_up = follow_up;
         }
         Outcome::Retry { delay_secs, reason: why, attempt } => {
             let last = attempt >= ctx.config.retry.max_attempts;
-            reason = Some(if last {
+            let reason = if last {
                 format!("{why} (attempt {attempt}, giving up: dead-lettered)")
             } else {
                 format!("{why} (attempt {attempt}, retry in {delay_secs} s)")
-            });
-            let _ = ctx.state.record(&job, JobState::Retrying, reason.clone(), Vec::new(), attempt, now).await;
-            message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(delay_secs).build());
-            line.level = if last { Level::Error } else { Level::Warn };
+            };
+            handled.status =
+                Some(job_status_of(job, JobState::Retrying, Some(reason.clone()), Vec::new(), attempt, now));
+            handled.verdict = Verdict::Retry { delay_secs, reason, last };
+        }
+    }
+    handled.job = Some(job.clone());
+    handled
+}
+
+/// Acks or retries a handled message now that its batch is settled (`unrecorded`: why the status
+/// records could not be written), logs its one line, and hands back its follow-up.
+fn conclude(handled: Handled<'_>, unrecorded: Option<&str>, config: &Config) -> Option<(Job, String, FollowUp)> {
+    let Handled { message, started, job, verdict, follow_up, .. } = handled;
+    let mut line = LogLine::new(Level::Info, "consumer", "job");
+    if let Some(job) = &job {
+        line.job_id = Some(job.id.as_str());
+        line.kind = Some(job.kind.name());
+        line.request_id = job.request_id.as_deref();
+    }
+    match &verdict {
+        Verdict::Undecodable { reason } => {
+            message.retry();
+            line.level = Level::Error;
             line.outcome = Some("retry");
-            finish(&mut line, started, reason.as_deref(), ctx.config.log_level);
+            finish(&mut line, started, Some(reason), config.log_level);
+            None
+        }
+        Verdict::Done { .. } if unrecorded.is_some() => {
+            // Without a status record the job is not finished: retry (its effects are idempotent).
+            message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(2).build());
+            line.level = Level::Warn;
+            line.outcome = Some("retry");
+            finish(&mut line, started, unrecorded, config.log_level);
+            None
+        }
+        Verdict::Done { state, reason, fingerprint } => {
+            message.ack();
+            line.outcome = Some(state_name(*state));
+            if *state == JobState::Failed {
+                line.level = Level::Error;
+            }
+            line.fingerprint = fingerprint.as_deref();
+            finish(&mut line, started, reason.as_deref(), config.log_level);
+            let job = job.clone()?;
+            follow_up.map(|f| (job, message.id(), f))
+        }
+        Verdict::Retry { delay_secs, reason, last } => {
+            message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(*delay_secs).build());
+            line.level = if *last { Level::Error } else { Level::Warn };
+            line.outcome = Some("retry");
+            finish(&mut line, started, Some(reason), config.log_level);
+            None
         }
     }
 }
@@ -247,13 +379,14 @@ fn state_name(state: JobState) -> &'static str {
 }
 
 /// A message the queue gave up on: keep it, with the last known reason, for inspection and replay.
-async fn dead_letter(state: &State, claims: &Claims, message: &RawMessage, config: &Config) {
+async fn dead_letter(state: &State, claims: &Claims, d: &Delivered, config: &Config) {
     let started = Date::now().as_millis();
+    let message = &d.message;
     let text = message.body().as_string().unwrap_or_default();
     let job = Job::from_message(&text).ok();
     let job_id = job.as_ref().map_or_else(|| format!("message:{}", message.id()), |j| j.id.to_string());
     let last = match &job {
-        Some(j) => state.job_status(j.id.as_str()).await,
+        Some(j) => crate::store::job_status(claims, state, j.id.as_str()).await,
         None => None,
     };
     let reason = last.and_then(|s| s.reason).unwrap_or_else(|| "undecodable or unknown job".to_owned());
@@ -273,10 +406,20 @@ async fn dead_letter(state: &State, claims: &Claims, message: &RawMessage, confi
         return;
     }
     if let Some(job) = &job {
-        // Free the delivery so that a replay is not held back by the last attempt's lease.
-        let _ = claims.delivery(job.id.as_str(), &bugbot_shared::claim::DeliveryOp::Release).await;
-        let _ =
-            state.record(job, JobState::Failed, Some(format!("dead-lettered: {reason}")), Vec::new(), 0, started).await;
+        // Free the delivery so that a replay is not held back by the last attempt's lease (an
+        // alert's delivery is remembered by its fingerprint's claim).
+        match d.signal.as_ref().and_then(|s| s.as_ref().ok()) {
+            Some(signal) => {
+                let forget = bugbot_shared::claim::FingerprintOp::Forget { job: job.id.to_string() };
+                let _ = claims.fingerprint(signal.fingerprint().as_str(), &forget).await;
+            }
+            None => {
+                let _ = claims.delivery(job.id.as_str(), &DeliveryOp::Release).await;
+            }
+        }
+        let failed =
+            job_status_of(job, JobState::Failed, Some(format!("dead-lettered: {reason}")), Vec::new(), 0, started);
+        let _ = crate::store::record_jobs(claims, vec![failed]).await;
     }
     message.ack();
     line.outcome = Some("dead_lettered");

@@ -16,12 +16,47 @@ pub mod keys;
 pub mod objects;
 pub mod ports;
 
-use self::ports::KvPort;
+use self::ports::{ClaimPort, KvPort, Settlement};
+
+/// A job's status record as of `now_ms`.
+pub fn job_status_of(
+    job: &Job,
+    state: JobState,
+    reason: Option<String>,
+    links: Vec<String>,
+    attempts: u32,
+    now_ms: u64,
+) -> JobStatus {
+    JobStatus {
+        job_id: job.id.to_string(),
+        kind: job.kind.name().to_owned(),
+        state,
+        received_at_ms: job.received_at_ms,
+        updated_at_ms: now_ms,
+        attempts,
+        reason,
+        request_id: job.request_id.clone(),
+        links,
+    }
+}
+
+/// A job's status record: the ledger's, else one KV kept from before job records moved there.
+pub async fn job_status<C: ClaimPort, K: KvPort>(claims: &C, state: &State<K>, job_id: &str) -> Option<JobStatus> {
+    match claims.job_status(job_id).await {
+        Ok(Some(status)) => Some(status),
+        _ => state.legacy_job_status(job_id).await,
+    }
+}
+
+/// Writes job status records now, outside a batch's settlement (a step inside a job).
+pub async fn record_jobs<C: ClaimPort>(claims: &C, jobs: Vec<JobStatus>) -> worker::Result<()> {
+    claims.settle(&Settlement { stats: Vec::new(), jobs }).await
+}
 
 /// Job status, issue records and dead letters.
 pub const STATE_KV: &str = "STATE";
 
-/// Job records expire after 30 days; issue records after 90.
+/// Dead letters expire after 30 days; issue records after 90.
 const JOB_TTL_SECS: u64 = 30 * 24 * 3600;
 const ISSUE_TTL_SECS: u64 = 90 * 24 * 3600;
 
@@ -83,49 +118,8 @@ impl<K: KvPort> State<K> {
         serde_json::from_str(&self.kv.get_text(key).await?).ok()
     }
 
-    /// Writes a job's status record.
-    pub async fn record(
-        &self,
-        job: &Job,
-        state: JobState,
-        reason: Option<String>,
-        links: Vec<String>,
-        attempts: u32,
-        now_ms: u64,
-    ) -> worker::Result<()> {
-        let record = JobStatus {
-            job_id: job.id.to_string(),
-            kind: job.kind.name().to_owned(),
-            state,
-            received_at_ms: job.received_at_ms,
-            updated_at_ms: now_ms,
-            attempts,
-            reason,
-            request_id: job.request_id.clone(),
-            links,
-        };
-        self.put(&keys::job(job.id.as_str()), &record, JOB_TTL_SECS).await
-    }
-
-    /// Moves an existing job's status record on (a fix run reports back on the job that asked for it).
-    pub async fn advance(
-        &self,
-        job_id: &str,
-        state: JobState,
-        reason: Option<String>,
-        links: Vec<String>,
-        now_ms: u64,
-    ) {
-        if let Some(mut record) = self.job_status(job_id).await {
-            record.state = state;
-            record.reason = reason;
-            record.links = links;
-            record.updated_at_ms = now_ms;
-            let _ = self.put(&keys::job(job_id), &record, JOB_TTL_SECS).await;
-        }
-    }
-
-    pub async fn job_status(&self, job_id: &str) -> Option<JobStatus> {
+    /// A status record KV still holds from before job records moved to the ledger.
+    async fn legacy_job_status(&self, job_id: &str) -> Option<JobStatus> {
         self.get(&keys::job(job_id)).await
     }
 

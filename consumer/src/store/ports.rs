@@ -1,17 +1,46 @@
 //! The ports of the consumer's own state, beside [`HttpPort`](crate::clients::http::HttpPort): the
-//! claims (a Durable Object in the Worker) and the KV namespace. Handlers are generic over them,
-//! so they run natively in tests over the in-memory implementations in [`memory`].
+//! Durable Objects (the claims and the ledger) and the KV namespace. Handlers are generic over
+//! them, so they run natively in tests over the in-memory implementations in [`memory`].
 
 use bugbot_shared::caps::{CapsOp, CapsReply};
 use bugbot_shared::claim::{DeliveryOp, DeliveryReply, FingerprintOp, FingerprintReply};
+use bugbot_shared::digest::{DayStats, StatsOp};
+use bugbot_shared::status::JobStatus;
+use serde::{Deserialize, Serialize};
 
-/// The exactly-once claims: one call is one Durable Object round trip in the Worker.
+/// What a settled batch adds to the ledger, in one round trip: each job's status record and the
+/// day's counters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Settlement {
+    /// The counters, each with its UTC day (`2026-12-06`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stats: Vec<(String, StatsOp)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobStatus>,
+}
+
+impl Settlement {
+    pub fn is_empty(&self) -> bool {
+        self.stats.is_empty() && self.jobs.is_empty()
+    }
+}
+
+/// The consumer's Durable Objects: one call is one round trip in the Worker.
 #[expect(async_fn_in_trait, reason = "single-threaded Workers runtime; no Send bound wanted")]
 pub trait ClaimPort {
+    /// The delivery claim of a job that is not an alert (an alert's is its fingerprint's).
     async fn delivery(&self, job_id: &str, op: &DeliveryOp) -> worker::Result<DeliveryReply>;
     async fn fingerprint(&self, fingerprint: &str, op: &FingerprintOp) -> worker::Result<FingerprintReply>;
     /// The auto-fix caps of one UTC day (`2026-12-06`).
     async fn caps(&self, day: &str, op: &CapsOp) -> worker::Result<CapsReply>;
+    /// Adds a settled batch's job status records and counters to the ledger.
+    async fn settle(&self, settlement: &Settlement) -> worker::Result<()>;
+    /// A job's status record, from the ledger.
+    async fn job_status(&self, job_id: &str) -> worker::Result<Option<JobStatus>>;
+    /// The `limit` most recently changed job records, newest first, and whether there are more.
+    async fn recent_jobs(&self, limit: u64) -> worker::Result<(Vec<JobStatus>, bool)>;
+    /// The counters of `days` (UTC, `2026-12-06`), in that order; empty days included.
+    async fn days(&self, days: &[String]) -> worker::Result<Vec<DayStats>>;
 }
 
 /// A KV namespace, as text (values are JSON).
@@ -43,14 +72,18 @@ pub mod memory {
     use bugbot_shared::claim::{
         self, DeliveryOp, DeliveryRecord, DeliveryReply, FingerprintOp, FingerprintRecord, FingerprintReply,
     };
+    use bugbot_shared::digest::DayStats;
+    use bugbot_shared::status::JobStatus;
 
-    use super::{ClaimPort, KvPort};
+    use super::{ClaimPort, KvPort, Settlement};
 
     #[derive(Debug, Default)]
     pub struct MemoryClaims {
         deliveries: RefCell<BTreeMap<String, DeliveryRecord>>,
         fingerprints: RefCell<BTreeMap<String, FingerprintRecord>>,
         caps: RefCell<BTreeMap<String, CapsRecord>>,
+        jobs: RefCell<BTreeMap<String, JobStatus>>,
+        stats: RefCell<BTreeMap<String, DayStats>>,
         /// Durable Object round trips served.
         pub calls: Cell<u32>,
     }
@@ -84,6 +117,37 @@ pub mod memory {
                 self.caps.borrow_mut().insert(day.to_owned(), next);
             }
             Ok(reply)
+        }
+
+        async fn settle(&self, settlement: &Settlement) -> worker::Result<()> {
+            self.calls.set(self.calls.get() + 1);
+            for (day, op) in &settlement.stats {
+                self.stats.borrow_mut().entry(day.clone()).or_insert_with(|| DayStats::new(day.clone())).apply(op);
+            }
+            for status in &settlement.jobs {
+                self.jobs.borrow_mut().insert(status.job_id.clone(), status.clone());
+            }
+            Ok(())
+        }
+
+        async fn job_status(&self, job_id: &str) -> worker::Result<Option<JobStatus>> {
+            self.calls.set(self.calls.get() + 1);
+            Ok(self.jobs.borrow().get(job_id).cloned())
+        }
+
+        async fn recent_jobs(&self, limit: u64) -> worker::Result<(Vec<JobStatus>, bool)> {
+            self.calls.set(self.calls.get() + 1);
+            let mut jobs: Vec<JobStatus> = self.jobs.borrow().values().cloned().collect();
+            jobs.sort_by_key(|j| std::cmp::Reverse(j.updated_at_ms));
+            let more = jobs.len() as u64 > limit;
+            jobs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            Ok((jobs, more))
+        }
+
+        async fn days(&self, days: &[String]) -> worker::Result<Vec<DayStats>> {
+            self.calls.set(self.calls.get() + 1);
+            let stats = self.stats.borrow();
+            Ok(days.iter().map(|day| stats.get(day).cloned().unwrap_or_else(|| DayStats::new(day.clone()))).collect())
         }
     }
 

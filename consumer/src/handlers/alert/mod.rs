@@ -32,13 +32,26 @@ mod enrich;
 pub mod packet;
 pub(crate) mod timebox;
 
-/// Processes one alert job end to end (the runtime has claimed its delivery). A newly filed issue comes back with the auto-fix
+/// Processes one alert job end to end. Its delivery claim is its fingerprint's (one Durable
+/// Object round trip: a second copy of the delivery is dropped there, its own retry resumes), so
+/// the runtime does not claim the delivery first. A newly filed issue comes back with the auto-fix
 /// follow-up, which the runtime runs after the alert is settled (the fix flow is not called from here).
 pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     job: &Job,
 ) -> (Outcome, Option<FollowUp>) {
-    match run(ctx, job).await {
+    let signal = normalize(&job.kind, job.received_at_ms).map_err(|e| e.to_string());
+    process_signal(ctx, job, signal).await
+}
+
+/// [`process`], with the job already normalized (the runtime normalizes each alert once, to order
+/// its batch by fingerprint).
+pub async fn process_signal<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    signal: Result<Signal, String>,
+) -> (Outcome, Option<FollowUp>) {
+    match run(ctx, job, signal).await {
         Ok(done) => done,
         Err(e) => (settle::failure(&ctx.config.retry, ctx.jitter, ctx.attempt, e), None),
     }
@@ -47,8 +60,9 @@ pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort>(
 async fn run<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     job: &Job,
+    signal: Result<Signal, String>,
 ) -> Result<(Outcome, Option<FollowUp>), StepError> {
-    let signal = match normalize(&job.kind, job.received_at_ms) {
+    let signal = match signal {
         Ok(signal) => signal,
         Err(e) => return Ok((Outcome::done(JobState::Failed, format!("cannot normalize: {e}")), None)),
     };
@@ -102,9 +116,11 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
     let fp = fp.as_str();
     let op = FingerprintOp::Occurrence {
         holder: holder.to_owned(),
+        message: ctx.message_id.to_owned(),
         now_ms: ctx.now_ms,
         lease_ms: ctx.config.claim_lease_ms,
         cooldown_ms: ctx.config.repeat_comment_cooldown_ms,
+        window_ms: ctx.config.dedupe_window_ms,
     };
     let filed_effect = |event: &ErrorEvent, occurrence, tracked: &TrackedRefs| Effect::Filed {
         occurrence,
@@ -171,32 +187,61 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
                 }
             }
         }
+        FingerprintReply::Busy { lease_until_ms } => Ok((busy(ctx, lease_until_ms), None)),
+        FingerprintReply::Duplicate => {
+            Ok((Outcome::done(JobState::Duplicate, "delivery already processed".to_owned()), None))
+        }
         FingerprintReply::Pending { occurrences } => {
             let reason = format!("occurrence {occurrences} counted; the issue is being filed by another job");
             let effect = filed_effect(&event, Occurrence::Repeat, &TrackedRefs::default());
             Ok((Outcome::done(JobState::Duplicate, reason).with_effect(effect), None))
         }
         FingerprintReply::Repeat { tracked, occurrences, decision } => {
-            repeat(ctx, &event, &tracked, occurrences, decision).await?;
-            if decision.comment {
-                crate::clients::sentry_api::writeback::after_repeat(ctx, job, &event, &tracked).await;
-            }
-            let reason = match (decision.regressed, decision.comment) {
-                (true, _) => format!("regression (occurrence {occurrences}): reopened"),
-                (false, true) => format!("occurrence {occurrences}: commented"),
-                (false, false) => format!("occurrence {occurrences}: counted (within the comment cooldown)"),
-            };
-            let occurrence = if decision.regressed { Occurrence::Regressed } else { Occurrence::Repeat };
-            let outcome = Outcome::Done {
-                state: JobState::Filed,
-                reason: Some(reason),
-                links: links(&tracked),
-                fingerprint: None,
-                effect: filed_effect(&event, occurrence, &tracked),
-            };
-            Ok((outcome, None))
+            Ok((repeated(ctx, job, &event, &tracked, occurrences, decision).await?, None))
         }
         other => Err(StepError::Platform(format!("unexpected claim reply {other:?}"))),
+    }
+}
+
+/// A repeat of a filed issue: updated (or only counted), and its outcome.
+async fn repeated<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    event: &ErrorEvent,
+    tracked: &TrackedRefs,
+    occurrences: u64,
+    decision: RepeatDecision,
+) -> Result<Outcome, StepError> {
+    repeat(ctx, event, tracked, occurrences, decision).await?;
+    if decision.comment {
+        crate::clients::sentry_api::writeback::after_repeat(ctx, job, event, tracked).await;
+    }
+    let reason = match (decision.regressed, decision.comment) {
+        (true, _) => format!("regression (occurrence {occurrences}): reopened"),
+        (false, true) => format!("occurrence {occurrences}: commented"),
+        (false, false) => format!("occurrence {occurrences}: counted (within the comment cooldown)"),
+    };
+    let occurrence = if decision.regressed { Occurrence::Regressed } else { Occurrence::Repeat };
+    Ok(Outcome::Done {
+        state: JobState::Filed,
+        reason: Some(reason),
+        links: links(tracked),
+        fingerprint: None,
+        effect: Effect::Filed {
+            occurrence,
+            alert: Box::new(AlertSummary::of(event, links(tracked).into_iter().next())),
+        },
+    })
+}
+
+/// Another copy of this delivery is filing the issue: come back when its lease ends (it will then
+/// be a duplicate, or be taken over).
+fn busy<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, lease_until_ms: u64) -> Outcome {
+    let wait = lease_until_ms.saturating_sub(ctx.now_ms).div_ceil(1_000);
+    Outcome::Retry {
+        delay_secs: u32::try_from(wait.clamp(1, 60)).unwrap_or(60),
+        reason: "another copy of this delivery is being processed".into(),
+        attempt: ctx.attempt,
     }
 }
 

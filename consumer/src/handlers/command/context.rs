@@ -107,7 +107,7 @@ pub async fn contextualize<P: HttpPort>(
     target: Target<'_>,
 ) -> Result<Outcome, StepError> {
     let started = now_ms();
-    let _ = ctx.state.record(job, JobState::Gathering, None, Vec::new(), 1, started).await;
+    let _ = ctx.record_job(job, JobState::Gathering, None, Vec::new(), 1, started).await;
     let ms = budget(ctx);
     let (messages, conv_note, conv_ms) = conversation(ctx, ix, target.message, ms).await;
     let explicit = target.explicit.map(|i| extract(i.as_str())).unwrap_or_default();

@@ -23,7 +23,7 @@ pub async fn stats<P: HttpPort>(
     ix: &InteractionContext,
     period: StatsPeriod,
 ) -> Result<Outcome, StepError> {
-    let own = match crate::store::objects::stats::load_days(ctx.env, ctx.now_ms, 2).await {
+    let own = match crate::store::objects::stats::load_days(ctx.claims, ctx.now_ms, 2).await {
         Ok(days) if days.len() == 2 => Some(bugbot_shared::digest::stats_message(&days[1], &days[0])),
         _ => None,
     };

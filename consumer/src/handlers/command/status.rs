@@ -52,7 +52,7 @@ pub(super) async fn status<P: HttpPort>(
     };
     let mut lines = vec![format!("**{}** {} — <{}>", record.issue.label, record.issue.title, record.issue.url)];
     for job_id in record.jobs.iter().rev().take(5) {
-        let line = match ctx.state.job_status(job_id).await {
+        let line = match ctx.job_status(job_id).await {
             Some(s) => {
                 format!("• `{}` {}: {}", s.job_id, record.kinds.get(job_id).map_or("job", String::as_str), describe(&s))
             }

@@ -22,7 +22,7 @@ pub(super) async fn read<P: HttpPort, C: ClaimPort, K: KvPort>(
     fingerprint: &str,
 ) -> Result<FingerprintRecord, String> {
     match ctx.claims.fingerprint(fingerprint, &FingerprintOp::Get).await {
-        Ok(FingerprintReply::Record { record: Some(r) }) if r.state == IssueState::Filed => Ok(r),
+        Ok(FingerprintReply::Record { record: Some(r) }) if r.state == IssueState::Filed => Ok(*r),
         Ok(_) => Err("bugbot no longer tracks this issue.".into()),
         Err(e) => Err(format!("bugbot's state is unavailable ({e}); try again in a moment.")),
     }

@@ -632,7 +632,7 @@ pub async fn on_result<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C,
             FixState::NoChange => JobState::Done,
             _ => JobState::Failed,
         };
-        ctx.state.advance(requested_in, requester_state, Some(reason.clone()), links.clone(), ctx.now_ms).await;
+        ctx.advance_job(requested_in, requester_state, Some(reason.clone()), links.clone()).await;
     }
     let result_state = if state == FixState::PrOpened { JobState::PrOpened } else { JobState::Done };
     done(result_state, reason, links)

@@ -10,7 +10,11 @@ use bugbot_shared::claim::{
 };
 use serde::Serialize;
 
-use crate::store::ports::ClaimPort;
+use bugbot_shared::digest::DayStats;
+use bugbot_shared::status::JobStatus;
+
+use super::stats;
+use crate::store::ports::{ClaimPort, Settlement};
 use serde::de::DeserializeOwned;
 use worker::{
     Date, DurableObject, Env, Method, ObjectNamespace, Request, RequestInit, Response, Result, State, durable_object,
@@ -87,29 +91,42 @@ impl DurableObject for ClaimStore {
     }
 }
 
-/// Client for the claims, from the consumer.
+/// Client for the consumer's Durable Objects: the claims, and the ledger (`StatsStore`).
 #[derive(Debug)]
 pub struct Claims {
     namespace: ObjectNamespace,
+    ledger: ObjectNamespace,
 }
 
 impl Claims {
     pub fn new(env: &Env) -> Result<Self> {
-        Ok(Self { namespace: env.durable_object(CLAIMS_DO)? })
+        Ok(Self { namespace: env.durable_object(CLAIMS_DO)?, ledger: env.durable_object(stats::STATS_DO)? })
     }
 
     async fn call<Op: Serialize, Reply: DeserializeOwned>(&self, name: &str, path: &str, op: &Op) -> Result<Reply> {
         crate::store::counters::durable_object_call();
-        let stub = self.namespace.id_from_name(name)?.get_stub()?;
-        let mut init = RequestInit::new();
-        init.with_method(Method::Post).with_body(Some(serde_json::to_string(op)?.into()));
-        let req = Request::new_with_init(&format!("https://claims{path}"), &init)?;
-        let mut resp = stub.fetch_with_request(req).await?;
-        if resp.status_code() != 200 {
-            return Err(worker::Error::RustError(format!("claim store answered {}", resp.status_code())));
-        }
-        resp.json().await
+        post(&self.namespace, name, "claims", path, op).await?.json().await
     }
+}
+
+/// One round trip to the object `name` of `namespace` (claims and settlements are counted by the
+/// callers, reads for people — `/admin/jobs`, the dashboard — are not).
+async fn post<Op: Serialize>(
+    namespace: &ObjectNamespace,
+    name: &str,
+    what: &str,
+    path: &str,
+    op: &Op,
+) -> Result<Response> {
+    let stub = namespace.id_from_name(name)?.get_stub()?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post).with_body(Some(serde_json::to_string(op)?.into()));
+    let req = Request::new_with_init(&format!("https://{what}{path}"), &init)?;
+    let resp = stub.fetch_with_request(req).await?;
+    if resp.status_code() != 200 {
+        return Err(worker::Error::RustError(format!("{what} store answered {}", resp.status_code())));
+    }
+    Ok(resp)
 }
 
 impl ClaimPort for Claims {
@@ -124,5 +141,24 @@ impl ClaimPort for Claims {
 
     async fn fingerprint(&self, fingerprint: &str, op: &FingerprintOp) -> Result<FingerprintReply> {
         self.call(&format!("fp:{fingerprint}"), "/fingerprint", op).await
+    }
+
+    async fn settle(&self, settlement: &Settlement) -> Result<()> {
+        crate::store::counters::durable_object_call();
+        post(&self.ledger, stats::INSTANCE, "stats", "/settle", settlement).await.map(|_| ())
+    }
+
+    async fn job_status(&self, job_id: &str) -> Result<Option<JobStatus>> {
+        let query = stats::JobQuery { job_id: job_id.to_owned() };
+        post(&self.ledger, stats::INSTANCE, "stats", "/job", &query).await?.json().await
+    }
+
+    async fn recent_jobs(&self, limit: u64) -> Result<(Vec<JobStatus>, bool)> {
+        let query = stats::Recent { limit };
+        post(&self.ledger, stats::INSTANCE, "stats", "/recent", &query).await?.json().await
+    }
+
+    async fn days(&self, days: &[String]) -> Result<Vec<DayStats>> {
+        post(&self.ledger, stats::INSTANCE, "stats", "/days", &stats::Days { days: days.to_vec() }).await?.json().await
     }
 }

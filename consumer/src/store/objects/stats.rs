@@ -1,36 +1,56 @@
-//! Daily counters for the digest, `/bugbot stats` and the dashboard chart: the `StatsStore`
-//! Durable Object keeps one [`DayStats`] per UTC day (storage key `day:{YYYY-MM-DD}`), and the
-//! consumer-side client records into it (what to record is the runtime's: `runtime::record`).
+//! The ledger: daily counters for the digest, `/bugbot stats` and the dashboard chart, and every
+//! job's status record (`/admin/jobs/{id}`, `/bugbot status`). The `StatsStore` Durable Object keeps
+//! one [`DayStats`] per UTC day (storage key `day:{YYYY-MM-DD}`) and the job records in a
+//! `SQLite` table; the runtime settles each queue batch into it in one round trip
+//! ([`ClaimPort::settle`]; what to count is `runtime::record`'s).
+//!
+//! Why job records are here and not in KV: a KV write per job was the cost of a repeat alert,
+//! and KV bills and rate-limits writes; one Durable Object call per batch carries them all.
 //!
 //! Why a Durable Object and not KV: KV allows one write per second per key and has no atomic
 //! read-modify-write, so a burst of alerts would lose counts. One object serializes every update;
 //! at bugbot's volume (a few events per second at most) one instance is plenty. Recording is best
-//! effort: a failure is logged and never fails or retries the job.
+//! effort for the counters; a batch whose status records cannot be written is retried (its
+//! effects are idempotent).
 
-use bugbot_shared::digest::{DAY_MS, DayStats, StatsOp, day_of};
-use bugbot_shared::log::{Level, LogLine};
+use bugbot_shared::digest::{DAY_MS, DayStats, day_of};
+use bugbot_shared::status::JobStatus;
 use serde::{Deserialize, Serialize};
-use worker::{DurableObject, Env, Method, Request, RequestInit, Response, Result, State, durable_object};
+use worker::{DurableObject, Env, Request, Response, Result, SqlStorageValue, State, durable_object};
+
+use crate::store::ports::{ClaimPort, Settlement};
 
 /// The Durable Object binding.
 pub const STATS_DO: &str = "STATS";
 /// Days kept in the store (the chart shows at most this many).
 pub const KEEP_DAYS: u64 = 90;
+/// Job status records are kept 30 days after their last change.
+const JOB_KEEP_MS: u64 = 30 * DAY_MS;
 /// The single instance's name.
-const INSTANCE: &str = "stats";
+pub(crate) const INSTANCE: &str = "stats";
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Apply {
-    day: String,
-    op: StatsOp,
+pub(crate) struct Days {
+    pub(crate) days: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Days {
-    days: Vec<String>,
+pub(crate) struct JobQuery {
+    pub(crate) job_id: String,
 }
 
-/// Holds the per-day counters; every update is a read → apply → write that nothing interleaves.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Recent {
+    pub(crate) limit: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct JobRow {
+    status: String,
+}
+
+/// Holds the per-day counters and the job status records (the ledger); every update is a
+/// read → apply → write that nothing interleaves.
 #[durable_object]
 pub struct StatsStore {
     state: State,
@@ -48,22 +68,101 @@ impl StatsStore {
         let text: Option<String> = self.state.storage().get(&format!("day:{day}")).await?;
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_else(|| DayStats::new(day)))
     }
+
+    /// Applies a settled batch: the counters of each day it touches (one read and one write per
+    /// day), then its job status records, forgetting records older than [`JOB_KEEP_MS`].
+    async fn settle(&self, settlement: Settlement) -> Result<()> {
+        let mut days: Vec<DayStats> = Vec::new();
+        for (day, op) in &settlement.stats {
+            if !days.iter().any(|d| d.day == *day) {
+                days.push(self.day(day).await?);
+            }
+            if let Some(stats) = days.iter_mut().find(|d| d.day == *day) {
+                stats.apply(op);
+            }
+        }
+        for stats in &days {
+            self.state.storage().put(&format!("day:{}", stats.day), serde_json::to_string(stats)?).await?;
+        }
+        if settlement.jobs.is_empty() {
+            return Ok(());
+        }
+        let sql = self.state.storage().sql();
+        let mut newest = 0;
+        for status in &settlement.jobs {
+            newest = newest.max(status.updated_at_ms);
+            sql.exec(
+                "INSERT OR REPLACE INTO jobs (id, updated_at_ms, status) VALUES (?, ?, ?)",
+                vec![
+                    SqlStorageValue::String(status.job_id.clone()),
+                    SqlStorageValue::Integer(i64::try_from(status.updated_at_ms).unwrap_or(i64::MAX)),
+                    SqlStorageValue::String(serde_json::to_string(status)?),
+                ],
+            )?;
+        }
+        let horizon = i64::try_from(newest.saturating_sub(JOB_KEEP_MS)).unwrap_or(0);
+        sql.exec("DELETE FROM jobs WHERE updated_at_ms < ?", vec![SqlStorageValue::Integer(horizon)])?;
+        Ok(())
+    }
+
+    fn job(&self, job_id: &str) -> Result<Option<JobStatus>> {
+        let rows: Vec<JobRow> = self
+            .state
+            .storage()
+            .sql()
+            .exec("SELECT status FROM jobs WHERE id = ?", vec![SqlStorageValue::String(job_id.to_owned())])?
+            .to_array()?;
+        Ok(rows.into_iter().next().and_then(|row| serde_json::from_str(&row.status).ok()))
+    }
+}
+
+impl StatsStore {
+    /// The `limit` most recently changed job records, newest first, and whether there are more.
+    fn recent(&self, limit: u64) -> Result<(Vec<JobStatus>, bool)> {
+        let rows: Vec<JobRow> = self
+            .state
+            .storage()
+            .sql()
+            .exec(
+                "SELECT status FROM jobs ORDER BY updated_at_ms DESC LIMIT ?",
+                vec![SqlStorageValue::Integer(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))],
+            )?
+            .to_array()?;
+        let more = rows.len() as u64 > limit;
+        let jobs = rows.into_iter().take(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok((jobs.filter_map(|row| serde_json::from_str(&row.status).ok()).collect(), more))
+    }
 }
 
 impl DurableObject for StatsStore {
     fn new(state: State, _env: Env) -> Self {
+        let sql = state.storage().sql();
+        let created = sql
+            .exec(
+                "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, updated_at_ms INTEGER NOT NULL, status TEXT NOT NULL)",
+                None,
+            )
+            .and_then(|_| sql.exec("CREATE INDEX IF NOT EXISTS jobs_by_age ON jobs (updated_at_ms)", None));
+        if let Err(e) = created {
+            worker::console_error!("stats store: cannot create the jobs table: {e}");
+        }
         Self { state }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let body = req.text().await?;
         match req.path().as_str() {
-            "/apply" => {
-                let apply: Apply = serde_json::from_str(&body)?;
-                let mut day = self.day(&apply.day).await?;
-                day.apply(&apply.op);
-                self.state.storage().put(&format!("day:{}", apply.day), serde_json::to_string(&day)?).await?;
+            "/settle" => {
+                self.settle(serde_json::from_str(&body)?).await?;
                 Response::ok("ok")
+            }
+            "/job" => {
+                let query: JobQuery = serde_json::from_str(&body)?;
+                Response::from_json(&self.job(&query.job_id)?)
+            }
+            "/recent" => {
+                let query: Recent = serde_json::from_str(&body)?;
+                Response::from_json(&self.recent(query.limit)?)
             }
             "/days" => {
                 let wanted: Days = serde_json::from_str(&body)?;
@@ -78,33 +177,9 @@ impl DurableObject for StatsStore {
     }
 }
 
-async fn call(env: &Env, path: &str, body: String) -> Result<Response> {
-    crate::store::counters::durable_object_call();
-    let stub = env.durable_object(STATS_DO)?.id_from_name(INSTANCE)?.get_stub()?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(body.into()));
-    let resp = stub.fetch_with_request(Request::new_with_init(&format!("https://stats{path}"), &init)?).await?;
-    if resp.status_code() != 200 {
-        return Err(worker::Error::RustError(format!("stats store answered {}", resp.status_code())));
-    }
-    Ok(resp)
-}
-
-/// Adds `op` to the counters of the day of `now_ms` (best effort: a failure is logged, never raised).
-pub async fn apply(env: &Env, now_ms: u64, op: StatsOp, job_id: Option<&str>) {
-    let body = serde_json::to_string(&Apply { day: day_of(now_ms), op }).expect("stats ops serialize");
-    if let Err(e) = call(env, "/apply", body).await {
-        let reason = format!("stats not recorded: {e}");
-        let mut line = LogLine::new(Level::Warn, "consumer", "stats");
-        line.job_id = job_id;
-        line.reason = Some(&reason);
-        worker::console_warn!("{}", line.to_json());
-    }
-}
-
 /// The days ending with the one containing `end_ms`, oldest first (empty days included).
-pub async fn load_days(env: &Env, end_ms: u64, count: u64) -> Result<Vec<DayStats>> {
-    let days = (0..count.clamp(1, KEEP_DAYS)).rev().map(|back| day_of(end_ms.saturating_sub(back * DAY_MS))).collect();
-    let mut resp = call(env, "/days", serde_json::to_string(&Days { days })?).await?;
-    resp.json().await
+pub async fn load_days<C: ClaimPort>(claims: &C, end_ms: u64, count: u64) -> Result<Vec<DayStats>> {
+    let days: Vec<String> =
+        (0..count.clamp(1, KEEP_DAYS)).rev().map(|back| day_of(end_ms.saturating_sub(back * DAY_MS))).collect();
+    claims.days(&days).await
 }
