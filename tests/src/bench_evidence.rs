@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use bugbot_consumer::config::{Config, DiscordConfig, EvidenceConfig, GitHubConfig, LinearConfig, RestApiConfig};
 use bugbot_consumer::handlers::alert;
-use bugbot_consumer::runtime::{self, Ctx};
+use bugbot_consumer::runtime::Ctx;
 use bugbot_consumer::store::State;
 use bugbot_consumer::store::ports::memory::{MemoryClaims, MemoryKv};
 use bugbot_shared::backoff::RetryPolicy;
