@@ -1,5 +1,5 @@
 //! [`Ctx`]: everything a job's handler needs, built once per message by the runtime, and the
-//! delivery claim every handler starts with.
+//! delivery claim every handler but the alert's starts with (an alert's is its fingerprint's).
 
 use bugbot_shared::claim::{DeliveryOp, DeliveryReply};
 use bugbot_shared::job::Job;

@@ -1,6 +1,7 @@
 //! Every KV key the consumer writes or reads, in one place.
 //!
-//! - `job:{id}` a job's status record (the gateway's `/admin/jobs/{id}` reads it too);
+//! - `job:{id}` a job's status record, read only: written before job records moved to the ledger
+//!   (`objects::stats`), they expire within 30 days;
 //! - `fp:{fingerprint}` the tracked issue of a fingerprint, with its last event;
 //! - `event:{fingerprint}` the last event of issues filed before it moved into `fp:`;
 //! - `dead:{job id}` dead letters;

@@ -1,7 +1,8 @@
 //! What the consumer does with one alert job: claim the delivery, normalize, filter, claim the
 //! fingerprint, then file or update the tracked issue(s) and the Discord announcement.
 //!
-//! Every step is idempotent under redelivery: the delivery claim drops copies, the fingerprint
+//! Every step is idempotent under redelivery: the fingerprint's claim drops copies of a delivery
+//! (it remembers the recent ones, so an alert costs one round trip, not three), the fingerprint
 //! claim lets exactly one job file an issue (recording each filed piece as it goes, so a retry
 //! resumes instead of repeating), the trackers are searched before anything is created, and a
 //! repeat comments at most once per cooldown window.
