@@ -389,6 +389,11 @@ pub enum FingerprintReply {
     Create {
         tracked: TrackedRefs,
         occurrences: u64,
+        /// The fingerprint's first delivery, on its first attempt: no attempt before it can have
+        /// filed anything (not even a create whose response was lost), so the trackers need not
+        /// be searched first.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        fresh: bool,
     },
     /// Another job is filing it; this occurrence was counted.
     Pending {
@@ -576,7 +581,7 @@ fn occurrence(
             writeback_pending: Vec::new(),
             writeback_done: Vec::new(),
         };
-        return (Some(r), FingerprintReply::Create { tracked: TrackedRefs::default(), occurrences: 1 });
+        return (Some(r), FingerprintReply::Create { tracked: TrackedRefs::default(), occurrences: 1, fresh: true });
     };
     if let Some((last, decision)) = r.last_occurrence.take() {
         let at_ms = r.last_seen_ms;
@@ -605,7 +610,8 @@ fn occurrence(
             // counting it again.
             r.holder_message = Some(message);
             r.lease_until_ms = lease_until_ms;
-            let reply = FingerprintReply::Create { tracked: r.tracked.clone(), occurrences: r.occurrences };
+            let reply =
+                FingerprintReply::Create { tracked: r.tracked.clone(), occurrences: r.occurrences, fresh: false };
             (Some(r), reply)
         }
         IssueState::Creating if r.holder.is_none() || now_ms >= r.lease_until_ms => {
@@ -615,7 +621,8 @@ fn occurrence(
             r.lease_until_ms = lease_until_ms;
             r.occurrences += 1;
             r.last_seen_ms = r.last_seen_ms.max(now_ms);
-            let reply = FingerprintReply::Create { tracked: r.tracked.clone(), occurrences: r.occurrences };
+            let reply =
+                FingerprintReply::Create { tracked: r.tracked.clone(), occurrences: r.occurrences, fresh: false };
             (Some(r), reply)
         }
         IssueState::Creating => {
@@ -698,7 +705,7 @@ mod tests {
         let mut ops = vec![occ("job-0", 1_000)];
         ops.extend((1..20).map(|i| occ(&format!("job-{i}"), 1_000 + i)));
         let (record, replies) = run(ops);
-        assert!(matches!(replies[0], FingerprintReply::Create { .. }));
+        assert!(matches!(replies[0], FingerprintReply::Create { fresh: true, .. }));
         assert_eq!(replies.iter().filter(|r| matches!(r, FingerprintReply::Create { .. })).count(), 1);
         assert!(matches!(replies[19], FingerprintReply::Pending { occurrences: 20 }));
         assert_eq!(record.unwrap().occurrences, 20);
@@ -707,7 +714,7 @@ mod tests {
     #[test]
     fn the_creators_retry_resumes_with_what_was_filed() {
         let (record, replies) = run(vec![occ("a", 0), FingerprintOp::Progress { tracked: linear() }, occ("a", 5_000)]);
-        assert_eq!(replies[2], FingerprintReply::Create { tracked: linear(), occurrences: 1 });
+        assert_eq!(replies[2], FingerprintReply::Create { tracked: linear(), occurrences: 1, fresh: false });
         assert_eq!(record.unwrap().occurrences, 1);
     }
 
@@ -980,14 +987,17 @@ mod tests {
         ]);
         assert!(matches!(replies[0], FingerprintReply::Create { .. }));
         assert_eq!(replies[1], FingerprintReply::Busy { lease_until_ms: LEASE }, "the copy waits for the filing");
-        assert!(matches!(replies[2], FingerprintReply::Create { occurrences: 1, .. }), "its own retry resumes");
+        assert!(
+            matches!(replies[2], FingerprintReply::Create { occurrences: 1, fresh: false, .. }),
+            "its own retry resumes"
+        );
         assert_eq!(replies[4], FingerprintReply::Duplicate, "once filed, the copy is dropped");
     }
 
     #[test]
     fn a_copy_whose_filing_vanished_takes_over_without_counting_twice() {
         let (record, replies) = run(vec![occ("job-a", 0), copy("job-a", "msg-copy", LEASE + 1)]);
-        assert!(matches!(replies[1], FingerprintReply::Create { occurrences: 1, .. }), "{replies:?}");
+        assert!(matches!(replies[1], FingerprintReply::Create { occurrences: 1, fresh: false, .. }), "{replies:?}");
         assert_eq!(record.unwrap().holder_message.as_deref(), Some("msg-copy"));
     }
 

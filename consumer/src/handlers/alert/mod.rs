@@ -128,7 +128,7 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
         alert: Box::new(AlertSummary::of(event, links(tracked).into_iter().next())),
     };
     match ctx.claims.fingerprint(fp, &op).await? {
-        FingerprintReply::Create { tracked: already, .. } => {
+        FingerprintReply::Create { tracked: already, fresh, .. } => {
             // Issue 16.1: a delivery without the stack trace is completed before filing.
             let enrichment = Box::pin(enrich::enrich(ctx, &mut event)).await;
             let routed = ctx.config.routes.route(&event).and_then(|route| ctx.config.routed(route));
@@ -141,6 +141,7 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
             };
             let confidence = packet.card_line(&event);
             let evidence = Evidence {
+                fresh,
                 enrichment: &enrichment.markdown,
                 packet: &packet.markdown,
                 confidence: confidence.as_deref(),
@@ -276,6 +277,9 @@ fn github_of<'a, P: HttpPort, C: ClaimPort, K: KvPort>(
 /// there are none, and the context packet (the GitHub body; Linear's first comment).
 #[derive(Debug, Clone, Copy)]
 struct Evidence<'a> {
+    /// The fingerprint's first delivery, first attempt: nothing can be filed yet, so the trackers
+    /// are not searched first (three requests fewer per new alert).
+    fresh: bool,
     enrichment: &'a str,
     packet: &'a str,
     /// The confidence breakdown in one line, for the Discord card.
@@ -297,7 +301,7 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
     if tracked.linear.is_none()
         && let Some((linear, team_id)) = ctx.linear()
     {
-        match file_linear(&linear, team_id, event, &title, &body, evidence.packet).await {
+        match file_linear(&linear, team_id, event, &title, &body, evidence).await {
             Ok(linear_ref) => tracked.linear = Some(linear_ref),
             Err(e) => first_error = first_error.or(Some(e)),
         }
@@ -306,7 +310,8 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
         && let Some(github) = ctx.github()
     {
         let marker = report::fingerprint_marker(&event.fingerprint);
-        let filed = match github.find_by_marker(&marker).await {
+        let found = if evidence.fresh { Ok(None) } else { github.find_by_marker(&marker).await };
+        let filed = match found {
             Ok(Some(issue)) => Ok(issue),
             Ok(None) => {
                 github.create_issue(&title, &format!("{body}{}", evidence.packet), &report::labels(event)).await
@@ -339,22 +344,27 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
     (tracked, first_error.map_or(Ok(()), Err))
 }
 
-/// The Linear issue of an event, created with an id bugbot chooses from the fingerprint: that id is
-/// looked up first (a create whose response was lost), then the source link (the natural key of an
-/// issue filed before ids were chosen), and only then is the issue created.
+/// The Linear issue of an event, created with an id bugbot chooses from the fingerprint: unless the
+/// claim is fresh, that id is looked up first (a create whose response was lost), then the source
+/// link (the natural key of an issue filed before ids were chosen), and only then is it created.
 async fn file_linear<P: HttpPort>(
     linear: &Linear<'_, P>,
     team_id: &str,
     event: &ErrorEvent,
     title: &str,
     body: &str,
-    first_comment: &str,
+    evidence: Evidence<'_>,
 ) -> Result<LinearRef, StepError> {
+    let first_comment = evidence.packet;
     let id = bugbot_shared::claim::linear_issue_id(team_id, event.fingerprint.as_str());
-    let existing = match (linear.issue(&id).await?, &event.link) {
-        (Some(issue), _) => Some(issue),
-        (None, Some(url)) => linear.find_by_attachment_url(url).await?,
-        (None, None) => None,
+    let existing = if evidence.fresh {
+        None
+    } else {
+        match (linear.issue(&id).await?, &event.link) {
+            (Some(issue), _) => Some(issue),
+            (None, Some(url)) => linear.find_by_attachment_url(url).await?,
+            (None, None) => None,
+        }
     };
     let issue = if let Some(issue) = existing {
         issue
