@@ -165,6 +165,11 @@ async fn the_dashboard_renders_the_seeded_state_in_headless_chromium() {
     }
     assert!(!dom.contains("<script"), "the injected title stays text");
     assert!(dom.contains(&doomed[..20.min(doomed.len())]), "the dead letter is listed");
+    // Recent events: the jobs' status records, read from the ledger (issue 18: not KV).
+    let events = dom.split("id=\"events\"").nth(1).unwrap().split("</section>").next().unwrap();
+    assert!(!events.contains("No jobs recorded yet"), "{events}");
+    assert!(events.contains(&doomed[..20.min(doomed.len())]), "the dead-lettered job is listed: {events}");
+    assert!(events.matches("<td class=\"ok\">filed</td>").count() >= 4, "the filed jobs are listed: {events}");
     let dead = dom.split("id=\"dead-letters\"").nth(1).unwrap();
     assert!(dead.contains("linear"), "with its reason: {dead}");
     // Today's bar: 4 events (one error twice, two GlitchTip issues), 3 of them new issues.
