@@ -4,6 +4,7 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
+use bugbot_shared::authz::{Policy, PolicyVars};
 use bugbot_shared::backoff::RetryPolicy;
 use bugbot_shared::filter::FilterConfig;
 use bugbot_shared::log::{Level, LogLine};
@@ -120,6 +121,26 @@ pub struct EvidenceConfig {
     pub runbooks_dir: String,
     /// `FRAME_PATH_MAP`: prefix rewrites from runtime paths to repository paths (issue 16.6).
     pub frame_map: bugbot_shared::frames::FrameMap,
+    /// `POSTHOG_API_KEY` and `POSTHOG_PROJECT_ID` (+ `POSTHOG_API_BASE`, default `https://us.posthog.com`):
+    /// the session recordings of a `/bugbot` context packet.
+    pub posthog: Option<PostHogConfig>,
+}
+
+/// PostHog's API (a personal API key, so kept out of `Debug`).
+#[derive(Clone)]
+pub struct PostHogConfig {
+    pub api_base: String,
+    pub api_key: String,
+    pub project_id: String,
+}
+
+impl std::fmt::Debug for PostHogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostHogConfig")
+            .field("api_base", &self.api_base)
+            .field("project_id", &self.project_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EvidenceConfig {
@@ -143,6 +164,7 @@ impl Default for EvidenceConfig {
             runbooks: None,
             runbooks_dir: "runbooks".into(),
             frame_map: bugbot_shared::frames::FrameMap::default(),
+            posthog: None,
         }
     }
 }
@@ -176,6 +198,14 @@ fn read_evidence(var: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String
                 })
             })
             .unwrap_or_default(),
+        posthog: match (var("POSTHOG_API_KEY"), var("POSTHOG_PROJECT_ID")) {
+            (Some(api_key), Some(project_id)) => Some(PostHogConfig {
+                api_base: var("POSTHOG_API_BASE").unwrap_or_else(|| "https://us.posthog.com".into()),
+                api_key,
+                project_id,
+            }),
+            _ => None,
+        },
     }
 }
 
@@ -190,11 +220,23 @@ pub struct SentryApiConfig {
     pub org: String,
 }
 
-/// Chat-ops settings: where write-back goes. `SENTRY_WRITEBACK=off` turns write-back off.
-#[derive(Debug, Clone, Default)]
+/// Chat-ops settings: who may run commands and where write-back goes. `SENTRY_WRITEBACK=off` turns
+/// write-back off.
+#[derive(Debug, Clone)]
 pub struct ChatopsConfig {
     /// Set when the API is configured and write-back is not turned off.
     pub writeback: Option<SentryApiConfig>,
+    /// Who may run `/bugbot` commands and click the card's buttons (`DISCORD_ALLOWED_GUILDS`,
+    /// `DISCORD_ALLOWED_CHANNELS`, `DISCORD_READ_ROLES`, `DISCORD_WRITE_ROLES`, `DISCORD_ALLOWED_USERS`,
+    /// `DISCORD_ADMIN_USERS`); an unreadable setting closes everything rather than opening up.
+    pub policy: Result<Policy, ConfigError>,
+}
+
+/// No write-back, and a policy that refuses every command (no server is enabled).
+impl Default for ChatopsConfig {
+    fn default() -> Self {
+        Self { writeback: None, policy: Ok(Policy::default()) }
+    }
 }
 
 fn read_chatops(var: &dyn Fn(&str) -> Option<String>, evidence: &EvidenceConfig) -> ChatopsConfig {
@@ -205,7 +247,26 @@ fn read_chatops(var: &dyn Fn(&str) -> Option<String>, evidence: &EvidenceConfig)
         token: api.token.clone(),
         org: api.org.clone(),
     });
-    ChatopsConfig { writeback }
+    ChatopsConfig { writeback, policy: read_policy(var) }
+}
+
+fn read_policy(var: &dyn Fn(&str) -> Option<String>) -> Result<Policy, ConfigError> {
+    let (guilds, channels, read, write, users, admins) = (
+        var("DISCORD_ALLOWED_GUILDS"),
+        var("DISCORD_ALLOWED_CHANNELS"),
+        var("DISCORD_READ_ROLES"),
+        var("DISCORD_WRITE_ROLES"),
+        var("DISCORD_ALLOWED_USERS"),
+        var("DISCORD_ADMIN_USERS"),
+    );
+    Ok(Policy::from_vars(&PolicyVars {
+        allowed_guilds: guilds.as_deref(),
+        allowed_channels: channels.as_deref(),
+        read_roles: read.as_deref(),
+        write_roles: write.as_deref(),
+        allowed_users: users.as_deref(),
+        admin_users: admins.as_deref(),
+    })?)
 }
 
 // --- end of chat-ops settings -----------------------------------------------------------------

@@ -1,0 +1,370 @@
+//! The `/bugbot` command handlers run natively over their ports, as `alert_handler.rs` runs the
+//! alert handler: the real clients against the fakes (over `ReqwestPort`), the claims and KV in
+//! memory (`store::ports::memory`), through the runtime's claim → dispatch → settle. Each step pins
+//! the outbound request sequence and the outcome (insta snapshots). The Miniflare tests
+//! (`commands.rs`) keep checking the wiring.
+//!
+//! Not here: `stats` (it reads the stats Durable Object through the Worker's bindings) and `fix`
+//! (its settings and the executor's container are read from the bindings too).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bugbot_consumer::config::{
+    ChatopsConfig, Config, DiscordConfig, EvidenceConfig, GitHubConfig, LinearConfig, PostHogConfig, RestApiConfig,
+};
+use bugbot_consumer::handlers::command;
+use bugbot_consumer::runtime::{self, Ctx, Outcome};
+use bugbot_consumer::store::State;
+use bugbot_consumer::store::ports::memory::{MemoryClaims, MemoryKv};
+use bugbot_e2e::fake::{FakeDiscord, FakeGitHub, FakeLinear, FakePostHog, FakeSentry, RecordedRequest, ReqwestPort};
+use bugbot_e2e::keys::random_hex;
+use bugbot_shared::authz::Policy;
+use bugbot_shared::backoff::RetryPolicy;
+use bugbot_shared::command::{Command, IssueRef};
+use bugbot_shared::filter::FilterConfig;
+use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobId, JobKind};
+use bugbot_shared::log::Level;
+use bugbot_shared::source::discord::{Snowflake, User};
+use serde_json::{Value, json};
+
+const REPO: &str = "acme/web";
+const APP: u64 = 1;
+const GUILD: u64 = 5;
+const USER: u64 = 77;
+const WRITER_ROLE: u64 = 88;
+const THREAD: u64 = 4_242;
+
+struct World {
+    linear: FakeLinear,
+    github: FakeGitHub,
+    discord: FakeDiscord,
+    sentry: FakeSentry,
+    posthog: FakePostHog,
+    config: Config,
+    claims: MemoryClaims,
+    state: State<MemoryKv>,
+}
+
+/// Every integration configured against its fake; commands allowed in `GUILD`, fix and resolve
+/// for `WRITER_ROLE`.
+async fn world() -> World {
+    let (linear_key, github_token, bot_token, sentry_token, posthog_key) =
+        (random_hex(8), random_hex(8), random_hex(8), random_hex(8), random_hex(8));
+    let linear = FakeLinear::start(&linear_key).await;
+    let github = FakeGitHub::start(&github_token, REPO).await;
+    let discord = FakeDiscord::start(&bot_token, Snowflake(APP)).await;
+    let sentry = FakeSentry::start(&sentry_token).await;
+    let posthog = FakePostHog::start(&posthog_key).await;
+    let config = Config {
+        linear: Some(LinearConfig {
+            api_url: linear.url(),
+            api_key: linear_key,
+            team_id: bugbot_e2e::fake::linear::TEAM_ID.into(),
+        }),
+        github: Some(GitHubConfig { api_base: github.url(), token: github_token, repo: REPO.into() }),
+        discord: DiscordConfig {
+            api_base: discord.url(),
+            bot_token: Some(bot_token),
+            application_id: Some(APP.to_string()),
+            alerts_channel_id: None,
+        },
+        filter: FilterConfig::default(),
+        retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() },
+        repeat_comment_cooldown_ms: 3_600_000,
+        claim_lease_ms: 600_000,
+        dedupe_window_ms: 600_000,
+        log_level: Level::Warn,
+        admin_token: None,
+        fix_require_repro: false,
+        warnings: Vec::new(),
+        evidence: EvidenceConfig {
+            sentry_api: Some(RestApiConfig {
+                api_base: Some(sentry.url()),
+                token: sentry_token,
+                org: bugbot_e2e::fake::sentry::ORG.into(),
+            }),
+            posthog: Some(PostHogConfig {
+                api_base: posthog.url(),
+                api_key: posthog_key,
+                project_id: bugbot_e2e::fake::posthog::PROJECT_ID.into(),
+            }),
+            code_paths: Some("errors/**".into()),
+            ..EvidenceConfig::default()
+        },
+        routes: bugbot_shared::routes::RepoRoutes::default(),
+        chatops: ChatopsConfig {
+            writeback: None,
+            policy: Ok(Policy {
+                guilds: vec![Snowflake(GUILD)],
+                write_roles: vec![Snowflake(WRITER_ROLE)],
+                ..Policy::default()
+            }),
+        },
+    };
+    World {
+        linear,
+        github,
+        discord,
+        sentry,
+        posthog,
+        config,
+        claims: MemoryClaims::default(),
+        state: State::new(MemoryKv::default()),
+    }
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_millis()).expect("fits")
+}
+
+/// A placeholder for the Worker's bindings: the command handlers run here never read them (their
+/// settings come from [`Config`]); any use would panic natively, which these tests would show.
+fn no_env() -> worker::Env {
+    use wasm_bindgen::JsCast as _;
+    wasm_bindgen::JsValue::UNDEFINED.unchecked_into()
+}
+
+fn issue(text: &str) -> IssueRef {
+    serde_json::from_value(json!(text)).expect("an issue reference")
+}
+
+/// The job the gateway makes of interaction `n`: `command` typed by `USER` with `roles` in `channel`.
+fn command_job(n: u64, channel: u64, roles: &[u64], command: Command) -> Job {
+    let interaction = InteractionContext {
+        interaction_id: Snowflake(n),
+        application_id: Snowflake(APP),
+        token: format!("itok-{n}"),
+        guild_id: Some(Snowflake(GUILD)),
+        channel_id: Some(Snowflake(channel)),
+        user: Some(User { id: Snowflake(USER), username: "jane".into(), global_name: None }),
+        roles: roles.iter().copied().map(Snowflake).collect(),
+        reply_in_followup: false,
+    };
+    Job::new(
+        JobId::discord(Snowflake(n)),
+        now_ms(),
+        None,
+        JobKind::DiscordCommand(DiscordCommandJob { interaction, command, guidance: None, card: None }),
+    )
+}
+
+/// Runs one job as the runtime does: claim the delivery, the command handler, settle, and the
+/// job's status record (which `/bugbot status` reads back).
+async fn run(w: &World, job: &Job) -> Outcome {
+    let env = no_env();
+    let port = ReqwestPort::new();
+    let ctx = Ctx {
+        env: &env,
+        config: &w.config,
+        port: &port,
+        claims: &w.claims,
+        state: &w.state,
+        now_ms: now_ms(),
+        jitter: 0.5,
+        message_id: job.id.as_str(),
+        attempt: 1,
+    };
+    let (outcome, _) = runtime::claimed(&ctx, job, async |ctx, job| (command::process(ctx, job).await, None)).await;
+    if let Outcome::Done { state, reason, links, .. } = &outcome {
+        w.state.record(job, *state, reason.clone(), links.clone(), 1, now_ms()).await.expect("status recorded");
+    }
+    outcome
+}
+
+/// Every outbound request so far, in order of arrival, as `service METHOD path (GraphQL operation)`.
+/// The packet's reads go out concurrently: each run of them is sorted (their order is not the program's).
+fn sequence(w: &World) -> Vec<String> {
+    let mut all: Vec<(&str, RecordedRequest)> = Vec::new();
+    all.extend(w.linear.requests().into_iter().map(|r| ("linear", r)));
+    all.extend(w.github.requests().into_iter().map(|r| ("github", r)));
+    all.extend(w.discord.requests().into_iter().map(|r| ("discord", r)));
+    all.extend(w.sentry.requests().into_iter().map(|r| ("sentry", r)));
+    all.extend(w.posthog.requests().into_iter().map(|r| ("posthog", r)));
+    all.sort_by_key(|(_, r)| r.at);
+    all.into_iter()
+        .map(|(service, r)| {
+            let operation = r.json()["query"]
+                .as_str()
+                .and_then(|q| q.split_whitespace().skip_while(|w| *w != "query" && *w != "mutation").nth(1))
+                .map(|op| format!(" {}", op.split('(').next().unwrap_or(op)))
+                .unwrap_or_default();
+            format!("{service} {} {}{operation}", r.method, r.path)
+        })
+        .collect::<Vec<String>>()
+        .chunk_by(|a, b| is_packet_read(a) == is_packet_read(b))
+        .flat_map(|run| {
+            let mut run = run.to_vec();
+            if run.first().is_some_and(|r| is_packet_read(r)) {
+                run.sort();
+            }
+            run
+        })
+        .collect()
+}
+
+/// A read of the context packet's sources, sent concurrently with the others.
+fn is_packet_read(request: &str) -> bool {
+    request.starts_with("sentry GET ")
+        || request.starts_with("posthog GET ")
+        || request.starts_with("github GET ")
+        || request.starts_with("github POST /graphql")
+        || request.ends_with(" SearchIssues")
+}
+
+/// The requests since `from` (a length of [`sequence`]).
+fn since(w: &World, from: usize) -> Vec<String> {
+    sequence(w)[from..].to_vec()
+}
+
+/// The outcome, with the per-source timings of a packet's reason (`code=12ms`) blanked.
+fn summary(outcome: &Outcome) -> Value {
+    let blank = |reason: &str| {
+        reason
+            .split(' ')
+            .map(|word| match word.split_once('=') {
+                Some((source, ms)) if ms.ends_with("ms") => format!("{source}=…ms"),
+                _ => word.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    match outcome {
+        Outcome::Done { state, reason, links, effect, .. } => json!({
+            "state": format!("{state:?}"),
+            "reason": reason.as_deref().map(blank),
+            "links": links.len(),
+            "effect": format!("{effect:?}"),
+        }),
+        Outcome::Retry { reason, attempt, .. } => json!({"retry": reason, "attempt": attempt}),
+    }
+}
+
+/// What the deferred reply of interaction `n` says last.
+fn reply(w: &World, n: u64) -> String {
+    let token = format!("itok-{n}");
+    let edits = w.discord.original_edits();
+    let last = edits.iter().rev().find(|c| c.token == token).unwrap_or_else(|| panic!("no reply for {token}"));
+    last.body["content"].as_str().unwrap_or_default().to_owned()
+}
+
+/// `errors` lists the source's unresolved issues; `resolve` needs a write role, then resolves the
+/// source issue.
+#[tokio::test(flavor = "current_thread")]
+async fn errors_and_resolve_over_the_sentry_api() {
+    let w = world().await;
+
+    let errors = command_job(1, THREAD, &[], Command::Errors { project: None, hours: Some(48) });
+    let outcome = run(&w, &errors).await;
+    let text = reply(&w, 1);
+    assert!(text.contains("Top unresolved errors") && text.contains("ZeroDivisionError"), "{text}");
+    let listed = w.sentry.requests().into_iter().find(|r| r.path.ends_with("/issues/")).expect("the list");
+    assert_eq!(listed.query_param("statsPeriod").as_deref(), Some("48h"));
+    insta::assert_json_snapshot!("errors", json!({"outcome": summary(&outcome), "requests": sequence(&w)}));
+
+    let id = w.sentry.issue_id("python_zero_division");
+    let url = w.sentry.issue_url(&id);
+    let before = sequence(&w).len();
+    let refused = run(&w, &command_job(2, THREAD, &[], Command::Resolve { issue: issue(&url) })).await;
+    let followup = w.discord.followups().into_iter().find(|c| c.token == "itok-2").expect("a private refusal");
+    assert!(followup.body["content"].as_str().unwrap_or_default().contains("write role"), "{}", followup.body);
+    assert_eq!(followup.body["flags"], 64);
+    assert_ne!(w.sentry.issues().into_iter().find(|i| i.id == id).unwrap().status, "resolved");
+    insta::assert_json_snapshot!(
+        "resolve_refused",
+        json!({"outcome": summary(&refused), "requests": since(&w, before)})
+    );
+
+    let before = sequence(&w).len();
+    let resolved = run(&w, &command_job(3, THREAD, &[WRITER_ROLE], Command::Resolve { issue: issue(&url) })).await;
+    assert!(reply(&w, 3).contains("Resolved"), "{}", reply(&w, 3));
+    assert_eq!(w.sentry.issues().into_iter().find(|i| i.id == id).unwrap().status, "resolved");
+    insta::assert_json_snapshot!("resolve", json!({"outcome": summary(&resolved), "requests": since(&w, before)}));
+
+    let before = sequence(&w).len();
+    let unknown = run(&w, &command_job(4, THREAD, &[WRITER_ROLE], Command::Resolve { issue: issue("nothing") })).await;
+    assert!(reply(&w, 4).contains("is not a Sentry/GlitchTip issue"), "{}", reply(&w, 4));
+    insta::assert_json_snapshot!(
+        "resolve_not_a_source_issue",
+        json!({"outcome": summary(&unknown), "requests": since(&w, before)})
+    );
+}
+
+/// A message command files the thread's tracked issue with the packet; a second command in the
+/// thread reuses it (no second issue); `status` lists the thread's jobs, and says when a thread has
+/// none.
+#[tokio::test(flavor = "current_thread")]
+async fn contextualize_tracks_the_thread_and_status_shows_its_jobs() {
+    let w = world().await;
+    let sentry_url = w.sentry.issue_url(&w.sentry.issue_id("python_zero_division"));
+    let person = w.posthog.add_person("jane.doe@example.com");
+    w.posthog.add_recording(&person, 1, 2);
+    let channel = Snowflake(THREAD);
+    w.discord.add_message(channel, "ops", "anyone seeing checkout errors?");
+    let report = w.discord.add_message(channel, "jane", &format!("checkout 500s since this morning: <{sentry_url}>"));
+    w.discord.add_message(channel, "support", "customer is jane.doe@example.com");
+    let message = bugbot_shared::source::discord::Message {
+        id: report,
+        channel_id: Some(channel),
+        content: format!("checkout 500s since this morning: <{sentry_url}>"),
+        author: Some(User { id: Snowflake(9), username: "jane".into(), global_name: None }),
+        timestamp: None,
+    };
+
+    let first = run(&w, &command_job(10, THREAD, &[], Command::ContextualizeMessage { message })).await;
+    assert!(matches!(first, Outcome::Done { state: bugbot_shared::status::JobState::Filed, .. }), "{first:?}");
+    let issues = w.linear.issues();
+    assert_eq!(issues.len(), 1, "one tracked issue");
+    let packet = &w.linear.comments()[0].body;
+    assert!(packet.contains(&sentry_url) && packet.contains("ZeroDivisionError"), "{packet}");
+    assert!(reply(&w, 10).contains(&issues[0].identifier), "{}", reply(&w, 10));
+    insta::assert_json_snapshot!("contextualize", json!({"outcome": summary(&first), "requests": sequence(&w)}));
+
+    let before = sequence(&w).len();
+    let note = Command::Contextualize { issue: None, note: Some("still failing".into()) };
+    let second = run(&w, &command_job(11, THREAD, &[], note)).await;
+    assert_eq!(w.linear.issues().len(), 1, "the thread's issue is reused");
+    let comments = w.linear.comments();
+    assert_eq!(comments.len(), 2);
+    assert!(
+        comments[1].body.contains("still failing") && comments[1].body.contains(&sentry_url),
+        "{}",
+        comments[1].body
+    );
+    insta::assert_json_snapshot!(
+        "contextualize_again_in_the_thread",
+        json!({"outcome": summary(&second), "requests": since(&w, before)})
+    );
+
+    let before = sequence(&w).len();
+    let status = run(&w, &command_job(12, THREAD, &[], Command::Status { issue: None })).await;
+    let shown = reply(&w, 12);
+    assert!(shown.contains(&issues[0].identifier), "{shown}");
+    assert!(shown.contains("`discord:10` contextualize: filed"), "{shown}");
+    assert!(shown.contains("`discord:11` contextualize: filed"), "{shown}");
+    // The same record under the issue's label.
+    run(&w, &command_job(13, 1, &[], Command::Status { issue: Some(issue(&issues[0].identifier)) })).await;
+    assert!(reply(&w, 13).contains("`discord:10` contextualize: filed"), "{}", reply(&w, 13));
+    insta::assert_json_snapshot!("status", json!({"outcome": summary(&status), "requests": since(&w, before)}));
+
+    let before = sequence(&w).len();
+    let nothing = run(&w, &command_job(14, 2, &[], Command::Status { issue: None })).await;
+    assert_eq!(reply(&w, 14), "bugbot has no work on record for this thread.");
+    insta::assert_json_snapshot!(
+        "status_of_an_unknown_thread",
+        json!({"outcome": summary(&nothing), "requests": since(&w, before)})
+    );
+}
+
+/// With no server configured (the default policy), every command is refused privately, saying what
+/// to set, and nothing is read.
+#[tokio::test(flavor = "current_thread")]
+async fn with_no_server_configured_a_command_is_refused_and_reads_nothing() {
+    let mut w = world().await;
+    w.config.chatops = ChatopsConfig::default();
+    let url = w.sentry.issue_url(&w.sentry.issue_id("python_zero_division"));
+    let outcome = run(&w, &command_job(20, THREAD, &[], Command::Investigate { issue: issue(&url) })).await;
+    let followup = w.discord.followups().into_iter().find(|c| c.token == "itok-20").expect("a private refusal");
+    assert!(followup.body["content"].as_str().unwrap_or_default().contains("DISCORD_ALLOWED_GUILDS"));
+    assert!(w.sentry.requests().is_empty() && w.linear.requests().is_empty(), "nothing was read");
+    insta::assert_json_snapshot!("refused", json!({"outcome": summary(&outcome), "requests": sequence(&w)}));
+}
