@@ -310,7 +310,7 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
     if decision == AutoFix::Run {
         decision = match reserve_cap(ctx, &settings.policy, job.id.as_str()).await {
             Ok(()) => AutoFix::Run,
-            Err(reason) => AutoFix::Skip(reason),
+            Err(refused) => AutoFix::Skip(refused.to_string()),
         };
     }
     match decision {
@@ -935,19 +935,29 @@ fn day(now_ms: u64) -> String {
     format_rfc3339_ms(now_ms).chars().take(10).collect()
 }
 
+/// Why no auto-fix slot was reserved (said in the tracked issue's comment).
+#[derive(Debug, thiserror::Error)]
+enum CapRefused {
+    /// The claim store's reason (the daily cap of runs, or of spend).
+    #[error("{0}")]
+    Full(String),
+    #[error("the auto-fix caps could not be checked")]
+    Unavailable,
+}
+
 /// Reserves today's auto-fix slot for the alert job `run` (atomically, in the claim store); `Err`
 /// says why not. An unavailable claim store starts nothing.
 async fn reserve_cap<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     policy: &AutoFixPolicy,
     run: &str,
-) -> Result<(), String> {
+) -> Result<(), CapRefused> {
     let op =
         CapsOp::Reserve { run: run.to_owned(), max_runs: policy.max_runs_per_day, max_usd: policy.max_usd_per_day };
     match ctx.claims.caps(&day(ctx.now_ms), &op).await {
         Ok(CapsReply::Reserved) => Ok(()),
-        Ok(CapsReply::Full { reason }) => Err(reason),
-        Ok(CapsReply::Ok) | Err(_) => Err("the auto-fix caps could not be checked".into()),
+        Ok(CapsReply::Full { reason }) => Err(CapRefused::Full(reason)),
+        Ok(CapsReply::Ok) | Err(_) => Err(CapRefused::Unavailable),
     }
 }
 
