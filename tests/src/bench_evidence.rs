@@ -26,19 +26,10 @@ use serde_json::{Value, json};
 
 use crate::fake::{FakeDiscord, FakeGitHub, FakeLinear, FakeSentry, ReqwestPort};
 use crate::keys::random_hex;
+use crate::native::{no_env, now_ms};
 use crate::workers::fixture;
 
 const REPO: &str = "acme/web";
-
-fn no_env() -> worker::Env {
-    use wasm_bindgen::JsCast as _;
-    wasm_bindgen::JsValue::UNDEFINED.unchecked_into()
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis())
-        .expect("fits")
-}
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {
     if values.is_empty() {

@@ -7,23 +7,17 @@
 //! Not here: `stats` (it reads the stats Durable Object through the Worker's bindings) and `fix`
 //! (its settings and the executor's container are read from the bindings too).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use bugbot_consumer::config::{
-    ChatopsConfig, Config, DiscordConfig, EvidenceConfig, GitHubConfig, LinearConfig, PostHogConfig, RestApiConfig,
-};
+use bugbot_consumer::config::{ChatopsConfig, Config, EvidenceConfig, PostHogConfig, RestApiConfig};
 use bugbot_consumer::handlers::command;
 use bugbot_consumer::runtime::{self, Ctx, Outcome};
 use bugbot_consumer::store::State;
 use bugbot_consumer::store::ports::memory::{MemoryClaims, MemoryKv};
-use bugbot_e2e::fake::{FakeDiscord, FakeGitHub, FakeLinear, FakePostHog, FakeSentry, RecordedRequest, ReqwestPort};
+use bugbot_e2e::fake::{FakeDiscord, FakeGitHub, FakeLinear, FakePostHog, FakeSentry, ReqwestPort};
 use bugbot_e2e::keys::random_hex;
+use bugbot_e2e::native::{self, Trackers, no_env, now_ms};
 use bugbot_shared::authz::Policy;
-use bugbot_shared::backoff::RetryPolicy;
 use bugbot_shared::command::{Command, IssueRef};
-use bugbot_shared::filter::FilterConfig;
 use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobId, JobKind};
-use bugbot_shared::log::Level;
 use bugbot_shared::source::discord::{Snowflake, User};
 use serde_json::{Value, json};
 
@@ -48,59 +42,26 @@ struct World {
 /// Every integration configured against its fake; commands allowed in `GUILD`, fix and resolve
 /// for `WRITER_ROLE`.
 async fn world() -> World {
-    let (linear_key, github_token, bot_token, sentry_token, posthog_key) =
-        (random_hex(8), random_hex(8), random_hex(8), random_hex(8), random_hex(8));
-    let linear = FakeLinear::start(&linear_key).await;
-    let github = FakeGitHub::start(&github_token, REPO).await;
-    let discord = FakeDiscord::start(&bot_token, Snowflake(APP)).await;
+    let (sentry_token, posthog_key) = (random_hex(8), random_hex(8));
+    let Trackers { linear, github, discord, mut config } = Trackers::start(REPO, None).await;
     let sentry = FakeSentry::start(&sentry_token).await;
     let posthog = FakePostHog::start(&posthog_key).await;
-    let config = Config {
-        linear: Some(LinearConfig {
-            api_url: linear.url(),
-            api_key: linear_key,
-            team_id: bugbot_e2e::fake::linear::TEAM_ID.into(),
+    config.evidence = EvidenceConfig {
+        sentry_api: Some(RestApiConfig {
+            api_base: Some(sentry.url()),
+            token: sentry_token,
+            org: bugbot_e2e::fake::sentry::ORG.into(),
         }),
-        github: Some(GitHubConfig { api_base: github.url(), token: github_token, repo: REPO.into() }),
-        discord: DiscordConfig {
-            api_base: discord.url(),
-            bot_token: Some(bot_token),
-            application_id: Some(APP.to_string()),
-            alerts_channel_id: None,
-        },
-        filter: FilterConfig::default(),
-        retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() },
-        repeat_comment_cooldown_ms: 3_600_000,
-        claim_lease_ms: 600_000,
-        dedupe_window_ms: 600_000,
-        log_level: Level::Warn,
-        admin_token: None,
-        fix_require_repro: false,
-        warnings: Vec::new(),
-        evidence: EvidenceConfig {
-            sentry_api: Some(RestApiConfig {
-                api_base: Some(sentry.url()),
-                token: sentry_token,
-                org: bugbot_e2e::fake::sentry::ORG.into(),
-            }),
-            posthog: Some(PostHogConfig {
-                api_base: posthog.url(),
-                api_key: posthog_key,
-                project_id: bugbot_e2e::fake::posthog::PROJECT_ID.into(),
-            }),
-            code_paths: Some("errors/**".into()),
-            ..EvidenceConfig::default()
-        },
-        routes: bugbot_shared::routes::RepoRoutes::default(),
-        chatops: ChatopsConfig {
-            writeback: None,
-            policy: Ok(Policy {
-                guilds: vec![Snowflake(GUILD)],
-                write_roles: vec![Snowflake(WRITER_ROLE)],
-                ..Policy::default()
-            }),
-        },
+        posthog: Some(PostHogConfig {
+            api_base: posthog.url(),
+            api_key: posthog_key,
+            project_id: bugbot_e2e::fake::posthog::PROJECT_ID.into(),
+        }),
+        code_paths: Some("errors/**".into()),
+        ..EvidenceConfig::default()
     };
+    config.chatops.policy =
+        Ok(Policy { guilds: vec![Snowflake(GUILD)], write_roles: vec![Snowflake(WRITER_ROLE)], ..Policy::default() });
     World {
         linear,
         github,
@@ -111,17 +72,6 @@ async fn world() -> World {
         claims: MemoryClaims::default(),
         state: State::new(MemoryKv::default()),
     }
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_millis()).expect("fits")
-}
-
-/// A placeholder for the Worker's bindings: the command handlers run here never read them (their
-/// settings come from [`Config`]); any use would panic natively, which these tests would show.
-fn no_env() -> worker::Env {
-    use wasm_bindgen::JsCast as _;
-    wasm_bindgen::JsValue::UNDEFINED.unchecked_into()
 }
 
 fn issue(text: &str) -> IssueRef {
@@ -171,35 +121,17 @@ async fn run(w: &World, job: &Job) -> Outcome {
     outcome
 }
 
-/// Every outbound request so far, in order of arrival, as `service METHOD path (GraphQL operation)`.
-/// The packet's reads go out concurrently: each run of them is sorted (their order is not the program's).
+/// Every outbound request so far, in order of arrival, as `service METHOD path (GraphQL operation)`;
+/// the packet's reads go out concurrently, so their order is not the program's (sorted).
 fn sequence(w: &World) -> Vec<String> {
-    let mut all: Vec<(&str, RecordedRequest)> = Vec::new();
-    all.extend(w.linear.requests().into_iter().map(|r| ("linear", r)));
-    all.extend(w.github.requests().into_iter().map(|r| ("github", r)));
-    all.extend(w.discord.requests().into_iter().map(|r| ("discord", r)));
-    all.extend(w.sentry.requests().into_iter().map(|r| ("sentry", r)));
-    all.extend(w.posthog.requests().into_iter().map(|r| ("posthog", r)));
-    all.sort_by_key(|(_, r)| r.at);
-    all.into_iter()
-        .map(|(service, r)| {
-            let operation = r.json()["query"]
-                .as_str()
-                .and_then(|q| q.split_whitespace().skip_while(|w| *w != "query" && *w != "mutation").nth(1))
-                .map(|op| format!(" {}", op.split('(').next().unwrap_or(op)))
-                .unwrap_or_default();
-            format!("{service} {} {}{operation}", r.method, r.path)
-        })
-        .collect::<Vec<String>>()
-        .chunk_by(|a, b| is_packet_read(a) == is_packet_read(b))
-        .flat_map(|run| {
-            let mut run = run.to_vec();
-            if run.first().is_some_and(|r| is_packet_read(r)) {
-                run.sort();
-            }
-            run
-        })
-        .collect()
+    let services = vec![
+        ("linear", w.linear.requests()),
+        ("github", w.github.requests()),
+        ("discord", w.discord.requests()),
+        ("sentry", w.sentry.requests()),
+        ("posthog", w.posthog.requests()),
+    ];
+    native::sequence(services, is_packet_read)
 }
 
 /// A read of the context packet's sources, sent concurrently with the others.
