@@ -4,20 +4,26 @@
 //! the outbound request sequence and the outcome (insta snapshots). The Miniflare tests
 //! (`commands.rs`) keep checking the wiring.
 //!
+//! Card clicks (`handlers::component`) run the same way: Mute, then `status` listing it.
+//!
 //! Not here: `stats` (it reads the stats Durable Object through the Worker's bindings) and `fix`
 //! (its settings and the executor's container are read from the bindings too).
 
 use bugbot_consumer::config::{ChatopsConfig, Config, EvidenceConfig, PostHogConfig, RestApiConfig};
-use bugbot_consumer::handlers::command;
+use bugbot_consumer::handlers::{command, component};
 use bugbot_consumer::runtime::{self, Ctx, Outcome};
 use bugbot_consumer::store::State;
+use bugbot_consumer::store::ports::ClaimPort as _;
 use bugbot_consumer::store::ports::memory::{MemoryClaims, MemoryKv};
 use bugbot_e2e::fake::{FakeDiscord, FakeGitHub, FakeLinear, FakePostHog, FakeSentry, ReqwestPort};
 use bugbot_e2e::keys::random_hex;
 use bugbot_e2e::native::{self, Trackers, no_env, now_ms};
 use bugbot_shared::authz::Policy;
+use bugbot_shared::chatops::{Action, ComponentId};
+use bugbot_shared::claim::{DiscordRef, FingerprintOp, GitHubRef, TrackedRefs};
 use bugbot_shared::command::{Command, IssueRef};
-use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobId, JobKind};
+use bugbot_shared::event::Fingerprint;
+use bugbot_shared::job::{DiscordCommandJob, DiscordComponentJob, InteractionContext, Job, JobId, JobKind};
 use bugbot_shared::source::discord::{Snowflake, User};
 use serde_json::{Value, json};
 
@@ -299,4 +305,80 @@ async fn with_no_server_configured_a_command_is_refused_and_reads_nothing() {
     assert!(followup.body["content"].as_str().unwrap_or_default().contains("DISCORD_ALLOWED_GUILDS"));
     assert!(w.sentry.requests().is_empty() && w.linear.requests().is_empty(), "nothing was read");
     insta::assert_json_snapshot!("refused", json!({"outcome": summary(&outcome), "requests": sequence(&w)}));
+}
+
+/// A click's interaction: `action` on `card` (the fingerprint's announcement in `THREAD`).
+fn click_job(n: u64, roles: &[u64], action: Action, fingerprint: &Fingerprint, card: Snowflake) -> Job {
+    let JobKind::DiscordCommand(typed) = command_job(n, THREAD, roles, Command::Status { issue: None }).kind else {
+        unreachable!("a command job")
+    };
+    let click = DiscordComponentJob {
+        interaction: typed.interaction,
+        custom_id: ComponentId::new(action, fingerprint).render().expect("a short custom_id"),
+        values: Vec::new(),
+        fields: Vec::new(),
+        message_id: Some(card),
+    };
+    Job::new(JobId::discord(Snowflake(n)), now_ms(), None, JobKind::DiscordComponent(click))
+}
+
+/// Runs a click as the runtime does (claim, the component handler, settle).
+async fn click(w: &World, job: &Job) -> Outcome {
+    let env = no_env();
+    let port = ReqwestPort::new();
+    let ctx = Ctx {
+        env: &env,
+        config: &w.config,
+        port: &port,
+        claims: &w.claims,
+        state: &w.state,
+        now_ms: now_ms(),
+        jitter: 0.5,
+        message_id: job.id.as_str(),
+        attempt: 1,
+    };
+    let JobKind::DiscordComponent(c) = &job.kind else { unreachable!("a click") };
+    let (outcome, _) =
+        runtime::claimed(&ctx, job, async |ctx, job| (component::process(ctx, job, c).await, None)).await;
+    outcome
+}
+
+/// Mute and Unmute on an alert card (issue 19): a write, so a reader is refused; a writer's mute
+/// is kept in the fingerprint's claim, edits the card, and `/bugbot status` lists it (the KV index,
+/// each entry checked against the claim) until it is unmuted.
+#[tokio::test(flavor = "current_thread")]
+async fn a_mute_click_is_authorized_edits_the_card_and_status_lists_it_until_unmuted() {
+    let w = world().await;
+    // A filed issue and its card, as the alert handler leaves them.
+    let fingerprint = Fingerprint::from_id("sentry", "1234");
+    let card = w.discord.add_message(Snowflake(THREAD), "bugbot", "🔴 ZeroDivisionError");
+    let tracked = TrackedRefs {
+        github: Some(GitHubRef { number: 1, url: format!("https://github.com/{REPO}/issues/1") }),
+        discord: Some(DiscordRef { channel_id: THREAD.to_string(), message_id: card.to_string() }),
+        ..TrackedRefs::default()
+    };
+    let occurrence =
+        FingerprintOp::Occurrence { holder: "h".into(), now_ms: now_ms(), lease_ms: 60_000, cooldown_ms: 0 };
+    w.claims.fingerprint(fingerprint.as_str(), &occurrence).await.unwrap();
+    let filed = FingerprintOp::Filed { holder: "h".into(), now_ms: now_ms(), tracked };
+    w.claims.fingerprint(fingerprint.as_str(), &filed).await.unwrap();
+
+    let refused = click(&w, &click_job(30, &[], Action::Mute, &fingerprint, card)).await;
+    assert!(matches!(&refused, Outcome::Done { reason: Some(r), .. } if r.starts_with("refused")), "{refused:?}");
+    let before = sequence(&w).len();
+    // The click was answered with a deferred update: its `@original` is the card.
+    w.discord.clicked("itok-31", card);
+    let muted = click(&w, &click_job(31, &[WRITER_ROLE], Action::Mute, &fingerprint, card)).await;
+    let edited = w.discord.message(card).expect("the card");
+    assert!(edited.content().contains("<@77>"), "the card says who muted it: {}", edited.content());
+    insta::assert_json_snapshot!("mute", json!({"outcome": summary(&muted), "requests": since(&w, before)}));
+
+    run(&w, &command_job(32, 2, &[], Command::Status { issue: None })).await;
+    let shown = reply(&w, 32);
+    assert!(shown.contains("**Muted** (1):") && shown.contains(fingerprint.as_str()), "{shown}");
+    assert!(shown.contains("by <@77>"), "{shown}");
+
+    click(&w, &click_job(33, &[WRITER_ROLE], Action::Unmute, &fingerprint, card)).await;
+    run(&w, &command_job(34, 2, &[], Command::Status { issue: None })).await;
+    assert_eq!(reply(&w, 34), "bugbot has no work on record for this thread.", "unmuted: not listed");
 }
