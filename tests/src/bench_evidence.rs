@@ -150,6 +150,10 @@ pub async fn run(rounds: usize) -> anyhow::Result<()> {
         evidence,
         routes: bugbot_shared::routes::RepoRoutes::default(),
         chatops: bugbot_consumer::config::ChatopsConfig::default(),
+        fix: Err(bugbot_consumer::config::ConfigError::NotConfigured {
+            what: "the fix executor",
+            needs: "EXECUTOR_URL",
+        }),
     };
     let api = RestApiConfig { api_base: Some(sentry.url()), token: api_token.clone(), org: "acme".into() };
     let on = base(EvidenceConfig {

@@ -5,7 +5,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bugbot_consumer::config::{ChatopsConfig, Config, DiscordConfig, EvidenceConfig, GitHubConfig, LinearConfig};
+use bugbot_consumer::config::{
+    ChatopsConfig, Config, ConfigError, DiscordConfig, EvidenceConfig, GitHubConfig, LinearConfig,
+};
 use bugbot_shared::backoff::RetryPolicy;
 use bugbot_shared::filter::FilterConfig;
 use bugbot_shared::log::Level;
@@ -96,6 +98,7 @@ impl Trackers {
             evidence: EvidenceConfig::default(),
             routes: RepoRoutes::default(),
             chatops: ChatopsConfig::default(),
+            fix: Err(ConfigError::NotConfigured { what: "the fix executor", needs: "EXECUTOR_URL" }),
         };
         Self { linear, github, discord, config }
     }

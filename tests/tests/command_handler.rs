@@ -6,10 +6,12 @@
 //!
 //! Card clicks (`handlers::component`) run the same way: Mute, then `status` listing it.
 //!
-//! Not here: `stats` (it reads the stats Durable Object through the Worker's bindings) and `fix`
-//! (its settings and the executor's container are read from the bindings too).
+//! `fix` runs here up to its dispatch (its refusals); the dispatch itself and `stats` (which reads
+//! the stats Durable Object through the Worker's bindings) are left to the Miniflare tests.
 
-use bugbot_consumer::config::{ChatopsConfig, Config, EvidenceConfig, PostHogConfig, RestApiConfig};
+use bugbot_consumer::config::{
+    ChatopsConfig, Config, EvidenceConfig, ExecutorRoute, FixConfig, PostHogConfig, RestApiConfig,
+};
 use bugbot_consumer::handlers::{command, component};
 use bugbot_consumer::runtime::{self, Ctx, Outcome};
 use bugbot_consumer::store::State;
@@ -22,8 +24,11 @@ use bugbot_shared::authz::Policy;
 use bugbot_shared::chatops::{Action, ComponentId};
 use bugbot_shared::claim::{DiscordRef, FingerprintOp, GitHubRef, TrackedRefs};
 use bugbot_shared::command::{Command, IssueRef};
+use bugbot_shared::confidence::AutoFixPolicy;
 use bugbot_shared::event::Fingerprint;
+use bugbot_shared::executor::FixLimits;
 use bugbot_shared::job::{DiscordCommandJob, DiscordComponentJob, InteractionContext, Job, JobId, JobKind};
+use bugbot_shared::policy::FixRepos;
 use bugbot_shared::source::discord::{Snowflake, User};
 use serde_json::{Value, json};
 
@@ -381,4 +386,55 @@ async fn a_mute_click_is_authorized_edits_the_card_and_status_lists_it_until_unm
     click(&w, &click_job(33, &[WRITER_ROLE], Action::Unmute, &fingerprint, card)).await;
     run(&w, &command_job(34, 2, &[], Command::Status { issue: None })).await;
     assert_eq!(reply(&w, 34), "bugbot has no work on record for this thread.", "unmuted: not listed");
+}
+
+/// The fix settings of a stack whose executor is at `url` and whose fixes may target `REPO` only.
+fn fix_config(url: &str) -> FixConfig {
+    FixConfig {
+        executor: ExecutorRoute::Url(url.to_owned()),
+        secret: random_hex(16),
+        callback_url: None,
+        repo: Some(REPO.into()),
+        repos: FixRepos::from_vars(None, Some(REPO)),
+        clone_url: "https://github.com/{repo}.git".into(),
+        base: "main".into(),
+        allowed_paths: bugbot_shared::policy::fix_allowed_paths(None),
+        test_command: None,
+        limits: FixLimits::default(),
+        executor_queue: 16,
+        policy: AutoFixPolicy::from_vars(None, None, None, None),
+    }
+}
+
+/// `fix` refuses, before anything is dispatched: a repository outside `FIX_REPOS` (privately), and
+/// an issue with nothing to start from (saying what to add).
+#[tokio::test(flavor = "current_thread")]
+async fn fix_refuses_another_repository_and_an_issue_without_evidence() {
+    let mut w = world().await;
+    // Nothing listens there: anything dispatched would fail the command.
+    w.config.fix = Ok(fix_config("http://127.0.0.1:9"));
+    let number = w.github.add_issue("TypeError in checkout", "", &[]);
+    let target = Some(issue(&format!("#{number}")));
+
+    let elsewhere = serde_json::from_value(json!("mallory/pwn")).expect("a repository");
+    let fix = Command::Fix { issue: target.clone(), repo: Some(elsewhere) };
+    let refused = run(&w, &command_job(40, THREAD, &[WRITER_ROLE], fix)).await;
+    let followup = w.discord.followups().into_iter().find(|c| c.token == "itok-40").expect("a private refusal");
+    assert_eq!(
+        followup.body["content"],
+        "⛔ Not allowed: `mallory/pwn` is not a repository bugbot may fix (FIX_REPOS allows acme/web)."
+    );
+    insta::assert_json_snapshot!(
+        "fix_another_repository",
+        json!({"outcome": summary(&refused), "requests": sequence(&w)})
+    );
+
+    let before = sequence(&w).len();
+    let bare = run(&w, &command_job(41, THREAD, &[WRITER_ROLE], Command::Fix { issue: target, repo: None })).await;
+    let said = reply(&w, 41);
+    assert!(said.starts_with(&format!("⛔ Can't start a fix for #{number}: there is no evidence")), "{said}");
+    insta::assert_json_snapshot!(
+        "fix_without_evidence",
+        json!({"outcome": summary(&bare), "requests": since(&w, before)})
+    );
 }
