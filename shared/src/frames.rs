@@ -117,6 +117,15 @@ fn lines(value: Option<&Value>) -> Vec<String> {
     value.and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
 }
 
+/// An entry of `FRAME_PATH_MAP` (or a route's `map=`) that cannot be used; the entry is named.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameMapError {
+    #[error("FRAME_PATH_MAP entry `{0}` is not from=to")]
+    NotAPair(String),
+    #[error("FRAME_PATH_MAP entry `{0}`: an empty prefix or `..`")]
+    Unsafe(String),
+}
+
 /// `FRAME_PATH_MAP`: prefix rewrites from where the code ran to where it is in the repository
 /// (`/app/=src/,webpack:///./=`), tried on a frame's `abs_path` then its `filename` before the
 /// built-in guesses. The longest matching prefix wins.
@@ -125,15 +134,15 @@ pub struct FrameMap(Vec<(String, String)>);
 
 impl FrameMap {
     /// Parses `from=to` pairs, comma-separated; `to` may be empty (strip the prefix).
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, FrameMapError> {
         let mut rules = Vec::new();
         for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             let Some((from, to)) = item.split_once('=') else {
-                return Err(format!("FRAME_PATH_MAP entry `{item}` is not from=to"));
+                return Err(FrameMapError::NotAPair(item.to_owned()));
             };
             let (from, to) = (from.trim(), to.trim().trim_start_matches('/'));
             if from.is_empty() || to.contains("..") {
-                return Err(format!("FRAME_PATH_MAP entry `{item}`: an empty prefix or `..`"));
+                return Err(FrameMapError::Unsafe(item.to_owned()));
             }
             rules.push((from.to_owned(), to.to_owned()));
         }

@@ -17,6 +17,16 @@ fn items(raw: &str) -> impl Iterator<Item = &str> {
     raw.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// Why a repository may not be fixed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoRefused {
+    #[error("`{repo}` is not a repository bugbot may fix: no FIX_REPOS (or FIX_REPO) is configured")]
+    NoneConfigured { repo: String },
+    /// `allowed`: the configured repositories, comma-separated.
+    #[error("`{repo}` is not a repository bugbot may fix (FIX_REPOS allows {allowed})")]
+    NotAllowed { repo: String, allowed: String },
+}
+
 /// The repositories fixes may target (`owner/name`, compared ignoring case as GitHub does).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FixRepos(Vec<String>);
@@ -31,18 +41,16 @@ impl FixRepos {
         Self(list)
     }
 
-    /// `Ok` when `repo` may be fixed; else the reason to show the user.
-    pub fn check(&self, repo: &str) -> Result<(), String> {
+    /// `Ok` when `repo` may be fixed; else why not (its text is shown to the user).
+    pub fn check(&self, repo: &str) -> Result<(), RepoRefused> {
         let wanted = repo.trim().to_ascii_lowercase();
         if self.0.contains(&wanted) {
             return Ok(());
         }
         if self.0.is_empty() {
-            return Err(format!(
-                "`{repo}` is not a repository bugbot may fix: no FIX_REPOS (or FIX_REPO) is configured"
-            ));
+            return Err(RepoRefused::NoneConfigured { repo: repo.to_owned() });
         }
-        Err(format!("`{repo}` is not a repository bugbot may fix (FIX_REPOS allows {})", self.0.join(", ")))
+        Err(RepoRefused::NotAllowed { repo: repo.to_owned(), allowed: self.0.join(", ") })
     }
 
     /// The first repository named in a conversation (a repository or issue link) that may be fixed
@@ -113,7 +121,7 @@ mod tests {
         let repos = FixRepos::from_vars(None, Some("acme/shop"));
         assert!(repos.check("acme/shop").is_ok());
         assert!(repos.check("Acme/Shop").is_ok(), "GitHub names ignore case");
-        let refused = repos.check("mallory/pwn").unwrap_err();
+        let refused = repos.check("mallory/pwn").unwrap_err().to_string();
         assert!(refused.contains("mallory/pwn") && refused.contains("FIX_REPOS"), "{refused}");
         let repos = FixRepos::from_vars(Some(" acme/shop, acme/api ,"), Some("acme/other"));
         assert!(repos.check("acme/api").is_ok());

@@ -21,7 +21,7 @@
 
 use crate::command::RepoSlug;
 use crate::event::ErrorEvent;
-use crate::frames::FrameMap;
+use crate::frames::{FrameMap, FrameMapError};
 
 /// What a route matches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,15 +106,38 @@ pub fn repo_of_issue_url(url: &str) -> Option<String> {
     matches!(kind, "issues" | "pull").then(|| slug.as_str().to_owned())
 }
 
-fn parse_route(entry: &str) -> Result<Route, String> {
+/// Why an entry of `REPO_ROUTES` is skipped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("not `MATCH => owner/name`")]
+    NoArrow,
+    #[error("`{0}` is not owner/name")]
+    NotARepo(String),
+    #[error("the match is not `project:`, `tag:` or `frame:`")]
+    NoMatchKind,
+    #[error("`{0}:` with nothing to match")]
+    EmptyMatch(String),
+    #[error("a tag match is `tag:KEY=VALUE`")]
+    BadTag,
+    #[error("unknown match `{0}:` (expected project:, tag: or frame:)")]
+    UnknownMatch(String),
+    #[error(transparent)]
+    FrameMap(#[from] FrameMapError),
+    #[error("`paths=` names no glob")]
+    NoGlob,
+    #[error("unknown option `{0}` (expected `map=` or `paths=`)")]
+    UnknownOption(String),
+}
+
+fn parse_route(entry: &str) -> Result<Route, RouteError> {
     let mut parts = entry.split('|').map(str::trim);
     let head = parts.next().unwrap_or_default();
     let Some((matcher, repo)) = head.split_once("=>") else {
-        return Err("not `MATCH => owner/name`".into());
+        return Err(RouteError::NoArrow);
     };
     let repo = repo.trim();
     if RepoSlug::parse(repo).is_none() {
-        return Err(format!("`{repo}` is not owner/name"));
+        return Err(RouteError::NotARepo(repo.to_owned()));
     }
     let matcher = parse_match(matcher.trim())?;
     let mut route = Route { matcher, repo: repo.to_owned(), frame_map: None, paths: None };
@@ -122,18 +145,18 @@ fn parse_route(entry: &str) -> Result<Route, String> {
         match option.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
             Some(("map", v)) => route.frame_map = Some(FrameMap::parse(v)?),
             Some(("paths", v)) if v.split(',').any(|g| !g.trim().is_empty()) => route.paths = Some(v.to_owned()),
-            Some(("paths", _)) => return Err("`paths=` names no glob".into()),
-            _ => return Err(format!("unknown option `{option}` (expected `map=` or `paths=`)")),
+            Some(("paths", _)) => return Err(RouteError::NoGlob),
+            _ => return Err(RouteError::UnknownOption(option.to_owned())),
         }
     }
     Ok(route)
 }
 
-fn parse_match(raw: &str) -> Result<RouteMatch, String> {
-    let (kind, value) = raw.split_once(':').ok_or("the match is not `project:`, `tag:` or `frame:`")?;
+fn parse_match(raw: &str) -> Result<RouteMatch, RouteError> {
+    let (kind, value) = raw.split_once(':').ok_or(RouteError::NoMatchKind)?;
     let value = value.trim();
     if value.is_empty() {
-        return Err(format!("`{kind}:` with nothing to match"));
+        return Err(RouteError::EmptyMatch(kind.to_owned()));
     }
     match kind.trim() {
         "project" => Ok(RouteMatch::Project(value.to_owned())),
@@ -141,10 +164,10 @@ fn parse_match(raw: &str) -> Result<RouteMatch, String> {
             Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
                 Ok(RouteMatch::Tag { key: k.trim().to_owned(), value: v.trim().to_owned() })
             }
-            _ => Err("a tag match is `tag:KEY=VALUE`".into()),
+            _ => Err(RouteError::BadTag),
         },
         "frame" => Ok(RouteMatch::FramePrefix(value.to_owned())),
-        other => Err(format!("unknown match `{other}:` (expected project:, tag: or frame:)")),
+        other => Err(RouteError::UnknownMatch(other.to_owned())),
     }
 }
 

@@ -82,17 +82,27 @@ fn unquote(s: &str) -> String {
 }
 
 /// Reads `RUNBOOKS` (`{"pattern": "url"}`); each entry is a runbook titled by its pattern.
-pub fn parse_map(json: &str) -> Result<Vec<Runbook>, String> {
+pub fn parse_map(json: &str) -> Result<Vec<Runbook>, RunbooksError> {
     let map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(json).map_err(|e| format!("RUNBOOKS is not a JSON object: {e}"))?;
+        serde_json::from_str(json).map_err(RunbooksError::NotAnObject)?;
     map.into_iter()
         .map(|(pattern, url)| match url.as_str() {
             Some(url) => {
                 Ok(Runbook { title: pattern.clone(), url: url.to_owned(), patterns: vec![pattern], summary: None })
             }
-            None => Err(format!("RUNBOOKS[{pattern:?}] is not a URL string")),
+            None => Err(RunbooksError::NotAUrl(pattern)),
         })
         .collect()
+}
+
+/// Why `RUNBOOKS` cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RunbooksError {
+    #[error("RUNBOOKS is not a JSON object: {0}")]
+    NotAnObject(serde_json::Error),
+    /// The entry's pattern, whose value is not a string.
+    #[error("RUNBOOKS[{0:?}] is not a URL string")]
+    NotAUrl(String),
 }
 
 /// The runbooks one of whose patterns occurs in any of `texts`, in the given order, once each

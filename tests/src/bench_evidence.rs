@@ -26,19 +26,10 @@ use serde_json::{Value, json};
 
 use crate::fake::{FakeDiscord, FakeGitHub, FakeLinear, FakeSentry, ReqwestPort};
 use crate::keys::random_hex;
+use crate::native::{no_env, now_ms};
 use crate::workers::fixture;
 
 const REPO: &str = "acme/web";
-
-fn no_env() -> worker::Env {
-    use wasm_bindgen::JsCast as _;
-    wasm_bindgen::JsValue::UNDEFINED.unchecked_into()
-}
-
-fn now_ms() -> u64 {
-    u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis())
-        .expect("fits")
-}
 
 fn percentile(values: &mut [f64], p: f64) -> f64 {
     if values.is_empty() {
@@ -159,6 +150,10 @@ pub async fn run(rounds: usize) -> anyhow::Result<()> {
         evidence,
         routes: bugbot_shared::routes::RepoRoutes::default(),
         chatops: bugbot_consumer::config::ChatopsConfig::default(),
+        fix: Err(bugbot_consumer::config::ConfigError::NotConfigured {
+            what: "the fix executor",
+            needs: "EXECUTOR_URL",
+        }),
     };
     let api = RestApiConfig { api_base: Some(sentry.url()), token: api_token.clone(), org: "acme".into() };
     let on = base(EvidenceConfig {

@@ -15,6 +15,8 @@
 //! - [`git_http`] — bare repositories over git's smart HTTP (`git http-backend`), for executors in
 //!   containers.
 //! - [`bench_evidence`] — `make bench`'s evidence scenario (enrichment and the context packet, natively).
+//! - [`native`] — running the consumer's handlers natively: placeholder bindings, the clock, and the
+//!   outbound request sequence their snapshots pin.
 //! - [`docker`] — the Docker daemon, the executor image and its containers, for the container tests.
 
 pub mod anthropic;
@@ -24,6 +26,7 @@ pub mod fake;
 pub mod git_http;
 pub mod keys;
 pub mod local_executor;
+pub mod native;
 pub mod stack;
 pub mod wait;
 pub mod workers;

@@ -4,21 +4,17 @@
 //! writes, outbound requests) and what it sends, and that one failing sink does not hold back the
 //! others. The Miniflare tests (`alerts.rs`) keep checking the wiring.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use bugbot_consumer::config::{Config, DiscordConfig, GitHubConfig, LinearConfig};
+use bugbot_consumer::config::Config;
 use bugbot_consumer::handlers::alert;
 use bugbot_consumer::runtime::{self, Ctx, Effect, FollowUp, Outcome};
 use bugbot_consumer::store::State;
 use bugbot_consumer::store::ports::memory::{MemoryClaims, MemoryKv};
-use bugbot_e2e::fake::{Failure, FakeDiscord, FakeGitHub, FakeLinear, RecordedRequest, ReqwestPort};
+use bugbot_e2e::fake::{Failure, ReqwestPort};
 use bugbot_e2e::keys::random_hex;
+use bugbot_e2e::native::{self, Trackers as Fakes, no_env, now_ms};
 use bugbot_e2e::workers::fixture;
-use bugbot_shared::backoff::RetryPolicy;
-use bugbot_shared::filter::FilterConfig;
 use bugbot_shared::ingress::{self, Headers, IngressConfig, IngressRequest, Route};
 use bugbot_shared::job::Job;
-use bugbot_shared::log::Level;
 use bugbot_shared::source::discord::Snowflake;
 use bugbot_shared::status::JobState;
 use serde_json::{Value, json};
@@ -26,45 +22,8 @@ use serde_json::{Value, json};
 const REPO: &str = "acme/web";
 const CHANNEL: u64 = 4_242;
 
-struct Fakes {
-    linear: FakeLinear,
-    github: FakeGitHub,
-    discord: FakeDiscord,
-    config: Config,
-}
-
 async fn fakes() -> Fakes {
-    let (linear_key, github_token, bot_token) = (random_hex(8), random_hex(8), random_hex(8));
-    let linear = FakeLinear::start(&linear_key).await;
-    let github = FakeGitHub::start(&github_token, REPO).await;
-    let discord = FakeDiscord::start(&bot_token, Snowflake(1)).await;
-    let config = Config {
-        linear: Some(LinearConfig {
-            api_url: linear.url(),
-            api_key: linear_key,
-            team_id: bugbot_e2e::fake::linear::TEAM_ID.into(),
-        }),
-        github: Some(GitHubConfig { api_base: github.url(), token: github_token, repo: REPO.into() }),
-        discord: DiscordConfig {
-            api_base: discord.url(),
-            bot_token: Some(bot_token),
-            application_id: Some("1".into()),
-            alerts_channel_id: Some(CHANNEL.to_string()),
-        },
-        filter: FilterConfig::default(),
-        retry: RetryPolicy { max_attempts: 3, ..RetryPolicy::default() },
-        repeat_comment_cooldown_ms: 3_600_000,
-        claim_lease_ms: 600_000,
-        dedupe_window_ms: 600_000,
-        log_level: Level::Warn,
-        admin_token: None,
-        fix_require_repro: false,
-        warnings: Vec::new(),
-        evidence: bugbot_consumer::config::EvidenceConfig::default(),
-        routes: bugbot_shared::routes::RepoRoutes::default(),
-        chatops: bugbot_consumer::config::ChatopsConfig::default(),
-    };
-    Fakes { linear, github, discord, config }
+    Fakes::start(REPO, Some(CHANNEL)).await
 }
 
 /// The jobs the gateway makes of a fixture, as it would queue them.
@@ -110,17 +69,6 @@ impl Headers for TestHeaders {
     }
 }
 
-fn now_ms() -> u64 {
-    u64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).expect("after 1970").as_millis()).expect("fits")
-}
-
-/// A placeholder for the Worker's bindings: the alert handler never reads them (its settings come
-/// from [`Config`]); any use would panic natively, which these tests would show.
-fn no_env() -> worker::Env {
-    use wasm_bindgen::JsCast as _;
-    wasm_bindgen::JsValue::UNDEFINED.unchecked_into()
-}
-
 /// Runs one job as the runtime does: the alert handler (its delivery claim is its fingerprint's).
 async fn run(
     config: &Config,
@@ -136,34 +84,13 @@ async fn run(
     alert::process(&ctx, job).await
 }
 
-/// The outbound requests, in order of arrival, as `service METHOD path (GraphQL operation)`.
+/// The outbound requests, in order of arrival, as `service METHOD path (GraphQL operation)`; the
+/// context packet's reads go out concurrently, so their order is not the program's (sorted).
 fn sequence(f: &Fakes) -> Vec<String> {
-    let mut all: Vec<(&str, RecordedRequest)> = Vec::new();
-    all.extend(f.linear.requests().into_iter().map(|r| ("linear", r)));
-    all.extend(f.github.requests().into_iter().map(|r| ("github", r)));
-    all.extend(f.discord.requests().into_iter().map(|r| ("discord", r)));
-    all.sort_by_key(|(_, r)| r.at);
-    all.into_iter()
-        .map(|(service, r)| {
-            let operation = r.json()["query"]
-                .as_str()
-                .and_then(|q| q.split_whitespace().skip_while(|w| *w != "query" && *w != "mutation").nth(1))
-                .map(|op| format!(" {}", op.split('(').next().unwrap_or(op)))
-                .unwrap_or_default();
-            let failed = r.failure.as_ref().map(|f| format!(" → {f:?}")).unwrap_or_default();
-            format!("{service} {} {}{operation}{failed}", r.method, r.path)
-        })
-        .collect::<Vec<String>>()
-        .chunk_by(|a, b| is_evidence_read(a) == is_evidence_read(b))
-        .flat_map(|run| {
-            // The context packet's reads go out concurrently: their order is not the program's.
-            let mut run = run.to_vec();
-            if run.first().is_some_and(|r| is_evidence_read(r)) {
-                run.sort();
-            }
-            run
-        })
-        .collect()
+    native::sequence(
+        vec![("linear", f.linear.requests()), ("github", f.github.requests()), ("discord", f.discord.requests())],
+        is_evidence_read,
+    )
 }
 
 /// A read of the context packet (issue 16.2), sent concurrently with the others.

@@ -298,3 +298,52 @@ async fn a_linear_create_answered_with_a_500_after_it_was_made_files_one_issue()
 async fn a_linear_create_that_times_out_after_it_was_made_files_one_issue() {
     a_lost_linear_create_response_still_yields_one_issue(Failure::Hang).await;
 }
+
+/// Issue 15.12 end to end: each sink on its own. Linear answers 500 (every request): the GitHub
+/// issue and the Discord card still go out at once, and the job is retried for Linear alone. Once
+/// Linear recovers, the retry files only the Linear issue: GitHub is not asked to create another,
+/// and the card is not posted again (it is edited to link the Linear issue).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_tracker_does_not_hold_back_the_others_and_only_it_is_retried() {
+    let mut options = StackOptions::default();
+    // Enough deliveries (1 s, 2 s, 4 s, ... apart) that the job is still being retried when the
+    // test lets Linear recover, however busy the machine.
+    for (name, value) in &mut options.consumer_vars {
+        if name == "RETRY_MAX_ATTEMPTS" {
+            "8".clone_into(value);
+        }
+    }
+    options.consumer_queue = json!({"maxRetries": 7});
+    let stack = Stack::start(options).await.unwrap();
+    stack.linear.fail_always(Failure::ServerError);
+    let jobs = stack.sentry("event_alert", "sinks-1", &alert()).await.unwrap();
+
+    // The status is recorded after each attempt's effects: GitHub and Discord are done by then.
+    let retrying = stack.job(&jobs[0], SETTLE, |s| s["state"] == "retrying").await.unwrap();
+    let reason = retrying["reason"].as_str().unwrap();
+    assert!(reason.starts_with("linear"), "retried for Linear alone: {retrying}");
+    assert!(stack.linear.issues().is_empty());
+    assert_eq!(stack.github.issues().len(), 1, "the GitHub issue went out without waiting for Linear");
+    assert_eq!(stack.discord.messages(channel()).len(), 1, "the card went out without waiting for Linear");
+
+    stack.linear.clear_failures();
+    let status = stack.job(&jobs[0], SETTLE, |s| s["state"] == "filed").await.unwrap();
+    let linear = stack.linear.issues();
+    assert_eq!(linear.len(), 1, "{status}");
+    assert_eq!(stack.github.issues().len(), 1, "no second GitHub issue");
+    let creates = stack
+        .github
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == format!("/repos/{}/issues", bugbot_e2e::stack::REPO))
+        .count();
+    assert_eq!(creates, 1, "GitHub was asked to create the issue once");
+    assert_eq!(stack.discord.messages(channel()).len(), 1, "no second card");
+    let card_path = format!("/channels/{ALERTS_CHANNEL}/messages");
+    let posted =
+        stack.discord.requests().into_iter().filter(|r| r.method == "POST" && r.path.ends_with(&card_path)).count();
+    assert_eq!(posted, 1, "the card was posted once");
+    let links = status["links"].as_array().unwrap();
+    assert!(links.iter().any(|l| l.as_str().unwrap().contains(&linear[0].identifier)), "{status}");
+    assert!(links.iter().any(|l| l.as_str().unwrap().contains("/issues/")), "the GitHub issue too: {status}");
+}

@@ -4,9 +4,13 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
+use bugbot_shared::authz::{Policy, PolicyVars};
 use bugbot_shared::backoff::RetryPolicy;
+use bugbot_shared::confidence::AutoFixPolicy;
+use bugbot_shared::executor::FixLimits;
 use bugbot_shared::filter::FilterConfig;
 use bugbot_shared::log::{Level, LogLine};
+use bugbot_shared::policy::FixRepos;
 use worker::Env;
 
 #[derive(Debug, Clone)]
@@ -59,6 +63,8 @@ pub struct Config {
     pub routes: bugbot_shared::routes::RepoRoutes,
     /// Chat-ops and write-back (issue 19).
     pub chatops: ChatopsConfig,
+    /// The fix executor and what a fix may do; `Err` says what is missing (fixes are then refused).
+    pub fix: Result<FixConfig, ConfigError>,
 }
 
 impl Config {
@@ -120,6 +126,26 @@ pub struct EvidenceConfig {
     pub runbooks_dir: String,
     /// `FRAME_PATH_MAP`: prefix rewrites from runtime paths to repository paths (issue 16.6).
     pub frame_map: bugbot_shared::frames::FrameMap,
+    /// `POSTHOG_API_KEY` and `POSTHOG_PROJECT_ID` (+ `POSTHOG_API_BASE`, default `https://us.posthog.com`):
+    /// the session recordings of a `/bugbot` context packet.
+    pub posthog: Option<PostHogConfig>,
+}
+
+/// PostHog's API (a personal API key, so kept out of `Debug`).
+#[derive(Clone)]
+pub struct PostHogConfig {
+    pub api_base: String,
+    pub api_key: String,
+    pub project_id: String,
+}
+
+impl std::fmt::Debug for PostHogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostHogConfig")
+            .field("api_base", &self.api_base)
+            .field("project_id", &self.project_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EvidenceConfig {
@@ -143,6 +169,7 @@ impl Default for EvidenceConfig {
             runbooks: None,
             runbooks_dir: "runbooks".into(),
             frame_map: bugbot_shared::frames::FrameMap::default(),
+            posthog: None,
         }
     }
 }
@@ -176,6 +203,14 @@ fn read_evidence(var: &dyn Fn(&str) -> Option<String>, warnings: &mut Vec<String
                 })
             })
             .unwrap_or_default(),
+        posthog: match (var("POSTHOG_API_KEY"), var("POSTHOG_PROJECT_ID")) {
+            (Some(api_key), Some(project_id)) => Some(PostHogConfig {
+                api_base: var("POSTHOG_API_BASE").unwrap_or_else(|| "https://us.posthog.com".into()),
+                api_key,
+                project_id,
+            }),
+            _ => None,
+        },
     }
 }
 
@@ -190,11 +225,23 @@ pub struct SentryApiConfig {
     pub org: String,
 }
 
-/// Chat-ops settings: where write-back goes. `SENTRY_WRITEBACK=off` turns write-back off.
-#[derive(Debug, Clone, Default)]
+/// Chat-ops settings: who may run commands and where write-back goes. `SENTRY_WRITEBACK=off` turns
+/// write-back off.
+#[derive(Debug, Clone)]
 pub struct ChatopsConfig {
     /// Set when the API is configured and write-back is not turned off.
     pub writeback: Option<SentryApiConfig>,
+    /// Who may run `/bugbot` commands and click the card's buttons (`DISCORD_ALLOWED_GUILDS`,
+    /// `DISCORD_ALLOWED_CHANNELS`, `DISCORD_READ_ROLES`, `DISCORD_WRITE_ROLES`, `DISCORD_ALLOWED_USERS`,
+    /// `DISCORD_ADMIN_USERS`); an unreadable setting closes everything rather than opening up.
+    pub policy: Result<Policy, ConfigError>,
+}
+
+/// No write-back, and a policy that refuses every command (no server is enabled).
+impl Default for ChatopsConfig {
+    fn default() -> Self {
+        Self { writeback: None, policy: Ok(Policy::default()) }
+    }
 }
 
 fn read_chatops(var: &dyn Fn(&str) -> Option<String>, evidence: &EvidenceConfig) -> ChatopsConfig {
@@ -205,10 +252,124 @@ fn read_chatops(var: &dyn Fn(&str) -> Option<String>, evidence: &EvidenceConfig)
         token: api.token.clone(),
         org: api.org.clone(),
     });
-    ChatopsConfig { writeback }
+    ChatopsConfig { writeback, policy: read_policy(var) }
+}
+
+fn read_policy(var: &dyn Fn(&str) -> Option<String>) -> Result<Policy, ConfigError> {
+    let (guilds, channels, read, write, users, admins) = (
+        var("DISCORD_ALLOWED_GUILDS"),
+        var("DISCORD_ALLOWED_CHANNELS"),
+        var("DISCORD_READ_ROLES"),
+        var("DISCORD_WRITE_ROLES"),
+        var("DISCORD_ALLOWED_USERS"),
+        var("DISCORD_ADMIN_USERS"),
+    );
+    Ok(Policy::from_vars(&PolicyVars {
+        allowed_guilds: guilds.as_deref(),
+        allowed_channels: channels.as_deref(),
+        read_roles: read.as_deref(),
+        write_roles: write.as_deref(),
+        allowed_users: users.as_deref(),
+        admin_users: admins.as_deref(),
+    })?)
 }
 
 // --- end of chat-ops settings -----------------------------------------------------------------
+
+// --- the fix executor -------------------------------------------------------------------------
+
+/// Where fix jobs go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutorRoute {
+    /// `EXECUTOR_URL`: a self-hosted executor, or any HTTP front.
+    Url(String),
+    /// The `ExecutorContainer` Durable Object (Cloudflare Containers), when `EXECUTOR_URL` is unset.
+    Container,
+    /// `FIX_BACKEND=actions`: a `repository_dispatch` to GitHub Actions
+    /// ([`actions`](crate::handlers::fix::actions)).
+    Actions,
+}
+
+/// The fix flow's settings (`EXECUTOR_*`, `FIX_*`, `AUTO_FIX*`). The secret never appears in `Debug`.
+#[derive(Clone)]
+pub struct FixConfig {
+    pub executor: ExecutorRoute,
+    pub secret: String,
+    pub callback_url: Option<String>,
+    pub repo: Option<String>,
+    pub repos: FixRepos,
+    pub clone_url: String,
+    pub base: String,
+    pub allowed_paths: Vec<String>,
+    pub test_command: Option<String>,
+    pub limits: FixLimits,
+    /// `FIX_EXECUTOR_QUEUE`: how many jobs the executor may queue (its `MAX_QUEUED_JOBS`, default 16).
+    pub executor_queue: u64,
+    pub policy: AutoFixPolicy,
+}
+
+impl std::fmt::Debug for FixConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixConfig")
+            .field("executor", &self.executor)
+            .field("repo", &self.repo)
+            .field("repos", &self.repos)
+            .field("base", &self.base)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The fix settings; `has_container`: the `EXECUTOR` container's Durable Object is bound.
+fn read_fix(var: &dyn Fn(&str) -> Option<String>, has_container: bool) -> Result<FixConfig, ConfigError> {
+    let executor = match var("EXECUTOR_URL") {
+        _ if var("FIX_BACKEND").is_some_and(|b| b.eq_ignore_ascii_case("actions")) => ExecutorRoute::Actions,
+        Some(url) => ExecutorRoute::Url(url.trim_end_matches('/').to_owned()),
+        None if has_container => ExecutorRoute::Container,
+        None => {
+            return Err(ConfigError::NotConfigured {
+                what: "the fix executor",
+                needs: "EXECUTOR_URL or the EXECUTOR container",
+            });
+        }
+    };
+    let secret = var("EXECUTOR_SECRET")
+        .ok_or(ConfigError::NotConfigured { what: "the fix executor", needs: "EXECUTOR_SECRET" })?;
+    let number = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok());
+    let mut limits = FixLimits::default();
+    if let Some(n) = number("FIX_MAX_TURNS") {
+        limits.max_turns = u32::try_from(n).unwrap_or(limits.max_turns);
+    }
+    if let Some(usd) = var("FIX_MAX_USD").and_then(|v| v.parse::<f64>().ok()) {
+        limits.max_usd = usd;
+    }
+    if let Some(secs) = number("FIX_TIMEOUT_SECS") {
+        limits.timeout_secs = secs;
+    }
+    limits.max_bytes_added = number("FIX_MAX_BYTES_ADDED").unwrap_or(limits.max_bytes_added);
+    limits.max_binary_bytes = number("FIX_MAX_BINARY_BYTES").unwrap_or(limits.max_binary_bytes);
+    let repo = var("FIX_REPO").or_else(|| var("GITHUB_REPO"));
+    let repos = FixRepos::from_vars(var("FIX_REPOS").as_deref(), repo.as_deref());
+    Ok(FixConfig {
+        executor,
+        secret,
+        callback_url: var("EXECUTOR_CALLBACK_URL"),
+        clone_url: var("FIX_CLONE_URL").unwrap_or_else(|| "https://github.com/{repo}.git".into()),
+        repo,
+        repos,
+        base: var("FIX_BASE_REF").unwrap_or_else(|| "main".into()),
+        allowed_paths: bugbot_shared::policy::fix_allowed_paths(var("FIX_ALLOWED_PATHS").as_deref()),
+        test_command: var("FIX_TEST_COMMAND"),
+        limits,
+        executor_queue: number("FIX_EXECUTOR_QUEUE").unwrap_or(16),
+        policy: AutoFixPolicy::from_vars(
+            var("AUTO_FIX").as_deref(),
+            var("AUTO_FIX_THRESHOLD").as_deref(),
+            var("AUTO_FIX_MAX_RUNS_PER_DAY").as_deref(),
+            var("AUTO_FIX_MAX_USD_PER_DAY").as_deref(),
+        ),
+    })
+}
 
 /// Why a part of the configuration cannot be used. Each names the settings to set; the part is then
 /// skipped (or, for authorization, everything is refused), never a crash.
@@ -343,6 +504,7 @@ fn read(env: &Env) -> Config {
             })
             .unwrap_or_default(),
         chatops: read_chatops(&var, &evidence),
+        fix: read_fix(&var, env.durable_object(bugbot_shared::container::BINDING).is_ok()),
         evidence,
         warnings,
     }

@@ -12,7 +12,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningError, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use bugbot_shared::cloudwatch::{
@@ -24,7 +24,7 @@ use serde::Serialize;
 use worker::{Env, wasm_bindgen::JsValue};
 
 use crate::clients::fetch::FetchPort;
-use crate::clients::http::{HttpPort, HttpRequest, Method};
+use crate::clients::http::{HttpPort, HttpRequest, Method, TransportError};
 use crate::config::{ConfigError, JOBS_QUEUE, binding};
 use crate::store::STATE_KV;
 
@@ -99,7 +99,7 @@ impl ScanConfig {
     }
 
     /// A signed `FilterLogEvents` request.
-    pub fn signed_request(&self, body: Vec<u8>, now_ms: u64) -> Result<HttpRequest, String> {
+    pub fn signed_request(&self, body: Vec<u8>, now_ms: u64) -> Result<HttpRequest, SignError> {
         let url = format!("{}/", self.api_base);
         let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or_default().to_owned();
         let headers = [("host", host.as_str()), ("content-type", CONTENT_TYPE), ("x-amz-target", TARGET)];
@@ -113,11 +113,11 @@ impl ScanConfig {
             .time(UNIX_EPOCH + Duration::from_millis(now_ms))
             .settings(SigningSettings::default())
             .build()
-            .map_err(|e| format!("signing parameters: {e}"))?
+            .map_err(SignError::Params)?
             .into();
         let signable = SignableRequest::new("POST", &url, headers.iter().copied(), SignableBody::Bytes(&body))
-            .map_err(|e| format!("signable request: {e}"))?;
-        let (instructions, _) = sign(signable, &params).map_err(|e| format!("signing: {e}"))?.into_parts();
+            .map_err(SignError::Request)?;
+        let (instructions, _) = sign(signable, &params).map_err(SignError::Sign)?.into_parts();
         let mut request = HttpRequest::new(Method::Post, url);
         for (name, value) in headers.iter().skip(1) {
             request = request.header(name, *value);
@@ -127,6 +127,44 @@ impl ScanConfig {
         }
         Ok(HttpRequest { body: Some(body), ..request })
     }
+}
+
+/// Why a request could not be signed (the signer's own errors, named by the step that failed).
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("signing parameters: {0}")]
+    Params(v4::signing_params::BuildError),
+    #[error("signable request: {0}")]
+    Request(SigningError),
+    #[error("signing: {0}")]
+    Sign(SigningError),
+}
+
+/// Why a log group's scan stopped before its window was done (the window is repeated next time).
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The `STATE` namespace or the `JOBS` queue is not bound.
+    #[error("{0}")]
+    Binding(worker::Error),
+    #[error("cursor not read: {0}")]
+    CursorRead(worker::kv::KvError),
+    #[error("{0}")]
+    CursorWrite(worker::kv::KvError),
+    #[error("cursor not saved: {0}")]
+    CursorNotSaved(worker::kv::KvError),
+    #[error("more than {MAX_PAGES} pages in one window")]
+    TooManyPages,
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error("CloudWatch Logs unreachable: {0}")]
+    Unreachable(TransportError),
+    /// A non-2xx answer, with the start of its body.
+    #[error("CloudWatch Logs answered {status}: {body}")]
+    Answered { status: u16, body: String },
+    #[error("unexpected FilterLogEvents answer: {0}")]
+    Unexpected(serde_json::Error),
+    #[error("queue unavailable: {0}")]
+    Queue(worker::Error),
 }
 
 /// How one log group's scan went (the `/admin/trigger-scan` answer and the cron's log line).
@@ -157,7 +195,7 @@ pub async fn scan<P: HttpPort>(env: &Env, port: &P, config: &ScanConfig, now_ms:
             error: None,
         };
         if let Err(e) = scan_group(env, port, config, log_group, now_ms, &mut report).await {
-            report.error = Some(clip(&e, 300));
+            report.error = Some(clip(&e.to_string(), 300));
         }
         reports.push(report);
     }
@@ -171,10 +209,10 @@ async fn scan_group<P: HttpPort>(
     log_group: &str,
     now_ms: u64,
     report: &mut GroupScan,
-) -> Result<(), String> {
-    let kv = env.kv(STATE_KV).map_err(|e| e.to_string())?;
+) -> Result<(), ScanError> {
+    let kv = env.kv(STATE_KV).map_err(ScanError::Binding)?;
     let key = cw::cursor_key(log_group);
-    let stored: Option<Cursor> = kv.get(&key).json().await.map_err(|e| format!("cursor not read: {e}"))?;
+    let stored: Option<Cursor> = kv.get(&key).json().await.map_err(ScanError::CursorRead)?;
     let Some(window) = Cursor::window(stored.as_ref(), now_ms, config.lag_ms) else {
         return Ok(());
     };
@@ -188,7 +226,7 @@ async fn scan_group<P: HttpPort>(
     let mut next_token: Option<String> = None;
     loop {
         if report.pages == MAX_PAGES {
-            return Err(format!("more than {MAX_PAGES} pages in one window"));
+            return Err(ScanError::TooManyPages);
         }
         let body = FilterLogEventsRequest {
             log_group_name: log_group.to_owned(),
@@ -200,13 +238,12 @@ async fn scan_group<P: HttpPort>(
             limit: 1000,
         };
         let request = config.signed_request(serde_json::to_vec(&body).expect("a request serializes"), now_ms)?;
-        let response = port.send(request).await.map_err(|e| format!("CloudWatch Logs unreachable: {e}"))?;
+        let response = port.send(request).await.map_err(ScanError::Unreachable)?;
         if !(200..300).contains(&response.status) {
             let text = String::from_utf8_lossy(&response.body);
-            return Err(format!("CloudWatch Logs answered {}: {}", response.status, clip(text.trim(), 200)));
+            return Err(ScanError::Answered { status: response.status, body: clip(text.trim(), 200) });
         }
-        let page: FilterLogEventsResponse =
-            serde_json::from_slice(&response.body).map_err(|e| format!("unexpected FilterLogEvents answer: {e}"))?;
+        let page: FilterLogEventsResponse = serde_json::from_slice(&response.body).map_err(ScanError::Unexpected)?;
         report.pages += 1;
         events.extend(page.events);
         match page.next_token.filter(|t| !t.is_empty()) {
@@ -218,7 +255,7 @@ async fn scan_group<P: HttpPort>(
     let jobs = cw::jobs(log_group, window, cw::group(log_group, &config.region, &events), now_ms);
     let texts: Vec<String> = jobs.iter().filter_map(|j| j.to_message().ok()).collect();
     if !texts.is_empty() {
-        let queue = env.queue(JOBS_QUEUE).map_err(|e| e.to_string())?;
+        let queue = env.queue(JOBS_QUEUE).map_err(ScanError::Binding)?;
         let mut batch = worker::BatchMessageBuilder::new();
         for text in &texts {
             batch = batch.message(
@@ -226,18 +263,18 @@ async fn scan_group<P: HttpPort>(
                     .build_with_content_type(worker::QueueContentType::Text),
             );
         }
-        queue.send_raw_batch(batch.build()).await.map_err(|e| format!("queue unavailable: {e}"))?;
+        queue.send_raw_batch(batch.build()).await.map_err(ScanError::Queue)?;
     }
     report.jobs = jobs.iter().map(|j| j.id.to_string()).collect();
     put(&kv, &key, &Cursor { from_ms: window.1, pending_to_ms: None }).await
 }
 
-async fn put(kv: &worker::kv::KvStore, key: &str, cursor: &Cursor) -> Result<(), String> {
+async fn put(kv: &worker::kv::KvStore, key: &str, cursor: &Cursor) -> Result<(), ScanError> {
     kv.put(key, serde_json::to_string(cursor).expect("a cursor serializes"))
-        .map_err(|e| e.to_string())?
+        .map_err(ScanError::CursorWrite)?
         .execute()
         .await
-        .map_err(|e| format!("cursor not saved: {e}"))
+        .map_err(ScanError::CursorNotSaved)
 }
 
 /// Runs a scan and logs one line (`"event":"scan"`); returns the JSON answer of `/admin/trigger-scan`

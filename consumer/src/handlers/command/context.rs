@@ -26,7 +26,6 @@ use crate::clients::SinkError;
 use crate::clients::http::{HttpPort, HttpRequest, Method};
 use crate::clients::posthog::PostHog;
 use crate::clients::sentry_api::{ApiIssue, SentryApi};
-use crate::config::binding;
 use crate::handlers::alert::timebox::{now_ms, within};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
@@ -60,20 +59,29 @@ fn budget<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>) -> u64 {
     ctx.config.evidence.source_timeout_ms
 }
 
+/// Why a source gave nothing (said in the packet's notes).
+#[derive(Debug, thiserror::Error)]
+enum SourceError {
+    #[error(transparent)]
+    Failed(#[from] SinkError),
+    #[error("timed out after {0} ms")]
+    TimedOut(u64),
+}
+
 /// Runs `fut` for at most `ms`; the error says why it gave nothing.
-async fn timeboxed<T>(ms: u64, fut: impl Future<Output = Result<T, SinkError>>) -> (Result<T, String>, u64) {
+async fn timeboxed<T>(ms: u64, fut: impl Future<Output = Result<T, SinkError>>) -> (Result<T, SourceError>, u64) {
     let started = now_ms();
     let result = match within(ms, fut).await {
-        Some(result) => result.map_err(|e| e.to_string()),
-        None => Err(format!("timed out after {ms} ms")),
+        Some(result) => result.map_err(SourceError::Failed),
+        None => Err(SourceError::TimedOut(ms)),
     };
     (result, now_ms().saturating_sub(started))
 }
 
 /// The recent conversation, oldest first, without bugbot's own messages; the target message is
 /// always included.
-async fn conversation<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn conversation<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     ix: &InteractionContext,
     target: Option<&Message>,
     ms: u64,
@@ -100,8 +108,8 @@ async fn conversation<P: HttpPort>(
 /// A packet longer than this (characters) is also posted as follow-up messages after the summary.
 const FOLLOW_UP_OVER: usize = 1_500;
 
-pub async fn contextualize<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+pub async fn contextualize<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     job: &Job,
     ix: &InteractionContext,
     target: Target<'_>,
@@ -135,8 +143,7 @@ pub async fn contextualize<P: HttpPort>(
     let channel = ix.channel_id.map(|c| c.to_string());
     // References remembered from earlier commands in the thread.
     if let Some(channel) = &channel
-        && let Ok(kv) = ctx.env.kv(crate::store::STATE_KV)
-        && let Some(record) = tracked::record_for_thread(&kv, channel).await
+        && let Some(record) = tracked::record_for_thread(ctx.state.kv(), channel).await
     {
         for r in record.references {
             if !references.contains(&r) {
@@ -174,8 +181,7 @@ pub async fn contextualize<P: HttpPort>(
     tracked::comment(ctx, &record.issue, &body).await?;
     timings.0.push(("comment", now_ms().saturating_sub(t)));
     record.note_job(job.id.as_str(), "contextualize", &references);
-    let kv = ctx.env.kv(crate::store::STATE_KV)?;
-    tracked::save(&kv, channel.as_deref(), &record).await?;
+    tracked::save(ctx.state.kv(), channel.as_deref(), &record).await?;
     let t = now_ms();
     reply(ctx, ix, &packet.discord_summary(&record.issue.label, &record.issue.url)).await?;
     // The summary is short; the packet itself (stack with code, commits, …) follows when it is long.
@@ -204,7 +210,7 @@ fn sentry_ref(id: &str) -> Reference {
     Reference::SentryIssue { base: String::new(), org: None, issue_id: id.to_owned(), url: String::new() }
 }
 
-fn sentry_api<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<SentryApi<'a, P>> {
+fn sentry_api<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<SentryApi<'a, P>> {
     let c = ctx.config.evidence.sentry_api.as_ref()?;
     Some(SentryApi {
         port: ctx.port,
@@ -214,13 +220,13 @@ fn sentry_api<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<SentryApi<'a, P>> {
     })
 }
 
-fn posthog<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<PostHog<'a, P>> {
-    let env = ctx.env;
+fn posthog<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<PostHog<'a, P>> {
+    let c = ctx.config.evidence.posthog.as_ref()?;
     Some(PostHog {
         port: ctx.port,
-        api_base: binding(env, "POSTHOG_API_BASE").unwrap_or_else(|| "https://us.posthog.com".into()),
-        api_key: binding(env, "POSTHOG_API_KEY")?,
-        project_id: binding(env, "POSTHOG_PROJECT_ID")?,
+        api_base: c.api_base.clone(),
+        api_key: c.api_key.clone(),
+        project_id: c.project_id.clone(),
     })
 }
 
@@ -240,8 +246,8 @@ fn source_issue(issue: &ApiIssue, url: String) -> SourceIssue {
 }
 
 /// The source issue and its latest event.
-async fn gather_sentry<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn gather_sentry<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     reference: Option<&Reference>,
 ) -> Result<Option<(SourceIssue, Value)>, SinkError> {
     let Some(Reference::SentryIssue { issue_id, url, .. }) = reference else { return Ok(None) };
@@ -257,8 +263,8 @@ async fn gather_sentry<P: HttpPort>(
 }
 
 /// Recordings of the referenced sessions and of the referenced people.
-async fn gather_recordings<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn gather_recordings<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     references: &[Reference],
 ) -> Result<Vec<Recording>, SinkError> {
     let sessions: Vec<(&str, Option<&String>)> = references
@@ -565,7 +571,9 @@ async fn gather_runbooks<P: HttpPort, C: ClaimPort, K: KvPort>(
 ) -> Result<Vec<bugbot_shared::runbook::RunbookMatch>, SinkError> {
     let mut books: Vec<Runbook> = Vec::new();
     if let Some(map) = &ctx.config.evidence.runbooks {
-        books.extend(runbook::parse_map(map).map_err(|reason| SinkError::Permanent { service: "runbooks", reason })?);
+        books.extend(
+            runbook::parse_map(map).map_err(|e| SinkError::Permanent { service: "runbooks", reason: e.to_string() })?,
+        );
     }
     if let Some(gh) = ctx.github() {
         let dir = ctx.config.evidence.runbooks_dir.clone();
@@ -610,7 +618,7 @@ async fn gather_runbooks<P: HttpPort, C: ClaimPort, K: KvPort>(
     Ok(runbook::matching(&books, &texts))
 }
 
-fn or_note<T>(notes: &mut Vec<String>, label: &str, result: Result<Vec<T>, String>) -> Vec<T> {
+fn or_note<T>(notes: &mut Vec<String>, label: &str, result: Result<Vec<T>, SourceError>) -> Vec<T> {
     result.unwrap_or_else(|e| {
         notes.push(format!("{label}: {e}"));
         Vec::new()
@@ -692,8 +700,8 @@ async fn gather_related_files<P: HttpPort, C: ClaimPort, K: KvPort>(
 /// Gathers every source for `references` (the first Sentry/GlitchTip issue, sessions, emails)
 /// into a packet. Never fails: a source that fails or overruns its budget adds a note.
 /// Returns per-source timings (ms).
-pub async fn build_packet<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+pub async fn build_packet<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     references: &[Reference],
     conversation: Vec<ConversationLine>,
     note: Option<&str>,

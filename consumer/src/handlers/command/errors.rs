@@ -9,10 +9,11 @@ use super::sentry::{api, done, link, one_line};
 use crate::clients::http::HttpPort;
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Outcome, StepError};
+use crate::store::ports::{ClaimPort, KvPort};
 
 /// `/bugbot errors [project] [hours]`: the top unresolved issues in the window.
-pub async fn errors<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+pub async fn errors<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     ix: &InteractionContext,
     project: Option<&str>,
     hours: Option<u32>,

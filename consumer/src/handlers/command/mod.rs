@@ -20,7 +20,7 @@ pub mod stats;
 pub mod status;
 pub mod tracked;
 
-use bugbot_shared::authz::{Access, Decision, Policy, PolicyVars};
+use bugbot_shared::authz::{Access, Decision};
 use bugbot_shared::command::Command;
 use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
 use bugbot_shared::log::{Level, LogLine};
@@ -28,16 +28,18 @@ use bugbot_shared::report::clip;
 use bugbot_shared::status::JobState;
 
 use crate::clients::http::HttpPort;
-use crate::config::{ConfigError, binding};
+use crate::config::Config;
+use crate::handlers::component::mutes::ListKeys;
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome};
 use crate::runtime::settle;
+use crate::store::ports::{ClaimPort, KvPort};
 
 pub use context::build_packet;
 pub use tracked::{TrackedIssue, resolve_tracked_issue};
 
 /// Handles a `DiscordCommand` or `DiscordComponent` job.
-pub async fn process<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job) -> Outcome {
+pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort + ListKeys>(ctx: &Ctx<'_, P, C, K>, job: &Job) -> Outcome {
     match &job.kind {
         JobKind::DiscordCommand(command) => run(ctx, job, command).await,
         _ => done(JobState::Ignored, "not a Discord interaction"),
@@ -48,33 +50,13 @@ fn done(state: JobState, reason: impl Into<String>) -> Outcome {
     Outcome::Done { state, reason: Some(reason.into()), links: Vec::new(), fingerprint: None, effect: Effect::None }
 }
 
-/// The authorization settings; an unreadable one closes everything rather than opening up.
-pub(crate) fn policy(env: &worker::Env) -> std::rc::Rc<Result<Policy, ConfigError>> {
-    thread_local! {
-        static POLICY: std::cell::OnceCell<std::rc::Rc<Result<Policy, ConfigError>>> = const { std::cell::OnceCell::new() };
+/// The authorization decision for `access`, from the settings read once with the configuration; an
+/// unreadable setting closes everything rather than opening up.
+pub(crate) fn authorize(config: &Config, ix: &InteractionContext, access: Access) -> Decision {
+    match &config.chatops.policy {
+        Ok(policy) => policy.decide(ix, access),
+        Err(e) => Decision::Deny(format!("bugbot's authorization settings are invalid ({e}).")),
     }
-    // Read once per isolate, like the rest of the configuration.
-    POLICY.with(|cell| cell.get_or_init(|| std::rc::Rc::new(read_policy(env))).clone())
-}
-
-fn read_policy(env: &worker::Env) -> Result<Policy, ConfigError> {
-    let var = |name| binding(env, name);
-    let (guilds, channels, read, write, users, admins) = (
-        var("DISCORD_ALLOWED_GUILDS"),
-        var("DISCORD_ALLOWED_CHANNELS"),
-        var("DISCORD_READ_ROLES"),
-        var("DISCORD_WRITE_ROLES"),
-        var("DISCORD_ALLOWED_USERS"),
-        var("DISCORD_ADMIN_USERS"),
-    );
-    Ok(Policy::from_vars(&PolicyVars {
-        allowed_guilds: guilds.as_deref(),
-        allowed_channels: channels.as_deref(),
-        read_roles: read.as_deref(),
-        write_roles: write.as_deref(),
-        allowed_users: users.as_deref(),
-        admin_users: admins.as_deref(),
-    })?)
 }
 
 pub(crate) use crate::handlers::interaction::{discord, refuse, reply};
@@ -87,18 +69,26 @@ fn log_refusal(job: &Job, command: &Command, ix: &InteractionContext, reason: &s
     let user = ix.user.as_ref().map_or_else(|| "unknown".to_owned(), |u| u.id.to_string());
     let why = format!("{reason} (user {user})");
     line.reason = Some(&why);
+    warn(&line);
+}
+
+/// Emits a warning log line: to the Worker's console, or natively (the handler tests) to stderr.
+pub(crate) fn warn(line: &LogLine<'_>) {
+    #[cfg(target_arch = "wasm32")]
     worker::console_warn!("{}", line.to_json());
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("{}", line.to_json());
 }
 
 /// Runs one command: authorize, then the subcommand. Button clicks run through here too
 /// (`handlers::component`), so a click is authorized and handled exactly like the command.
-pub(crate) async fn run<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, cmd: &DiscordCommandJob) -> Outcome {
+pub(crate) async fn run<P: HttpPort, C: ClaimPort, K: KvPort + ListKeys>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    cmd: &DiscordCommandJob,
+) -> Outcome {
     let ix = &cmd.interaction;
-    let decision = match policy(ctx.env).as_ref() {
-        Ok(policy) => policy.decide(ix, Access::of(&cmd.command)),
-        Err(e) => Decision::Deny(format!("bugbot's authorization settings are invalid ({e}).")),
-    };
-    if let Decision::Deny(reason) = decision {
+    if let Decision::Deny(reason) = authorize(ctx.config, ix, Access::of(&cmd.command)) {
         log_refusal(job, &cmd.command, ix, &reason);
         refuse(ctx, ix, &format!("⛔ Not allowed: {reason}")).await;
         return done(JobState::Ignored, format!("refused: {reason}"));

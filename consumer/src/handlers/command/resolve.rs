@@ -10,11 +10,12 @@ use super::sentry::{api, link, one_line};
 use crate::clients::http::HttpPort;
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
+use crate::store::ports::{ClaimPort, KvPort};
 
 /// `/bugbot resolve <issue>`: a Sentry/GlitchTip URL or id (or a tracked issue whose thread
 /// referenced one) is resolved; the reply in the channel confirms it.
-pub async fn resolve<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+pub async fn resolve<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     ix: &InteractionContext,
     issue: &IssueRef,
 ) -> Result<Outcome, StepError> {
@@ -27,14 +28,13 @@ pub async fn resolve<P: HttpPort>(
     if id.is_none() && !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         id = Some(text.to_owned());
     }
-    if id.is_none() {
-        let kv = ctx.env.kv(crate::store::STATE_KV)?;
-        if let Some(record) = super::tracked::record_for_issue(&kv, text).await {
-            id = record.references.into_iter().find_map(|r| match r {
-                Reference::SentryIssue { issue_id, .. } => Some(issue_id),
-                _ => None,
-            });
-        }
+    if id.is_none()
+        && let Some(record) = super::tracked::record_for_issue(ctx.state.kv(), text).await
+    {
+        id = record.references.into_iter().find_map(|r| match r {
+            Reference::SentryIssue { issue_id, .. } => Some(issue_id),
+            _ => None,
+        });
     }
     let Some(id) = id else {
         reply(ctx, ix, &format!("`{}` is not a Sentry/GlitchTip issue (URL or id).", one_line(text))).await?;

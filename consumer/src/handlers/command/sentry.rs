@@ -6,23 +6,26 @@ use bugbot_shared::status::JobState;
 use crate::clients::SinkError;
 use crate::clients::http::HttpPort;
 use crate::clients::sentry_api::{ApiIssue, SentryApi};
-use crate::config::binding;
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
+use crate::store::ports::{ClaimPort, KvPort};
 
-pub(super) fn api<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Result<SentryApi<'a, P>, StepError> {
-    let env = ctx.env;
-    let missing = || {
-        StepError::Sink(SinkError::Permanent {
+/// The API of `SENTRY_API_BASE` (default `https://sentry.io`), `SENTRY_API_TOKEN` and `SENTRY_ORG`, as
+/// read with the configuration (the same settings enrichment uses).
+pub(super) fn api<'a, P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'a, P, C, K>,
+) -> Result<SentryApi<'a, P>, StepError> {
+    let Some(c) = ctx.config.evidence.sentry_api.as_ref().filter(|c| !c.org.is_empty()) else {
+        return Err(StepError::Sink(SinkError::Permanent {
             service: "sentry_api",
             reason: "not configured (SENTRY_API_TOKEN, SENTRY_ORG)".into(),
-        })
+        }));
     };
     Ok(SentryApi {
         port: ctx.port,
-        api_base: binding(env, "SENTRY_API_BASE").unwrap_or_else(|| "https://sentry.io".into()),
-        token: binding(env, "SENTRY_API_TOKEN").ok_or_else(missing)?,
-        org: binding(env, "SENTRY_ORG").ok_or_else(missing)?,
+        api_base: c.api_base.clone().unwrap_or_else(|| "https://sentry.io".into()),
+        token: c.token.clone(),
+        org: c.org.clone(),
     })
 }
 

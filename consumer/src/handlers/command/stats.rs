@@ -12,14 +12,15 @@ use crate::clients::http::HttpPort;
 use crate::clients::sentry_api::SentryApi;
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Outcome, StepError};
+use crate::store::ports::{ClaimPort, KvPort};
 
 /// `/bugbot stats [period]`: event counts by project and level, and the trend (issues new in the
 /// window against those carried over).
 /// `/bugbot stats`: bugbot's own counters (the daily digest's numbers: events, new, regressed,
 /// resolved, fix runs and spend, today against yesterday), then the source's view of the window
 /// when the Sentry-compatible API is configured.
-pub async fn stats<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+pub async fn stats<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     ix: &InteractionContext,
     period: StatsPeriod,
 ) -> Result<Outcome, StepError> {
@@ -44,8 +45,8 @@ pub async fn stats<P: HttpPort>(
     Ok(done(summary))
 }
 
-async fn source_stats<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn source_stats<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     api: &SentryApi<'_, P>,
     period: StatsPeriod,
 ) -> Result<(String, usize), StepError> {

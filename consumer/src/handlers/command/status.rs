@@ -6,8 +6,10 @@ use bugbot_shared::status::{JobState, JobStatus};
 
 use super::{done, reply, tracked};
 use crate::clients::http::HttpPort;
+use crate::handlers::component::mutes::ListKeys;
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
+use crate::store::ports::{ClaimPort, KvPort};
 
 /// How a job's state reads in `/bugbot status`.
 pub fn describe(status: &JobStatus) -> String {
@@ -27,16 +29,16 @@ pub fn describe(status: &JobStatus) -> String {
     }
 }
 
-pub(super) async fn status<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+pub(super) async fn status<P: HttpPort, C: ClaimPort, K: KvPort + ListKeys>(
+    ctx: &Ctx<'_, P, C, K>,
     ix: &InteractionContext,
     issue: Option<&IssueRef>,
 ) -> Result<Outcome, StepError> {
-    let kv = ctx.env.kv(crate::store::STATE_KV)?;
+    let kv = ctx.state.kv();
     let record = match issue {
-        Some(issue) => tracked::record_for_issue(&kv, issue.as_str()).await,
+        Some(issue) => tracked::record_for_issue(kv, issue.as_str()).await,
         None => match ix.channel_id {
-            Some(channel) => tracked::record_for_thread(&kv, &channel.to_string()).await,
+            Some(channel) => tracked::record_for_thread(kv, &channel.to_string()).await,
             None => None,
         },
     };

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 
 use bugbot_shared::references::Reference;
 use serde::{Deserialize, Serialize};
-use worker::kv::KvStore;
 
 use crate::clients::SinkError;
 use crate::clients::github::GitHub;
@@ -18,6 +17,7 @@ use crate::clients::linear::{Linear, NewLinearIssue};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::StepError;
 use crate::store::keys;
+use crate::store::ports::{ClaimPort, KvPort};
 
 const TTL_SECS: u64 = 90 * 24 * 3600;
 /// Job ids kept per thread.
@@ -57,40 +57,36 @@ pub struct ThreadRecord {
     pub references: Vec<Reference>,
 }
 
-pub(crate) fn linear<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<(Linear<'a, P>, &'a str)> {
+pub(crate) fn linear<'a, P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'a, P, C, K>,
+) -> Option<(Linear<'a, P>, &'a str)> {
     ctx.linear()
 }
 
-pub(crate) fn github<'a, P: HttpPort>(ctx: &Ctx<'a, P>) -> Option<GitHub<'a, P>> {
+pub(crate) fn github<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<GitHub<'a, P>> {
     ctx.github()
 }
 
-pub(crate) async fn record_for_thread(kv: &KvStore, channel_id: &str) -> Option<ThreadRecord> {
-    kv.get(&keys::thread(channel_id)).json().await.ok().flatten()
+async fn read(kv: &impl KvPort, key: &str) -> Option<ThreadRecord> {
+    serde_json::from_str(&kv.get_text(key).await?).ok()
 }
 
-pub(crate) async fn record_for_issue(kv: &KvStore, label: &str) -> Option<ThreadRecord> {
-    kv.get(&keys::issue_label(label)).json().await.ok().flatten()
+pub(crate) async fn record_for_thread(kv: &impl KvPort, channel_id: &str) -> Option<ThreadRecord> {
+    read(kv, &keys::thread(channel_id)).await
+}
+
+pub(crate) async fn record_for_issue(kv: &impl KvPort, label: &str) -> Option<ThreadRecord> {
+    read(kv, &keys::issue_label(label)).await
 }
 
 /// Stores the thread's record (and its copy under the issue's label).
-pub(crate) async fn save(kv: &KvStore, channel_id: Option<&str>, record: &ThreadRecord) -> Result<(), StepError> {
+pub(crate) async fn save(kv: &impl KvPort, channel_id: Option<&str>, record: &ThreadRecord) -> Result<(), StepError> {
     let text = serde_json::to_string(record).map_err(|e| StepError::Platform(e.to_string()))?;
-    let platform = |e: worker::kv::KvError| StepError::Platform(format!("KV: {e}"));
+    let platform = |e: worker::Error| StepError::Platform(format!("KV: {e}"));
     if let Some(channel) = channel_id {
-        kv.put(&keys::thread(channel), text.clone())
-            .map_err(platform)?
-            .expiration_ttl(TTL_SECS)
-            .execute()
-            .await
-            .map_err(platform)?;
+        kv.put_text(&keys::thread(channel), text.clone(), TTL_SECS).await.map_err(platform)?;
     }
-    kv.put(&keys::issue_label(&record.issue.label), text)
-        .map_err(platform)?
-        .expiration_ttl(TTL_SECS)
-        .execute()
-        .await
-        .map_err(platform)?;
+    kv.put_text(&keys::issue_label(&record.issue.label), text, TTL_SECS).await.map_err(platform)?;
     Ok(())
 }
 
@@ -124,16 +120,16 @@ impl ThreadRecord {
 /// `explicit` are the references the user named (the `issue` option); `title` and `body` are used
 /// only if an issue has to be created. The thread is mapped as soon as an issue exists, so a retry
 /// after a later failure reuses it instead of creating another.
-pub async fn resolve_tracked_issue<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+pub async fn resolve_tracked_issue<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
     channel_id: Option<&str>,
     explicit: &[Reference],
     title: &str,
     body: &str,
 ) -> Result<ThreadRecord, StepError> {
-    let kv = ctx.env.kv(crate::store::STATE_KV)?;
+    let kv = ctx.state.kv();
     let existing = match channel_id {
-        Some(channel) => record_for_thread(&kv, channel).await,
+        Some(channel) => record_for_thread(kv, channel).await,
         None => None,
     };
     for reference in explicit {
@@ -173,7 +169,7 @@ pub async fn resolve_tracked_issue<P: HttpPort>(
             }
             _ => ThreadRecord::new(issue),
         };
-        save(&kv, channel_id, &record).await?;
+        save(kv, channel_id, &record).await?;
         return Ok(record);
     }
     if let Some(record) = existing {
@@ -181,7 +177,7 @@ pub async fn resolve_tracked_issue<P: HttpPort>(
     }
     let issue = create(ctx, title, body).await?;
     let record = ThreadRecord::new(issue);
-    save(&kv, channel_id, &record).await?;
+    save(kv, channel_id, &record).await?;
     Ok(record)
 }
 
@@ -197,7 +193,11 @@ fn permanent(reason: impl Into<String>) -> StepError {
     StepError::Sink(SinkError::Permanent { service: "commands", reason: reason.into() })
 }
 
-async fn create<P: HttpPort>(ctx: &Ctx<'_, P>, title: &str, body: &str) -> Result<TrackedIssue, StepError> {
+async fn create<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    title: &str,
+    body: &str,
+) -> Result<TrackedIssue, StepError> {
     let title = super::clip(title.trim(), 200);
     if let Some((linear, team_id)) = linear(ctx) {
         let issue = linear
@@ -232,7 +232,11 @@ async fn create<P: HttpPort>(ctx: &Ctx<'_, P>, title: &str, body: &str) -> Resul
 }
 
 /// Comments on the tracked issue.
-pub async fn comment<P: HttpPort>(ctx: &Ctx<'_, P>, issue: &TrackedIssue, body: &str) -> Result<(), StepError> {
+pub async fn comment<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    issue: &TrackedIssue,
+    body: &str,
+) -> Result<(), StepError> {
     match issue.tracker {
         Tracker::Linear => {
             let (linear, _) = linear(ctx).ok_or_else(|| permanent("Linear is not configured"))?;

@@ -16,15 +16,24 @@ use crate::runtime::outcome::Outcome;
 use crate::store::fix_runs::{self, FixState};
 use crate::store::ports::{ClaimPort, KvPort};
 
+/// Why a click finds no card to act on (its text is the private answer to the click).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CardError {
+    #[error("bugbot no longer tracks this issue.")]
+    NotTracked,
+    #[error("bugbot's state is unavailable ({0}); try again in a moment.")]
+    Unavailable(worker::Error),
+}
+
 /// The fingerprint's claim, filed.
 pub(super) async fn read<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     fingerprint: &str,
-) -> Result<FingerprintRecord, String> {
+) -> Result<FingerprintRecord, CardError> {
     match ctx.claims.fingerprint(fingerprint, &FingerprintOp::Get).await {
         Ok(FingerprintReply::Record { record: Some(r) }) if r.state == IssueState::Filed => Ok(*r),
-        Ok(_) => Err("bugbot no longer tracks this issue.".into()),
-        Err(e) => Err(format!("bugbot's state is unavailable ({e}); try again in a moment.")),
+        Ok(_) => Err(CardError::NotTracked),
+        Err(e) => Err(CardError::Unavailable(e)),
     }
 }
 

@@ -29,16 +29,21 @@ use crate::handlers::command;
 use crate::handlers::interaction::refuse;
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome};
-use crate::store::ports::ClaimPort;
+use crate::store::ports::{ClaimPort, KvPort};
 
 pub mod card;
 pub mod guidance;
 pub mod mutes;
 
 use card::{close_tracked, edit_card, edit_card_with, read};
+use mutes::ListKeys;
 
 /// Handles a `DiscordComponent` job (a click or a modal submit).
-pub async fn process<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, click: &DiscordComponentJob) -> Outcome {
+pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort + ListKeys>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    click: &DiscordComponentJob,
+) -> Outcome {
     let ix = InteractionContext { reply_in_followup: true, ..click.interaction.clone() };
     let id = match ComponentId::parse(&click.custom_id) {
         Ok(id) => id,
@@ -114,27 +119,17 @@ pub fn instructions(click: &DiscordComponentJob) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn authorize<P: HttpPort>(ctx: &Ctx<'_, P>, ix: &InteractionContext, access: Access) -> Result<(), String> {
-    match command::policy(ctx.env).as_ref() {
-        Ok(policy) => match policy.decide(ix, access) {
-            Decision::Allow => Ok(()),
-            Decision::Deny(reason) => Err(reason),
-        },
-        Err(e) => Err(format!("bugbot's authorization settings are invalid ({e}).")),
-    }
-}
-
 /// Runs the command the button stands for through the command handler (which authorizes it), then
 /// edits the card.
-async fn run<P: HttpPort>(
-    ctx: &Ctx<'_, P>,
+async fn run<P: HttpPort, C: ClaimPort, K: KvPort + ListKeys>(
+    ctx: &Ctx<'_, P, C, K>,
     job: &Job,
     ix: &InteractionContext,
     id: &ComponentId,
     command: Command,
     event: Option<&ErrorEvent>,
 ) -> Outcome {
-    let allowed = authorize(ctx, ix, Access::of(&command)).is_ok();
+    let allowed = matches!(command::authorize(ctx.config, ix, Access::of(&command)), Decision::Allow);
     let is_fix = matches!(command, Command::Fix { .. });
     // The modal's text travels with the command: the fix flow fences it for the agent and quotes
     // it in the PR body.
@@ -177,8 +172,13 @@ async fn run<P: HttpPort>(
     outcome
 }
 
-async fn mute<P: HttpPort>(ctx: &Ctx<'_, P>, job: &Job, ix: &InteractionContext, id: &ComponentId) -> Outcome {
-    if let Err(reason) = authorize(ctx, ix, Access::Write) {
+async fn mute<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    job: &Job,
+    ix: &InteractionContext,
+    id: &ComponentId,
+) -> Outcome {
+    if let Decision::Deny(reason) = command::authorize(ctx.config, ix, Access::Write) {
         log_refusal(job, id.action, ix, &reason);
         refuse(ctx, ix, &format!("⛔ Not allowed: {reason}")).await;
         return Outcome::done(JobState::Ignored, format!("refused: {reason}"));
@@ -212,5 +212,5 @@ fn log_refusal(job: &Job, action: Action, ix: &InteractionContext, reason: &str)
     let user = ix.user.as_ref().map_or_else(|| "unknown".to_owned(), |u| u.id.to_string());
     let why = format!("{reason} (user {user})");
     line.reason = Some(&why);
-    worker::console_warn!("{}", line.to_json());
+    command::warn(&line);
 }

@@ -28,10 +28,10 @@ use bugbot_shared::command::{Command, IssueRef};
 use bugbot_shared::confidence::{self, AutoFix, AutoFixPolicy, Evidence};
 use bugbot_shared::container;
 use bugbot_shared::event::{ErrorEvent, format_rfc3339_ms};
-use bugbot_shared::executor::{self, FixJob, FixJobId, FixLimits, FixOutcome, FixPrompt, FixReport};
+use bugbot_shared::executor::{self, FixJob, FixJobId, FixOutcome, FixPrompt, FixReport};
 use bugbot_shared::job::{DiscordCommandJob, InteractionContext, Job, JobKind};
 use bugbot_shared::packet;
-use bugbot_shared::policy::{self, FixRepos};
+use bugbot_shared::policy;
 use bugbot_shared::report::{self, clip};
 use bugbot_shared::source::discord::Message;
 use bugbot_shared::status::JobState;
@@ -42,7 +42,7 @@ use crate::clients::SinkError;
 use crate::clients::fetch::StubPort;
 use crate::clients::github::{GitHub, NewPull};
 use crate::clients::http::{HttpPort, HttpRequest, Method, TransportError};
-use crate::config::{ConfigError, binding};
+use crate::config::{ExecutorRoute, FixConfig};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
 use crate::runtime::settle;
@@ -120,92 +120,6 @@ pub struct FixRun {
     pub guidance: Option<String>,
 }
 
-/// Where fix jobs go.
-enum ExecutorRoute {
-    /// `EXECUTOR_URL`: a self-hosted executor, or any HTTP front.
-    Url(String),
-    /// The `ExecutorContainer` Durable Object (Cloudflare Containers), when `EXECUTOR_URL` is unset.
-    Container,
-    /// `FIX_BACKEND=actions`: a `repository_dispatch` to GitHub Actions ([`actions`]).
-    Actions,
-}
-
-struct FixSettings {
-    executor: ExecutorRoute,
-    secret: String,
-    callback_url: Option<String>,
-    repo: Option<String>,
-    repos: FixRepos,
-    clone_url: String,
-    base: String,
-    allowed_paths: Vec<String>,
-    test_command: Option<String>,
-    limits: FixLimits,
-    /// `FIX_EXECUTOR_QUEUE`: how many jobs the executor may queue (its `MAX_QUEUED_JOBS`, default 16).
-    executor_queue: u64,
-    policy: AutoFixPolicy,
-}
-
-thread_local! {
-    static SETTINGS: std::cell::OnceCell<std::rc::Rc<Result<FixSettings, ConfigError>>> = const { std::cell::OnceCell::new() };
-}
-
-/// The fix settings, read once per isolate (an alert asks for them on every new issue).
-fn settings(env: &worker::Env) -> std::rc::Rc<Result<FixSettings, ConfigError>> {
-    SETTINGS.with(|cell| cell.get_or_init(|| std::rc::Rc::new(read_settings(env))).clone())
-}
-
-fn read_settings(env: &worker::Env) -> Result<FixSettings, ConfigError> {
-    let var = |name: &str| binding(env, name);
-    let executor = match var("EXECUTOR_URL") {
-        _ if var("FIX_BACKEND").is_some_and(|b| b.eq_ignore_ascii_case("actions")) => ExecutorRoute::Actions,
-        Some(url) => ExecutorRoute::Url(url.trim_end_matches('/').to_owned()),
-        None if env.durable_object(container::BINDING).is_ok() => ExecutorRoute::Container,
-        None => {
-            return Err(ConfigError::NotConfigured {
-                what: "the fix executor",
-                needs: "EXECUTOR_URL or the EXECUTOR container",
-            });
-        }
-    };
-    let secret = var("EXECUTOR_SECRET")
-        .ok_or(ConfigError::NotConfigured { what: "the fix executor", needs: "EXECUTOR_SECRET" })?;
-    let number = |name: &str| var(name).and_then(|v| v.parse::<u64>().ok());
-    let mut limits = FixLimits::default();
-    if let Some(n) = number("FIX_MAX_TURNS") {
-        limits.max_turns = u32::try_from(n).unwrap_or(limits.max_turns);
-    }
-    if let Some(usd) = var("FIX_MAX_USD").and_then(|v| v.parse::<f64>().ok()) {
-        limits.max_usd = usd;
-    }
-    if let Some(secs) = number("FIX_TIMEOUT_SECS") {
-        limits.timeout_secs = secs;
-    }
-    limits.max_bytes_added = number("FIX_MAX_BYTES_ADDED").unwrap_or(limits.max_bytes_added);
-    limits.max_binary_bytes = number("FIX_MAX_BINARY_BYTES").unwrap_or(limits.max_binary_bytes);
-    let repo = var("FIX_REPO").or_else(|| var("GITHUB_REPO"));
-    let repos = FixRepos::from_vars(var("FIX_REPOS").as_deref(), repo.as_deref());
-    Ok(FixSettings {
-        executor,
-        secret,
-        callback_url: var("EXECUTOR_CALLBACK_URL"),
-        clone_url: var("FIX_CLONE_URL").unwrap_or_else(|| "https://github.com/{repo}.git".into()),
-        repo,
-        repos,
-        base: var("FIX_BASE_REF").unwrap_or_else(|| "main".into()),
-        allowed_paths: policy::fix_allowed_paths(var("FIX_ALLOWED_PATHS").as_deref()),
-        test_command: var("FIX_TEST_COMMAND"),
-        limits,
-        executor_queue: number("FIX_EXECUTOR_QUEUE").unwrap_or(16),
-        policy: AutoFixPolicy::from_vars(
-            var("AUTO_FIX").as_deref(),
-            var("AUTO_FIX_THRESHOLD").as_deref(),
-            var("AUTO_FIX_MAX_RUNS_PER_DAY").as_deref(),
-            var("AUTO_FIX_MAX_USD_PER_DAY").as_deref(),
-        ),
-    })
-}
-
 fn done(state: JobState, reason: impl Into<String>, links: Vec<String>) -> Outcome {
     Outcome::Done { state, reason: Some(reason.into()), links, fingerprint: None, effect: Effect::None }
 }
@@ -241,8 +155,7 @@ pub async fn on_command<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C
         message_id: None,
         card: card.clone(),
     };
-    let loaded = settings(ctx.env);
-    let settings = match loaded.as_ref() {
+    let settings = match &ctx.config.fix {
         Ok(s) => s,
         Err(reason) => {
             let _ = say(ctx, &reply, &format!("⚠️ Can't start a fix: {reason}.")).await;
@@ -281,8 +194,7 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
     context: &str,
     repo: Option<String>,
 ) {
-    let loaded = settings(ctx.env);
-    let Ok(settings) = loaded.as_ref() else { return };
+    let Ok(settings) = &ctx.config.fix else { return };
     if !settings.policy.enabled {
         return;
     }
@@ -310,7 +222,7 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
     if decision == AutoFix::Run {
         decision = match reserve_cap(ctx, &settings.policy, job.id.as_str()).await {
             Ok(()) => AutoFix::Run,
-            Err(reason) => AutoFix::Skip(reason),
+            Err(refused) => AutoFix::Skip(refused.to_string()),
         };
     }
     match decision {
@@ -344,7 +256,7 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
 /// within `FIX_ALLOWED_PATHS`.
 fn allowed_paths_for<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
-    settings: &FixSettings,
+    settings: &FixConfig,
     repo: &str,
 ) -> Vec<String> {
     ctx.config
@@ -355,7 +267,7 @@ fn allowed_paths_for<P: HttpPort, C: ClaimPort, K: KvPort>(
 
 async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
-    settings: &FixSettings,
+    settings: &FixConfig,
     job: &Job,
     target: FixTarget,
     repo: Option<String>,
@@ -481,7 +393,7 @@ async fn not_dispatched<P: HttpPort, C: ClaimPort, K: KvPort>(
 
 async fn dispatch<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
-    settings: &FixSettings,
+    settings: &FixConfig,
     repo: &str,
     fix_job: &FixJob,
 ) -> Result<(), Outcome> {
@@ -935,19 +847,29 @@ fn day(now_ms: u64) -> String {
     format_rfc3339_ms(now_ms).chars().take(10).collect()
 }
 
+/// Why no auto-fix slot was reserved (said in the tracked issue's comment).
+#[derive(Debug, thiserror::Error)]
+enum CapRefused {
+    /// The claim store's reason (the daily cap of runs, or of spend).
+    #[error("{0}")]
+    Full(String),
+    #[error("the auto-fix caps could not be checked")]
+    Unavailable,
+}
+
 /// Reserves today's auto-fix slot for the alert job `run` (atomically, in the claim store); `Err`
 /// says why not. An unavailable claim store starts nothing.
 async fn reserve_cap<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     policy: &AutoFixPolicy,
     run: &str,
-) -> Result<(), String> {
+) -> Result<(), CapRefused> {
     let op =
         CapsOp::Reserve { run: run.to_owned(), max_runs: policy.max_runs_per_day, max_usd: policy.max_usd_per_day };
     match ctx.claims.caps(&day(ctx.now_ms), &op).await {
         Ok(CapsReply::Reserved) => Ok(()),
-        Ok(CapsReply::Full { reason }) => Err(reason),
-        Ok(CapsReply::Ok) | Err(_) => Err("the auto-fix caps could not be checked".into()),
+        Ok(CapsReply::Full { reason }) => Err(CapRefused::Full(reason)),
+        Ok(CapsReply::Ok) | Err(_) => Err(CapRefused::Unavailable),
     }
 }
 
