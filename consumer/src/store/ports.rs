@@ -48,6 +48,8 @@ pub trait ClaimPort {
 pub trait KvPort {
     async fn get_text(&self, key: &str) -> Option<String>;
     async fn put_text(&self, key: &str, value: String, ttl_secs: u64) -> worker::Result<()>;
+    /// At most `limit` key names starting with `prefix`, in key order; none when listing fails.
+    async fn list_keys(&self, prefix: &str, limit: u64) -> Vec<String>;
 }
 
 impl KvPort for worker::kv::KvStore {
@@ -59,6 +61,13 @@ impl KvPort for worker::kv::KvStore {
         super::counters::kv_write();
         self.put(key, value)?.expiration_ttl(ttl_secs).execute().await?;
         Ok(())
+    }
+
+    async fn list_keys(&self, prefix: &str, limit: u64) -> Vec<String> {
+        match self.list().prefix(prefix.to_owned()).limit(limit).execute().await {
+            Ok(listed) => listed.keys.into_iter().map(|k| k.name).collect(),
+            Err(_) => Vec::new(),
+        }
     }
 }
 
@@ -167,6 +176,12 @@ pub mod memory {
             self.writes.set(self.writes.get() + 1);
             self.entries.borrow_mut().insert(key.to_owned(), value);
             Ok(())
+        }
+
+        async fn list_keys(&self, prefix: &str, limit: u64) -> Vec<String> {
+            let entries = self.entries.borrow();
+            let keys = entries.range(prefix.to_owned()..).map(|(k, _)| k).take_while(|k| k.starts_with(prefix));
+            keys.take(usize::try_from(limit).unwrap_or(usize::MAX)).cloned().collect()
         }
     }
 }

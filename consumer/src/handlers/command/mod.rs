@@ -29,7 +29,6 @@ use bugbot_shared::status::JobState;
 
 use crate::clients::http::HttpPort;
 use crate::config::Config;
-use crate::handlers::component::mutes::ListKeys;
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome};
 use crate::runtime::settle;
@@ -39,7 +38,7 @@ pub use context::build_packet;
 pub use tracked::{TrackedIssue, resolve_tracked_issue};
 
 /// Handles a `DiscordCommand` or `DiscordComponent` job.
-pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort + ListKeys>(ctx: &Ctx<'_, P, C, K>, job: &Job) -> Outcome {
+pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, job: &Job) -> Outcome {
     match &job.kind {
         JobKind::DiscordCommand(command) => run(ctx, job, command).await,
         _ => done(JobState::Ignored, "not a Discord interaction"),
@@ -82,7 +81,7 @@ pub(crate) fn warn(line: &LogLine<'_>) {
 
 /// Runs one command: authorize, then the subcommand. Button clicks run through here too
 /// (`handlers::component`), so a click is authorized and handled exactly like the command.
-pub(crate) async fn run<P: HttpPort, C: ClaimPort, K: KvPort + ListKeys>(
+pub(crate) async fn run<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     job: &Job,
     cmd: &DiscordCommandJob,

@@ -6,7 +6,6 @@ use bugbot_shared::status::{JobState, JobStatus};
 
 use super::{done, reply, tracked};
 use crate::clients::http::HttpPort;
-use crate::handlers::component::mutes::ListKeys;
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
 use crate::store::ports::{ClaimPort, KvPort};
@@ -29,7 +28,7 @@ pub fn describe(status: &JobStatus) -> String {
     }
 }
 
-pub(super) async fn status<P: HttpPort, C: ClaimPort, K: KvPort + ListKeys>(
+pub(super) async fn status<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     ix: &InteractionContext,
     issue: Option<&IssueRef>,

@@ -36,10 +36,9 @@ pub mod guidance;
 pub mod mutes;
 
 use card::{close_tracked, edit_card, edit_card_with, read};
-use mutes::ListKeys;
 
 /// Handles a `DiscordComponent` job (a click or a modal submit).
-pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort + ListKeys>(
+pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     job: &Job,
     click: &DiscordComponentJob,
@@ -121,7 +120,7 @@ pub fn instructions(click: &DiscordComponentJob) -> Option<String> {
 
 /// Runs the command the button stands for through the command handler (which authorizes it), then
 /// edits the card.
-async fn run<P: HttpPort, C: ClaimPort, K: KvPort + ListKeys>(
+async fn run<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     job: &Job,
     ix: &InteractionContext,

@@ -44,33 +44,8 @@ pub async fn remember<P: HttpPort, C: ClaimPort, K: KvPort>(
     let _ = ctx.state.kv().put_text(&keys::mute(fingerprint), text, ttl).await;
 }
 
-/// Listing a namespace's keys by prefix, which only this index needs (beside
-/// [`KvPort`](crate::store::ports::KvPort), so that `/bugbot status` runs natively too).
-#[expect(async_fn_in_trait, reason = "single-threaded Workers runtime; no Send bound wanted")]
-pub trait ListKeys {
-    /// At most `limit` key names starting with `prefix`, in key order; none when listing fails.
-    async fn list_keys(&self, prefix: &str, limit: u64) -> Vec<String>;
-}
-
-impl ListKeys for worker::kv::KvStore {
-    async fn list_keys(&self, prefix: &str, limit: u64) -> Vec<String> {
-        match self.list().prefix(prefix.to_owned()).limit(limit).execute().await {
-            Ok(listed) => listed.keys.into_iter().map(|k| k.name).collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-}
-
-impl ListKeys for crate::store::ports::memory::MemoryKv {
-    async fn list_keys(&self, prefix: &str, limit: u64) -> Vec<String> {
-        let entries = self.entries.borrow();
-        let keys = entries.range(prefix.to_owned()..).map(|(k, _)| k).take_while(|k| k.starts_with(prefix));
-        keys.take(usize::try_from(limit).unwrap_or(usize::MAX)).cloned().collect()
-    }
-}
-
 /// The mutes that hold now, each confirmed by its claim.
-pub async fn active<P: HttpPort, C: ClaimPort, K: KvPort + ListKeys>(ctx: &Ctx<'_, P, C, K>) -> Vec<MuteEntry> {
+pub async fn active<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>) -> Vec<MuteEntry> {
     let listed = ctx.state.kv().list_keys(PREFIX, 100).await;
     let mut out = Vec::new();
     for name in listed {
