@@ -232,6 +232,35 @@ async fn errors_and_resolve_over_the_sentry_api() {
     );
 }
 
+/// `/bugbot stats` reads bugbot's own counters from the ledger (a port: natively, the in-memory
+/// one), then the source's view of the window from the Sentry-compatible API.
+#[tokio::test(flavor = "current_thread")]
+async fn stats_reads_the_ledger_and_the_source() {
+    let w = world().await;
+    let today = bugbot_shared::digest::day_of(now_ms());
+    let event = |n: u64| bugbot_shared::digest::StatsOp::Event {
+        fingerprint: format!("fp-{n}"),
+        title: format!("TypeError number {n}"),
+        project: Some("web".into()),
+        level: "error".into(),
+        url: None,
+        occurrence: bugbot_shared::digest::Occurrence::New,
+    };
+    let settlement = bugbot_consumer::store::ports::Settlement {
+        stats: (1..=3).map(|n| (today.clone(), event(n))).collect(),
+        jobs: Vec::new(),
+    };
+    w.claims.settle(&settlement).await.unwrap();
+    let stats = command_job(1, THREAD, &[], Command::Stats { period: bugbot_shared::command::StatsPeriod::Day });
+    let outcome = run(&w, &stats).await;
+    let text = reply(&w, 1);
+    assert!(text.contains(&format!("bugbot stats for {today}")), "{text}");
+    assert!(text.contains("TypeError number 3"), "the ledger's top issues: {text}");
+    let listed = w.sentry.requests().into_iter().find(|r| r.path.ends_with("/issues/")).expect("the source's list");
+    assert_eq!(listed.query_param("statsPeriod").as_deref(), Some("24h"));
+    assert!(matches!(&outcome, Outcome::Done { reason: Some(r), .. } if r.starts_with("stats:")), "{outcome:?}");
+}
+
 /// A message command files the thread's tracked issue with the packet; a second command in the
 /// thread reuses it (no second issue); `status` lists the thread's jobs, and says when a thread has
 /// none.
