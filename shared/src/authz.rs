@@ -209,8 +209,8 @@ mod tests {
 
     #[test]
     fn access_of_commands_and_bad_ids() {
-        use crate::command::IssueRef;
-        let issue: IssueRef = serde_json::from_str("\"ENG-1\"").unwrap();
+        use crate::command::IssueMention;
+        let issue: IssueMention = serde_json::from_str("\"ENG-1\"").unwrap();
         assert_eq!(Access::of(&Command::Resolve { issue: issue.clone() }), Access::Write);
         assert_eq!(Access::of(&Command::Fix { issue: None, repo: None }), Access::Write);
         assert_eq!(Access::of(&Command::Investigate { issue }), Access::Read);

@@ -15,20 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A Linear issue bugbot filed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LinearRef {
-    pub id: String,
-    pub identifier: String,
-    pub url: String,
-}
-
-/// A GitHub issue bugbot filed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GitHubRef {
-    pub number: u64,
-    pub url: String,
-}
+pub use crate::tracked::IssueRef;
 
 /// The Discord alert message announcing the issue (edited in place on resolve/regress).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +27,10 @@ pub struct DiscordRef {
 /// Everything filed for one fingerprint. Filled in step by step, so a retry skips what exists.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrackedRefs {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub linear: Option<LinearRef>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub github: Option<GitHubRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::tracked::linear_compat")]
+    pub linear: Option<IssueRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "crate::tracked::github_compat")]
+    pub github: Option<IssueRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discord: Option<DiscordRef>,
 }
@@ -694,10 +681,7 @@ mod tests {
     }
 
     fn linear() -> TrackedRefs {
-        TrackedRefs {
-            linear: Some(LinearRef { id: "u".into(), identifier: "ENG-1".into(), url: "https://l/ENG-1".into() }),
-            ..Default::default()
-        }
+        TrackedRefs { linear: Some(IssueRef::linear("u", "ENG-1", "https://l/ENG-1")), ..Default::default() }
     }
 
     #[test]

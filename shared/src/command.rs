@@ -20,9 +20,9 @@ const MAX_HOURS: i64 = 24 * 30;
 /// Resolved against the trackers by the consumer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct IssueRef(String);
+pub struct IssueMention(String);
 
-impl IssueRef {
+impl IssueMention {
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -67,15 +67,15 @@ pub enum StatsPeriod {
 #[non_exhaustive]
 pub enum Command {
     Contextualize {
-        issue: Option<IssueRef>,
+        issue: Option<IssueMention>,
         note: Option<String>,
     },
     Fix {
-        issue: Option<IssueRef>,
+        issue: Option<IssueMention>,
         repo: Option<RepoSlug>,
     },
     Status {
-        issue: Option<IssueRef>,
+        issue: Option<IssueMention>,
     },
     Errors {
         project: Option<String>,
@@ -85,10 +85,10 @@ pub enum Command {
         period: StatsPeriod,
     },
     Resolve {
-        issue: IssueRef,
+        issue: IssueMention,
     },
     Investigate {
-        issue: IssueRef,
+        issue: IssueMention,
     },
     /// "Contextualize with bugbot" on a message: the message is the bug report.
     ContextualizeMessage {
@@ -232,8 +232,8 @@ impl Options<'_> {
         }
     }
 
-    fn issue(&self, name: &str) -> Result<Option<IssueRef>, CommandError> {
-        Ok(self.text(name, MAX_ISSUE_REF)?.map(IssueRef))
+    fn issue(&self, name: &str) -> Result<Option<IssueMention>, CommandError> {
+        Ok(self.text(name, MAX_ISSUE_REF)?.map(IssueMention))
     }
 
     fn hours(&self, name: &str) -> Result<Option<u32>, CommandError> {
@@ -274,7 +274,7 @@ mod tests {
                 json!([{"name":"issue","type":3,"value":" ENG-1 "},{"name":"note","type":3,"value":"hi"}])
             )
             .unwrap(),
-            Command::Contextualize { issue: Some(IssueRef("ENG-1".into())), note: Some("hi".into()) }
+            Command::Contextualize { issue: Some(IssueMention("ENG-1".into())), note: Some("hi".into()) }
         );
         assert_eq!(
             slash("fix", json!([{"name":"repo","type":3,"value":"acme/web"}])).unwrap(),

@@ -67,4 +67,5 @@ pub mod slack;
 pub mod source;
 pub mod stacktrace;
 pub mod status;
+pub mod tracked;
 pub mod verify;

@@ -3,7 +3,7 @@
 //! The real PING captured from Discord (and its invalid twin) pins the signature scheme; bodies
 //! signed here with a fixed-seed key exercise every interaction kind the gateway answers.
 
-use bugbot_shared::command::{Command, IssueRef, MENU_CONTEXTUALIZE, MENU_FIX, RepoSlug};
+use bugbot_shared::command::{Command, IssueMention, MENU_CONTEXTUALIZE, MENU_FIX, RepoSlug};
 use bugbot_shared::ingress::{self, Accepted, Headers, IngressConfig, IngressError, IngressRequest, Route};
 use bugbot_shared::job::{Job, JobKind};
 use bugbot_shared::source::discord::Snowflake;
@@ -355,11 +355,11 @@ fn every_bugbot_subcommand_is_deferred_with_one_job() {
         assert_eq!(command.name(), sub);
         match (sub, command) {
             ("contextualize", Command::Contextualize { issue, note }) => {
-                assert_eq!(issue.as_ref().map(IssueRef::as_str), Some("ENG-12"));
+                assert_eq!(issue.as_ref().map(IssueMention::as_str), Some("ENG-12"));
                 assert_eq!(note.as_deref(), Some("é 🐛"));
             }
             ("fix", Command::Fix { issue, repo }) => {
-                assert_eq!(issue.as_ref().map(IssueRef::as_str), Some("#42"));
+                assert_eq!(issue.as_ref().map(IssueMention::as_str), Some("#42"));
                 assert_eq!(repo.as_ref().map(RepoSlug::as_str), Some("acme/web"));
             }
             ("errors", Command::Errors { project, hours }) => {

@@ -22,8 +22,8 @@ use bugbot_e2e::keys::random_hex;
 use bugbot_e2e::native::{self, Trackers, no_env, now_ms};
 use bugbot_shared::authz::Policy;
 use bugbot_shared::chatops::{Action, ComponentId};
-use bugbot_shared::claim::{DiscordRef, FingerprintOp, GitHubRef, TrackedRefs};
-use bugbot_shared::command::{Command, IssueRef};
+use bugbot_shared::claim::{DiscordRef, FingerprintOp, IssueRef, TrackedRefs};
+use bugbot_shared::command::{Command, IssueMention};
 use bugbot_shared::confidence::AutoFixPolicy;
 use bugbot_shared::event::Fingerprint;
 use bugbot_shared::executor::FixLimits;
@@ -85,7 +85,7 @@ async fn world() -> World {
     }
 }
 
-fn issue(text: &str) -> IssueRef {
+fn issue(text: &str) -> IssueMention {
     serde_json::from_value(json!(text)).expect("an issue reference")
 }
 
@@ -387,7 +387,7 @@ async fn a_mute_click_is_authorized_edits_the_card_and_status_lists_it_until_unm
     let fingerprint = Fingerprint::from_id("sentry", "1234");
     let card = w.discord.add_message(Snowflake(THREAD), "bugbot", "🔴 ZeroDivisionError");
     let tracked = TrackedRefs {
-        github: Some(GitHubRef { number: 1, url: format!("https://github.com/{REPO}/issues/1") }),
+        github: Some(IssueRef::github(1, format!("https://github.com/{REPO}/issues/1"))),
         discord: Some(DiscordRef { channel_id: THREAD.to_string(), message_id: card.to_string() }),
         ..TrackedRefs::default()
     };

@@ -78,9 +78,9 @@ pub(crate) fn installation_uuid(job: &Job) -> Option<String> {
 /// The tracked issues as a label and a URL: Linear first, then GitHub.
 fn tracked_label(tracked: &TrackedRefs) -> Option<(String, &str)> {
     if let Some(l) = &tracked.linear {
-        return Some((l.identifier.clone(), l.url.as_str()));
+        return Some((l.label.clone(), l.url.as_str()));
     }
-    tracked.github.as_ref().map(|g| (format!("#{}", g.number), g.url.as_str()))
+    tracked.github.as_ref().map(|g| (g.label.clone(), g.url.as_str()))
 }
 
 fn source_issue_id(event: &ErrorEvent) -> Option<String> {

@@ -10,9 +10,7 @@
 //! A new issue goes to the repository `REPO_ROUTES` picks for the enriched event (issue 16.6): its
 //! packet, its GitHub issue and its auto-fix; later comments follow the filed issue's URL.
 
-use bugbot_shared::claim::{
-    DiscordRef, FingerprintOp, FingerprintReply, GitHubRef, LinearRef, RepeatDecision, TrackedRefs,
-};
+use bugbot_shared::claim::{DiscordRef, FingerprintOp, FingerprintReply, IssueRef, RepeatDecision, TrackedRefs};
 use bugbot_shared::digest::Occurrence;
 use bugbot_shared::event::{ErrorEvent, MetricStatus, Signal, StatusChange, UptimeState};
 use bugbot_shared::filter::{Decision, filter_signal};
@@ -262,7 +260,7 @@ fn links(tracked: &TrackedRefs) -> Vec<String> {
 /// issue 16.6) when that is `GITHUB_REPO` or a `REPO_ROUTES` repository, else `GITHUB_REPO`.
 fn github_of<'a, P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'a, P, C, K>,
-    issue: &GitHubRef,
+    issue: &IssueRef,
 ) -> Option<GitHub<'a, P>> {
     let mut github = ctx.github()?;
     if let Some(repo) = bugbot_shared::routes::repo_of_issue_url(&issue.url)
@@ -319,7 +317,7 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
             Err(e) => Err(e),
         };
         match filed {
-            Ok(issue) => tracked.github = Some(GitHubRef { number: issue.number, url: issue.html_url }),
+            Ok(issue) => tracked.github = Some(IssueRef::github(issue.number, issue.html_url)),
             Err(e) => first_error = first_error.or(Some(StepError::Sink(e))),
         }
     }
@@ -354,7 +352,7 @@ async fn file_linear<P: HttpPort>(
     title: &str,
     body: &str,
     evidence: Evidence<'_>,
-) -> Result<LinearRef, StepError> {
+) -> Result<IssueRef, StepError> {
     let first_comment = evidence.packet;
     let id = bugbot_shared::claim::linear_issue_id(team_id, event.fingerprint.as_str());
     let existing = if evidence.fresh {
@@ -389,7 +387,7 @@ async fn file_linear<P: HttpPort>(
         }
         issue
     };
-    Ok(LinearRef { id: issue.id, identifier: issue.identifier, url: issue.url })
+    Ok(IssueRef::linear(issue.id, issue.identifier, issue.url))
 }
 
 /// A repeat occurrence: a comment (at most once per cooldown), reopening on regression.
@@ -460,8 +458,9 @@ async fn comment_everywhere<P: HttpPort, C: ClaimPort, K: KvPort>(
     if let (Some(l), Some((linear, _))) = (&tracked.linear, ctx.linear()) {
         linear.comment(&l.id, body).await?;
     }
-    if let Some((g, github)) = tracked.github.as_ref().and_then(|g| Some((g, github_of(ctx, g)?))) {
-        github.comment(g.number, body).await?;
+    if let Some((number, github)) = tracked.github.as_ref().and_then(|g| Some((g.github_number()?, github_of(ctx, g)?)))
+    {
+        github.comment(number, body).await?;
     }
     Ok(())
 }
@@ -474,8 +473,9 @@ async fn set_open_everywhere<P: HttpPort, C: ClaimPort, K: KvPort>(
     if let (Some(l), Some((linear, team_id))) = (&tracked.linear, ctx.linear()) {
         linear.set_state_type(&l.id, team_id, if open { "unstarted" } else { "completed" }).await?;
     }
-    if let Some((g, github)) = tracked.github.as_ref().and_then(|g| Some((g, github_of(ctx, g)?))) {
-        github.set_state(g.number, open, Some(if open { "reopened" } else { "completed" })).await?;
+    if let Some((number, github)) = tracked.github.as_ref().and_then(|g| Some((g.github_number()?, github_of(ctx, g)?)))
+    {
+        github.set_state(number, open, Some(if open { "reopened" } else { "completed" })).await?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 
-use bugbot_shared::command::IssueRef;
+use bugbot_shared::command::IssueMention;
 use bugbot_shared::frames::{MappedFrame, event_frames, map_frame_list_with};
 use bugbot_shared::job::{InteractionContext, Job};
 use bugbot_shared::packet::{
@@ -39,7 +39,7 @@ const CODE_RADIUS: u32 = 3;
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
     /// The `issue` option.
-    pub explicit: Option<&'a IssueRef>,
+    pub explicit: Option<&'a IssueMention>,
     pub note: Option<&'a str>,
     /// The message of a message command (the bug report).
     pub message: Option<&'a Message>,

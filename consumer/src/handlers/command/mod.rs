@@ -35,7 +35,7 @@ use crate::runtime::settle;
 use crate::store::ports::{ClaimPort, KvPort};
 
 pub use context::build_packet;
-pub use tracked::{TrackedIssue, resolve_tracked_issue};
+pub use tracked::resolve_tracked_issue;
 
 /// Handles a `DiscordCommand` or `DiscordComponent` job.
 pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, job: &Job) -> Outcome {

@@ -1,6 +1,6 @@
 //! `/bugbot resolve`: resolves the source issue (Sentry or GlitchTip) and the tracked issues.
 
-use bugbot_shared::command::IssueRef;
+use bugbot_shared::command::IssueMention;
 use bugbot_shared::job::InteractionContext;
 use bugbot_shared::references::{Reference, extract};
 use bugbot_shared::status::JobState;
@@ -17,7 +17,7 @@ use crate::store::ports::{ClaimPort, KvPort};
 pub async fn resolve<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     ix: &InteractionContext,
-    issue: &IssueRef,
+    issue: &IssueMention,
 ) -> Result<Outcome, StepError> {
     let api = api(ctx)?;
     let text = issue.as_str().trim();

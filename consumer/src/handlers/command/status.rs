@@ -1,6 +1,6 @@
 //! `/bugbot status`: the thread's (or issue's) tracked issue and its last jobs, from KV.
 
-use bugbot_shared::command::IssueRef;
+use bugbot_shared::command::IssueMention;
 use bugbot_shared::job::InteractionContext;
 use bugbot_shared::status::{JobState, JobStatus};
 
@@ -31,7 +31,7 @@ pub fn describe(status: &JobStatus) -> String {
 pub(super) async fn status<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     ix: &InteractionContext,
-    issue: Option<&IssueRef>,
+    issue: Option<&IssueMention>,
 ) -> Result<Outcome, StepError> {
     let kv = ctx.state.kv();
     let record = match issue {

@@ -11,6 +11,8 @@ use bugbot_shared::references::Reference;
 use serde::{Deserialize, Serialize};
 
 use crate::clients::SinkError;
+use bugbot_shared::tracked::{IssueRef, Tracker};
+
 use crate::clients::github::GitHub;
 use crate::clients::http::HttpPort;
 use crate::clients::linear::{Linear, NewLinearIssue};
@@ -23,29 +25,10 @@ const TTL_SECS: u64 = 90 * 24 * 3600;
 /// Job ids kept per thread.
 const MAX_JOBS: usize = 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tracker {
-    Linear,
-    GitHub,
-}
-
-/// An issue in Linear or GitHub that bugbot comments on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrackedIssue {
-    pub tracker: Tracker,
-    /// Linear's UUID or the GitHub issue number.
-    pub id: String,
-    /// `ENG-12` or `#34`.
-    pub label: String,
-    pub url: String,
-    pub title: String,
-}
-
 /// What bugbot keeps about a thread.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThreadRecord {
-    pub issue: TrackedIssue,
+    pub issue: IssueRef,
     /// Recent job ids, oldest first.
     #[serde(default)]
     pub jobs: Vec<String>,
@@ -91,7 +74,7 @@ pub(crate) async fn save(kv: &impl KvPort, channel_id: Option<&str>, record: &Th
 }
 
 impl ThreadRecord {
-    pub fn new(issue: TrackedIssue) -> Self {
+    pub fn new(issue: IssueRef) -> Self {
         Self { issue, jobs: Vec::new(), kinds: BTreeMap::new(), references: Vec::new() }
     }
 
@@ -135,24 +118,15 @@ pub async fn resolve_tracked_issue<P: HttpPort, C: ClaimPort, K: KvPort>(
     for reference in explicit {
         let found = match reference {
             Reference::Linear { identifier, .. } => match linear(ctx) {
-                Some((linear, _)) => linear.issue(identifier).await?.map(|i| TrackedIssue {
-                    tracker: Tracker::Linear,
-                    id: i.id,
-                    label: i.identifier,
-                    url: i.url,
-                    title: i.title,
-                }),
+                Some((linear, _)) => linear
+                    .issue(identifier)
+                    .await?
+                    .map(|i| IssueRef::linear(i.id, i.identifier, i.url).with_title(i.title)),
                 None => return Err(permanent("Linear is not configured")),
             },
             Reference::GitHubIssue { repo, number, .. } => match github(ctx) {
                 Some(github) if github.repo.eq_ignore_ascii_case(repo) => {
-                    github.issue(*number).await?.map(|i| TrackedIssue {
-                        tracker: Tracker::GitHub,
-                        id: i.number.to_string(),
-                        label: format!("#{}", i.number),
-                        url: i.html_url,
-                        title: i.title,
-                    })
+                    github.issue(*number).await?.map(|i| IssueRef::github(i.number, i.html_url).with_title(i.title))
                 }
                 _ => return Err(permanent(format!("{repo} is not the configured GitHub repository"))),
             },
@@ -197,7 +171,7 @@ async fn create<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     title: &str,
     body: &str,
-) -> Result<TrackedIssue, StepError> {
+) -> Result<IssueRef, StepError> {
     let title = super::clip(title.trim(), 200);
     if let Some((linear, team_id)) = linear(ctx) {
         let issue = linear
@@ -210,23 +184,11 @@ async fn create<P: HttpPort, C: ClaimPort, K: KvPort>(
                 id: None,
             })
             .await?;
-        return Ok(TrackedIssue {
-            tracker: Tracker::Linear,
-            id: issue.id,
-            label: issue.identifier,
-            url: issue.url,
-            title: issue.title,
-        });
+        return Ok(IssueRef::linear(issue.id, issue.identifier, issue.url).with_title(issue.title));
     }
     if let Some(github) = github(ctx) {
         let issue = github.create_issue(&title, body, &["bugbot".to_owned()]).await?;
-        return Ok(TrackedIssue {
-            tracker: Tracker::GitHub,
-            id: issue.number.to_string(),
-            label: format!("#{}", issue.number),
-            url: issue.html_url,
-            title: issue.title,
-        });
+        return Ok(IssueRef::github(issue.number, issue.html_url).with_title(issue.title));
     }
     Err(permanent("no issue tracker is configured (Linear or GitHub)"))
 }
@@ -234,7 +196,7 @@ async fn create<P: HttpPort, C: ClaimPort, K: KvPort>(
 /// Comments on the tracked issue.
 pub async fn comment<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
-    issue: &TrackedIssue,
+    issue: &IssueRef,
     body: &str,
 ) -> Result<(), StepError> {
     match issue.tracker {
@@ -244,7 +206,7 @@ pub async fn comment<P: HttpPort, C: ClaimPort, K: KvPort>(
         }
         Tracker::GitHub => {
             let github = github(ctx).ok_or_else(|| permanent("GitHub is not configured"))?;
-            let number = issue.id.parse().map_err(|_| permanent(format!("bad issue number {}", issue.id)))?;
+            let number = issue.github_number().ok_or_else(|| permanent(format!("bad issue number {}", issue.id)))?;
             github.comment(number, body).await?;
         }
     }

@@ -121,10 +121,7 @@ async fn fix_state<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     tracked: &TrackedRefs,
 ) -> (bool, Option<String>) {
-    let keys = [
-        tracked.linear.as_ref().map(|l| l.identifier.clone()),
-        tracked.github.as_ref().map(|g| format!("#{}", g.number)),
-    ];
+    let keys = [tracked.linear.as_ref().map(|l| l.label.clone()), tracked.github.as_ref().map(|g| g.label.clone())];
     for key in keys.into_iter().flatten() {
         if let Some(run) = fix_runs::current(ctx.state.kv(), &key).await {
             return (matches!(run.state, FixState::Queued | FixState::Running), run.pr_url);

@@ -17,7 +17,7 @@
 use bugbot_shared::authz::{Access, Decision};
 use bugbot_shared::chatops::{self, Action, ComponentId};
 use bugbot_shared::claim::{FingerprintOp, FingerprintRecord, FingerprintReply};
-use bugbot_shared::command::{Command, IssueRef};
+use bugbot_shared::command::{Command, IssueMention};
 use bugbot_shared::event::ErrorEvent;
 use bugbot_shared::job::{DiscordCommandJob, DiscordComponentJob, InteractionContext, Job, JobKind};
 use bugbot_shared::log::{Level, LogLine};
@@ -86,7 +86,7 @@ pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort>(
     }
 }
 
-fn issue_ref(text: &str) -> Option<IssueRef> {
+fn issue_ref(text: &str) -> Option<IssueMention> {
     serde_json::from_value(json!(text)).ok()
 }
 

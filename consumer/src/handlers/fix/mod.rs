@@ -24,7 +24,7 @@ pub mod actions;
 
 use bugbot_shared::caps::{CapsOp, CapsReply};
 use bugbot_shared::claim::{DeliveryOp, DeliveryReply, TrackedRefs};
-use bugbot_shared::command::{Command, IssueRef};
+use bugbot_shared::command::{Command, IssueMention};
 use bugbot_shared::confidence::{self, AutoFix, AutoFixPolicy, Evidence};
 use bugbot_shared::container;
 use bugbot_shared::event::{ErrorEvent, format_rfc3339_ms};
@@ -54,22 +54,102 @@ const INTERACTION_TTL_MS: u64 = 15 * 60 * 1000;
 const FIX_RUN_TTL_SECS: u64 = 30 * 24 * 3600;
 
 pub use crate::store::fix_runs::FixState;
+use bugbot_shared::tracked::IssueRef;
 
-/// The issue a fix is for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The issue a fix is for: the tracked issue (its label names the run: the `fix:{label}` claim, the
+/// branch, "Fixes #12"), the same issue in the other tracker when an alert was filed in both (told
+/// of the PR too), and what the agent is given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FixTarget {
-    /// `#12` (GitHub) or `ENG-3` (Linear).
-    pub key: String,
-    pub url: String,
-    pub title: String,
+    pub issue: IssueRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub also: Option<IssueRef>,
     pub body: String,
-    #[serde(default)]
-    pub github_number: Option<u64>,
-    #[serde(default)]
-    pub linear_id: Option<String>,
     /// The evidence gathered when the issue was filed (the alert's context packet), if any.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub context: String,
+}
+
+impl FixTarget {
+    /// `#12` (GitHub) or `ENG-3` (Linear).
+    pub fn key(&self) -> &str {
+        &self.issue.label
+    }
+
+    pub fn url(&self) -> &str {
+        &self.issue.url
+    }
+
+    pub fn title(&self) -> &str {
+        &self.issue.title
+    }
+
+    fn issues(&self) -> impl Iterator<Item = &IssueRef> {
+        std::iter::once(&self.issue).chain(self.also.as_ref())
+    }
+
+    /// The GitHub issue, if the target has one.
+    pub fn github(&self) -> Option<&IssueRef> {
+        self.issues().find(|i| i.github_number().is_some())
+    }
+
+    /// The Linear issue's UUID, if the target has one.
+    pub fn linear_id(&self) -> Option<&str> {
+        self.issues().find_map(IssueRef::linear_id)
+    }
+}
+
+/// A fix target as stored now, or (fix runs are kept 30 days) before [`IssueRef`].
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FixTargetWire {
+    Now {
+        issue: IssueRef,
+        #[serde(default)]
+        also: Option<IssueRef>,
+        body: String,
+        #[serde(default)]
+        context: String,
+    },
+    Before {
+        key: String,
+        url: String,
+        title: String,
+        body: String,
+        #[serde(default)]
+        github_number: Option<u64>,
+        #[serde(default)]
+        linear_id: Option<String>,
+        #[serde(default)]
+        context: String,
+    },
+}
+
+impl<'de> Deserialize<'de> for FixTarget {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match FixTargetWire::deserialize(d)? {
+            FixTargetWire::Now { issue, also, body, context } => Self { issue, also, body, context },
+            FixTargetWire::Before { key, url, title, body, github_number, linear_id, context } => {
+                let github =
+                    github_number.map(|n| IssueRef::github(n, if key.starts_with('#') { url.as_str() } else { "" }));
+                let linear = linear_id.map(|id| {
+                    let (label, url) =
+                        if key.starts_with('#') { (String::new(), String::new()) } else { (key.clone(), url.clone()) };
+                    IssueRef::linear(id, label, url)
+                });
+                let (issue, also) = match (github, linear) {
+                    (Some(g), l) if key.starts_with('#') => (g, l),
+                    (g, Some(l)) => (l, g),
+                    (Some(g), None) => (g, None),
+                    (None, None) => (IssueRef::linear("", key.clone(), url.clone()), None),
+                };
+                let mut issue = issue;
+                key.clone_into(&mut issue.label);
+                url.clone_into(&mut issue.url);
+                Self { issue: issue.with_title(title), also, body, context }
+            }
+        })
+    }
 }
 
 /// How to tell people about progress.
@@ -200,23 +280,18 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
     }
     // Issue 16.3: the evidence the alert's context packet found, not a default.
     let confidence = confidence::score(event, evidence);
+    // The GitHub issue when there is one (the PR says "Fixes #12"), else the Linear one.
+    let (issue, also) = match (tracked.github.clone(), tracked.linear.clone()) {
+        (Some(github), linear) => (github, linear),
+        (None, Some(linear)) => (linear, None),
+        (None, None) => return,
+    };
     let target = FixTarget {
-        key: tracked
-            .github
-            .as_ref()
-            .map(|g| format!("#{}", g.number))
-            .or_else(|| tracked.linear.as_ref().map(|l| l.identifier.clone()))
-            .unwrap_or_default(),
-        url: tracked.primary_url().unwrap_or_default().to_owned(),
-        title: report::issue_title(event),
+        issue: issue.with_title(report::issue_title(event)),
+        also,
         body: report::issue_body_markdown(event),
-        github_number: tracked.github.as_ref().map(|g| g.number),
-        linear_id: tracked.linear.as_ref().map(|l| l.id.clone()),
         context: context.to_owned(),
     };
-    if target.key.is_empty() {
-        return;
-    }
     // The caps are checked by reserving a slot (below), atomically: not from a count read here.
     let mut decision = confidence::decide(&settings.policy, &confidence, 0, 0.0);
     if decision == AutoFix::Run {
@@ -229,7 +304,7 @@ pub async fn maybe_auto_fix<P: HttpPort, C: ClaimPort, K: KvPort>(
         AutoFix::Skip(reason) => {
             let note = format!(
                 "bugbot did not start an automatic fix: {reason}. Anyone allowed can still ask with `/bugbot fix issue:{}`.",
-                target.key
+                target.key()
             );
             let _ = comment(ctx, &target, &note).await;
         }
@@ -287,29 +362,33 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
     let evidence = match packet::fix_evidence(&target.body, &target.context, &allowed_paths_for(ctx, settings, &repo)) {
         Ok(evidence) => evidence,
         Err(reason) => {
-            let _ = say(ctx, &reply, &format!("⛔ Can't start a fix for {}: {reason}.", target.key)).await;
-            return done(JobState::Ignored, format!("refused: {reason}"), vec![target.url]);
+            let _ = say(ctx, &reply, &format!("⛔ Can't start a fix for {}: {reason}.", target.key())).await;
+            return done(JobState::Ignored, format!("refused: {reason}"), vec![target.url().to_owned()]);
         }
     };
-    let slug = slug(&target.key);
+    let slug = slug(target.key());
     let fix_job_id = format!("fix-{slug}-{}", &bugbot_shared::verify::sha256_hex(job.id.as_str().as_bytes())[..10]);
     let branch = format!("bugbot/fix-{slug}");
     // The lease covers the executor's queue and the run: no second run of this branch meanwhile.
     let lease_ms = bugbot_shared::claim::fix_lease_ms(&settings.limits, settings.executor_queue);
     let claim = DeliveryOp::Begin { holder: fix_job_id.clone(), now_ms: ctx.now_ms, lease_ms };
-    match ctx.claims.delivery(&format!("fix:{}", target.key), &claim).await {
+    match ctx.claims.delivery(&format!("fix:{}", target.key()), &claim).await {
         Ok(DeliveryReply::Proceed { .. }) => {}
         Ok(DeliveryReply::Busy { .. } | DeliveryReply::Duplicate { .. }) => {
-            let running = current_run(ctx, &target.key).await;
+            let running = current_run(ctx, target.key()).await;
             let status = running
                 .map_or_else(String::new, |r| format!(" (requested by {}, {})", r.requested_by, state_text(r.state)));
             let _ = say(
                 ctx,
                 &reply,
-                &format!("⏳ A fix for {} is already running{status}. I'll post the result here.", target.key),
+                &format!("⏳ A fix for {} is already running{status}. I'll post the result here.", target.key()),
             )
             .await;
-            return done(JobState::Duplicate, format!("a fix for {} is already running", target.key), vec![target.url]);
+            return done(
+                JobState::Duplicate,
+                format!("a fix for {} is already running", target.key()),
+                vec![target.url().to_owned()],
+            );
         }
         Ok(DeliveryReply::Finished) | Err(_) => {
             return platform(ctx, "claim store unavailable".into());
@@ -346,9 +425,9 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
         base_ref: settings.base.clone(),
         branch,
         prompt: FixPrompt {
-            issue_key: target.key.clone(),
-            issue_url: Some(target.url.clone()),
-            title: target.title.clone(),
+            issue_key: target.key().to_owned(),
+            issue_url: Some(target.url().to_owned()),
+            title: target.title().to_owned(),
             body: target.body.clone(),
             context: with_guidance(
                 evidence.context,
@@ -369,7 +448,7 @@ async fn start<P: HttpPort, C: ClaimPort, K: KvPort>(
     run.state = FixState::Running;
     save_run(ctx, &run).await;
     let _ = show(ctx, &run).await;
-    done(JobState::Fixing, format!("fix {fix_job_id} running for {}", target.key), vec![target.url])
+    done(JobState::Fixing, format!("fix {fix_job_id} running for {}", target.key()), vec![target.url().to_owned()])
         .with_effect(Effect::FixStarted)
 }
 
@@ -388,7 +467,7 @@ async fn not_dispatched<P: HttpPort, C: ClaimPort, K: KvPort>(
     save_run(ctx, run).await;
     let _ = show(ctx, run).await;
     let release = DeliveryOp::Relinquish { holder: run.fix_job_id.clone() };
-    let _ = ctx.claims.delivery(&format!("fix:{}", run.target.key), &release).await;
+    let _ = ctx.claims.delivery(&format!("fix:{}", run.target.key()), &release).await;
 }
 
 async fn dispatch<P: HttpPort, C: ClaimPort, K: KvPort>(
@@ -526,14 +605,14 @@ pub async fn on_result<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C,
     card_after(ctx, job, &run, state).await;
     // Only this run's own claim is released (a run whose lease ran out may have been succeeded).
     let release = DeliveryOp::Relinquish { holder: run.fix_job_id.clone() };
-    let _ = ctx.claims.delivery(&format!("fix:{}", run.target.key), &release).await;
+    let _ = ctx.claims.delivery(&format!("fix:{}", run.target.key()), &release).await;
     if run.reply.interaction_token.is_none()
         && let Some(requested_in) = &run.requested_in
     {
         cap(ctx, CapsOp::Charge { run: requested_in.clone(), usd: run.cost_usd }).await;
     }
     let outcome_name = if state == FixState::PrOpened { "pr_opened" } else { report.outcome.name() };
-    let links: Vec<String> = run.pr_url.iter().cloned().chain(std::iter::once(run.target.url.clone())).collect();
+    let links: Vec<String> = run.pr_url.iter().cloned().chain(std::iter::once(run.target.url().to_owned())).collect();
     let reason = match &run.reason {
         Some(why) => format!("fix {}: {} — {why}", run.fix_job_id, state_text(state)),
         None => format!("fix {}: {}", run.fix_job_id, state_text(state)),
@@ -575,7 +654,7 @@ async fn open_pull<P: HttpPort, C: ClaimPort, K: KvPort>(
     let Some(github) = github_for(ctx, &run.repo) else {
         return Err(done(JobState::Failed, "GitHub is not configured (GITHUB_TOKEN)", Vec::new()));
     };
-    let title = format!("Fix {}: {}", run.target.key, report::untrusted_title(&run.target.title, 200));
+    let title = format!("Fix {}: {}", run.target.key(), report::untrusted_title(run.target.title(), 200));
     let body = pr_body(run, report);
     let pull = github
         .create_pull(&NewPull { title: &title, head: &run.branch, base: &run.base, body: &body, draft: true })
@@ -592,9 +671,9 @@ fn pr_body(run: &FixRun, report: &FixReport) -> String {
     let _ = writeln!(
         body,
         "Draft fix for [{}]({}) — {}\n",
-        run.target.key,
-        run.target.url,
-        report::untrusted_text(&run.target.title)
+        run.target.key(),
+        run.target.url(),
+        report::untrusted_text(run.target.title())
     );
     if let Some(summary) = report.summary.as_deref().filter(|s| !s.trim().is_empty()) {
         let _ = writeln!(body, "## Summary\n\n{}", report::untrusted_quote(summary, 40));
@@ -632,7 +711,7 @@ fn pr_body(run: &FixRun, report: &FixReport) -> String {
          environment). Review it like any contribution.\n\n",
     );
     // GitHub closes `#N` on merge; Linear's GitHub integration does the same for `ENG-N`.
-    let _ = writeln!(body, "Fixes {}", run.target.key);
+    let _ = writeln!(body, "Fixes {}", run.target.key());
     body
 }
 
@@ -642,7 +721,7 @@ fn pr_body(run: &FixRun, report: &FixReport) -> String {
 async fn resolve_target<P: HttpPort, C: ClaimPort, K: KvPort>(
     ctx: &Ctx<'_, P, C, K>,
     interaction: &InteractionContext,
-    issue: Option<&IssueRef>,
+    issue: Option<&IssueMention>,
     message: Option<&Message>,
 ) -> Result<Option<FixTarget>, Outcome> {
     if let Some(reference) = issue {
@@ -678,12 +757,9 @@ async fn fetch_target<P: HttpPort, C: ClaimPort, K: KvPort>(
     if let (Some(number), Some(github)) = (github_number, ctx.github()) {
         let issue = transient_or_done(ctx, github.issue(number).await, "reading the GitHub issue")?;
         return Ok(issue.map(|i| FixTarget {
-            key: format!("#{}", i.number),
-            url: i.html_url,
-            title: i.title,
+            issue: IssueRef::github(i.number, i.html_url).with_title(i.title),
+            also: None,
             body: i.body.unwrap_or_default(),
-            github_number: Some(i.number),
-            linear_id: None,
             context: String::new(),
         }));
     }
@@ -692,12 +768,9 @@ async fn fetch_target<P: HttpPort, C: ClaimPort, K: KvPort>(
     if let Some((linear, _)) = ctx.linear() {
         let issue = transient_or_done(ctx, linear.issue(identifier).await, "reading the Linear issue")?;
         return Ok(issue.map(|i| FixTarget {
-            key: i.identifier,
-            url: i.url,
-            title: i.title,
+            issue: IssueRef::linear(i.id, i.identifier, i.url).with_title(i.title),
+            also: None,
             body: i.description.unwrap_or_default(),
-            github_number: None,
-            linear_id: Some(i.id),
             context: String::new(),
         }));
     }
@@ -731,12 +804,9 @@ async fn issue_from_message<P: HttpPort, C: ClaimPort, K: KvPort>(
             "filing the issue",
         )?;
         return Ok(FixTarget {
-            key: format!("#{}", issue.number),
-            url: issue.html_url,
-            title,
+            issue: IssueRef::github(issue.number, issue.html_url).with_title(title),
+            also: None,
             body: message.content.clone(),
-            github_number: Some(issue.number),
-            linear_id: None,
             context: String::new(),
         });
     }
@@ -759,7 +829,7 @@ fn state_text(state: FixState) -> &'static str {
 }
 
 fn stage_text(target: &FixTarget, state: FixState, requested_by: &str, run: Option<&FixRun>) -> String {
-    let head = format!("🛠️ **Fix for [{}]({})** — {}", target.key, target.url, target.title);
+    let head = format!("🛠️ **Fix for [{}]({})** — {}", target.key(), target.url(), target.title());
     let line = match (state, run) {
         (FixState::Queued, _) => "⏳ queued".to_owned(),
         (FixState::Running, _) => "⚙️ running — Claude Code is working in a sandboxed clone".to_owned(),
@@ -809,16 +879,18 @@ async fn comment<P: HttpPort, C: ClaimPort, K: KvPort>(
     target: &FixTarget,
     body: &str,
 ) -> Result<(), SinkError> {
-    if let (Some(number), Some(mut github)) = (target.github_number, ctx.github()) {
+    if let (Some(issue), Some(mut github)) = (target.github(), ctx.github())
+        && let Some(number) = issue.github_number()
+    {
         // A routed issue (issue 16.6) is commented on in its own repository.
-        if let Some(repo) = bugbot_shared::routes::repo_of_issue_url(&target.url)
+        if let Some(repo) = bugbot_shared::routes::repo_of_issue_url(&issue.url)
             && ctx.config.routes.knows(&repo)
         {
             github.repo = repo;
         }
         github.comment(number, body).await?;
     }
-    if let (Some(id), Some((linear, _))) = (&target.linear_id, ctx.linear()) {
+    if let (Some(id), Some((linear, _))) = (target.linear_id(), ctx.linear()) {
         linear.comment(id, body).await?;
     }
     Ok(())
@@ -831,7 +903,7 @@ async fn save_run<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, 
     let text = serde_json::to_string(run).expect("a fix run serializes");
     let kv = ctx.state.kv();
     let _ = kv.put_text(&keys::fix_run(&run.fix_job_id), text, FIX_RUN_TTL_SECS).await;
-    let _ = kv.put_text(&keys::fix_issue(&run.target.key), run.fix_job_id.clone(), FIX_RUN_TTL_SECS).await;
+    let _ = kv.put_text(&keys::fix_issue(run.target.key()), run.fix_job_id.clone(), FIX_RUN_TTL_SECS).await;
 }
 
 async fn load_run<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, fix_job_id: &str) -> Option<FixRun> {
@@ -929,6 +1001,33 @@ fn with_guidance(evidence: String, guidance: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fix_run_stored_before_issue_refs_still_reads() {
+        // An alert filed in both trackers, as a fix run recorded it before (key: GitHub's label,
+        // url: the primary URL, Linear's).
+        let before = r##"{"key":"#12","url":"https://linear.app/x/issue/ENG-3","title":"T","body":"B",
+            "github_number":12,"linear_id":"uuid-3","context":"C"}"##;
+        let target: FixTarget = serde_json::from_str(before).unwrap();
+        assert_eq!((target.key(), target.url(), target.title()), ("#12", "https://linear.app/x/issue/ENG-3", "T"));
+        assert_eq!(target.github().and_then(IssueRef::github_number), Some(12));
+        assert_eq!(target.linear_id(), Some("uuid-3"));
+        assert_eq!((target.body.as_str(), target.context.as_str()), ("B", "C"));
+        // A Linear-only one.
+        let linear = r#"{"key":"ENG-4","url":"https://linear.app/x/issue/ENG-4","title":"T","body":"",
+            "linear_id":"uuid-4"}"#;
+        let target: FixTarget = serde_json::from_str(linear).unwrap();
+        assert_eq!((target.key(), target.linear_id(), target.github().is_none()), ("ENG-4", Some("uuid-4"), true));
+        // And today's shape round-trips.
+        let now = FixTarget {
+            issue: IssueRef::github(7, "https://github.com/o/r/issues/7").with_title("T"),
+            also: Some(IssueRef::linear("uuid-7", "ENG-7", "https://linear.app/x/issue/ENG-7")),
+            body: "B".into(),
+            context: String::new(),
+        };
+        let text = serde_json::to_string(&now).unwrap();
+        assert_eq!(serde_json::from_str::<FixTarget>(&text).unwrap(), now);
+    }
 
     #[test]
     fn slugs_and_branches_are_safe() {
