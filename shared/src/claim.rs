@@ -49,6 +49,11 @@ impl TrackedRefs {
         }
     }
 
+    /// The filed Linear and GitHub issues, Linear first.
+    pub fn issues(&self) -> impl Iterator<Item = &IssueRef> {
+        self.linear.iter().chain(self.github.iter())
+    }
+
     /// The URL to show people: Linear first, then GitHub.
     pub fn primary_url(&self) -> Option<&str> {
         self.linear.as_ref().map(|l| l.url.as_str()).or(self.github.as_ref().map(|g| g.url.as_str()))

@@ -9,6 +9,7 @@ pub mod http;
 pub mod linear;
 pub mod posthog;
 pub mod sentry_api;
+pub mod tracker;
 
 use bugbot_shared::backoff::RetryAfter;
 

@@ -11,6 +11,7 @@ use crate::clients::discord::Discord;
 use crate::clients::github::GitHub;
 use crate::clients::http::HttpPort;
 use crate::clients::linear::Linear;
+use crate::clients::tracker::Tracker;
 use crate::config::Config;
 use crate::store::State;
 use crate::store::objects::claims::Claims;
@@ -54,6 +55,26 @@ impl<'a, P: HttpPort, C: ClaimPort, K: KvPort> Ctx<'a, P, C, K> {
             token: c.token.clone(),
             repo: c.repo.clone(),
         })
+    }
+
+    /// The client of the tracker holding `issue`, when that tracker is configured. A GitHub issue is
+    /// reached in the repository its URL names when that is `GITHUB_REPO` or a `REPO_ROUTES`
+    /// repository (issue 16.6), else in `GITHUB_REPO`.
+    pub fn tracker(&self, issue: &bugbot_shared::tracked::IssueRef) -> Option<Tracker<'a, P>> {
+        match issue.tracker {
+            bugbot_shared::tracked::Tracker::Linear => {
+                self.linear().map(|(client, team_id)| Tracker::Linear { client, team_id })
+            }
+            bugbot_shared::tracked::Tracker::GitHub => {
+                let mut github = self.github()?;
+                if let Some(repo) = bugbot_shared::routes::repo_of_issue_url(&issue.url)
+                    && self.config.routes.knows(&repo)
+                {
+                    github.repo = repo;
+                }
+                Some(Tracker::GitHub(github))
+            }
+        }
     }
 
     /// Discord's API (the bot token may be unset: calls needing it then fail).

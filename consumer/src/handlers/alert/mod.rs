@@ -19,7 +19,6 @@ use bugbot_shared::normalize::normalize;
 use bugbot_shared::report::{self, AlertState};
 use bugbot_shared::status::JobState;
 
-use crate::clients::github::GitHub;
 use crate::clients::http::HttpPort;
 use crate::clients::linear::{Linear, NewLinearIssue};
 use crate::runtime::ctx::Ctx;
@@ -256,21 +255,6 @@ fn links(tracked: &TrackedRefs) -> Vec<String> {
     out
 }
 
-/// The GitHub client of an issue bugbot filed: in the repository its URL names (a routed one,
-/// issue 16.6) when that is `GITHUB_REPO` or a `REPO_ROUTES` repository, else `GITHUB_REPO`.
-fn github_of<'a, P: HttpPort, C: ClaimPort, K: KvPort>(
-    ctx: &Ctx<'a, P, C, K>,
-    issue: &IssueRef,
-) -> Option<GitHub<'a, P>> {
-    let mut github = ctx.github()?;
-    if let Some(repo) = bugbot_shared::routes::repo_of_issue_url(&issue.url)
-        && ctx.config.routes.knows(&repo)
-    {
-        github.repo = repo;
-    }
-    Some(github)
-}
-
 /// What evidence gathering adds to a new issue (Markdown): the enrichment's breadcrumbs or why
 /// there are none, and the context packet (the GitHub body; Linear's first comment).
 #[derive(Debug, Clone, Copy)]
@@ -455,12 +439,10 @@ async fn comment_everywhere<P: HttpPort, C: ClaimPort, K: KvPort>(
     tracked: &TrackedRefs,
     body: &str,
 ) -> Result<(), StepError> {
-    if let (Some(l), Some((linear, _))) = (&tracked.linear, ctx.linear()) {
-        linear.comment(&l.id, body).await?;
-    }
-    if let Some((number, github)) = tracked.github.as_ref().and_then(|g| Some((g.github_number()?, github_of(ctx, g)?)))
-    {
-        github.comment(number, body).await?;
+    for issue in tracked.issues() {
+        if let Some(tracker) = ctx.tracker(issue) {
+            tracker.comment(issue, body).await?;
+        }
     }
     Ok(())
 }
@@ -470,12 +452,10 @@ async fn set_open_everywhere<P: HttpPort, C: ClaimPort, K: KvPort>(
     tracked: &TrackedRefs,
     open: bool,
 ) -> Result<(), StepError> {
-    if let (Some(l), Some((linear, team_id))) = (&tracked.linear, ctx.linear()) {
-        linear.set_state_type(&l.id, team_id, if open { "unstarted" } else { "completed" }).await?;
-    }
-    if let Some((number, github)) = tracked.github.as_ref().and_then(|g| Some((g.github_number()?, github_of(ctx, g)?)))
-    {
-        github.set_state(number, open, Some(if open { "reopened" } else { "completed" })).await?;
+    for issue in tracked.issues() {
+        if let Some(tracker) = ctx.tracker(issue) {
+            tracker.set_open(issue, open).await?;
+        }
     }
     Ok(())
 }

@@ -13,9 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::clients::SinkError;
 use bugbot_shared::tracked::{IssueRef, Tracker};
 
-use crate::clients::github::GitHub;
 use crate::clients::http::HttpPort;
-use crate::clients::linear::{Linear, NewLinearIssue};
+use crate::clients::linear::NewLinearIssue;
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::StepError;
 use crate::store::keys;
@@ -38,16 +37,6 @@ pub struct ThreadRecord {
     /// Source issues, sessions and emails seen in the thread, reused by later commands.
     #[serde(default)]
     pub references: Vec<Reference>,
-}
-
-pub(crate) fn linear<'a, P: HttpPort, C: ClaimPort, K: KvPort>(
-    ctx: &Ctx<'a, P, C, K>,
-) -> Option<(Linear<'a, P>, &'a str)> {
-    ctx.linear()
-}
-
-pub(crate) fn github<'a, P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'a, P, C, K>) -> Option<GitHub<'a, P>> {
-    ctx.github()
 }
 
 async fn read(kv: &impl KvPort, key: &str) -> Option<ThreadRecord> {
@@ -117,14 +106,14 @@ pub async fn resolve_tracked_issue<P: HttpPort, C: ClaimPort, K: KvPort>(
     };
     for reference in explicit {
         let found = match reference {
-            Reference::Linear { identifier, .. } => match linear(ctx) {
+            Reference::Linear { identifier, .. } => match ctx.linear() {
                 Some((linear, _)) => linear
                     .issue(identifier)
                     .await?
                     .map(|i| IssueRef::linear(i.id, i.identifier, i.url).with_title(i.title)),
                 None => return Err(permanent("Linear is not configured")),
             },
-            Reference::GitHubIssue { repo, number, .. } => match github(ctx) {
+            Reference::GitHubIssue { repo, number, .. } => match ctx.github() {
                 Some(github) if github.repo.eq_ignore_ascii_case(repo) => {
                     github.issue(*number).await?.map(|i| IssueRef::github(i.number, i.html_url).with_title(i.title))
                 }
@@ -173,7 +162,7 @@ async fn create<P: HttpPort, C: ClaimPort, K: KvPort>(
     body: &str,
 ) -> Result<IssueRef, StepError> {
     let title = super::clip(title.trim(), 200);
-    if let Some((linear, team_id)) = linear(ctx) {
+    if let Some((linear, team_id)) = ctx.linear() {
         let issue = linear
             .create_issue(&NewLinearIssue {
                 team_id: team_id.to_owned(),
@@ -186,7 +175,7 @@ async fn create<P: HttpPort, C: ClaimPort, K: KvPort>(
             .await?;
         return Ok(IssueRef::linear(issue.id, issue.identifier, issue.url).with_title(issue.title));
     }
-    if let Some(github) = github(ctx) {
+    if let Some(github) = ctx.github() {
         let issue = github.create_issue(&title, body, &["bugbot".to_owned()]).await?;
         return Ok(IssueRef::github(issue.number, issue.html_url).with_title(issue.title));
     }
@@ -199,16 +188,12 @@ pub async fn comment<P: HttpPort, C: ClaimPort, K: KvPort>(
     issue: &IssueRef,
     body: &str,
 ) -> Result<(), StepError> {
-    match issue.tracker {
-        Tracker::Linear => {
-            let (linear, _) = linear(ctx).ok_or_else(|| permanent("Linear is not configured"))?;
-            linear.comment(&issue.id, body).await?;
-        }
-        Tracker::GitHub => {
-            let github = github(ctx).ok_or_else(|| permanent("GitHub is not configured"))?;
-            let number = issue.github_number().ok_or_else(|| permanent(format!("bad issue number {}", issue.id)))?;
-            github.comment(number, body).await?;
-        }
-    }
+    let tracker = ctx.tracker(issue).ok_or_else(|| {
+        permanent(match issue.tracker {
+            Tracker::Linear => "Linear is not configured",
+            Tracker::GitHub => "GitHub is not configured",
+        })
+    })?;
+    tracker.comment(issue, body).await?;
     Ok(())
 }

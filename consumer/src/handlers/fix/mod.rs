@@ -84,7 +84,7 @@ impl FixTarget {
         &self.issue.title
     }
 
-    fn issues(&self) -> impl Iterator<Item = &IssueRef> {
+    pub fn issues(&self) -> impl Iterator<Item = &IssueRef> {
         std::iter::once(&self.issue).chain(self.also.as_ref())
     }
 
@@ -879,19 +879,10 @@ async fn comment<P: HttpPort, C: ClaimPort, K: KvPort>(
     target: &FixTarget,
     body: &str,
 ) -> Result<(), SinkError> {
-    if let (Some(issue), Some(mut github)) = (target.github(), ctx.github())
-        && let Some(number) = issue.github_number()
-    {
-        // A routed issue (issue 16.6) is commented on in its own repository.
-        if let Some(repo) = bugbot_shared::routes::repo_of_issue_url(&issue.url)
-            && ctx.config.routes.knows(&repo)
-        {
-            github.repo = repo;
+    for issue in target.issues() {
+        if let Some(tracker) = ctx.tracker(issue) {
+            tracker.comment(issue, body).await?;
         }
-        github.comment(number, body).await?;
-    }
-    if let (Some(id), Some((linear, _))) = (target.linear_id(), ctx.linear()) {
-        linear.comment(id, body).await?;
     }
     Ok(())
 }
