@@ -189,10 +189,14 @@ async fn resolving_a_tracked_issue_updates_it_and_edits_the_announcement() {
     assert_eq!(messages[0].history.len(), 1, "edited once");
     assert_ne!(messages[0].json["embeds"], message.json["embeds"]);
 
-    // The same resolution delivered again changes nothing.
-    let jobs = stack.sentry("issue", "res-3", &resolved).await.unwrap();
-    assert_eq!(stack.settled(&jobs[0], SETTLE).await.unwrap()["state"], "duplicate");
+    // The same resolution delivered again changes nothing. It is the same job (the same signed
+    // body), whose record already says "done": wait for the redelivery's own record.
+    let again = stack.sentry("issue", "res-3", &resolved).await.unwrap();
+    assert_eq!(again, jobs, "the same job");
+    let status = stack.job(&again[0], SETTLE, |s| s["state"] == "duplicate").await.unwrap();
+    assert!(status["reason"].as_str().unwrap_or_default().contains("already"), "{status}");
     assert_eq!(non_packet_comments(&stack), 1);
+    assert_eq!(stack.github.comments().len(), 1);
 }
 
 /// Linear comments other than the context packet a new issue starts with (issue 16.2).
