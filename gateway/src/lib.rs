@@ -18,6 +18,7 @@
 mod admin;
 mod config;
 mod health;
+mod signature;
 
 use bugbot_edge::BodyError;
 use bugbot_shared::ingress::{self, IngressError, IngressRequest, Route};
@@ -96,10 +97,26 @@ async fn receive(
         BodyError::TooLarge { limit } => IngressError::PayloadTooLarge { limit },
         BodyError::Unreadable => IngressError::BadRequest("could not read body".into()),
     })?;
-    let accepted = ingress::handle(
+    let headers = HeaderView(req.headers());
+    // A Discord signature's equation goes to WebCrypto after the strict checks (`signature`); the
+    // ingress still makes every other check, in the same order, and verifies itself without an answer.
+    let discord_verdict = match (route, &cfg.ingress.discord_key) {
+        (Route::DiscordInteractions, Some(key)) => {
+            match (
+                ingress::Headers::get(&headers, "x-signature-ed25519"),
+                ingress::Headers::get(&headers, "x-signature-timestamp"),
+            ) {
+                (Some(signature), Some(timestamp)) => signature::verdict(key, &timestamp, &body, &signature).await.0,
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let accepted = ingress::handle_checked(
         &cfg.ingress,
         route,
-        IngressRequest { headers: &HeaderView(req.headers()), body: &body, now_ms: now_ms(), request_id },
+        IngressRequest { headers: &headers, body: &body, now_ms: now_ms(), request_id },
+        discord_verdict,
     )?;
     if let Err(e) = bugbot_edge::queue::send_texts(env, JOBS_QUEUE, &accepted.messages).await {
         // The only server error the gateway gives: the sender retries and nothing is lost.

@@ -263,11 +263,23 @@ impl IngressError {
 
 /// Handles an ingress route (not `Health`/`Admin`, which the Worker serves itself).
 pub fn handle(cfg: &IngressConfig, route: &Route, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+    handle_checked(cfg, route, req, None)
+}
+
+/// [`handle`], with the verdict on the Discord signature when the caller reached it already (the
+/// gateway: [`DiscordKey::precheck`] and then the Ed25519 equation through WebCrypto, for the same
+/// headers and body). `None` verifies here, with `verify_strict`.
+pub fn handle_checked(
+    cfg: &IngressConfig,
+    route: &Route,
+    req: IngressRequest<'_>,
+    discord_verdict: Option<Result<(), SignatureError>>,
+) -> Result<Accepted, IngressError> {
     if req.body.len() > cfg.max_body_bytes {
         return Err(IngressError::PayloadTooLarge { limit: cfg.max_body_bytes });
     }
     let mut accepted = match route {
-        Route::DiscordInteractions => discord(cfg, req),
+        Route::DiscordInteractions => discord(cfg, req, discord_verdict),
         Route::SentryWebhook => sentry(cfg, req),
         Route::SentryLegacy { token } => {
             check_token(cfg.sentry_legacy_token.as_deref(), token, "SENTRY_LEGACY_WEBHOOK_TOKEN")?;
@@ -302,11 +314,15 @@ fn header(req: &IngressRequest<'_>, name: &str) -> Result<String, IngressError> 
     req.headers.get(name).ok_or(IngressError::Unauthorized(SignatureError::Missing))
 }
 
-fn discord(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+fn discord(
+    cfg: &IngressConfig,
+    req: IngressRequest<'_>,
+    verdict: Option<Result<(), SignatureError>>,
+) -> Result<Accepted, IngressError> {
     let key = cfg.discord_key.as_ref().ok_or(IngressError::NotConfigured("DISCORD_PUBLIC_KEY"))?;
     let signature = header(&req, "x-signature-ed25519")?;
     let timestamp = header(&req, "x-signature-timestamp")?;
-    key.verify(&timestamp, req.body, &signature).map_err(IngressError::Unauthorized)?;
+    verdict.unwrap_or_else(|| key.verify(&timestamp, req.body, &signature)).map_err(IngressError::Unauthorized)?;
     verify::check_fresh(&timestamp, req.now_ms / 1000, cfg.replay_window_secs).map_err(IngressError::Unauthorized)?;
 
     let interaction: Interaction = serde_json::from_slice(req.body)

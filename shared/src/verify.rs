@@ -1,6 +1,8 @@
 //! Request authentication. Every check runs on the exact raw bytes received, before any parsing,
 //! and every secret comparison is constant-time.
 
+use curve25519_dalek::Scalar;
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -47,12 +49,62 @@ impl DiscordKey {
         message.extend_from_slice(body);
         self.0.verify_strict(&message, &signature).map_err(|_| SignatureError::Mismatch)
     }
+
+    /// The key's 32 bytes as configured (what the signer hashes, and what WebCrypto imports).
+    pub fn public_bytes(&self) -> &[u8; 32] {
+        self.0.as_bytes()
+    }
+
+    /// Every check [`verify_strict`](VerifyingKey::verify_strict) makes besides the Ed25519 equation,
+    /// so that the equation can be checked elsewhere (the gateway: WebCrypto, which checks `S < L` and
+    /// compares the recomputed `R` with the given bytes, but does not refuse small-order points) and
+    /// give the same verdict: the key is not of small order (weak), `S` is canonical (`S < L`), and `R`
+    /// decodes to a point that is not of small order. A signature that passes is returned with the
+    /// signed message (`timestamp || body`); one that fails gets the error [`Self::verify`] gives.
+    pub fn precheck(&self, timestamp: &str, body: &[u8], signature_hex: &str) -> Result<Prechecked, SignatureError> {
+        let signature = parse_signature_bytes(signature_hex)?;
+        let (r, s) = signature.split_at(32);
+        let r: [u8; 32] = r.try_into().expect("32 bytes");
+        let s: [u8; 32] = s.try_into().expect("32 bytes");
+        let canonical_s = bool::from(Scalar::from_canonical_bytes(s).is_some());
+        let strong_r = CompressedEdwardsY(r).decompress().is_some_and(|point| !point.is_small_order());
+        if self.0.is_weak() || !canonical_s || !strong_r {
+            return Err(SignatureError::Mismatch);
+        }
+        let mut message = Vec::with_capacity(timestamp.len() + body.len());
+        message.extend_from_slice(timestamp.as_bytes());
+        message.extend_from_slice(body);
+        Ok(Prechecked { message, signature })
+    }
+}
+
+/// A Discord signature that passed [`DiscordKey::precheck`]: only the Ed25519 equation is left to check.
+#[derive(Debug)]
+pub struct Prechecked {
+    message: Vec<u8>,
+    signature: [u8; 64],
+}
+
+impl Prechecked {
+    /// What was signed: `X-Signature-Timestamp || raw body`.
+    pub fn message(&self) -> &[u8] {
+        &self.message
+    }
+
+    /// The 64 signature bytes (`R || S`).
+    pub fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+}
+
+fn parse_signature_bytes(signature_hex: &str) -> Result<[u8; 64], SignatureError> {
+    let mut bytes = [0u8; 64];
+    hex::decode_to_slice(signature_hex, &mut bytes).map_err(|_| SignatureError::Malformed)?;
+    Ok(bytes)
 }
 
 fn parse_signature(signature_hex: &str) -> Result<Signature, SignatureError> {
-    let mut bytes = [0u8; 64];
-    hex::decode_to_slice(signature_hex, &mut bytes).map_err(|_| SignatureError::Malformed)?;
-    Ok(Signature::from_bytes(&bytes))
+    parse_signature_bytes(signature_hex).map(|bytes| Signature::from_bytes(&bytes))
 }
 
 /// Strict Ed25519 verification of arbitrary bytes: rejects non-canonical `S` (malleability),

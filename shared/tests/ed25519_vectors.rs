@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use bugbot_shared::verify::{DiscordKey, SignatureError, ed25519_verify_strict};
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
@@ -89,7 +89,20 @@ fn check_all(file: &str, cases: &[Case]) -> usize {
             Err(_) => false,
         };
 
-        for (path, got) in [("ed25519_verify_strict", strict), ("DiscordKey::verify", discord)] {
+        // The gateway's split: `DiscordKey::precheck` (the point and scalar checks), then the bare
+        // Ed25519 equation elsewhere (WebCrypto in workerd; here ed25519-dalek's non-strict `verify`,
+        // the same cofactorless equation over the same hash). Together they must give the strict verdict.
+        let split = match DiscordKey::from_hex(&case.public_key_hex) {
+            Ok(k) => k.precheck("", &case.msg, &case.sig_hex).is_ok_and(|p| {
+                let key = VerifyingKey::from_bytes(k.public_bytes()).expect("a parsed key");
+                key.verify(p.message(), &Signature::from_bytes(p.signature())).is_ok()
+            }),
+            Err(_) => false,
+        };
+
+        for (path, got) in
+            [("ed25519_verify_strict", strict), ("DiscordKey::verify", discord), ("precheck + equation", split)]
+        {
             if got != case.valid {
                 writeln!(
                     disagreements,
@@ -231,4 +244,23 @@ fn strictness_properties() {
     let mut bad_r = sig;
     bad_r[..32].copy_from_slice(&non_canonical);
     assert!(!ed25519_verify_strict(&key, msg, &bad_r));
+
+    // The gateway's precheck refuses each of these before the bare equation (which WebCrypto checks,
+    // and which the identity key "satisfies" for any message), and lets the good signature through.
+    let good = DiscordKey::from_hex(&hex::encode(key)).expect("a key");
+    assert!(good.precheck("", msg, &hex::encode(sig)).is_ok());
+    assert_eq!(good.precheck("", msg, &hex::encode(s_plus_l)).err(), Some(SignatureError::Mismatch), "S + L");
+    assert_eq!(good.precheck("", msg, &hex::encode(bad_r)).err(), Some(SignatureError::Mismatch), "R = p + 1");
+    assert_eq!(good.precheck("", msg, "zz").err(), Some(SignatureError::Malformed));
+    for weak in [identity, non_canonical] {
+        let weak_key = DiscordKey::from_hex(&hex::encode(weak)).expect("decodes, so the configuration takes it");
+        assert!(
+            VerifyingKey::from_bytes(&weak)
+                .expect("a point")
+                .verify(msg, &Signature::from_bytes(&forged.clone().try_into().unwrap()))
+                .is_ok(),
+            "the bare equation holds"
+        );
+        assert_eq!(weak_key.precheck("", msg, &hex::encode(&forged)).err(), Some(SignatureError::Mismatch), "weak key");
+    }
 }
