@@ -1,4 +1,9 @@
-//! The Discord signature, checked with `verify_strict`'s verdict but most of its cost in WebCrypto:
+//! Signatures checked through the runtime's WebCrypto (native code) rather than in wasm, with the
+//! same verdicts; where WebCrypto cannot answer, the ingress verifies in wasm as before.
+//!
+//! A Sentry HMAC-SHA256 is deterministic: WebCrypto's answer is the one the `hmac` crate gives.
+//!
+//! A Discord signature gets `verify_strict`'s verdict with most of its cost in WebCrypto:
 //! [`DiscordKey::precheck`] makes the checks `verify_strict` adds to the Ed25519 equation (a weak key,
 //! a non-canonical `S`, an `R` that is not a point or is of small order), then the runtime's
 //! `crypto.subtle.verify` (BoringSSL, native) checks the equation. Where WebCrypto cannot answer, the
@@ -6,7 +11,7 @@
 //! runs every vector of `fixtures/ed25519` through [`probe`] inside workerd and compares
 //! (`docs/GATEWAY_FLOOR.md`).
 
-use bugbot_shared::verify::{DiscordKey, SignatureError};
+use bugbot_shared::verify::{self, DiscordKey, SignatureError};
 use wasm_bindgen::prelude::*;
 
 /// Which check gave the verdict.
@@ -32,11 +37,20 @@ pub async fn verdict(
         Ok(p) => p,
         Err(e) => return (Some(Err(e)), Via::Precheck),
     };
-    match bugbot_edge::ed25519::verify(key.public_bytes(), prechecked.signature(), prechecked.message()).await {
+    match bugbot_edge::webcrypto::ed25519_verify(key.public_bytes(), prechecked.signature(), prechecked.message()).await
+    {
         Some(true) => (Some(Ok(())), Via::WebCrypto),
         Some(false) => (Some(Err(SignatureError::Mismatch)), Via::WebCrypto),
         None => (None, Via::Fallback),
     }
+}
+
+/// The verdict on a Sentry `signature_hex` (HMAC-SHA256 of `body` under `secret`), or `None` for the
+/// ingress to check itself (a malformed header included: it answers that).
+pub async fn sentry_verdict(secret: &str, body: &[u8], signature_hex: &str) -> Option<Result<(), SignatureError>> {
+    let mac = verify::hmac_sha256_hex_decode(signature_hex).ok()?;
+    let matches = bugbot_edge::webcrypto::hmac_sha256_verify(secret.as_bytes(), &mac, body).await?;
+    Some(if matches { Ok(()) } else { Err(SignatureError::Mismatch) })
 }
 
 /// For the parity test only (no route reaches it; `gateway/entry.mjs` exports `fetch` alone): the

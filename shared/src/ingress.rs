@@ -266,21 +266,22 @@ pub fn handle(cfg: &IngressConfig, route: &Route, req: IngressRequest<'_>) -> Re
     handle_checked(cfg, route, req, None)
 }
 
-/// [`handle`], with the verdict on the Discord signature when the caller reached it already (the
-/// gateway: [`DiscordKey::precheck`] and then the Ed25519 equation through WebCrypto, for the same
-/// headers and body). `None` verifies here, with `verify_strict`.
+/// [`handle`], with the verdict on the route's signature when the caller reached it already, for the
+/// same headers and body (the gateway, through WebCrypto: a Discord signature after
+/// [`DiscordKey::precheck`], a Sentry HMAC). `None` verifies here (`verify_strict`, the HMAC in wasm).
+/// The other routes ignore it.
 pub fn handle_checked(
     cfg: &IngressConfig,
     route: &Route,
     req: IngressRequest<'_>,
-    discord_verdict: Option<Result<(), SignatureError>>,
+    signature_verdict: Option<Result<(), SignatureError>>,
 ) -> Result<Accepted, IngressError> {
     if req.body.len() > cfg.max_body_bytes {
         return Err(IngressError::PayloadTooLarge { limit: cfg.max_body_bytes });
     }
     let mut accepted = match route {
-        Route::DiscordInteractions => discord(cfg, req, discord_verdict),
-        Route::SentryWebhook => sentry(cfg, req),
+        Route::DiscordInteractions => discord(cfg, req, signature_verdict),
+        Route::SentryWebhook => sentry(cfg, req, signature_verdict),
         Route::SentryLegacy { token } => {
             check_token(cfg.sentry_legacy_token.as_deref(), token, "SENTRY_LEGACY_WEBHOOK_TOKEN")?;
             sentry_legacy(req)
@@ -406,15 +407,23 @@ fn discord(
     }
 }
 
-fn sentry(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+/// The Sentry signature header: `Sentry-Hook-Signature`, or `Sentry-App-Signature` (older senders).
+pub fn sentry_signature(headers: &dyn Headers) -> Option<String> {
+    headers.get("sentry-hook-signature").or_else(|| headers.get("sentry-app-signature"))
+}
+
+fn sentry(
+    cfg: &IngressConfig,
+    req: IngressRequest<'_>,
+    verdict: Option<Result<(), SignatureError>>,
+) -> Result<Accepted, IngressError> {
     let secret = cfg.sentry_client_secret.as_deref().ok_or(IngressError::NotConfigured("SENTRY_CLIENT_SECRET"))?;
-    let signature = req
-        .headers
-        .get("sentry-hook-signature")
-        .or_else(|| req.headers.get("sentry-app-signature"))
-        .ok_or(IngressError::Unauthorized(SignatureError::Missing))?;
-    let mac = verify::hmac_sha256_hex_verified(secret.as_bytes(), req.body, &signature)
-        .map_err(IngressError::Unauthorized)?;
+    let signature = sentry_signature(req.headers).ok_or(IngressError::Unauthorized(SignatureError::Missing))?;
+    let mac = match verdict {
+        Some(verdict) => verdict.and_then(|()| verify::hmac_sha256_hex_decode(&signature)),
+        None => verify::hmac_sha256_hex_verified(secret.as_bytes(), req.body, &signature),
+    }
+    .map_err(IngressError::Unauthorized)?;
     // The timestamp is not signed, so this only stops a replay that keeps the captured headers; the
     // job id below (a hash of the signed body) stops the rest within the consumer's dedupe window.
     if let Some(timestamp) = req.headers.get("sentry-hook-timestamp") {

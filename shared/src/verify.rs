@@ -127,8 +127,7 @@ pub fn ed25519_verify_strict(public_key: &[u8], message: &[u8], signature: &[u8]
 /// This is Sentry's `Sentry-Hook-Signature`
 /// (<https://docs.sentry.io/organization/integrations/integration-platform/webhooks/#sentry-hook-signature>).
 pub fn hmac_sha256_hex_matches(secret: &[u8], body: &[u8], signature_hex: &str) -> Result<(), SignatureError> {
-    let mut expected = [0u8; 32];
-    hex::decode_to_slice(signature_hex.trim(), &mut expected).map_err(|_| SignatureError::Malformed)?;
+    let expected = hmac_sha256_hex_decode(signature_hex)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
     mac.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
@@ -137,6 +136,11 @@ pub fn hmac_sha256_hex_matches(secret: &[u8], body: &[u8], signature_hex: &str) 
 /// [`hmac_sha256_hex_matches`], returning the verified MAC (a keyed hash of `body`, for ids).
 pub fn hmac_sha256_hex_verified(secret: &[u8], body: &[u8], signature_hex: &str) -> Result<[u8; 32], SignatureError> {
     hmac_sha256_hex_matches(secret, body, signature_hex)?;
+    hmac_sha256_hex_decode(signature_hex)
+}
+
+/// The 32 bytes of a hex HMAC-SHA256 header (surrounding blanks ignored), or `Malformed`.
+pub fn hmac_sha256_hex_decode(signature_hex: &str) -> Result<[u8; 32], SignatureError> {
     let mut mac = [0u8; 32];
     hex::decode_to_slice(signature_hex.trim(), &mut mac).map_err(|_| SignatureError::Malformed)?;
     Ok(mac)
