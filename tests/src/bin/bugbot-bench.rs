@@ -10,6 +10,7 @@
     reason = "statistics over a few thousand samples"
 )]
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -429,14 +430,14 @@ async fn floor(args: &Args, keys: &TestKeys, vars: &WorkerVars, template: &serde
     };
     let mut header = format!("{:<26} {:>28}", "", "reference (JS): passes | median");
     for (label, _) in &sides[1..] {
-        header.push_str(&format!(" {:>28} {:>10}", format!("{label}: passes | median"), format!("{label}−ref")));
+        let _ = write!(header, " {:>28} {:>10}", format!("{label}: passes | median"), format!("{label}−ref"));
     }
     println!("{header}");
     for (s, (name, _)) in scenarios.iter().enumerate() {
         let r = &cpu[s][0];
         let mut line = format!("{name:<26} {:>28}", show(r));
         for b in &cpu[s][1..] {
-            line.push_str(&format!(" {:>28} {:>+10.0}", show(b), median(b) - median(r)));
+            let _ = write!(line, " {:>28} {:>+10.0}", show(b), median(b) - median(r));
         }
         println!("{line}");
     }
@@ -447,8 +448,7 @@ async fn floor(args: &Args, keys: &TestKeys, vars: &WorkerVars, template: &serde
 /// The 1, 5 and 15 minute load averages (`/proc/loadavg`), to judge how quiet the machine was.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
+        .map_or_else(|_| "unknown".into(), |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
 
 /// What draining `n` distinct alerts cost one build of the Workers.
