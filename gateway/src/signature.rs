@@ -4,9 +4,9 @@
 //! A Sentry HMAC-SHA256 is deterministic: WebCrypto's answer is the one the `hmac` crate gives.
 //!
 //! A Discord signature gets `verify_strict`'s verdict with most of its cost in WebCrypto:
-//! [`DiscordKey::precheck`] makes the checks `verify_strict` adds to the Ed25519 equation (a weak key,
-//! a non-canonical `S`, an `R` that is not a point or is of small order), then the runtime's
-//! `crypto.subtle.verify` (BoringSSL, native) checks the equation. Where WebCrypto cannot answer, the
+//! [`DiscordKey::precheck`] makes the checks `verify_strict` adds to the Ed25519 equation that come
+//! first (a weak key, a non-canonical `S`), the runtime's `crypto.subtle.verify` (BoringSSL, native)
+//! checks the equation, and `Prechecked::settle` the last one (an `R` of small order). Where WebCrypto cannot answer, the
 //! ingress verifies with ed25519-dalek's `verify_strict` as before. `tests/tests/gateway_ed25519.rs`
 //! runs every vector of `fixtures/ed25519` through [`probe`] inside workerd and compares
 //! (`docs/GATEWAY_FLOOR.md`).
@@ -39,8 +39,7 @@ pub async fn verdict(
     };
     match bugbot_edge::webcrypto::ed25519_verify(key.public_bytes(), prechecked.signature(), prechecked.message()).await
     {
-        Some(true) => (Some(Ok(())), Via::WebCrypto),
-        Some(false) => (Some(Err(SignatureError::Mismatch)), Via::WebCrypto),
+        Some(holds) => (Some(prechecked.settle(holds)), Via::WebCrypto),
         None => (None, Via::Fallback),
     }
 }

@@ -2,7 +2,8 @@
 //! and every secret comparison is constant-time.
 
 use curve25519_dalek::Scalar;
-use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::traits::Identity;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -32,13 +33,21 @@ pub struct BadPublicKey;
 ///
 /// See <https://discord.com/developers/docs/interactions/overview#setting-up-an-endpoint-validating-security-request-headers>.
 #[derive(Debug, Clone)]
-pub struct DiscordKey(VerifyingKey);
+pub struct DiscordKey {
+    key: VerifyingKey,
+    /// Of small order: `verify_strict` refuses every signature under it.
+    weak: bool,
+    /// In the prime-order subgroup (a key made the usual way is), so every point the equation yields
+    /// is too ([`Prechecked::settle`]).
+    torsion_free: bool,
+}
 
 impl DiscordKey {
     pub fn from_hex(hex_key: &str) -> Result<Self, BadPublicKey> {
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(hex_key.trim(), &mut bytes).map_err(|_| BadPublicKey)?;
-        VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| BadPublicKey)
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| BadPublicKey)?;
+        Ok(Self { weak: key.is_weak(), torsion_free: key.to_edwards().is_torsion_free(), key })
     }
 
     /// Verifies `X-Signature-Ed25519` over `X-Signature-Timestamp || raw body`.
@@ -47,42 +56,41 @@ impl DiscordKey {
         let mut message = Vec::with_capacity(timestamp.len() + body.len());
         message.extend_from_slice(timestamp.as_bytes());
         message.extend_from_slice(body);
-        self.0.verify_strict(&message, &signature).map_err(|_| SignatureError::Mismatch)
+        self.key.verify_strict(&message, &signature).map_err(|_| SignatureError::Mismatch)
     }
 
     /// The key's 32 bytes as configured (what the signer hashes, and what WebCrypto imports).
     pub fn public_bytes(&self) -> &[u8; 32] {
-        self.0.as_bytes()
+        self.key.as_bytes()
     }
 
-    /// Every check [`verify_strict`](VerifyingKey::verify_strict) makes besides the Ed25519 equation,
+    /// The checks [`verify_strict`](VerifyingKey::verify_strict) makes besides the Ed25519 equation,
     /// so that the equation can be checked elsewhere (the gateway: WebCrypto, which checks `S < L` and
-    /// compares the recomputed `R` with the given bytes, but does not refuse small-order points) and
-    /// give the same verdict: the key is not of small order (weak), `S` is canonical (`S < L`), and `R`
-    /// decodes to a point that is not of small order. A signature that passes is returned with the
-    /// signed message (`timestamp || body`); one that fails gets the error [`Self::verify`] gives.
+    /// compares the recomputed `R` with the given bytes, but does not refuse small-order points) with
+    /// the same verdict in the end. Before the equation: the key is not of small order (weak) and `S`
+    /// is canonical (`S < L`); after it, [`Prechecked::settle`]: `R` is not of small order. A signature
+    /// that passes is returned with the signed message (`timestamp || body`); one that fails gets the
+    /// error [`Self::verify`] gives.
     pub fn precheck(&self, timestamp: &str, body: &[u8], signature_hex: &str) -> Result<Prechecked, SignatureError> {
         let signature = parse_signature_bytes(signature_hex)?;
-        let (r, s) = signature.split_at(32);
-        let r: [u8; 32] = r.try_into().expect("32 bytes");
-        let s: [u8; 32] = s.try_into().expect("32 bytes");
-        let canonical_s = bool::from(Scalar::from_canonical_bytes(s).is_some());
-        let strong_r = CompressedEdwardsY(r).decompress().is_some_and(|point| !point.is_small_order());
-        if self.0.is_weak() || !canonical_s || !strong_r {
+        let s: [u8; 32] = signature[32..].try_into().expect("32 bytes");
+        if self.weak || !bool::from(Scalar::from_canonical_bytes(s).is_some()) {
             return Err(SignatureError::Mismatch);
         }
         let mut message = Vec::with_capacity(timestamp.len() + body.len());
         message.extend_from_slice(timestamp.as_bytes());
         message.extend_from_slice(body);
-        Ok(Prechecked { message, signature })
+        Ok(Prechecked { message, signature, torsion_free_key: self.torsion_free })
     }
 }
 
-/// A Discord signature that passed [`DiscordKey::precheck`]: only the Ed25519 equation is left to check.
+/// A Discord signature that passed [`DiscordKey::precheck`]: the Ed25519 equation is left to check
+/// elsewhere, and its answer to [`Self::settle`].
 #[derive(Debug)]
 pub struct Prechecked {
     message: Vec<u8>,
     signature: [u8; 64],
+    torsion_free_key: bool,
 }
 
 impl Prechecked {
@@ -94,6 +102,21 @@ impl Prechecked {
     /// The 64 signature bytes (`R || S`).
     pub fn signature(&self) -> &[u8; 64] {
         &self.signature
+    }
+
+    /// The verdict, given whether the equation holds (the encoding of `[S]B − [k]A` is `R`'s bytes):
+    /// `verify_strict`'s last refusal is an `R` of small order. When the equation holds, `R` is the
+    /// canonical encoding of `[S]B − [k]A`; under a torsion-free key that point is in the prime-order
+    /// subgroup, where the only point of small order is the identity, so comparing `R` with the
+    /// identity's encoding is the whole check (no square root). Under another key, `R` is decoded.
+    pub fn settle(&self, equation_holds: bool) -> Result<(), SignatureError> {
+        let r = CompressedEdwardsY(self.signature[..32].try_into().expect("32 bytes"));
+        let small_r = if self.torsion_free_key {
+            r == EdwardsPoint::identity().compress()
+        } else {
+            r.decompress().is_none_or(|point| point.is_small_order())
+        };
+        if equation_holds && !small_r { Ok(()) } else { Err(SignatureError::Mismatch) }
     }
 }
 

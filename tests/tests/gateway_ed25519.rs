@@ -8,6 +8,7 @@ use bugbot_e2e::workers::{WorkerVars, Workers, fixture};
 use bugbot_shared::verify::DiscordKey;
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha512};
 
 /// One vector: the key as `DISCORD_PUBLIC_KEY` would hold it, the message (the body, under an empty
 /// timestamp) and the signature header, all hex.
@@ -98,6 +99,13 @@ fn attacks() -> Vec<Case> {
         cases.push(case(&format!("signature bit {bit} flipped"), &key, &bad));
     }
     cases.push(case("63-byte signature", &key, &sig[..63]));
+    // R = identity, S = k·a (k = SHA-512(R ‖ A ‖ M)): the bare equation holds, as only the key's owner
+    // can make it hold; verify_strict refuses it (R is of small order), so the gateway must too.
+    let k = curve25519_dalek::Scalar::from_hash(
+        Sha512::new().chain_update(identity).chain_update(signing.verifying_key().as_bytes()).chain_update(&message),
+    );
+    let by_owner = [identity, (k * signing.to_scalar()).to_bytes()].concat();
+    cases.push(case("R = identity, S = k·a (the bare equation holds)", &key, &by_owner));
     cases
 }
 
@@ -131,7 +139,7 @@ async fn webcrypto_verdicts_equal_verify_strict_on_every_vector() {
     cases.extend(wycheproof("wycheproof_ed25519_test.json", |g| &g["publicKey"]));
     cases.extend(wycheproof("wycheproof_legacy_testvectors_eddsa_test.json", |g| &g["key"]));
     cases.extend(attacks());
-    assert_eq!(cases.len(), 5 + 151 + 145 + 1 + 1 + 1 + 9 * 3 + 5 + 1);
+    assert_eq!(cases.len(), 5 + 151 + 145 + 1 + 1 + 1 + 9 * 3 + 5 + 1 + 1);
 
     let batch: Vec<[&str; 3]> =
         cases.iter().map(|c| [c.key.as_str(), c.message.as_str(), c.signature.as_str()]).collect();
