@@ -11,12 +11,14 @@
 //! - [`body`] — [`read_limited`]: a request body, refused past a byte limit without buffering the rest.
 //! - [`log`] — [`emit`]: one [`LogLine`](bugbot_shared::log::LogLine) on the console, at or above a level.
 //! - [`queue`] — [`queue::send_texts`]: encoded jobs onto a queue binding in one call.
+//! - [`webcrypto`] — Ed25519 and HMAC-SHA256 checks through the runtime's WebCrypto, keys imported once.
 
 pub mod body;
 pub mod log;
 pub mod queue;
 pub mod respond;
 pub mod vars;
+pub mod webcrypto;
 
 pub use body::{BodyError, read_limited};
 pub use log::emit;

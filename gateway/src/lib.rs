@@ -18,6 +18,7 @@
 mod admin;
 mod config;
 mod health;
+mod signature;
 
 use bugbot_edge::BodyError;
 use bugbot_shared::ingress::{self, IngressError, IngressRequest, Route};
@@ -30,12 +31,23 @@ pub const JOBS_QUEUE: &str = "JOBS";
 /// The consumer Worker, which serves `/admin/*` and tells `/health` its integrations.
 pub const CONSUMER_SERVICE: &str = "CONSUMER";
 
-struct HeaderView<'a>(&'a worker::Headers);
+struct HeaderView(web_sys::Headers);
 
-impl ingress::Headers for HeaderView<'_> {
+impl ingress::Headers for HeaderView {
     fn get(&self, name: &str) -> Option<String> {
         self.0.get(name).ok().flatten()
     }
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The runtime's WHATWG `URL` (the `url` crate's parser would add its IDNA tables to the wasm).
+    #[wasm_bindgen(js_name = URL)]
+    type JsUrl;
+    #[wasm_bindgen(constructor, js_class = "URL", catch)]
+    fn new(url: &str) -> Result<JsUrl, JsValue>;
+    #[wasm_bindgen(method, getter)]
+    fn pathname(this: &JsUrl) -> String;
 }
 
 /// A response and, for the log line, why (only filled in when the line will be printed).
@@ -50,16 +62,22 @@ type Handled = (web_sys::Response, Option<String>);
 pub async fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> Result<web_sys::Response, JsValue> {
     console_error_panic_hook::set_once();
     let started = js_sys::Date::now();
-    let req = Request::from(req);
     let cfg = config::load(&env);
-    let request_id = req.headers().get("cf-ray").ok().flatten().unwrap_or_else(bugbot_edge::random_id);
-    let route = ingress::route(req.method().as_ref(), &req.path());
+    // The runtime's request as it is: its method, its URL's path, and headers only when a route reads
+    // them (a `worker::Request` would also parse the `cf` object, a JSON blob, on every request).
+    let path = JsUrl::new(&req.url()).map(|u| u.pathname()).unwrap_or_default();
+    let route = ingress::route(&req.method(), &path);
     let route_name = route.as_ref().map_or("unknown", Route::name);
-    let result = match route {
-        Err(e) => Err(e),
-        Ok(Route::Health) => Ok(health::serve(&env, &cfg).await),
-        Ok(Route::Admin { .. }) => admin::forward(req, &env).await,
-        Ok(route) => receive(&req, &env, &cfg, &route, &request_id).await,
+    let headers = HeaderView(req.headers());
+    let new_request_id = || ingress::Headers::get(&headers, "cf-ray").unwrap_or_else(bugbot_edge::random_id);
+    let (result, request_id) = match route {
+        Err(e) => (Err(e), None),
+        Ok(Route::Health) => (Ok(health::serve(&env, &cfg).await), None),
+        Ok(Route::Admin { .. }) => (admin::forward(Request::from(req), &env).await, None),
+        Ok(route) => {
+            let id = new_request_id();
+            (receive(&req, &headers, &env, &cfg, &route, &id).await, Some(id))
+        }
     };
     let (response, reason) = match result {
         Ok(ok) => ok,
@@ -73,6 +91,7 @@ pub async fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> Result<web
     };
     if level >= cfg.log_level {
         let mut line = LogLine::new(level, "gateway", "request");
+        let request_id = request_id.unwrap_or_else(new_request_id);
         line.request_id = Some(&request_id);
         line.route = Some(route_name);
         line.status = Some(status);
@@ -84,22 +103,41 @@ pub async fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> Result<web
 }
 
 async fn receive(
-    req: &Request,
+    req: &web_sys::Request,
+    headers: &HeaderView,
     env: &Env,
     cfg: &config::Config,
     route: &Route,
     request_id: &str,
 ) -> std::result::Result<Handled, IngressError> {
     let limit = cfg.ingress.max_body_bytes;
-    let declared = req.headers().get("content-length").ok().flatten().and_then(|l| l.parse::<usize>().ok());
-    let body = bugbot_edge::read_limited(req.inner(), declared, limit).await.map_err(|e| match e {
+    let declared = ingress::Headers::get(headers, "content-length").and_then(|l| l.parse::<usize>().ok());
+    let body = bugbot_edge::read_limited(req, declared, limit).await.map_err(|e| match e {
         BodyError::TooLarge { limit } => IngressError::PayloadTooLarge { limit },
         BodyError::Unreadable => IngressError::BadRequest("could not read body".into()),
     })?;
-    let accepted = ingress::handle(
+    // The signature goes to WebCrypto where it can (`signature`); the ingress still makes every other
+    // check, in the same order, and verifies the signature itself when there is no verdict.
+    let verdict = match route {
+        Route::DiscordInteractions => match (
+            &cfg.ingress.discord_key,
+            ingress::Headers::get(headers, "x-signature-ed25519"),
+            ingress::Headers::get(headers, "x-signature-timestamp"),
+        ) {
+            (Some(key), Some(sig), Some(timestamp)) => signature::verdict(key, &timestamp, &body, &sig).await.0,
+            _ => None,
+        },
+        Route::SentryWebhook => match (&cfg.ingress.sentry_client_secret, ingress::sentry_signature(headers)) {
+            (Some(secret), Some(sig)) => signature::sentry_verdict(secret, &body, &sig).await,
+            _ => None,
+        },
+        _ => None,
+    };
+    let accepted = ingress::handle_checked(
         &cfg.ingress,
         route,
-        IngressRequest { headers: &HeaderView(req.headers()), body: &body, now_ms: now_ms(), request_id },
+        IngressRequest { headers, body: &body, now_ms: now_ms(), request_id },
+        verdict,
     )?;
     if let Err(e) = bugbot_edge::queue::send_texts(env, JOBS_QUEUE, &accepted.messages).await {
         // The only server error the gateway gives: the sender retries and nothing is lost.

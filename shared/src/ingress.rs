@@ -263,12 +263,25 @@ impl IngressError {
 
 /// Handles an ingress route (not `Health`/`Admin`, which the Worker serves itself).
 pub fn handle(cfg: &IngressConfig, route: &Route, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+    handle_checked(cfg, route, req, None)
+}
+
+/// [`handle`], with the verdict on the route's signature when the caller reached it already, for the
+/// same headers and body (the gateway, through WebCrypto: a Discord signature after
+/// [`DiscordKey::precheck`], a Sentry HMAC). `None` verifies here (`verify_strict`, the HMAC in wasm).
+/// The other routes ignore it.
+pub fn handle_checked(
+    cfg: &IngressConfig,
+    route: &Route,
+    req: IngressRequest<'_>,
+    signature_verdict: Option<Result<(), SignatureError>>,
+) -> Result<Accepted, IngressError> {
     if req.body.len() > cfg.max_body_bytes {
         return Err(IngressError::PayloadTooLarge { limit: cfg.max_body_bytes });
     }
     let mut accepted = match route {
-        Route::DiscordInteractions => discord(cfg, req),
-        Route::SentryWebhook => sentry(cfg, req),
+        Route::DiscordInteractions => discord(cfg, req, signature_verdict),
+        Route::SentryWebhook => sentry(cfg, req, signature_verdict),
         Route::SentryLegacy { token } => {
             check_token(cfg.sentry_legacy_token.as_deref(), token, "SENTRY_LEGACY_WEBHOOK_TOKEN")?;
             sentry_legacy(req)
@@ -302,11 +315,15 @@ fn header(req: &IngressRequest<'_>, name: &str) -> Result<String, IngressError> 
     req.headers.get(name).ok_or(IngressError::Unauthorized(SignatureError::Missing))
 }
 
-fn discord(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+fn discord(
+    cfg: &IngressConfig,
+    req: IngressRequest<'_>,
+    verdict: Option<Result<(), SignatureError>>,
+) -> Result<Accepted, IngressError> {
     let key = cfg.discord_key.as_ref().ok_or(IngressError::NotConfigured("DISCORD_PUBLIC_KEY"))?;
     let signature = header(&req, "x-signature-ed25519")?;
     let timestamp = header(&req, "x-signature-timestamp")?;
-    key.verify(&timestamp, req.body, &signature).map_err(IngressError::Unauthorized)?;
+    verdict.unwrap_or_else(|| key.verify(&timestamp, req.body, &signature)).map_err(IngressError::Unauthorized)?;
     verify::check_fresh(&timestamp, req.now_ms / 1000, cfg.replay_window_secs).map_err(IngressError::Unauthorized)?;
 
     let interaction: Interaction = serde_json::from_slice(req.body)
@@ -390,15 +407,23 @@ fn discord(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, Ing
     }
 }
 
-fn sentry(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Accepted, IngressError> {
+/// The Sentry signature header: `Sentry-Hook-Signature`, or `Sentry-App-Signature` (older senders).
+pub fn sentry_signature(headers: &dyn Headers) -> Option<String> {
+    headers.get("sentry-hook-signature").or_else(|| headers.get("sentry-app-signature"))
+}
+
+fn sentry(
+    cfg: &IngressConfig,
+    req: IngressRequest<'_>,
+    verdict: Option<Result<(), SignatureError>>,
+) -> Result<Accepted, IngressError> {
     let secret = cfg.sentry_client_secret.as_deref().ok_or(IngressError::NotConfigured("SENTRY_CLIENT_SECRET"))?;
-    let signature = req
-        .headers
-        .get("sentry-hook-signature")
-        .or_else(|| req.headers.get("sentry-app-signature"))
-        .ok_or(IngressError::Unauthorized(SignatureError::Missing))?;
-    let mac = verify::hmac_sha256_hex_verified(secret.as_bytes(), req.body, &signature)
-        .map_err(IngressError::Unauthorized)?;
+    let signature = sentry_signature(req.headers).ok_or(IngressError::Unauthorized(SignatureError::Missing))?;
+    let mac = match verdict {
+        Some(verdict) => verdict.and_then(|()| verify::hmac_sha256_hex_decode(&signature)),
+        None => verify::hmac_sha256_hex_verified(secret.as_bytes(), req.body, &signature),
+    }
+    .map_err(IngressError::Unauthorized)?;
     // The timestamp is not signed, so this only stops a replay that keeps the captured headers; the
     // job id below (a hash of the signed body) stops the rest within the consumer's dedupe window.
     if let Some(timestamp) = req.headers.get("sentry-hook-timestamp") {

@@ -1,6 +1,9 @@
 //! Request authentication. Every check runs on the exact raw bytes received, before any parsing,
 //! and every secret comparison is constant-time.
 
+use curve25519_dalek::Scalar;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::traits::Identity;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -30,13 +33,21 @@ pub struct BadPublicKey;
 ///
 /// See <https://discord.com/developers/docs/interactions/overview#setting-up-an-endpoint-validating-security-request-headers>.
 #[derive(Debug, Clone)]
-pub struct DiscordKey(VerifyingKey);
+pub struct DiscordKey {
+    key: VerifyingKey,
+    /// Of small order: `verify_strict` refuses every signature under it.
+    weak: bool,
+    /// In the prime-order subgroup (a key made the usual way is), so every point the equation yields
+    /// is too ([`Prechecked::settle`]).
+    torsion_free: bool,
+}
 
 impl DiscordKey {
     pub fn from_hex(hex_key: &str) -> Result<Self, BadPublicKey> {
         let mut bytes = [0u8; 32];
         hex::decode_to_slice(hex_key.trim(), &mut bytes).map_err(|_| BadPublicKey)?;
-        VerifyingKey::from_bytes(&bytes).map(Self).map_err(|_| BadPublicKey)
+        let key = VerifyingKey::from_bytes(&bytes).map_err(|_| BadPublicKey)?;
+        Ok(Self { weak: key.is_weak(), torsion_free: key.to_edwards().is_torsion_free(), key })
     }
 
     /// Verifies `X-Signature-Ed25519` over `X-Signature-Timestamp || raw body`.
@@ -45,14 +56,78 @@ impl DiscordKey {
         let mut message = Vec::with_capacity(timestamp.len() + body.len());
         message.extend_from_slice(timestamp.as_bytes());
         message.extend_from_slice(body);
-        self.0.verify_strict(&message, &signature).map_err(|_| SignatureError::Mismatch)
+        self.key.verify_strict(&message, &signature).map_err(|_| SignatureError::Mismatch)
+    }
+
+    /// The key's 32 bytes as configured (what the signer hashes, and what WebCrypto imports).
+    pub fn public_bytes(&self) -> &[u8; 32] {
+        self.key.as_bytes()
+    }
+
+    /// The checks [`verify_strict`](VerifyingKey::verify_strict) makes besides the Ed25519 equation,
+    /// so that the equation can be checked elsewhere (the gateway: WebCrypto, which checks `S < L` and
+    /// compares the recomputed `R` with the given bytes, but does not refuse small-order points) with
+    /// the same verdict in the end. Before the equation: the key is not of small order (weak) and `S`
+    /// is canonical (`S < L`); after it, [`Prechecked::settle`]: `R` is not of small order. A signature
+    /// that passes is returned with the signed message (`timestamp || body`); one that fails gets the
+    /// error [`Self::verify`] gives.
+    pub fn precheck(&self, timestamp: &str, body: &[u8], signature_hex: &str) -> Result<Prechecked, SignatureError> {
+        let signature = parse_signature_bytes(signature_hex)?;
+        let s: [u8; 32] = signature[32..].try_into().expect("32 bytes");
+        if self.weak || !bool::from(Scalar::from_canonical_bytes(s).is_some()) {
+            return Err(SignatureError::Mismatch);
+        }
+        let mut message = Vec::with_capacity(timestamp.len() + body.len());
+        message.extend_from_slice(timestamp.as_bytes());
+        message.extend_from_slice(body);
+        Ok(Prechecked { message, signature, torsion_free_key: self.torsion_free })
     }
 }
 
-fn parse_signature(signature_hex: &str) -> Result<Signature, SignatureError> {
+/// A Discord signature that passed [`DiscordKey::precheck`]: the Ed25519 equation is left to check
+/// elsewhere, and its answer to [`Self::settle`].
+#[derive(Debug)]
+pub struct Prechecked {
+    message: Vec<u8>,
+    signature: [u8; 64],
+    torsion_free_key: bool,
+}
+
+impl Prechecked {
+    /// What was signed: `X-Signature-Timestamp || raw body`.
+    pub fn message(&self) -> &[u8] {
+        &self.message
+    }
+
+    /// The 64 signature bytes (`R || S`).
+    pub fn signature(&self) -> &[u8; 64] {
+        &self.signature
+    }
+
+    /// The verdict, given whether the equation holds (the encoding of `[S]B − [k]A` is `R`'s bytes):
+    /// `verify_strict`'s last refusal is an `R` of small order. When the equation holds, `R` is the
+    /// canonical encoding of `[S]B − [k]A`; under a torsion-free key that point is in the prime-order
+    /// subgroup, where the only point of small order is the identity, so comparing `R` with the
+    /// identity's encoding is the whole check (no square root). Under another key, `R` is decoded.
+    pub fn settle(&self, equation_holds: bool) -> Result<(), SignatureError> {
+        let r = CompressedEdwardsY(self.signature[..32].try_into().expect("32 bytes"));
+        let small_r = if self.torsion_free_key {
+            r == EdwardsPoint::identity().compress()
+        } else {
+            r.decompress().is_none_or(|point| point.is_small_order())
+        };
+        if equation_holds && !small_r { Ok(()) } else { Err(SignatureError::Mismatch) }
+    }
+}
+
+fn parse_signature_bytes(signature_hex: &str) -> Result<[u8; 64], SignatureError> {
     let mut bytes = [0u8; 64];
     hex::decode_to_slice(signature_hex, &mut bytes).map_err(|_| SignatureError::Malformed)?;
-    Ok(Signature::from_bytes(&bytes))
+    Ok(bytes)
+}
+
+fn parse_signature(signature_hex: &str) -> Result<Signature, SignatureError> {
+    parse_signature_bytes(signature_hex).map(|bytes| Signature::from_bytes(&bytes))
 }
 
 /// Strict Ed25519 verification of arbitrary bytes: rejects non-canonical `S` (malleability),
@@ -75,8 +150,7 @@ pub fn ed25519_verify_strict(public_key: &[u8], message: &[u8], signature: &[u8]
 /// This is Sentry's `Sentry-Hook-Signature`
 /// (<https://docs.sentry.io/organization/integrations/integration-platform/webhooks/#sentry-hook-signature>).
 pub fn hmac_sha256_hex_matches(secret: &[u8], body: &[u8], signature_hex: &str) -> Result<(), SignatureError> {
-    let mut expected = [0u8; 32];
-    hex::decode_to_slice(signature_hex.trim(), &mut expected).map_err(|_| SignatureError::Malformed)?;
+    let expected = hmac_sha256_hex_decode(signature_hex)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
     mac.verify_slice(&expected).map_err(|_| SignatureError::Mismatch)
@@ -85,6 +159,11 @@ pub fn hmac_sha256_hex_matches(secret: &[u8], body: &[u8], signature_hex: &str) 
 /// [`hmac_sha256_hex_matches`], returning the verified MAC (a keyed hash of `body`, for ids).
 pub fn hmac_sha256_hex_verified(secret: &[u8], body: &[u8], signature_hex: &str) -> Result<[u8; 32], SignatureError> {
     hmac_sha256_hex_matches(secret, body, signature_hex)?;
+    hmac_sha256_hex_decode(signature_hex)
+}
+
+/// The 32 bytes of a hex HMAC-SHA256 header (surrounding blanks ignored), or `Malformed`.
+pub fn hmac_sha256_hex_decode(signature_hex: &str) -> Result<[u8; 32], SignatureError> {
     let mut mac = [0u8; 32];
     hex::decode_to_slice(signature_hex.trim(), &mut mac).map_err(|_| SignatureError::Malformed)?;
     Ok(mac)

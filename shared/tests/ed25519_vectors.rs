@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use bugbot_shared::verify::{DiscordKey, SignatureError, ed25519_verify_strict};
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde_json::Value;
 
 fn fixture(name: &str) -> Value {
@@ -89,7 +89,20 @@ fn check_all(file: &str, cases: &[Case]) -> usize {
             Err(_) => false,
         };
 
-        for (path, got) in [("ed25519_verify_strict", strict), ("DiscordKey::verify", discord)] {
+        // The gateway's split: `DiscordKey::precheck` (the point and scalar checks), then the bare
+        // Ed25519 equation elsewhere (WebCrypto in workerd; here ed25519-dalek's non-strict `verify`,
+        // the same cofactorless equation over the same hash). Together they must give the strict verdict.
+        let split = match DiscordKey::from_hex(&case.public_key_hex) {
+            Ok(k) => k.precheck("", &case.msg, &case.sig_hex).is_ok_and(|p| {
+                let key = VerifyingKey::from_bytes(k.public_bytes()).expect("a parsed key");
+                p.settle(key.verify(p.message(), &Signature::from_bytes(p.signature())).is_ok()).is_ok()
+            }),
+            Err(_) => false,
+        };
+
+        for (path, got) in
+            [("ed25519_verify_strict", strict), ("DiscordKey::verify", discord), ("precheck + equation", split)]
+        {
             if got != case.valid {
                 writeln!(
                     disagreements,
@@ -231,4 +244,52 @@ fn strictness_properties() {
     let mut bad_r = sig;
     bad_r[..32].copy_from_slice(&non_canonical);
     assert!(!ed25519_verify_strict(&key, msg, &bad_r));
+
+    // The gateway's precheck refuses each of these before the bare equation (which WebCrypto checks,
+    // and which the identity key "satisfies" for any message), and lets the good signature through.
+    let good = DiscordKey::from_hex(&hex::encode(key)).expect("a key");
+    assert!(good.precheck("", msg, &hex::encode(sig)).is_ok());
+    assert_eq!(good.precheck("", msg, &hex::encode(s_plus_l)).err(), Some(SignatureError::Mismatch), "S + L");
+    let bare =
+        |sig: &[u8]| signing.verifying_key().verify(msg, &Signature::from_bytes(sig.try_into().unwrap())).is_ok();
+    assert_eq!(
+        good.precheck("", msg, &hex::encode(bad_r)).and_then(|p| p.settle(bare(&bad_r))),
+        Err(SignatureError::Mismatch),
+        "R = p + 1"
+    );
+    // R = identity and S = k·a: the bare equation holds (the signer knows a), verify_strict refuses it.
+    let (owner_r, by_owner) = identity_r_forgery(&signing, msg);
+    assert!(bare(&by_owner), "the bare equation holds for {}", hex::encode(owner_r));
+    assert!(!ed25519_verify_strict(&key, msg, &by_owner));
+    let p = good.precheck("", msg, &hex::encode(by_owner)).expect("S is canonical and the key strong");
+    assert_eq!(p.settle(true), Err(SignatureError::Mismatch), "R = identity");
+    assert_eq!(good.precheck("", msg, "zz").err(), Some(SignatureError::Malformed));
+    for weak in [identity, non_canonical] {
+        let weak_key = DiscordKey::from_hex(&hex::encode(weak)).expect("decodes, so the configuration takes it");
+        assert!(
+            VerifyingKey::from_bytes(&weak)
+                .expect("a point")
+                .verify(msg, &Signature::from_bytes(&forged.clone().try_into().unwrap()))
+                .is_ok(),
+            "the bare equation holds"
+        );
+        assert_eq!(weak_key.precheck("", msg, &hex::encode(&forged)).err(), Some(SignatureError::Mismatch), "weak key");
+    }
+}
+
+/// A signature with `R` = the identity that satisfies the bare (cofactorless) equation: `S = k·a` with
+/// `k = SHA-512(R ‖ A ‖ M)`, so `[S]B − [k]A` is the identity. Only the key's owner can make one;
+/// `verify_strict` refuses it (`R` is of small order).
+pub fn identity_r_forgery(signing: &SigningKey, msg: &[u8]) -> ([u8; 32], [u8; 64]) {
+    use sha2::{Digest, Sha512};
+    let mut r = [0u8; 32];
+    r[0] = 1;
+    let k = curve25519_dalek::Scalar::from_hash(
+        Sha512::new().chain_update(r).chain_update(signing.verifying_key().as_bytes()).chain_update(msg),
+    );
+    let s = k * signing.to_scalar();
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(&r);
+    sig[32..].copy_from_slice(s.as_bytes());
+    (r, sig)
 }

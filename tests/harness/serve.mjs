@@ -8,7 +8,9 @@
 //            root?: string (a checkout whose built Workers to run, e.g. a benchmark baseline),
 //            reference?: boolean (bench/reference's JavaScript pair instead of bugbot's Workers),
 //            countCalls?: boolean (count the consumer's Durable Object calls and KV writes; read them
-//                                  with GET /__bench/counts and `MF-Route-Override: bugbot-consumer`) }
+//                                  with GET /__bench/counts and `MF-Route-Override: bugbot-consumer`),
+//            ed25519Probe?: boolean (POST /__test/ed25519 answers the gateway's Ed25519 verdicts on
+//                                    vectors: tests/tests/gateway_ed25519.rs) }
 // Prints one JSON line `{"ready": "<url>", "pid": <workerd pid|null>}` on stdout when serving, then the
 // Workers' console output. Exits when stdin closes or on SIGTERM/SIGINT.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -104,11 +106,36 @@ export default class extends shim.default {
   return { ...opts, scriptPath: wrapper };
 }
 
+// The Ed25519 parity test's route, in a module around the gateway's build (never in a deploy):
+// POST /__test/ed25519 with [[publicKeyHex, messageHex, signatureHex], ...] answers the gateway's
+// verdict on each, from the wasm export gateway/src/signature.rs makes for it (`ed25519Probe`: the
+// same code path as a Discord request, in this workerd). Every other request goes to the gateway.
+function ed25519Probe(opts) {
+  const wrapper = path.join(path.dirname(opts.scriptPath), "ed25519-probe.mjs");
+  writeFileSync(wrapper, `import Gateway from "../index.js";
+import entry from "./${path.basename(opts.scriptPath)}";
+const probe = Gateway.prototype.ed25519Probe;
+const bytes = (hex) => Uint8Array.from(hex.match(/../g) ?? [], (b) => parseInt(b, 16));
+export default {
+  async fetch(request, env, ctx) {
+    if (new URL(request.url).pathname !== "/__test/ed25519") return entry.fetch(request, env, ctx);
+    const verdicts = [];
+    for (const [key, message, signature] of await request.json()) {
+      verdicts.push(await probe(key, bytes(message), signature));
+    }
+    return Response.json(verdicts);
+  },
+};
+`);
+  return { ...opts, scriptPath: wrapper };
+}
+
 // Without the consumer there is nothing behind the gateway's CONSUMER binding (/admin/* and /health use it).
 function gatewayOptions() {
   let opts = worker("bugbot-gateway", "wrangler.toml", options.vars?.gateway);
   if (options.gatewayOnly && opts.serviceBindings) delete opts.serviceBindings.CONSUMER;
   if (options.reference) opts = asReference(opts, "bench/reference/gateway.mjs");
+  else if (options.ed25519Probe) opts = ed25519Probe(opts);
   return opts;
 }
 

@@ -106,7 +106,13 @@ impl Workers {
         // `root`: another checkout's builds (a benchmark baseline); `reference`: bench/reference's.
         let built = extra.get("root").and_then(Value::as_str).map_or_else(|| root.clone(), PathBuf::from);
         let reference = extra.get("reference").and_then(Value::as_bool).unwrap_or(false);
-        for main in ["gateway/build/worker/shim.mjs", "consumer/build/worker/shim.mjs"] {
+        let gateway_only = extra.get("gatewayOnly").and_then(Value::as_bool).unwrap_or(false);
+        let mains: &[&str] = if gateway_only {
+            &["gateway/build/worker/shim.mjs"]
+        } else {
+            &["gateway/build/worker/shim.mjs", "consumer/build/worker/shim.mjs"]
+        };
+        for main in mains {
             if !reference && !built.join(main).exists() {
                 bail!("{} is missing: build the Workers first with scripts/build-workers", built.join(main).display());
             }

@@ -200,6 +200,45 @@ async fn sentry_non_actionable_and_bad_requests() {
     assert_eq!(resp.status(), 401);
 }
 
+/// The HMAC is checked by WebCrypto in the gateway: the header forms the `hmac` crate took (upper
+/// case, blanks around, the older `Sentry-App-Signature`) still pass, and a tag that is short, not
+/// hex, or for one other byte is refused with the reason it had.
+#[tokio::test]
+async fn sentry_signature_forms_and_forgeries() {
+    let e = env();
+    let body = fixture("sentry/sentry_docs_payloads/issue_created.json");
+    let send = |header: &'static str, signature: String, body: Vec<u8>| {
+        client()
+            .post(format!("{}/webhooks/sentry", e.workers.url))
+            .header("sentry-hook-resource", "issue")
+            .header(header, signature)
+            .body(body)
+            .send()
+    };
+    let good = e.keys.sign_sentry(&body);
+    for (header, signature) in [
+        ("sentry-hook-signature", good.to_uppercase()),
+        ("sentry-hook-signature", format!(" {good} ")),
+        ("sentry-app-signature", good.clone()),
+    ] {
+        let resp = send(header, signature.clone(), body.clone()).await.unwrap();
+        assert_eq!(resp.status(), 202, "{header}: {signature:?}");
+    }
+    let mut other = body.clone();
+    other[10] ^= 1;
+    let resp = send("sentry-hook-signature", good.clone(), other).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "signature does not match");
+    for malformed in [good[..62].to_owned(), format!("{}zz", &good[..62])] {
+        let resp = send("sentry-hook-signature", malformed, body.clone()).await.unwrap();
+        assert_eq!(resp.status(), 401);
+        assert_eq!(
+            resp.json::<Value>().await.unwrap()["error"],
+            "signature is not well-formed hex of the right length"
+        );
+    }
+}
+
 #[tokio::test]
 async fn glitchtip_alert_with_two_issues_makes_two_jobs() {
     let e = env();

@@ -10,6 +10,7 @@
     reason = "statistics over a few thousand samples"
 )]
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,13 @@ struct Args {
     /// Passes of the gateway floor comparison with bench/reference's JavaScript Worker (0 skips it).
     #[arg(long, default_value_t = 3)]
     floor_passes: usize,
+    /// Only the gateway floor comparison: no evidence, drain, fix, alert or gateway-alone scenarios.
+    #[arg(long)]
+    floor_only: bool,
+    /// Another build of the gateway to add to the floor comparison, as `LABEL=DIR` (DIR holds
+    /// `wrangler.toml` and `gateway/build/`, e.g. a copy made before a change). Repeatable.
+    #[arg(long, value_parser = parse_variant)]
+    floor_variant: Vec<(String, std::path::PathBuf)>,
     /// Distinct alerts drained through the consumer for the cost comparison (0 skips it).
     #[arg(long, default_value_t = 1000)]
     drain: usize,
@@ -60,6 +68,11 @@ struct Args {
     /// How to call the baseline in the table (its commit).
     #[arg(long, default_value = "baseline")]
     baseline_label: String,
+}
+
+fn parse_variant(s: &str) -> Result<(String, std::path::PathBuf), String> {
+    let (label, dir) = s.split_once('=').ok_or("expected LABEL=DIR")?;
+    Ok((label.to_owned(), dir.into()))
 }
 
 struct Prepared {
@@ -360,30 +373,44 @@ fn median(values: &[f64]) -> f64 {
 type Scenario<'a> = dyn Fn(usize) -> Vec<Prepared> + 'a;
 
 /// The gateway floor: bugbot's gateway against bench/reference's plain JavaScript Worker (the
-/// same job: discord-interactions' `verifyKey`, a `WebCrypto` HMAC, one queue send, /health), both alone
-/// in their own workerd, measured in alternating passes; the medians decide.
+/// same job: discord-interactions' `verifyKey`, a `WebCrypto` HMAC, one queue send, /health), each alone
+/// in its own workerd, measured in alternating passes; the medians decide. Builds given with
+/// `--floor-variant` join the same passes.
 async fn floor(args: &Args, keys: &TestKeys, vars: &WorkerVars, template: &serde_json::Value) -> anyhow::Result<()> {
-    let bugbot = Workers::start_with(vars, &json!({"gatewayOnly": true})).context("starting bugbot's gateway")?;
-    let reference = Workers::start_with(vars, &json!({"gatewayOnly": true, "reference": true}))
-        .context("starting the reference gateway")?;
+    let mut sides: Vec<(String, Workers)> = vec![
+        (
+            "reference".into(),
+            Workers::start_with(vars, &json!({"gatewayOnly": true, "reference": true}))
+                .context("starting the reference gateway")?,
+        ),
+        (
+            "bugbot".into(),
+            Workers::start_with(vars, &json!({"gatewayOnly": true})).context("starting bugbot's gateway")?,
+        ),
+    ];
+    for (label, dir) in &args.floor_variant {
+        let w = Workers::start_with(vars, &json!({"gatewayOnly": true, "root": dir.display().to_string()}))
+            .with_context(|| format!("starting the gateway variant {label}"))?;
+        sides.push((label.clone(), w));
+    }
     let n = args.requests;
     let scenarios: [(&str, &Scenario); 3] = [
         ("/health", &|_| (0..n).map(|_| health()).collect()),
         ("discord command (signed)", &|base| (0..n).map(|i| discord_command(keys, base + i, true)).collect()),
         ("sentry alert (signed)", &|base| (0..n).map(|i| sentry_alert(keys, template, base + i, true)).collect()),
     ];
-    for (name, w) in [("reference (JavaScript)", &reference), ("bugbot", &bugbot)] {
+    for (name, w) in &sides {
         println!("-- warm-up: {name} (workerd pids {:?})", w.workerd_pids());
         run("warm-up", w, (0..300).map(|i| discord_command(keys, 900_000 + i, true)).collect(), args).await?;
         run("warm-up", w, (0..100).map(|_| health()).collect(), args).await?;
     }
-    // [scenario][implementation] → CPU µs/request of each pass.
-    let mut cpu = vec![[Vec::new(), Vec::new()]; scenarios.len()];
+    // [scenario][side] → CPU µs/request of each pass.
+    let mut cpu = vec![vec![Vec::new(); sides.len()]; scenarios.len()];
     for pass in 0..args.floor_passes {
-        // Alternate which goes first, so neither always runs on a machine the other just warmed.
-        let order = if pass % 2 == 0 { [0, 1] } else { [1, 0] };
-        for which in order {
-            let (label, w) = if which == 0 { ("reference", &reference) } else { ("bugbot", &bugbot) };
+        // Rotate which goes first, so no side always runs on a machine another just warmed.
+        for k in 0..sides.len() {
+            let which = (pass + k) % sides.len();
+            let (label, w) = &sides[which];
             for (s, (name, make)) in scenarios.iter().enumerate() {
                 let base = 1_000_000 * (1 + pass) + 100_000 * which;
                 let us = run(&format!("pass {} {label:<9} {name}", pass + 1), w, make(base), args).await?;
@@ -393,22 +420,35 @@ async fn floor(args: &Args, keys: &TestKeys, vars: &WorkerVars, template: &serde
     }
     println!();
     println!(
-        "gateway floor: workerd CPU µs/request, {} passes at {} req/s (median decides)",
-        args.floor_passes, args.rate
+        "gateway floor: workerd CPU µs/request, {} passes at {} req/s (median decides); load average {}",
+        args.floor_passes,
+        args.rate,
+        load_average()
     );
-    println!(
-        "{:<26} {:>28} {:>28} {:>10}",
-        "", "reference (JS): passes | median", "bugbot: passes | median", "bugbot−ref"
-    );
+    let show = |v: &[f64]| {
+        format!("{} | {:>4.0}", v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" "), median(v))
+    };
+    let mut header = format!("{:<26} {:>28}", "", "reference (JS): passes | median");
+    for (label, _) in &sides[1..] {
+        let _ = write!(header, " {:>28} {:>10}", format!("{label}: passes | median"), format!("{label}−ref"));
+    }
+    println!("{header}");
     for (s, (name, _)) in scenarios.iter().enumerate() {
-        let show = |v: &[f64]| {
-            format!("{} | {:>4.0}", v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(" "), median(v))
-        };
-        let (r, b) = (&cpu[s][0], &cpu[s][1]);
-        println!("{name:<26} {:>28} {:>28} {:>+10.0}", show(r), show(b), median(b) - median(r));
+        let r = &cpu[s][0];
+        let mut line = format!("{name:<26} {:>28}", show(r));
+        for b in &cpu[s][1..] {
+            let _ = write!(line, " {:>28} {:>+10.0}", show(b), median(b) - median(r));
+        }
+        println!("{line}");
     }
     println!();
     Ok(())
+}
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), to judge how quiet the machine was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map_or_else(|_| "unknown".into(), |l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
 
 /// What draining `n` distinct alerts cost one build of the Workers.
@@ -520,7 +560,11 @@ fn print_drains(drains: &[Drain]) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if args.floor_only {
+        (args.evidence, args.drain, args.fixes, args.alerts, args.no_gateway_alone) = (0, 0, 0, 0, true);
+        args.floor_passes = args.floor_passes.max(1);
+    }
     let keys = TestKeys::new();
     let vars = WorkerVars::with_test_keys(&keys).both("LOG_LEVEL", "warn");
     let template: serde_json::Value =
