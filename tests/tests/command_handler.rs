@@ -109,8 +109,8 @@ fn command_job(n: u64, channel: u64, roles: &[u64], command: Command) -> Job {
     )
 }
 
-/// Runs one job as the runtime does: claim the delivery, the command handler, settle, and the
-/// job's status record (which `/bugbot status` reads back).
+/// Runs one job as the runtime does: claim the delivery, the command or click handler, settle, and
+/// the job's status record (which `/bugbot status` reads back).
 async fn run(w: &World, job: &Job) -> Outcome {
     let env = no_env();
     let port = ReqwestPort::new();
@@ -125,7 +125,11 @@ async fn run(w: &World, job: &Job) -> Outcome {
         message_id: job.id.as_str(),
         attempt: 1,
     };
-    let (outcome, _) = runtime::claimed(&ctx, job, async |ctx, job| (command::process(ctx, job).await, None)).await;
+    let (outcome, _) = runtime::claimed(&ctx, job, async |ctx, job| match &job.kind {
+        JobKind::DiscordComponent(c) => (component::process(ctx, job, c).await, None),
+        _ => (command::process(ctx, job).await, None),
+    })
+    .await;
     if let Outcome::Done { state, reason, links, .. } = &outcome {
         ctx.record_job(job, *state, reason.clone(), links.clone(), 1, now_ms()).await.expect("status recorded");
     }
@@ -356,25 +360,9 @@ fn click_job(n: u64, roles: &[u64], action: Action, fingerprint: &Fingerprint, c
     Job::new(JobId::discord(Snowflake(n)), now_ms(), None, JobKind::DiscordComponent(click))
 }
 
-/// Runs a click as the runtime does (claim, the component handler, settle).
+/// Runs a click as the runtime does (see [`run`]).
 async fn click(w: &World, job: &Job) -> Outcome {
-    let env = no_env();
-    let port = ReqwestPort::new();
-    let ctx = Ctx {
-        env: &env,
-        config: &w.config,
-        port: &port,
-        claims: &w.claims,
-        state: &w.state,
-        now_ms: now_ms(),
-        jitter: 0.5,
-        message_id: job.id.as_str(),
-        attempt: 1,
-    };
-    let JobKind::DiscordComponent(c) = &job.kind else { unreachable!("a click") };
-    let (outcome, _) =
-        runtime::claimed(&ctx, job, async |ctx, job| (component::process(ctx, job, c).await, None)).await;
-    outcome
+    run(w, job).await
 }
 
 /// Mute and Unmute on an alert card (issue 19): a write, so a reader is refused; a writer's mute

@@ -189,7 +189,7 @@ fn ordered_groups(delivered: &[Delivered]) -> Vec<Vec<&Delivered>> {
 struct Handled<'m> {
     message: &'m RawMessage,
     started: u64,
-    job: Option<Job>,
+    job: Option<&'m Job>,
     verdict: Verdict,
     /// Its status record and counters, for the batch's settlement.
     status: Option<JobStatus>,
@@ -260,7 +260,7 @@ async fn handle<'m>(ctx: &Ctx<'_, FetchPort>, d: &'m Delivered) -> Handled<'m> {
             handled.verdict = Verdict::Retry { delay_secs, reason, last };
         }
     }
-    handled.job = Some(job.clone());
+    handled.job = Some(job);
     handled
 }
 
@@ -269,7 +269,7 @@ async fn handle<'m>(ctx: &Ctx<'_, FetchPort>, d: &'m Delivered) -> Handled<'m> {
 fn conclude(handled: Handled<'_>, unrecorded: Option<&str>, config: &Config) -> Option<(Job, String, FollowUp)> {
     let Handled { message, started, job, verdict, follow_up, .. } = handled;
     let mut line = LogLine::new(Level::Info, "consumer", "job");
-    if let Some(job) = &job {
+    if let Some(job) = job {
         line.job_id = Some(job.id.as_str());
         line.kind = Some(job.kind.name());
         line.request_id = job.request_id.as_deref();
@@ -298,8 +298,8 @@ fn conclude(handled: Handled<'_>, unrecorded: Option<&str>, config: &Config) -> 
             }
             line.fingerprint = fingerprint.as_deref();
             finish(&mut line, started, reason.as_deref(), config.log_level);
-            let job = job.clone()?;
-            follow_up.map(|f| (job, message.id(), f))
+            // Cloned only for a follow-up, which runs after the batch.
+            follow_up.zip(job).map(|(f, job)| (job.clone(), message.id(), f))
         }
         Verdict::Retry { delay_secs, reason, last } => {
             message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(*delay_secs).build());
