@@ -9,11 +9,13 @@
 //! - [`vars`] — [`binding`] and [`Vars`]: a `[vars]` entry or a secret, empty counting as unset.
 //! - [`respond`] — JSON responses and `{"error": …}` bodies.
 //! - [`body`] — [`read_limited`]: a request body, refused past a byte limit without buffering the rest.
+//! - [`fetch`] — outbound `fetch` and Durable Object calls whose bodies are read in one `arrayBuffer()`.
 //! - [`log`] — [`emit`]: one [`LogLine`](bugbot_shared::log::LogLine) on the console, at or above a level.
 //! - [`queue`] — [`queue::send_texts`]: encoded jobs onto a queue binding in one call.
 //! - [`webcrypto`] — Ed25519 and HMAC-SHA256 checks through the runtime's WebCrypto, keys imported once.
 
 pub mod body;
+pub mod fetch;
 pub mod log;
 pub mod queue;
 pub mod respond;

@@ -247,6 +247,29 @@ async fn the_consumer_counts_its_durable_object_calls_and_kv_writes() {
     assert_eq!(counts["kv_writes"], 1, "a repeat writes nothing to KV; {counts}");
 }
 
+/// Every outbound call has its `outbound` line, at its level: a call that answered 5xx is a warning,
+/// the others are info, and below `LOG_LEVEL` nothing is printed (nor built).
+#[tokio::test(flavor = "multi_thread")]
+async fn at_log_level_warn_only_the_failed_outbound_calls_are_logged() {
+    let mut options = StackOptions::default();
+    options.consumer_vars.push(("LOG_LEVEL".into(), "warn".into()));
+    let stack = Stack::start(options).await.unwrap();
+    // The announcement is the last call of the delivery: every other call answered before it.
+    stack.discord.fail_next_matching("POST", "/messages", Failure::ServerError);
+    let jobs = stack.sentry("event_alert", "quiet-1", &alert()).await.unwrap();
+    stack.settled(&jobs[0], SETTLE).await.unwrap();
+    let failed = stack
+        .workers
+        .log_line(SETTLE, "the failed announcement's outbound line", |l| l["event"] == "outbound" && l["status"] == 500)
+        .await
+        .unwrap();
+    assert_eq!(failed["level"], "warn", "{failed}");
+    assert_eq!(failed["outcome"], "error", "{failed}");
+    let outbound: Vec<Value> = stack.workers.json_logs().into_iter().filter(|l| l["event"] == "outbound").collect();
+    assert!(outbound.iter().all(|l| l["level"] == "warn"), "only warnings at LOG_LEVEL=warn: {outbound:?}");
+    assert!(stack.linear.requests().len() + stack.github.requests().len() >= 4, "the calls that were not logged");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_glitchtip_body_after_the_dedupe_window_is_processed_again() {
     // Issue 15: a GlitchTip body has no timestamp and its job id is a hash of the body, so the same

@@ -4,21 +4,25 @@
 use std::future::Future;
 use std::time::Duration;
 
+use bugbot_edge::fetch::{ObjectStub, body_bytes, fetch, fetch_object, header_pairs, js_reason};
 use bugbot_shared::log::{Level, LogLine};
 use futures_util::future::{Either, select};
-use worker::{AbortController, Date, Delay, Fetch, Headers, Method as WMethod, Request, RequestInit};
+use wasm_bindgen::JsValue;
+use worker::{AbortController, Date, Delay, Headers, Method as WMethod, Request, RequestInit, web_sys};
 
 use crate::clients::http::{HttpPort, HttpRequest, HttpResponse, Method, TransportError};
 
-/// Outbound calls through `fetch`.
+/// Outbound calls through `fetch`. Each prints its `outbound` line when that line's level is at
+/// least `log_level` (a call that failed, or answered 429 or 5xx, is a warning; the rest are info).
 #[derive(Debug, Clone, Copy)]
 pub struct FetchPort {
     pub timeout_ms: u64,
+    pub log_level: Level,
 }
 
-impl Default for FetchPort {
-    fn default() -> Self {
-        Self { timeout_ms: 10_000 }
+impl FetchPort {
+    pub const fn new(log_level: Level) -> Self {
+        Self { timeout_ms: 10_000, log_level }
     }
 }
 
@@ -33,23 +37,28 @@ fn method(m: Method) -> WMethod {
 }
 
 /// One `outbound` log line per call: method, host, status or failure, duration. Never the path
-/// (interaction webhooks carry their token in it), the query, or any header value.
-fn log_outbound(method: Method, url: &str, started: u64, result: &Result<HttpResponse, TransportError>) {
+/// (interaction webhooks carry their token in it), the query, or any header value. Nothing is built
+/// when the line's level is below `min`.
+fn log_outbound(method: Method, url: &str, started: u64, result: &Result<HttpResponse, TransportError>, min: Level) {
+    let level = match result {
+        Ok(response) if response.status == 429 || response.status >= 500 => Level::Warn,
+        Ok(_) => Level::Info,
+        Err(_) => Level::Warn,
+    };
+    if level < min {
+        return;
+    }
     let host = worker::Url::parse(url).ok().and_then(|u| u.host_str().map(str::to_owned)).unwrap_or_default();
     let route = format!("{} {host}", method.as_str());
-    let mut line = LogLine::new(Level::Info, "consumer", "outbound");
+    let mut line = LogLine::new(level, "consumer", "outbound");
     line.route = Some(&route);
     let reason;
     match result {
         Ok(response) => {
             line.status = Some(response.status);
             line.outcome = Some(if response.status < 400 { "ok" } else { "error" });
-            if response.status == 429 || response.status >= 500 {
-                line.level = Level::Warn;
-            }
         }
         Err(e) => {
-            line.level = Level::Warn;
             line.outcome = Some(if matches!(e, TransportError::Timeout(_)) { "timeout" } else { "unreachable" });
             // Transport errors can quote the URL: keep only their kind.
             reason = if matches!(e, TransportError::Timeout(_)) { "timed out" } else { "connection failed" };
@@ -74,22 +83,28 @@ pub async fn within<T>(timeout_ms: u64, future: impl Future<Output = T>) -> Opti
 async fn logged(
     request: &HttpRequest,
     call: impl Future<Output = Result<HttpResponse, TransportError>>,
+    min: Level,
 ) -> Result<HttpResponse, TransportError> {
     let started = Date::now().as_millis();
     let result = call.await;
-    log_outbound(request.method, &request.url, started, &result);
+    log_outbound(request.method, &request.url, started, &result, min);
     result
 }
 
 impl HttpPort for FetchPort {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
-        logged(&request, self.send_unlogged(&request)).await
+        logged(&request, self.send_unlogged(&request), self.log_level).await
     }
 }
 
 #[expect(clippy::needless_pass_by_value, reason = "used as map_err(connect)")]
 fn connect(e: worker::Error) -> TransportError {
     TransportError::Connect(e.to_string())
+}
+
+#[expect(clippy::needless_pass_by_value, reason = "used as map_err(thrown)")]
+fn thrown(e: JsValue) -> TransportError {
+    TransportError::Connect(js_reason(&e))
 }
 
 /// The Workers request for an [`HttpRequest`].
@@ -106,25 +121,26 @@ pub fn worker_request(request: &HttpRequest) -> Result<Request, TransportError> 
     Request::new_with_init(&request.url, &init).map_err(connect)
 }
 
-async fn read(mut resp: worker::Response) -> worker::Result<HttpResponse> {
-    let status = resp.status_code();
-    let headers = resp.headers().entries().collect();
-    let body = resp.bytes().await?;
+/// Status, headers and the whole body (one `arrayBuffer()`: `bugbot_edge::fetch`).
+async fn read(resp: web_sys::Response) -> Result<HttpResponse, JsValue> {
+    let status = resp.status();
+    let headers = header_pairs(&resp);
+    let body = body_bytes(&resp).await?;
     Ok(HttpResponse { status, headers, body })
 }
 
 impl FetchPort {
     async fn send_unlogged(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        let fetch = Fetch::Request(worker_request(request)?);
+        let request = worker_request(request)?;
         let controller = AbortController::default();
         let signal = controller.signal();
-        let call = async { read(fetch.send_with_signal(&signal).await?).await };
+        let call = async { read(fetch(request.inner(), Some(&signal)).await?).await };
         within(self.timeout_ms, call).await.map_or_else(
             || {
                 controller.abort();
                 Err(TransportError::Timeout(self.timeout_ms))
             },
-            |result| result.map_err(connect),
+            |result| result.map_err(thrown),
         )
     }
 }
@@ -132,8 +148,9 @@ impl FetchPort {
 /// [`HttpPort`] into a Durable Object (its `fetch`), with the same timeout and log line as
 /// [`FetchPort`]. The request's URL only carries the path the object routes on.
 pub struct StubPort {
-    pub stub: worker::Stub,
+    pub stub: ObjectStub,
     pub timeout_ms: u64,
+    pub log_level: Level,
 }
 
 impl std::fmt::Debug for StubPort {
@@ -145,11 +162,11 @@ impl std::fmt::Debug for StubPort {
 impl HttpPort for StubPort {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let call = async {
-            let response = self.stub.fetch_with_request(worker_request(&request)?).await.map_err(connect)?;
-            read(response).await.map_err(connect)
+            let response = fetch_object(&self.stub, worker_request(&request)?.inner()).await.map_err(thrown)?;
+            read(response).await.map_err(thrown)
         };
         let call =
             async { within(self.timeout_ms, call).await.unwrap_or(Err(TransportError::Timeout(self.timeout_ms))) };
-        logged(&request, call).await
+        logged(&request, call, self.log_level).await
     }
 }

@@ -294,7 +294,7 @@ pub async fn run(env: &Env, now_ms: u64, log_level: bugbot_shared::log::Level) -
             return (503, serde_json::json!({ "error": reason }).to_string());
         }
     };
-    let reports = scan(env, &FetchPort::default(), &config, now_ms).await;
+    let reports = scan(env, &FetchPort::new(log_level), &config, now_ms).await;
     let failed = reports.iter().filter(|r| r.error.is_some()).count();
     let queued: usize = reports.iter().map(|r| r.jobs.len()).sum();
     let reason = format!(

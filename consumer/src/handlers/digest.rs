@@ -30,7 +30,7 @@ pub async fn run(env: &worker::Env, config: &Config, now_ms: u64) -> worker::Res
     };
     let dashboard = binding(env, "DASHBOARD_URL");
     let message = digest_message(day, previous, dashboard.as_deref());
-    let port = FetchPort::default();
+    let port = FetchPort::new(config.log_level);
     let discord = Discord::new(&port, Some(token)).with_api_base(config.discord.api_base.clone());
     match discord.create_message(&channel, &message).await {
         Ok(_) => {

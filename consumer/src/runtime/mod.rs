@@ -106,7 +106,7 @@ pub async fn run_batch(batch: worker::worker_sys::MessageBatch, env: Env) -> wor
         }
         return Ok(());
     }
-    let port = FetchPort::default();
+    let port = FetchPort::new(config.log_level);
     let settled = RefCell::new(Vec::with_capacity(delivered.len()));
     futures_util::stream::iter(ordered_groups(&delivered))
         .for_each_concurrent(CONCURRENCY, |group| async {

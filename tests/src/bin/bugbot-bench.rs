@@ -498,6 +498,10 @@ async fn drain(
     for r in futures::future::join_all(sends).await {
         r?;
     }
+    eprintln!(
+        "-- {label}: {n} alerts accepted by the gateway in {:.2} s",
+        started.elapsed().unwrap_or_default().as_secs_f64()
+    );
     let filed =
         wait::until(Duration::from_mins(10), "every alert filed", || (stack.github.issues().len() >= n).then_some(n))
             .await

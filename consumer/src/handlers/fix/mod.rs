@@ -502,7 +502,7 @@ async fn dispatch<P: HttpPort, C: ClaimPort, K: KvPort>(
     let request = HttpRequest { body: Some(body), ..request };
     let sent = match &settings.executor {
         ExecutorRoute::Url(_) => ctx.port.send(request).await,
-        ExecutorRoute::Container | ExecutorRoute::Actions => match container_port(ctx.env) {
+        ExecutorRoute::Container | ExecutorRoute::Actions => match container_port(ctx.env, ctx.config.log_level) {
             Ok(port) => port.send(request).await,
             Err(e) => Err(TransportError::Connect(e.to_string())),
         },
@@ -523,9 +523,9 @@ async fn dispatch<P: HttpPort, C: ClaimPort, K: KvPort>(
 }
 
 /// The executor container's Durable Object; the timeout covers a cold container's start.
-fn container_port(env: &worker::Env) -> worker::Result<StubPort> {
+fn container_port(env: &worker::Env, log_level: bugbot_shared::log::Level) -> worker::Result<StubPort> {
     let stub = env.durable_object(container::BINDING)?.id_from_name(container::INSTANCE)?.get_stub()?;
-    Ok(StubPort { stub, timeout_ms: 60_000 })
+    Ok(StubPort { stub: stub.into_rpc(), timeout_ms: 60_000, log_level })
 }
 
 /// The executor's signed result (already verified by the gateway).

@@ -105,28 +105,33 @@ impl Claims {
 
     async fn call<Op: Serialize, Reply: DeserializeOwned>(&self, name: &str, path: &str, op: &Op) -> Result<Reply> {
         crate::store::counters::durable_object_call();
-        post(&self.namespace, name, "claims", path, op).await?.json().await
+        json(&post(&self.namespace, name, "claims", path, op).await?)
     }
 }
 
 /// One round trip to the object `name` of `namespace` (claims and settlements are counted by the
-/// callers, reads for people — `/admin/jobs`, the dashboard — are not).
+/// callers, reads for people — `/admin/jobs`, the dashboard — are not): the answer's body, read in
+/// one `arrayBuffer()` (`bugbot_edge::fetch`).
 async fn post<Op: Serialize>(
     namespace: &ObjectNamespace,
     name: &str,
     what: &str,
     path: &str,
     op: &Op,
-) -> Result<Response> {
-    let stub = namespace.id_from_name(name)?.get_stub()?;
+) -> Result<Vec<u8>> {
+    let stub = namespace.id_from_name(name)?.get_stub()?.into_rpc();
     let mut init = RequestInit::new();
     init.with_method(Method::Post).with_body(Some(serde_json::to_string(op)?.into()));
     let req = Request::new_with_init(&format!("https://{what}{path}"), &init)?;
-    let resp = stub.fetch_with_request(req).await?;
-    if resp.status_code() != 200 {
-        return Err(worker::Error::RustError(format!("{what} store answered {}", resp.status_code())));
+    let resp = bugbot_edge::fetch::fetch_object(&stub, req.inner()).await?;
+    if resp.status() != 200 {
+        return Err(worker::Error::RustError(format!("{what} store answered {}", resp.status())));
     }
-    Ok(resp)
+    Ok(bugbot_edge::fetch::body_bytes(&resp).await?)
+}
+
+fn json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(worker::Error::from)
 }
 
 impl ClaimPort for Claims {
@@ -150,15 +155,15 @@ impl ClaimPort for Claims {
 
     async fn job_status(&self, job_id: &str) -> Result<Option<JobStatus>> {
         let query = stats::JobQuery { job_id: job_id.to_owned() };
-        post(&self.ledger, stats::INSTANCE, "stats", "/job", &query).await?.json().await
+        json(&post(&self.ledger, stats::INSTANCE, "stats", "/job", &query).await?)
     }
 
     async fn recent_jobs(&self, limit: u64) -> Result<(Vec<JobStatus>, bool)> {
         let query = stats::Recent { limit };
-        post(&self.ledger, stats::INSTANCE, "stats", "/recent", &query).await?.json().await
+        json(&post(&self.ledger, stats::INSTANCE, "stats", "/recent", &query).await?)
     }
 
     async fn days(&self, days: &[String]) -> Result<Vec<DayStats>> {
-        post(&self.ledger, stats::INSTANCE, "stats", "/days", &stats::Days { days: days.to_vec() }).await?.json().await
+        json(&post(&self.ledger, stats::INSTANCE, "stats", "/days", &stats::Days { days: days.to_vec() }).await?)
     }
 }
