@@ -31,9 +31,10 @@ struct ConsumerHealth {
     integrations: BTreeMap<String, bool>,
 }
 
-pub async fn serve(env: &Env, cfg: &Config) -> Handled {
+/// The gateway's own integrations.
+fn own(cfg: &Config) -> BTreeMap<String, bool> {
     let ingress = &cfg.ingress;
-    let mut integrations: BTreeMap<String, bool> = [
+    [
         ("discord_interactions", ingress.discord_key.is_some()),
         ("sentry", ingress.sentry_client_secret.is_some()),
         ("sentry_legacy", ingress.sentry_legacy_token.is_some()),
@@ -42,7 +43,32 @@ pub async fn serve(env: &Env, cfg: &Config) -> Handled {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
-    .collect();
+    .collect()
+}
+
+fn body(integrations: BTreeMap<String, bool>, consumer: &str) -> String {
+    let body = Health {
+        ok: consumer == "ok",
+        service: "bugbot-gateway",
+        version: env!("CARGO_PKG_VERSION"),
+        consumer,
+        integrations,
+    };
+    serde_json::to_string(&body).expect("serializes")
+}
+
+/// Why the consumer was not asked when there is no binding to ask it through.
+pub const NO_CONSUMER: &str = "no CONSUMER service binding";
+
+/// The answer when there is no `CONSUMER` binding: it cannot change during the isolate's life, so
+/// the configuration builds it once ([`Config::health_alone`]) and `fetch_now` answers it without an
+/// await.
+pub fn alone(cfg: &Config) -> String {
+    body(own(cfg), &format!("unreachable: {NO_CONSUMER}"))
+}
+
+pub async fn serve(env: &Env, cfg: &Config) -> Handled {
+    let mut integrations = own(cfg);
     let consumer = match ask_consumer(env, cfg).await {
         Ok(theirs) => {
             // A name the gateway reports itself stays the gateway's.
@@ -55,22 +81,15 @@ pub async fn serve(env: &Env, cfg: &Config) -> Handled {
         }
         Err(why) => format!("unreachable: {why}"),
     };
-    let body = Health {
-        ok: consumer == "ok",
-        service: "bugbot-gateway",
-        version: env!("CARGO_PKG_VERSION"),
-        consumer: &consumer,
-        integrations,
-    };
     let reason = (consumer != "ok").then(|| format!("consumer {consumer}"));
-    (bugbot_edge::json_response(200, &serde_json::to_string(&body).expect("serializes")), reason)
+    (bugbot_edge::json_response(200, &body(integrations, &consumer)), reason)
 }
 
 async fn ask_consumer(env: &Env, cfg: &Config) -> Result<ConsumerHealth, &'static str> {
     if !cfg.has_consumer {
-        return Err("no CONSUMER service binding");
+        return Err(NO_CONSUMER);
     }
-    let service = env.service(CONSUMER_SERVICE).map_err(|_| "no CONSUMER service binding")?;
+    let service = env.service(CONSUMER_SERVICE).map_err(|_| NO_CONSUMER)?;
     let mut response = service.fetch(CONSUMER_HEALTH_URL, None).await.map_err(|_| "the call failed")?;
     if response.status_code() != 200 {
         return Err("it answered with an error (an older consumer?)");

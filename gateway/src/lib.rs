@@ -39,50 +39,80 @@ impl ingress::Headers for HeaderView {
     }
 }
 
-#[wasm_bindgen]
-extern "C" {
-    /// The runtime's WHATWG `URL` (the `url` crate's parser would add its IDNA tables to the wasm).
-    #[wasm_bindgen(js_name = URL)]
-    type JsUrl;
-    #[wasm_bindgen(constructor, js_class = "URL", catch)]
-    fn new(url: &str) -> Result<JsUrl, JsValue>;
-    #[wasm_bindgen(method, getter)]
-    fn pathname(this: &JsUrl) -> String;
-}
-
 /// A response and, for the log line, why (only filled in when the line will be printed).
 type Handled = (web_sys::Response, Option<String>);
 
+/// The route of the runtime's request: its method, and its URL's path read from the serialized URL
+/// (`ingress::url_path`: no `URL` object, no `cf`, no headers).
+fn route_of(req: &web_sys::Request) -> Result<Route, IngressError> {
+    ingress::route(&req.method(), ingress::url_path(&req.url()))
+}
+
+/// Answers, without an await, what needs none: a path or a method no route serves, and `/health`
+/// when there is no consumer to ask (its body built once per isolate). Everything else is
+/// `undefined`, and `gateway/entry.mjs` hands it to [`fetch`]. An `async` export costs a promise and
+/// a task on every request (`docs/GATEWAY_FLOOR.md`); these answers need neither.
+#[wasm_bindgen(js_name = fetchNow)]
+pub fn fetch_now(req: &web_sys::Request, env: &Env) -> Option<web_sys::Response> {
+    let started = js_sys::Date::now();
+    let cfg = config::load(env);
+    let route = route_of(req);
+    let (handled, route_name) = match &route {
+        Err(e) => ((bugbot_edge::json_response(e.status(), &e.body()), Some(e.to_string())), "unknown"),
+        Ok(Route::Health) => {
+            let body = cfg.health_alone.as_deref()?;
+            let reason =
+                (cfg.log_level <= Level::Info).then(|| format!("consumer unreachable: {}", health::NO_CONSUMER));
+            ((bugbot_edge::json_response(200, body), reason), "health")
+        }
+        Ok(_) => return None,
+    };
+    Some(logged(&cfg, &HeaderView(req.headers()), started, route_name, handled, None))
+}
+
 /// The Worker's `fetch`, exported as it is (not through `#[event(fetch)]`): the runtime's `Request` in,
 /// the runtime's `Response` out, with no `worker::Response` and its `Headers` and `ResponseInit` in
-/// between. `gateway/entry.mjs` calls it without worker-build's per-request `Proxy` wrappers. A panic
-/// still aborts the instance, and wasm-bindgen's abort handler (worker's `on_abort`) re-instantiates it
-/// on the next call (`docs/GATEWAY_FLOOR.md`).
+/// between. `gateway/entry.mjs` calls it, when [`fetch_now`] did not answer, without worker-build's
+/// per-request `Proxy` wrappers. A panic still aborts the instance, and wasm-bindgen's abort handler
+/// (worker's `on_abort`) re-instantiates it on the next call (`docs/GATEWAY_FLOOR.md`).
 #[wasm_bindgen]
 pub async fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> Result<web_sys::Response, JsValue> {
     console_error_panic_hook::set_once();
     let started = js_sys::Date::now();
     let cfg = config::load(&env);
-    // The runtime's request as it is: its method, its URL's path, and headers only when a route reads
-    // them (a `worker::Request` would also parse the `cf` object, a JSON blob, on every request).
-    let path = JsUrl::new(&req.url()).map(|u| u.pathname()).unwrap_or_default();
-    let route = ingress::route(&req.method(), &path);
+    let route = route_of(&req);
     let route_name = route.as_ref().map_or("unknown", Route::name);
     let headers = HeaderView(req.headers());
-    let new_request_id = || ingress::Headers::get(&headers, "cf-ray").unwrap_or_else(bugbot_edge::random_id);
     let (result, request_id) = match route {
         Err(e) => (Err(e), None),
         Ok(Route::Health) => (Ok(health::serve(&env, &cfg).await), None),
         Ok(Route::Admin { .. }) => (admin::forward(Request::from(req), &env).await, None),
         Ok(route) => {
-            let id = new_request_id();
+            let id = request_id(&headers);
             (receive(&req, &headers, &env, &cfg, &route, &id).await, Some(id))
         }
     };
-    let (response, reason) = match result {
+    let handled = match result {
         Ok(ok) => ok,
         Err(e) => (bugbot_edge::json_response(e.status(), &e.body()), Some(e.to_string())),
     };
+    Ok(logged(&cfg, &headers, started, route_name, handled, request_id))
+}
+
+/// The platform's request id (`cf-ray`), or a random one where there is none (locally).
+fn request_id(headers: &HeaderView) -> String {
+    ingress::Headers::get(headers, "cf-ray").unwrap_or_else(bugbot_edge::random_id)
+}
+
+/// Prints the request's log line when its level is at or above `LOG_LEVEL`, and returns the response.
+fn logged(
+    cfg: &config::Config,
+    headers: &HeaderView,
+    started: f64,
+    route_name: &str,
+    (response, reason): Handled,
+    request_id: Option<String>,
+) -> web_sys::Response {
     let status = response.status();
     let level = match status {
         500.. => Level::Error,
@@ -91,7 +121,7 @@ pub async fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> Result<web
     };
     if level >= cfg.log_level {
         let mut line = LogLine::new(level, "gateway", "request");
-        let request_id = request_id.unwrap_or_else(new_request_id);
+        let request_id = request_id.unwrap_or_else(|| self::request_id(headers));
         line.request_id = Some(&request_id);
         line.route = Some(route_name);
         line.status = Some(status);
@@ -99,7 +129,7 @@ pub async fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> Result<web
         line.duration_ms = Some(js_sys::Date::now() - started);
         bugbot_edge::emit(&line, cfg.log_level);
     }
-    Ok(response)
+    response
 }
 
 async fn receive(

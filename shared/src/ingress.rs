@@ -125,6 +125,20 @@ pub fn route(method: &str, path: &str) -> Result<Route, IngressError> {
     Ok(route)
 }
 
+/// The path of a serialized absolute URL, which is what the runtime's `request.url` is: what follows
+/// the authority, up to the query or the fragment, and `/` when nothing does. These are the bytes
+/// WHATWG `URL.pathname` gives for that URL (percent-encoding untouched), without building a `URL`.
+pub fn url_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    match rest.find(['/', '?', '#']) {
+        Some(start) if rest.as_bytes()[start] == b'/' => {
+            let path = &rest[start..];
+            path.find(['?', '#']).map_or(path, |end| &path[..end])
+        }
+        _ => "/",
+    }
+}
+
 /// Header lookup, case-insensitive, as the platform provides it.
 pub trait Headers {
     fn get(&self, name: &str) -> Option<String>;
@@ -598,4 +612,26 @@ fn executor_callback(cfg: &IngressConfig, req: IngressRequest<'_>) -> Result<Acc
         JobKind::ExecutorResult(job::ExecutorResultJob { report: payload }),
     );
     Ok(Accepted::enqueued(vec![job]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_path;
+
+    #[test]
+    fn url_path_is_the_whatwg_pathname_of_a_serialized_url() {
+        for (url, path) in [
+            ("https://bugbot.example/health", "/health"),
+            ("http://127.0.0.1:8787/discord/interactions", "/discord/interactions"),
+            ("https://bugbot.example/webhooks/sentry?x=/y#z", "/webhooks/sentry"),
+            ("https://bugbot.example/webhooks/glitchtip/a%2Fb", "/webhooks/glitchtip/a%2Fb"),
+            ("https://bugbot.example/admin/jobs#frag/ment", "/admin/jobs"),
+            ("https://bugbot.example/", "/"),
+            ("https://bugbot.example", "/"),
+            ("https://bugbot.example?q=/health", "/"),
+            ("https://user:pw@bugbot.example:443/health/", "/health/"),
+        ] {
+            assert_eq!(url_path(url), path, "{url}");
+        }
+    }
 }

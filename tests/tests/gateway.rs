@@ -274,6 +274,14 @@ async fn http_errors_are_client_errors_never_500() {
     let c = client();
     assert_eq!(c.get(format!("{url}/nope")).send().await.unwrap().status(), 404);
     assert_eq!(c.get(format!("{url}/discord/interactions")).send().await.unwrap().status(), 405);
+    // Answered without an await (`fetchNow` in gateway/entry.mjs), and logged like any other answer.
+    let line = env()
+        .workers
+        .log_line(PATIENCE, "the 405's log line", |l| l["event"] == "request" && l["status"] == 405)
+        .await
+        .unwrap();
+    assert_eq!((line["level"].as_str(), line["route"].as_str()), (Some("warn"), Some("unknown")), "{line}");
+    assert!(line["request_id"].is_string() && line["duration_ms"].is_number(), "{line}");
     let big = vec![b'x'; 300 * 1024];
     // Refused before the body is read, so the server closes that connection: use its own client.
     let resp = client().post(format!("{url}/webhooks/sentry")).body(big).send().await.unwrap();
