@@ -4,6 +4,7 @@
 //! writes, outbound requests) and what it sends, and that one failing sink does not hold back the
 //! others. The Miniflare tests (`alerts.rs`) keep checking the wiring.
 
+use bugbot_consumer::clients::linear::LabelCache;
 use bugbot_consumer::config::Config;
 use bugbot_consumer::handlers::alert;
 use bugbot_consumer::runtime::{self, Ctx, Effect, FollowUp, Outcome};
@@ -79,8 +80,18 @@ async fn run(
 ) -> (Outcome, Option<FollowUp>) {
     let env = no_env();
     let port = ReqwestPort::new();
-    let ctx =
-        Ctx { env: &env, config, port: &port, claims, state, now_ms: now_ms(), jitter: 0.5, message_id, attempt: 1 };
+    let ctx = Ctx {
+        env: &env,
+        config,
+        port: &port,
+        claims,
+        state,
+        now_ms: now_ms(),
+        jitter: 0.5,
+        message_id,
+        attempt: 1,
+        linear_labels: &LabelCache::default(),
+    };
     alert::process(&ctx, job).await
 }
 
@@ -242,6 +253,7 @@ async fn a_fix_result_that_keeps_failing_escalates_to_the_dead_letter_queue() {
             jitter: 0.5,
             message_id: "m1",
             attempt: 1,
+            linear_labels: &LabelCache::default(),
         };
         let (outcome, _) = runtime::claimed(&ctx, &job, async |ctx, job| {
             (bugbot_consumer::handlers::fix::on_result(ctx, job).await, None)

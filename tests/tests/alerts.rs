@@ -247,6 +247,51 @@ async fn the_consumer_counts_its_durable_object_calls_and_kv_writes() {
     assert_eq!(counts["kv_writes"], 1, "a repeat writes nothing to KV; {counts}");
 }
 
+/// The event alert again as another Sentry issue (another fingerprint).
+fn another_alert(i: u64) -> Vec<u8> {
+    let mut payload: Value = serde_json::from_slice(&alert()).unwrap();
+    let event = &mut payload["data"]["event"];
+    let issue = 8_000_000 + i;
+    event["issue_id"] = json!(issue.to_string());
+    event["title"] = json!(format!("LabelError {i}: something broke"));
+    event["event_id"] = json!(format!("{i:032x}"));
+    event["web_url"] = json!(format!("https://sentry.io/organizations/test-org/issues/{issue}/events/{i:032x}/"));
+    event["issue_url"] = json!(format!("https://sentry.io/api/0/issues/{issue}/"));
+    serde_json::to_vec(&payload).unwrap()
+}
+
+/// Linear's label ids are asked for once per isolate (`LabelCache`), and again when Linear refuses
+/// a create because one of those labels was deleted since: the alert is still filed, with the label
+/// made again.
+#[tokio::test(flavor = "multi_thread")]
+async fn linear_label_ids_are_asked_once_and_again_after_a_label_is_deleted() {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    let lookups = || stack.linear.requests().iter().filter(|r| r.json()["operationName"] == "IssueLabels").count();
+    for i in 1..=2 {
+        let jobs = stack.sentry("event_alert", &format!("labels-{i}"), &another_alert(i)).await.unwrap();
+        let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
+        assert_eq!(status["state"], "filed", "{status}");
+    }
+    assert_eq!(lookups(), 1, "the second alert's labels came from the cache");
+    let issues = stack.linear.issues();
+    assert_eq!(issues[0].label_ids, issues[1].label_ids);
+    assert_eq!(issues[1].label_ids.len(), 3);
+
+    stack.linear.remove_label("bugbot");
+    let jobs = stack.sentry("event_alert", "labels-3", &another_alert(3)).await.unwrap();
+    let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
+    assert_eq!(status["state"], "filed", "{status}");
+    assert_eq!(lookups(), 2, "asked again after the refused create");
+    let creates: Vec<_> =
+        stack.linear.requests().into_iter().filter(|r| r.json()["operationName"] == "IssueCreate").collect();
+    assert_eq!(creates.len(), 4, "three issues, one create refused");
+    let labels = stack.linear.labels();
+    let bugbot = labels.iter().find(|l| l.name == "bugbot").expect("made again");
+    let third = stack.linear.issues().pop().unwrap();
+    assert!(third.label_ids.contains(&bugbot.id), "{third:?}");
+    assert_eq!(third.label_ids.len(), 3);
+}
+
 /// Every outbound call has its `outbound` line, at its level: a call that answered 5xx is a warning,
 /// the others are info, and below `LOG_LEVEL` nothing is printed (nor built).
 #[tokio::test(flavor = "multi_thread")]

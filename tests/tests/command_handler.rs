@@ -9,6 +9,7 @@
 //! `fix` runs here up to its dispatch (its refusals); the dispatch itself and `stats` (which reads
 //! the stats Durable Object through the Worker's bindings) are left to the Miniflare tests.
 
+use bugbot_consumer::clients::linear::LabelCache;
 use bugbot_consumer::config::{
     ChatopsConfig, Config, EvidenceConfig, ExecutorRoute, FixConfig, PostHogConfig, RestApiConfig,
 };
@@ -124,6 +125,7 @@ async fn run(w: &World, job: &Job) -> Outcome {
         jitter: 0.5,
         message_id: job.id.as_str(),
         attempt: 1,
+        linear_labels: &LabelCache::default(),
     };
     let (outcome, _) = runtime::claimed(&ctx, job, async |ctx, job| match &job.kind {
         JobKind::DiscordComponent(c) => (component::process(ctx, job, c).await, None),

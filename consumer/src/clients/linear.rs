@@ -6,6 +6,8 @@
 //! (<https://developers.linear.app/docs/graphql/working-with-the-graphql-api/rate-limiting>), so the
 //! body is classified before the status.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 
 use bugbot_shared::backoff::{RetryAfter, parse_http_date_ms, parse_retry_after};
@@ -17,6 +19,53 @@ use super::SinkError;
 use crate::clients::http::{HttpPort, HttpRequest, HttpResponse, Method};
 
 const SERVICE: &str = "linear";
+
+/// The names [`Linear::ensure_labels`] looks up: trimmed, blanks dropped, the first spelling of each
+/// name (compared case-insensitively, like Linear's own uniqueness rule) kept, in order.
+fn wanted_labels(names: &[String]) -> Vec<&str> {
+    let mut wanted: Vec<&str> = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if !wanted.iter().any(|w| w.eq_ignore_ascii_case(name)) {
+            wanted.push(name);
+        }
+    }
+    wanted
+}
+
+/// Label ids by team and lower-case name, kept for the isolate's life by the runtime
+/// ([`Ctx::linear_labels`](crate::runtime::ctx::Ctx)), so that an alert asks Linear for its labels
+/// (`IssueLabels`) only when one of their names is new to the isolate: one request fewer per alert,
+/// and one less against Linear's hourly request budget. A label deleted in Linear since is noticed
+/// by the create that names its id, which Linear refuses; the alert handler then forgets the team's
+/// ids and asks once more (`handlers/alert`). At most [`LabelCache::MAX`] ids are kept.
+#[derive(Debug, Default)]
+pub struct LabelCache(RefCell<HashMap<(String, String), String>>);
+
+impl LabelCache {
+    /// The most ids kept; past it the cache starts again empty (alerts carry three labels, from a
+    /// handful of values each).
+    pub const MAX: usize = 256;
+
+    fn ids(&self, team_id: &str, wanted: &[&str]) -> Option<Vec<String>> {
+        let known = self.0.borrow();
+        wanted.iter().map(|name| known.get(&(team_id.to_owned(), name.to_lowercase())).cloned()).collect()
+    }
+
+    fn remember(&self, team_id: &str, wanted: &[&str], ids: &[String]) {
+        let mut known = self.0.borrow_mut();
+        if known.len() + wanted.len() > Self::MAX {
+            known.clear();
+        }
+        for (name, id) in wanted.iter().zip(ids) {
+            known.insert((team_id.to_owned(), name.to_lowercase()), id.clone());
+        }
+    }
+
+    /// Drops every id known for `team_id`.
+    pub fn forget(&self, team_id: &str) {
+        self.0.borrow_mut().retain(|(team, _), _| team != team_id);
+    }
+}
 
 /// Where the API lives unless `LINEAR_API_URL` says otherwise.
 pub const DEFAULT_API_URL: &str = "https://api.linear.app/graphql";
@@ -171,12 +220,7 @@ impl<'a, P: HttpPort> Linear<'a, P> {
     /// creating the missing ones as team labels. Names match case-insensitively, like Linear's own
     /// uniqueness rule; the result follows `names`, without duplicates.
     pub async fn ensure_labels(&self, team_id: &str, names: &[String]) -> Result<Vec<String>, SinkError> {
-        let mut wanted: Vec<&str> = Vec::new();
-        for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-            if !wanted.iter().any(|w| w.eq_ignore_ascii_case(name)) {
-                wanted.push(name);
-            }
-        }
+        let wanted = wanted_labels(names);
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
@@ -224,6 +268,24 @@ impl<'a, P: HttpPort> Linear<'a, P> {
             ids.push(id);
         }
         Ok(ids)
+    }
+
+    /// [`Self::ensure_labels`] through `cache`: no request when every name's id is known to it.
+    /// The flag says whether the ids came from the cache (a create refusing them should then
+    /// [`LabelCache::forget`] the team's and ask again).
+    pub async fn labels_through(
+        &self,
+        cache: &LabelCache,
+        team_id: &str,
+        names: &[String],
+    ) -> Result<(Vec<String>, bool), SinkError> {
+        let wanted = wanted_labels(names);
+        if let Some(ids) = cache.ids(team_id, &wanted) {
+            return Ok((ids, true));
+        }
+        let ids = self.ensure_labels(team_id, names).await?;
+        cache.remember(team_id, &wanted, &ids);
+        Ok((ids, false))
     }
 
     /// Links `url` to the issue (`attachmentLinkURL`); `issue_id` is a UUID or `ENG-123`.

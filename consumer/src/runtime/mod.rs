@@ -11,6 +11,7 @@ pub use ctx::{Ctx, begin_delivery};
 pub use outcome::{AlertSummary, Effect, FollowUp, Outcome, StepError};
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use bugbot_shared::claim::DeliveryOp;
 use bugbot_shared::digest::day_of;
@@ -24,6 +25,7 @@ use worker::{Date, Env, MessageExt, QueueRetryOptionsBuilder, RawMessage, wasm_b
 
 use crate::clients::fetch::FetchPort;
 use crate::clients::http::HttpPort;
+use crate::clients::linear::LabelCache;
 use crate::config::{self, Config, DEAD_LETTER_QUEUE};
 use crate::handlers;
 use crate::store::objects::claims::Claims;
@@ -107,6 +109,7 @@ pub async fn run_batch(batch: worker::worker_sys::MessageBatch, env: Env) -> wor
         return Ok(());
     }
     let port = FetchPort::new(config.log_level);
+    let linear_labels = LINEAR_LABELS.with(Rc::clone);
     let settled = RefCell::new(Vec::with_capacity(delivered.len()));
     futures_util::stream::iter(ordered_groups(&delivered))
         .for_each_concurrent(CONCURRENCY, |group| async {
@@ -122,6 +125,7 @@ pub async fn run_batch(batch: worker::worker_sys::MessageBatch, env: Env) -> wor
                     jitter: js_sys::Math::random(),
                     message_id: &message_id,
                     attempt: d.attempts,
+                    linear_labels: &linear_labels,
                 };
                 let done = Box::pin(handle(&ctx, d)).await;
                 settled.borrow_mut().push(done);
@@ -145,7 +149,8 @@ pub async fn run_batch(batch: worker::worker_sys::MessageBatch, env: Env) -> wor
     }
     futures_util::stream::iter(follow_ups)
         .for_each_concurrent(CONCURRENCY, |(job, message_id, follow_up)| {
-            let (env, config, port, claims, state) = (&env, &config, &port, &claims, &state);
+            let (env, config, port, claims, state, linear_labels) =
+                (&env, &config, &port, &claims, &state, &*linear_labels);
             async move {
                 let ctx = Ctx {
                     env,
@@ -157,12 +162,18 @@ pub async fn run_batch(batch: worker::worker_sys::MessageBatch, env: Env) -> wor
                     jitter: js_sys::Math::random(),
                     message_id: &message_id,
                     attempt: 1,
+                    linear_labels,
                 };
                 run_follow_up(&ctx, &job, follow_up).await;
             }
         })
         .await;
     Ok(())
+}
+
+thread_local! {
+    /// Linear's label ids, for the isolate's life (`clients::linear::LabelCache`).
+    static LINEAR_LABELS: Rc<LabelCache> = Rc::new(LabelCache::default());
 }
 
 /// How many messages of a batch are in flight at once.

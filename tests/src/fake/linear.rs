@@ -172,6 +172,11 @@ impl FakeLinear {
         id
     }
 
+    /// Deletes the labels named `name` (any case), as someone in Linear's settings would.
+    pub fn remove_label(&self, name: &str) {
+        lock(&self.data).labels.retain(|l| !l.name.eq_ignore_ascii_case(name));
+    }
+
     /// The next `root` mutation (`issueCreate`, `attachmentLinkURL`, ...) takes effect, but its
     /// response is lost: answered with a 500 ([`Failure::ServerError`]) or never ([`Failure::Hang`]).
     pub fn lose_next_response(&self, root: &str, failure: Failure) {

@@ -19,8 +19,9 @@ use bugbot_shared::normalize::normalize;
 use bugbot_shared::report::{self, AlertState};
 use bugbot_shared::status::JobState;
 
+use crate::clients::SinkError;
 use crate::clients::http::HttpPort;
-use crate::clients::linear::{Linear, NewLinearIssue};
+use crate::clients::linear::{LabelCache, Linear, NewLinearIssue};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{AlertSummary, Effect, FollowUp, Outcome, StepError};
 use crate::runtime::settle;
@@ -283,7 +284,7 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
     if tracked.linear.is_none()
         && let Some((linear, team_id)) = ctx.linear()
     {
-        match file_linear(&linear, team_id, event, &title, &body, evidence).await {
+        match file_linear(&linear, ctx.linear_labels, team_id, event, &title, &body, evidence).await {
             Ok(linear_ref) => tracked.linear = Some(linear_ref),
             Err(e) => first_error = first_error.or(Some(e)),
         }
@@ -331,6 +332,7 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
 /// link (the natural key of an issue filed before ids were chosen), and only then is it created.
 async fn file_linear<P: HttpPort>(
     linear: &Linear<'_, P>,
+    labels: &LabelCache,
     team_id: &str,
     event: &ErrorEvent,
     title: &str,
@@ -351,17 +353,26 @@ async fn file_linear<P: HttpPort>(
     let issue = if let Some(issue) = existing {
         issue
     } else {
-        let label_ids = linear.ensure_labels(team_id, &report::labels(event)).await?;
-        let issue = linear
-            .create_issue(&NewLinearIssue {
-                team_id: team_id.to_owned(),
-                title: title.to_owned(),
-                description: body.to_owned(),
-                priority: report::linear_priority(event.level),
-                label_ids,
-                id: Some(id),
-            })
-            .await?;
+        let names = report::labels(event);
+        let (label_ids, cached) = linear.labels_through(labels, team_id, &names).await?;
+        let new = |label_ids| NewLinearIssue {
+            team_id: team_id.to_owned(),
+            title: title.to_owned(),
+            description: body.to_owned(),
+            priority: report::linear_priority(event.level),
+            label_ids,
+            id: Some(id.clone()),
+        };
+        let issue = match linear.create_issue(&new(label_ids)).await {
+            // A label deleted in Linear since its id was cached: Linear refuses the create. Ask for
+            // the labels again, once (a refusal for another reason is refused again, and returned).
+            Err(SinkError::Permanent { .. }) if cached => {
+                labels.forget(team_id);
+                let (label_ids, _) = linear.labels_through(labels, team_id, &names).await?;
+                linear.create_issue(&new(label_ids)).await?
+            }
+            created => created?,
+        };
         if let Some(url) = &event.link {
             linear.attach_link(&issue.id, url, &format!("{} issue", event.source.product())).await?;
         }
