@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use bugbot_consumer::clients::linear::LabelCache;
 use bugbot_consumer::config::{Config, DiscordConfig, EvidenceConfig, GitHubConfig, LinearConfig, RestApiConfig};
 use bugbot_consumer::handlers::alert;
 use bugbot_consumer::runtime::Ctx;
 use bugbot_consumer::store::State;
+use bugbot_consumer::store::memo::Memo;
 use bugbot_consumer::store::ports::memory::{MemoryClaims, MemoryKv};
 use bugbot_shared::backoff::RetryPolicy;
 use bugbot_shared::event::Signal;
@@ -192,7 +192,7 @@ pub async fn run(rounds: usize) -> anyhow::Result<()> {
                     jitter: 0.5,
                     message_id: &message_id,
                     attempt: 1,
-                    linear_labels: &LabelCache::default(),
+                    memo: &Memo::default(),
                 };
                 let started = Instant::now();
                 let _ = alert::process(&ctx, &job).await;

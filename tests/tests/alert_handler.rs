@@ -4,11 +4,11 @@
 //! writes, outbound requests) and what it sends, and that one failing sink does not hold back the
 //! others. The Miniflare tests (`alerts.rs`) keep checking the wiring.
 
-use bugbot_consumer::clients::linear::LabelCache;
 use bugbot_consumer::config::Config;
 use bugbot_consumer::handlers::alert;
 use bugbot_consumer::runtime::{self, Ctx, Effect, FollowUp, Outcome};
 use bugbot_consumer::store::State;
+use bugbot_consumer::store::memo::{Memo, RUNBOOKS_TTL_MS};
 use bugbot_consumer::store::ports::memory::{MemoryClaims, MemoryKv};
 use bugbot_e2e::fake::{Failure, ReqwestPort};
 use bugbot_e2e::keys::random_hex;
@@ -29,7 +29,11 @@ async fn fakes() -> Fakes {
 
 /// The jobs the gateway makes of a fixture, as it would queue them.
 fn jobs_of(path: &str) -> Vec<Job> {
-    let body = fixture(path);
+    jobs_of_body(path, fixture(path))
+}
+
+/// [`jobs_of`] with the fixture's body changed.
+fn jobs_of_body(path: &str, body: Vec<u8>) -> Vec<Job> {
     let secret = random_hex(16);
     let cfg = IngressConfig {
         sentry_client_secret: Some(secret.clone()),
@@ -90,7 +94,7 @@ async fn run(
         jitter: 0.5,
         message_id,
         attempt: 1,
-        linear_labels: &LabelCache::default(),
+        memo: &Memo::default(),
     };
     alert::process(&ctx, job).await
 }
@@ -253,7 +257,7 @@ async fn a_fix_result_that_keeps_failing_escalates_to_the_dead_letter_queue() {
             jitter: 0.5,
             message_id: "m1",
             attempt: 1,
-            linear_labels: &LabelCache::default(),
+            memo: &Memo::default(),
         };
         let (outcome, _) = runtime::claimed(&ctx, &job, async |ctx, job| {
             (bugbot_consumer::handlers::fix::on_result(ctx, job).await, None)
@@ -264,6 +268,44 @@ async fn a_fix_result_that_keeps_failing_escalates_to_the_dead_letter_queue() {
         attempts.push((attempt, runtime::settle::is_last(&policy, &outcome)));
     }
     assert_eq!(attempts, [(1, false), (2, false), (3, true)]);
+}
+
+/// The repository's runbooks are read once per `RUNBOOKS_TTL_MS` (`store::memo`): a listing and a
+/// file per runbook, not on every alert.
+#[tokio::test(flavor = "current_thread")]
+async fn runbooks_are_read_again_only_after_their_ttl() {
+    let f = fakes().await;
+    f.github.put_file("runbooks/zero.md", "---\npatterns:\n  - ZeroDivisionError\n---\n");
+    let (claims, state, memo) = (MemoryClaims::default(), State::new(MemoryKv::default()), Memo::default());
+    let (env, port) = (no_env(), ReqwestPort::new());
+    let path = "sentry/sentry_docs_payloads/event_alert_triggered.json";
+    let reads = |what: &str| f.github.requests().iter().filter(|r| r.path.ends_with(what)).count();
+    let start = now_ms();
+    for (i, at) in [(1, start), (2, start + 1_000), (3, start + RUNBOOKS_TTL_MS)] {
+        let mut body: Value = serde_json::from_slice(&fixture(path)).unwrap();
+        body["data"]["event"]["issue_id"] = json!(format!("90{i}"));
+        body["data"]["event"]["title"] = json!(format!("RunbookError {i}"));
+        let jobs = jobs_of_body(path, serde_json::to_vec(&body).unwrap());
+        let message_id = format!("m{i}");
+        let ctx = Ctx {
+            env: &env,
+            config: &f.config,
+            port: &port,
+            claims: &claims,
+            state: &state,
+            now_ms: at,
+            jitter: 0.5,
+            message_id: &message_id,
+            attempt: 1,
+            memo: &memo,
+        };
+        let (outcome, _) = alert::process(&ctx, &jobs[0]).await;
+        assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{i}: {outcome:?}");
+        let expected = if i < 3 { 1 } else { 2 };
+        assert_eq!(reads("/contents/runbooks"), expected, "alert {i}: the listing");
+        assert_eq!(reads("/contents/runbooks/zero.md"), expected, "alert {i}: the runbook");
+    }
+    assert_eq!(f.linear.issues().len(), 3);
 }
 
 // --- issue 16.1: enrichment before filing -----------------------------------------------------

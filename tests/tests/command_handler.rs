@@ -9,13 +9,13 @@
 //! `fix` runs here up to its dispatch (its refusals); the dispatch itself and `stats` (which reads
 //! the stats Durable Object through the Worker's bindings) are left to the Miniflare tests.
 
-use bugbot_consumer::clients::linear::LabelCache;
 use bugbot_consumer::config::{
     ChatopsConfig, Config, EvidenceConfig, ExecutorRoute, FixConfig, PostHogConfig, RestApiConfig,
 };
 use bugbot_consumer::handlers::{command, component};
 use bugbot_consumer::runtime::{self, Ctx, Outcome};
 use bugbot_consumer::store::State;
+use bugbot_consumer::store::memo::Memo;
 use bugbot_consumer::store::ports::ClaimPort as _;
 use bugbot_consumer::store::ports::memory::{MemoryClaims, MemoryKv};
 use bugbot_e2e::fake::{FakeDiscord, FakeGitHub, FakeLinear, FakePostHog, FakeSentry, ReqwestPort};
@@ -125,7 +125,7 @@ async fn run(w: &World, job: &Job) -> Outcome {
         jitter: 0.5,
         message_id: job.id.as_str(),
         attempt: 1,
-        linear_labels: &LabelCache::default(),
+        memo: &Memo::default(),
     };
     let (outcome, _) = runtime::claimed(&ctx, job, async |ctx, job| match &job.kind {
         JobKind::DiscordComponent(c) => (component::process(ctx, job, c).await, None),

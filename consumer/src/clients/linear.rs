@@ -33,7 +33,7 @@ fn wanted_labels(names: &[String]) -> Vec<&str> {
 }
 
 /// Label ids by team and lower-case name, kept for the isolate's life by the runtime
-/// ([`Ctx::linear_labels`](crate::runtime::ctx::Ctx)), so that an alert asks Linear for its labels
+/// ([`Memo`](crate::store::memo::Memo)), so that an alert asks Linear for its labels
 /// (`IssueLabels`) only when one of their names is new to the isolate: one request fewer per alert,
 /// and one less against Linear's hourly request budget. A label deleted in Linear since is noticed
 /// by the create that names its id, which Linear refuses; the alert handler then forgets the team's

@@ -10,10 +10,11 @@ use super::settle;
 use crate::clients::discord::Discord;
 use crate::clients::github::GitHub;
 use crate::clients::http::HttpPort;
-use crate::clients::linear::{LabelCache, Linear};
+use crate::clients::linear::Linear;
 use crate::clients::tracker::Tracker;
 use crate::config::Config;
 use crate::store::State;
+use crate::store::memo::Memo;
 use crate::store::objects::claims::Claims;
 use crate::store::ports::{ClaimPort, KvPort};
 use worker::kv::KvStore;
@@ -36,8 +37,9 @@ pub struct Ctx<'a, P: HttpPort, C: ClaimPort = Claims, K: KvPort = KvStore> {
     pub message_id: &'a str,
     /// Which delivery of this job this is (1 until the runtime has claimed the delivery).
     pub attempt: u32,
-    /// Linear's label ids, kept for the isolate's life by the runtime (a new one per native test).
-    pub linear_labels: &'a LabelCache,
+    /// The isolate's caches (`store::memo`): the runtime keeps one for the isolate's life, a
+    /// native test makes its own.
+    pub memo: &'a Memo,
 }
 
 /// The configured services' clients, built in one place for every handler.

@@ -25,9 +25,9 @@ use worker::{Date, Env, MessageExt, QueueRetryOptionsBuilder, RawMessage, wasm_b
 
 use crate::clients::fetch::FetchPort;
 use crate::clients::http::HttpPort;
-use crate::clients::linear::LabelCache;
 use crate::config::{self, Config, DEAD_LETTER_QUEUE};
 use crate::handlers;
+use crate::store::memo::Memo;
 use crate::store::objects::claims::Claims;
 use crate::store::ports::{ClaimPort, KvPort, Settlement};
 use crate::store::{DeadLetter, STATE_KV, State, job_status_of};
@@ -109,7 +109,7 @@ pub async fn run_batch(batch: worker::worker_sys::MessageBatch, env: Env) -> wor
         return Ok(());
     }
     let port = FetchPort::new(config.log_level);
-    let linear_labels = LINEAR_LABELS.with(Rc::clone);
+    let memo = MEMO.with(Rc::clone);
     let settled = RefCell::new(Vec::with_capacity(delivered.len()));
     futures_util::stream::iter(ordered_groups(&delivered))
         .for_each_concurrent(CONCURRENCY, |group| async {
@@ -125,7 +125,7 @@ pub async fn run_batch(batch: worker::worker_sys::MessageBatch, env: Env) -> wor
                     jitter: js_sys::Math::random(),
                     message_id: &message_id,
                     attempt: d.attempts,
-                    linear_labels: &linear_labels,
+                    memo: &memo,
                 };
                 let done = Box::pin(handle(&ctx, d)).await;
                 settled.borrow_mut().push(done);
@@ -149,8 +149,7 @@ pub async fn run_batch(batch: worker::worker_sys::MessageBatch, env: Env) -> wor
     }
     futures_util::stream::iter(follow_ups)
         .for_each_concurrent(CONCURRENCY, |(job, message_id, follow_up)| {
-            let (env, config, port, claims, state, linear_labels) =
-                (&env, &config, &port, &claims, &state, &*linear_labels);
+            let (env, config, port, claims, state, memo) = (&env, &config, &port, &claims, &state, &*memo);
             async move {
                 let ctx = Ctx {
                     env,
@@ -162,7 +161,7 @@ pub async fn run_batch(batch: worker::worker_sys::MessageBatch, env: Env) -> wor
                     jitter: js_sys::Math::random(),
                     message_id: &message_id,
                     attempt: 1,
-                    linear_labels,
+                    memo,
                 };
                 run_follow_up(&ctx, &job, follow_up).await;
             }
@@ -172,8 +171,8 @@ pub async fn run_batch(batch: worker::worker_sys::MessageBatch, env: Env) -> wor
 }
 
 thread_local! {
-    /// Linear's label ids, for the isolate's life (`clients::linear::LabelCache`).
-    static LINEAR_LABELS: Rc<LabelCache> = Rc::new(LabelCache::default());
+    /// The isolate's caches, for its life (`store::memo`).
+    static MEMO: Rc<Memo> = Rc::new(Memo::default());
 }
 
 /// How many messages of a batch are in flight at once.

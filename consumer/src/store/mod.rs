@@ -13,6 +13,7 @@ use worker::kv::KvStore;
 pub mod counters;
 pub mod fix_runs;
 pub mod keys;
+pub mod memo;
 pub mod objects;
 pub mod ports;
 

@@ -284,7 +284,7 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
     if tracked.linear.is_none()
         && let Some((linear, team_id)) = ctx.linear()
     {
-        match file_linear(&linear, ctx.linear_labels, team_id, event, &title, &body, evidence).await {
+        match file_linear(&linear, &ctx.memo.linear_labels, team_id, event, &title, &body, evidence).await {
             Ok(linear_ref) => tracked.linear = Some(linear_ref),
             Err(e) => first_error = first_error.or(Some(e)),
         }

@@ -578,6 +578,34 @@ async fn gather_runbooks<P: HttpPort, C: ClaimPort, K: KvPort>(
     if let Some(gh) = ctx.github() {
         let dir = ctx.config.evidence.runbooks_dir.clone();
         let url = format!("{}/repos/{}/contents/{dir}", gh.api_base.trim_end_matches('/'), gh.repo);
+        // Read at most every `RUNBOOKS_TTL_MS` (`store::memo`): a listing and up to ten files.
+        if let Some(kept) = ctx.memo.runbooks(&url, ctx.now_ms) {
+            books.extend(kept);
+        } else {
+            let (read, complete) = read_runbooks(ctx, &gh, url.clone()).await?;
+            if complete {
+                ctx.memo.keep_runbooks(&url, ctx.now_ms, &read);
+            }
+            books.extend(read);
+        }
+    }
+    // The repository's own runbooks first: a copy of a starter runbook replaces it.
+    books.extend(runbook::starter());
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    Ok(runbook::matching(&books, &texts))
+}
+
+/// The runbooks in the repository's `RUNBOOKS_DIR` (`url` lists it): the front matter of its first
+/// ten `.md` files, and whether every one of them could be read. No directory is no runbooks; a
+/// server error or a rate limit on the listing is an error.
+async fn read_runbooks<P: HttpPort, C: ClaimPort, K: KvPort>(
+    ctx: &Ctx<'_, P, C, K>,
+    gh: &crate::clients::github::GitHub<'_, P>,
+    url: String,
+) -> Result<(Vec<Runbook>, bool), SinkError> {
+    let mut books = Vec::new();
+    let mut complete = true;
+    {
         let request = HttpRequest::new(Method::Get, url)
             .header("authorization", format!("Bearer {}", gh.token))
             .header("accept", "application/vnd.github+json")
@@ -606,16 +634,17 @@ async fn gather_runbooks<P: HttpPort, C: ClaimPort, K: KvPort>(
             .collect();
         let files = join_all(md.iter().map(|e| gh.file_contents(&e.path, None))).await;
         for (entry, file) in md.iter().zip(files) {
-            if let Ok(Some(text)) = file {
-                let url = format!("https://github.com/{}/blob/HEAD/{}", gh.repo, entry.path);
-                books.extend(runbook::parse_front_matter(&text, &url, &entry.name));
+            match file {
+                Ok(Some(text)) => {
+                    let url = format!("https://github.com/{}/blob/HEAD/{}", gh.repo, entry.path);
+                    books.extend(runbook::parse_front_matter(&text, &url, &entry.name));
+                }
+                Ok(None) => {}
+                Err(_) => complete = false,
             }
         }
     }
-    // The repository's own runbooks first: a copy of a starter runbook replaces it.
-    books.extend(runbook::starter());
-    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
-    Ok(runbook::matching(&books, &texts))
+    Ok((books, complete))
 }
 
 fn or_note<T>(notes: &mut Vec<String>, label: &str, result: Result<Vec<T>, SourceError>) -> Vec<T> {
