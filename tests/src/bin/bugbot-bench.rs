@@ -515,6 +515,22 @@ async fn drain(
         .max();
     let secs = last.and_then(|l| l.duration_since(started).ok()).unwrap_or_default().as_secs_f64();
     let (cpu_after, node_after) = (cpu_ticks(&pids), cpu_ticks(&node));
+    // What went wrong on the way, if anything (LOG_LEVEL=warn: only warnings and errors are printed).
+    let mut warnings: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for line in stack.workers.json_logs().into_iter().filter(|l| l["level"] != "info") {
+        let what = format!("{} {} {}", line["level"], line["event"], line["reason"].as_str().unwrap_or_default());
+        *warnings.entry(what.chars().take(120).collect()).or_default() += 1;
+    }
+    for (what, n) in &warnings {
+        eprintln!("-- {label}: {n} × {what}");
+    }
+    let per = |requests: usize| requests as f64 / n as f64;
+    eprintln!(
+        "-- {label}: requests per alert: linear {:.2}, github {:.2}, discord {:.2}",
+        per(stack.linear.requests().len()),
+        per(stack.github.requests().len()),
+        per(stack.discord.requests().len()),
+    );
     let counts: serde_json::Value = reqwest::Client::new()
         .get(format!("{}/__bench/counts", stack.workers.url))
         .header("MF-Route-Override", "bugbot-consumer")
