@@ -34,16 +34,36 @@ fn text_options() -> JsValue {
     })
 }
 
+/// Why jobs were not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// No queue is bound under this name.
+    NoBinding(String),
+    /// The runtime refused the send; its reason.
+    Refused(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoBinding(binding) => write!(f, "no queue binding {binding}"),
+            Self::Refused(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
 /// Sends `texts` (JSON jobs) as text messages to the queue bound as `binding`, in one call. Nothing to
-/// send is a success; a missing binding or a refused send is an error with the runtime's reason.
-pub async fn send_texts(env: &Env, binding: &str, texts: &[String]) -> Result<(), String> {
+/// send is a success.
+pub async fn send_texts(env: &Env, binding: &str, texts: &[String]) -> Result<(), SendError> {
     if texts.is_empty() {
         return Ok(());
     }
     let queue = js_sys::Reflect::get(env.as_ref(), &JsValue::from_str(binding))
         .ok()
         .filter(JsValue::is_object)
-        .ok_or_else(|| format!("no queue binding {binding}"))?
+        .ok_or_else(|| SendError::NoBinding(binding.to_owned()))?
         .unchecked_into::<QueueBinding>();
     let promise = if let [text] = texts {
         queue.send(text, &text_options())
@@ -60,9 +80,11 @@ pub async fn send_texts(env: &Env, binding: &str, texts: &[String]) -> Result<()
         queue.send_batch(&messages)
     };
     let reason = |e: JsValue| {
-        e.as_string()
-            .or_else(|| e.dyn_into::<js_sys::Error>().ok().map(|e| String::from(e.message())))
-            .unwrap_or_else(|| "the send was refused".to_owned())
+        SendError::Refused(
+            e.as_string()
+                .or_else(|| e.dyn_into::<js_sys::Error>().ok().map(|e| String::from(e.message())))
+                .unwrap_or_else(|| "the send was refused".to_owned()),
+        )
     };
     JsFuture::from(promise.map_err(reason)?).await.map(drop).map_err(reason)
 }

@@ -18,8 +18,6 @@ pub struct Config {
     pub log_level: Level,
     /// Whether the `CONSUMER` service binding exists (`/health` asks it, `/admin/*` goes to it).
     pub has_consumer: bool,
-    /// `/health`'s body when there is no consumer to ask (`health::alone`), built once.
-    pub health_alone: Option<String>,
 }
 
 thread_local! {
@@ -42,7 +40,7 @@ fn read(env: &Env) -> Config {
             None
         }
     });
-    let mut config = Config {
+    Config {
         ingress: IngressConfig {
             discord_key,
             replay_window_secs: vars.number("DISCORD_REPLAY_WINDOW_SECS", DEFAULT_REPLAY_WINDOW_SECS),
@@ -60,10 +58,5 @@ fn read(env: &Env) -> Config {
         },
         log_level: Level::parse(vars.get("LOG_LEVEL").as_deref()),
         has_consumer: bugbot_edge::vars::has_binding(env, crate::CONSUMER_SERVICE),
-        health_alone: None,
-    };
-    if !config.has_consumer {
-        config.health_alone = Some(crate::health::alone(&config));
     }
-    config
 }

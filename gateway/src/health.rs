@@ -4,7 +4,9 @@
 //! than guess from its own environment (where they are never set in a real deploy). When the
 //! consumer does not answer, `/health` says so and leaves its integrations out.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use worker::Env;
@@ -60,11 +62,18 @@ fn body(integrations: BTreeMap<String, bool>, consumer: &str) -> String {
 /// Why the consumer was not asked when there is no binding to ask it through.
 pub const NO_CONSUMER: &str = "no CONSUMER service binding";
 
-/// The answer when there is no `CONSUMER` binding: it cannot change during the isolate's life, so
-/// the configuration builds it once ([`Config::health_alone`]) and `fetch_now` answers it without an
-/// await.
-pub fn alone(cfg: &Config) -> String {
-    body(own(cfg), &format!("unreachable: {NO_CONSUMER}"))
+thread_local! {
+    static ALONE: OnceCell<Rc<str>> = const { OnceCell::new() };
+}
+
+/// The answer when there is no `CONSUMER` binding (`None` when there is one): like the configuration
+/// it comes from, it cannot change during the isolate's life, so it is built once, and `fetch_now`
+/// answers it without an await.
+pub fn alone(cfg: &Config) -> Option<Rc<str>> {
+    if cfg.has_consumer {
+        return None;
+    }
+    Some(ALONE.with(|cell| cell.get_or_init(|| body(own(cfg), &format!("unreachable: {NO_CONSUMER}")).into()).clone()))
 }
 
 pub async fn serve(env: &Env, cfg: &Config) -> Handled {

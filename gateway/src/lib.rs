@@ -60,10 +60,10 @@ pub fn fetch_now(req: &web_sys::Request, env: &Env) -> Option<web_sys::Response>
     let (handled, route_name) = match &route {
         Err(e) => ((bugbot_edge::json_response(e.status(), &e.body()), Some(e.to_string())), "unknown"),
         Ok(Route::Health) => {
-            let body = cfg.health_alone.as_deref()?;
+            let body = health::alone(&cfg)?;
             let reason =
                 (cfg.log_level <= Level::Info).then(|| format!("consumer unreachable: {}", health::NO_CONSUMER));
-            ((bugbot_edge::json_response(200, body), reason), "health")
+            ((bugbot_edge::json_response(200, &body), reason), "health")
         }
         Ok(_) => return None,
     };

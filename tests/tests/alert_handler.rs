@@ -29,11 +29,11 @@ async fn fakes() -> Fakes {
 
 /// The jobs the gateway makes of a fixture, as it would queue them.
 fn jobs_of(path: &str) -> Vec<Job> {
-    jobs_of_body(path, fixture(path))
+    jobs_of_body(path, &fixture(path))
 }
 
 /// [`jobs_of`] with the fixture's body changed.
-fn jobs_of_body(path: &str, body: Vec<u8>) -> Vec<Job> {
+fn jobs_of_body(path: &str, body: &[u8]) -> Vec<Job> {
     let secret = random_hex(16);
     let cfg = IngressConfig {
         sentry_client_secret: Some(secret.clone()),
@@ -51,18 +51,15 @@ fn jobs_of_body(path: &str, body: Vec<u8>) -> Vec<Job> {
             .expect("a Sentry resource in the fixture's name");
         (Route::SentryWebhook, resource.to_owned())
     };
-    let signature = bugbot_shared::verify::hmac_sha256_hex(secret.as_bytes(), &body);
+    let signature = bugbot_shared::verify::hmac_sha256_hex(secret.as_bytes(), body);
     let headers = TestHeaders(vec![
         ("sentry-hook-resource", resource),
         ("sentry-hook-signature", signature),
         ("request-id", path.to_owned()),
     ]);
-    let accepted = ingress::handle(
-        &cfg,
-        &route,
-        IngressRequest { headers: &headers, body: &body, now_ms: now_ms(), request_id: path },
-    )
-    .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let accepted =
+        ingress::handle(&cfg, &route, IngressRequest { headers: &headers, body, now_ms: now_ms(), request_id: path })
+            .unwrap_or_else(|e| panic!("{path}: {e}"));
     accepted.jobs
 }
 
@@ -285,7 +282,7 @@ async fn runbooks_are_read_again_only_after_their_ttl() {
         let mut body: Value = serde_json::from_slice(&fixture(path)).unwrap();
         body["data"]["event"]["issue_id"] = json!(format!("90{i}"));
         body["data"]["event"]["title"] = json!(format!("RunbookError {i}"));
-        let jobs = jobs_of_body(path, serde_json::to_vec(&body).unwrap());
+        let jobs = jobs_of_body(path, &serde_json::to_vec(&body).unwrap());
         let message_id = format!("m{i}");
         let ctx = Ctx {
             env: &env,
