@@ -17,7 +17,8 @@
 //! - [`clients`] — Linear, GitHub, Discord, the Sentry-compatible API and PostHog, generic over
 //!   [`clients::http::HttpPort`]; [`clients::fetch`] is that port over Workers `fetch`.
 //! - [`store`] — job status, issue records and dead letters in KV; [`store::objects`] the Durable
-//!   Objects (`ClaimStore` exactly-once claims, `StatsStore` per-day counters, `ExecutorContainer`).
+//!   Objects (`ClaimStore` exactly-once claims, `StatsStore` per-day counters, `ExecutorContainer`);
+//!   [`store::memo`] what an isolate keeps between jobs.
 //! - [`config`] — bindings, read once per isolate.
 
 pub mod clients;
