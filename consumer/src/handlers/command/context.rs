@@ -605,43 +605,37 @@ async fn read_runbooks<P: HttpPort, C: ClaimPort, K: KvPort>(
 ) -> Result<(Vec<Runbook>, bool), SinkError> {
     let mut books = Vec::new();
     let mut complete = true;
-    {
-        let request = HttpRequest::new(Method::Get, url)
-            .header("authorization", format!("Bearer {}", gh.token))
-            .header("accept", "application/vnd.github+json")
-            .header("x-github-api-version", "2022-11-28")
-            .header("user-agent", "bugbot");
-        let response = ctx.port.send(request).await.map_err(|e| SinkError::transport("github", &e))?;
-        if response.status >= 500 || response.status == 429 {
-            return Err(SinkError::Transient {
-                service: "github",
-                reason: format!("runbooks: HTTP {}", response.status),
-                retry_after: None,
-            });
-        }
-        let entries: Vec<DirEntry> = if response.status == 200 {
-            serde_json::from_slice(&response.body).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let md: Vec<&DirEntry> = entries
-            .iter()
-            .filter(|e| {
-                e.kind == "file"
-                    && std::path::Path::new(&e.name).extension().is_some_and(|x| x.eq_ignore_ascii_case("md"))
-            })
-            .take(10)
-            .collect();
-        let files = join_all(md.iter().map(|e| gh.file_contents(&e.path, None))).await;
-        for (entry, file) in md.iter().zip(files) {
-            match file {
-                Ok(Some(text)) => {
-                    let url = format!("https://github.com/{}/blob/HEAD/{}", gh.repo, entry.path);
-                    books.extend(runbook::parse_front_matter(&text, &url, &entry.name));
-                }
-                Ok(None) => {}
-                Err(_) => complete = false,
+    let request = HttpRequest::new(Method::Get, url)
+        .header("authorization", format!("Bearer {}", gh.token))
+        .header("accept", "application/vnd.github+json")
+        .header("x-github-api-version", "2022-11-28")
+        .header("user-agent", "bugbot");
+    let response = ctx.port.send(request).await.map_err(|e| SinkError::transport("github", &e))?;
+    if response.status >= 500 || response.status == 429 {
+        return Err(SinkError::Transient {
+            service: "github",
+            reason: format!("runbooks: HTTP {}", response.status),
+            retry_after: None,
+        });
+    }
+    let entries: Vec<DirEntry> =
+        if response.status == 200 { serde_json::from_slice(&response.body).unwrap_or_default() } else { Vec::new() };
+    let md: Vec<&DirEntry> = entries
+        .iter()
+        .filter(|e| {
+            e.kind == "file" && std::path::Path::new(&e.name).extension().is_some_and(|x| x.eq_ignore_ascii_case("md"))
+        })
+        .take(10)
+        .collect();
+    let files = join_all(md.iter().map(|e| gh.file_contents(&e.path, None))).await;
+    for (entry, file) in md.iter().zip(files) {
+        match file {
+            Ok(Some(text)) => {
+                let url = format!("https://github.com/{}/blob/HEAD/{}", gh.repo, entry.path);
+                books.extend(runbook::parse_front_matter(&text, &url, &entry.name));
             }
+            Ok(None) => {}
+            Err(_) => complete = false,
         }
     }
     Ok((books, complete))
