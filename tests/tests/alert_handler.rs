@@ -79,20 +79,21 @@ async fn run(
     job: &Job,
     message_id: &str,
 ) -> (Outcome, Option<FollowUp>) {
-    let env = no_env();
-    let port = ReqwestPort::new();
-    let ctx = Ctx {
-        env: &env,
-        config,
-        port: &port,
-        claims,
-        state,
-        now_ms: now_ms(),
-        jitter: 0.5,
-        message_id,
-        attempt: 1,
-        memo: &Memo::default(),
-    };
+    run_at(config, claims, state, job, message_id, now_ms(), &Memo::default()).await
+}
+
+/// [`run`] at `now_ms`, with the isolate's caches in `memo`.
+async fn run_at(
+    config: &Config,
+    claims: &MemoryClaims,
+    state: &State<MemoryKv>,
+    job: &Job,
+    message_id: &str,
+    now_ms: u64,
+    memo: &Memo,
+) -> (Outcome, Option<FollowUp>) {
+    let (env, port) = (no_env(), ReqwestPort::new());
+    let ctx = Ctx { env: &env, config, port: &port, claims, state, now_ms, jitter: 0.5, message_id, attempt: 1, memo };
     alert::process(&ctx, job).await
 }
 
@@ -274,7 +275,6 @@ async fn runbooks_are_read_again_only_after_their_ttl() {
     let f = fakes().await;
     f.github.put_file("runbooks/zero.md", "---\npatterns:\n  - ZeroDivisionError\n---\n");
     let (claims, state, memo) = (MemoryClaims::default(), State::new(MemoryKv::default()), Memo::default());
-    let (env, port) = (no_env(), ReqwestPort::new());
     let path = "sentry/sentry_docs_payloads/event_alert_triggered.json";
     let reads = |what: &str| f.github.requests().iter().filter(|r| r.path.ends_with(what)).count();
     let start = now_ms();
@@ -283,20 +283,7 @@ async fn runbooks_are_read_again_only_after_their_ttl() {
         body["data"]["event"]["issue_id"] = json!(format!("90{i}"));
         body["data"]["event"]["title"] = json!(format!("RunbookError {i}"));
         let jobs = jobs_of_body(path, &serde_json::to_vec(&body).unwrap());
-        let message_id = format!("m{i}");
-        let ctx = Ctx {
-            env: &env,
-            config: &f.config,
-            port: &port,
-            claims: &claims,
-            state: &state,
-            now_ms: at,
-            jitter: 0.5,
-            message_id: &message_id,
-            attempt: 1,
-            memo: &memo,
-        };
-        let (outcome, _) = alert::process(&ctx, &jobs[0]).await;
+        let (outcome, _) = run_at(&f.config, &claims, &state, &jobs[0], &format!("m{i}"), at, &memo).await;
         assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{i}: {outcome:?}");
         let expected = if i < 3 { 1 } else { 2 };
         assert_eq!(reads("/contents/runbooks"), expected, "alert {i}: the listing");
