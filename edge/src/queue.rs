@@ -79,12 +79,15 @@ pub async fn send_texts(env: &Env, binding: &str, texts: &[String]) -> Result<()
             .collect();
         queue.send_batch(&messages)
     };
-    let reason = |e: JsValue| {
-        SendError::Refused(
-            e.as_string()
-                .or_else(|| e.dyn_into::<js_sys::Error>().ok().map(|e| String::from(e.message())))
-                .unwrap_or_else(|| "the send was refused".to_owned()),
-        )
-    };
-    JsFuture::from(promise.map_err(reason)?).await.map(drop).map_err(reason)
+    JsFuture::from(promise.map_err(refusal)?).await.map(drop).map_err(refusal)
+}
+
+/// The error a `send` or `sendBatch` threw or rejected with, as a [`SendError::Refused`].
+pub fn refusal(error: JsValue) -> SendError {
+    SendError::Refused(
+        error
+            .as_string()
+            .or_else(|| error.dyn_into::<js_sys::Error>().ok().map(|e| String::from(e.message())))
+            .unwrap_or_else(|| "the send was refused".to_owned()),
+    )
 }

@@ -2,14 +2,17 @@
 //! code where the same checks in wasm cost the gateway most of a request's CPU. Each key is imported
 //! once per isolate (the gateway has one of each kind).
 //!
-//! - [`ed25519_verify`]: the bare Ed25519 equation (`S < L`, and `R` compared as given), without the
-//!   small-order and point checks of ed25519-dalek's `verify_strict`: callers make those first
+//! - [`ed25519_key`]: for the bare Ed25519 equation (`S < L`, and `R` compared as given), without the
+//!   small-order and point checks of ed25519-dalek's `verify_strict`: callers make those around it
 //!   (`bugbot_shared::verify::DiscordKey::precheck`); `docs/GATEWAY_FLOOR.md` says why the two
 //!   together give `verify_strict`'s verdict.
-//! - [`hmac_sha256_verify`]: an HMAC-SHA256 tag over some bytes, compared in constant time by the runtime.
+//! - [`hmac_sha256_key`]: for an HMAC-SHA256 tag over some bytes, compared in constant time by the
+//!   runtime.
 //!
-//! Each returns `None` when the runtime cannot say (no WebCrypto or no such algorithm, the key
-//! refused, the call failed): the caller then verifies in wasm as before.
+//! A [`Key`] is what `crypto.subtle.verify` needs, got without an await, so that either the wasm
+//! ([`verify`]) or the gateway's entry module can make the call. Each step answers `None` when the
+//! runtime cannot say (no WebCrypto or no such algorithm, the key refused, the call failed): the
+//! caller then verifies in wasm as before.
 
 use std::cell::RefCell;
 
@@ -49,12 +52,13 @@ enum Kind {
 }
 
 /// Per isolate: `crypto.subtle` (None: no WebCrypto at all), the two algorithm objects, and the last
-/// key imported of each kind with its bytes (None: the runtime refused it).
+/// key imported of each kind with its bytes: the import's promise (None: the call threw). A refused
+/// key is a rejected promise, kept, so it is not imported again on every request.
 struct State {
     subtle: Option<Subtle>,
     ed25519: JsValue,
     hmac: JsValue,
-    keys: Vec<(Kind, Vec<u8>, Option<JsValue>)>,
+    keys: Vec<(Kind, Vec<u8>, Option<js_sys::Promise>)>,
 }
 
 thread_local! {
@@ -87,43 +91,45 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> T) -> T {
     })
 }
 
-/// `crypto.subtle`, the algorithm, and the key for `bytes` (imported now if it was not).
-async fn key(kind: Kind, bytes: &[u8]) -> Option<(Subtle, JsValue, JsValue)> {
-    let (subtle, algorithm, known) = with_state(|s| {
+/// What `crypto.subtle.verify` needs, without an await: the algorithm, and the key as the promise of
+/// its import (started on the first call for these bytes, kept for the isolate's life: awaiting a
+/// settled promise costs a microtask). `None` when there is no WebCrypto or `importKey` threw.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub algorithm: JsValue,
+    pub key: js_sys::Promise,
+}
+
+fn key(kind: Kind, bytes: &[u8]) -> Option<Key> {
+    with_state(|s| {
+        let subtle = s.subtle.clone()?;
         let algorithm = if kind == Kind::Ed25519 { s.ed25519.clone() } else { s.hmac.clone() };
-        let known = s.keys.iter().find(|(k, b, _)| *k == kind && b == bytes).map(|(_, _, key)| key.clone());
-        (s.subtle.clone(), algorithm, known)
-    });
-    let subtle = subtle?;
-    let key = if let Some(key) = known {
-        key
-    } else {
+        if let Some((_, _, known)) = s.keys.iter().find(|(k, b, _)| *k == kind && b == bytes) {
+            return known.clone().map(|key| Key { algorithm, key });
+        }
         let usages = js_sys::Array::of1(&"verify".into());
-        let imported = match subtle.import_key("raw", &bytes.into(), &algorithm, false, &usages) {
-            Ok(promise) => JsFuture::from(promise).await.ok(),
-            Err(_) => None,
-        };
-        with_state(|s| {
-            s.keys.retain(|(k, _, _)| *k != kind);
-            s.keys.push((kind, bytes.to_vec(), imported.clone()));
-        });
-        imported
-    }?;
-    Some((subtle, algorithm, key))
+        let imported = subtle.import_key("raw", &bytes.into(), &algorithm, false, &usages).ok();
+        s.keys.retain(|(k, _, _)| *k != kind);
+        s.keys.push((kind, bytes.to_vec(), imported.clone()));
+        imported.map(|key| Key { algorithm, key })
+    })
 }
 
-async fn verify_with(kind: Kind, key_bytes: &[u8], signature: &[u8], data: &[u8]) -> Option<bool> {
-    let (subtle, algorithm, key) = key(kind, key_bytes).await?;
-    let promise = subtle.verify(&algorithm, &key, signature, data).ok()?;
+/// The Ed25519 key `public_key`, for [`verify`] or for the entry module's own `crypto.subtle.verify`.
+pub fn ed25519_key(public_key: &[u8; 32]) -> Option<Key> {
+    key(Kind::Ed25519, public_key)
+}
+
+/// The HMAC-SHA256 key `secret`, likewise.
+pub fn hmac_sha256_key(secret: &[u8]) -> Option<Key> {
+    key(Kind::HmacSha256, secret)
+}
+
+/// `crypto.subtle.verify` under `key`: `None` when the runtime cannot say (the key was refused, the
+/// call failed).
+pub async fn verify(key: &Key, signature: &[u8], data: &[u8]) -> Option<bool> {
+    let subtle = with_state(|s| s.subtle.clone())?;
+    let crypto_key = JsFuture::from(key.key.clone()).await.ok()?;
+    let promise = subtle.verify(&key.algorithm, &crypto_key, signature, data).ok()?;
     JsFuture::from(promise).await.ok()?.as_bool()
-}
-
-/// Whether `signature` (`R || S`) satisfies the Ed25519 equation for `message` under `public_key`.
-pub async fn ed25519_verify(public_key: &[u8; 32], signature: &[u8; 64], message: &[u8]) -> Option<bool> {
-    verify_with(Kind::Ed25519, public_key, signature, message).await
-}
-
-/// Whether `mac` is the HMAC-SHA256 of `data` under `secret`.
-pub async fn hmac_sha256_verify(secret: &[u8], mac: &[u8; 32], data: &[u8]) -> Option<bool> {
-    verify_with(Kind::HmacSha256, secret, mac, data).await
 }

@@ -18,6 +18,8 @@ pub struct Config {
     pub log_level: Level,
     /// Whether the `CONSUMER` service binding exists (`/health` asks it, `/admin/*` goes to it).
     pub has_consumer: bool,
+    /// Whether the `JOBS` queue binding exists (without it every delivery answers 503).
+    pub has_jobs_queue: bool,
 }
 
 thread_local! {
@@ -58,5 +60,6 @@ fn read(env: &Env) -> Config {
         },
         log_level: Level::parse(vars.get("LOG_LEVEL").as_deref()),
         has_consumer: bugbot_edge::vars::has_binding(env, crate::CONSUMER_SERVICE),
+        has_jobs_queue: bugbot_edge::vars::has_binding(env, crate::JOBS_QUEUE),
     }
 }

@@ -2,7 +2,7 @@
 //! and every secret comparison is constant-time.
 
 use curve25519_dalek::Scalar;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
+use curve25519_dalek::edwards::CompressedEdwardsY;
 use curve25519_dalek::traits::Identity;
 use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{Hmac, Mac};
@@ -112,7 +112,9 @@ impl Prechecked {
     pub fn settle(&self, equation_holds: bool) -> Result<(), SignatureError> {
         let r = CompressedEdwardsY(self.signature[..32].try_into().expect("32 bytes"));
         let small_r = if self.torsion_free_key {
-            r == EdwardsPoint::identity().compress()
+            // The identity's encoding as a constant (`EdwardsPoint::identity().compress()` would
+            // invert a field element: a few µs of wasm per request for bytes known in advance).
+            r == CompressedEdwardsY::identity()
         } else {
             r.decompress().is_none_or(|point| point.is_small_order())
         };

@@ -130,12 +130,31 @@ export default {
   return { ...opts, scriptPath: wrapper };
 }
 
+// A JOBS queue that refuses every send, in a module around the gateway's build (never in a deploy):
+// the gateway's only server error, 503, on each of its paths (gateway/src/delivery.rs).
+function queueRefuses(opts) {
+  const wrapper = path.join(path.dirname(opts.scriptPath), "queue-refuses.mjs");
+  writeFileSync(wrapper, `import entry from "./${path.basename(opts.scriptPath)}";
+const refuse = () => Promise.reject(new Error("Queue send failed: refused by the test harness"));
+const JOBS = { send: refuse, sendBatch: refuse };
+const envs = new WeakMap();
+export default {
+  fetch(request, env, ctx) {
+    if (!envs.has(env)) envs.set(env, new Proxy(env, { get: (t, p) => (p === "JOBS" ? JOBS : Reflect.get(t, p)) }));
+    return entry.fetch(request, envs.get(env), ctx);
+  },
+};
+`);
+  return { ...opts, scriptPath: wrapper };
+}
+
 // Without the consumer there is nothing behind the gateway's CONSUMER binding (/admin/* and /health use it).
 function gatewayOptions() {
   let opts = worker("bugbot-gateway", "wrangler.toml", options.vars?.gateway);
   if (options.gatewayOnly && opts.serviceBindings) delete opts.serviceBindings.CONSUMER;
   if (options.reference) opts = asReference(opts, "bench/reference/gateway.mjs");
   else if (options.ed25519Probe) opts = ed25519Probe(opts);
+  else if (options.queueRefuses) opts = queueRefuses(opts);
   return opts;
 }
 

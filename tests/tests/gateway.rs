@@ -492,3 +492,64 @@ async fn health_reports_the_consumers_integrations_as_the_consumer_sees_them() {
     assert_eq!(health["integrations"]["sentry"], true);
     assert!(health["integrations"].get("linear").is_none(), "not guessed: {health}");
 }
+
+/// The gateway's one server error: a queue that refuses the send gets 503 (the sender retries, and
+/// nothing is lost), whichever path the delivery took — the entry module's awaits (a body with a
+/// `Content-Length`: one job, several jobs, a Discord command) or the `async` export (a chunked body)
+/// — with the queue's reason in the log line and nothing else answered as accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_queue_send_is_a_503_on_either_path() {
+    let keys = TestKeys::new();
+    let vars = WorkerVars::with_test_keys(&keys);
+    let workers =
+        tokio::task::block_in_place(|| Workers::start_with(&vars, &json!({"gatewayOnly": true, "queueRefuses": true})))
+            .unwrap();
+    let alert = fixture("sentry/sentry_docs_payloads/event_alert_triggered.json");
+    let sentry = |body: reqwest::Body| {
+        client()
+            .post(format!("{}/webhooks/sentry", workers.url))
+            .header("sentry-hook-resource", "event_alert")
+            .header("sentry-hook-timestamp", now_secs().to_string())
+            .header("sentry-hook-signature", keys.sign_sentry(&alert))
+            .body(body)
+    };
+    let chunked = reqwest::Body::wrap(http_body_util::StreamBody::new(futures::stream::iter(
+        alert
+            .chunks(1000)
+            .map(|c| Ok::<_, std::io::Error>(hyper::body::Frame::data(bytes::Bytes::copy_from_slice(c))))
+            .collect::<Vec<_>>(),
+    )));
+    let (_, command) =
+        interaction(2, &json!({"name": "bugbot", "type": 1, "options": [{"name": "status", "type": 1}]}));
+    let mut discord = client().post(format!("{}/discord/interactions", workers.url)).body(command.clone());
+    for (name, value) in keys.sign_discord(&command) {
+        discord = discord.header(name, value);
+    }
+    let glitchtip = client()
+        .post(format!("{}/webhooks/glitchtip/{}", workers.url, keys.glitchtip_token))
+        .body(fixture("glitchtip/generated_2022_code_multiple_issues_count_5_showing_2.json"));
+    let mut seen = Vec::new();
+    for (what, request, route) in [
+        ("one job, Content-Length", sentry(alert.clone().into()), "sentry"),
+        ("one job, chunked", sentry(chunked), "sentry"),
+        ("a Discord command", discord, "discord"),
+        ("two jobs (sendBatch)", glitchtip, "glitchtip"),
+    ] {
+        let resp = request.send().await.unwrap();
+        assert_eq!(resp.status(), 503, "{what}");
+        assert_eq!(resp.json::<Value>().await.unwrap(), json!({"error": "queue unavailable, retry later"}), "{what}");
+        // This request's line: the one after those of the same route already answered.
+        let before = seen.iter().filter(|r| **r == route).count();
+        seen.push(route);
+        let line = workers
+            .until(PATIENCE, &format!("the 503's log line ({what})"), || {
+                let lines: Vec<Value> =
+                    workers.json_logs().into_iter().filter(|l| l["route"] == route && l["status"] == 503).collect();
+                lines.get(before).cloned()
+            })
+            .await
+            .unwrap();
+        assert_eq!(line["level"], "error", "{what}: {line}");
+        assert_eq!(line["reason"], "queue unavailable: Queue send failed: refused by the test harness", "{what}");
+    }
+}
