@@ -161,8 +161,14 @@ impl Delivery {
     }
 }
 
-fn refused(e: &IngressError) -> Handled {
-    (bugbot_edge::json_response(e.status(), &e.body()), Some(e.to_string()))
+/// The answer to a refused request: its status and `{"error": …}`, with `Allow` on a 405 (RFC 9110
+/// §15.5.6 requires it).
+pub fn refused(e: &IngressError) -> Handled {
+    let response = bugbot_edge::json_response(e.status(), &e.body());
+    if let IngressError::MethodNotAllowed { allow } = e {
+        let _ = response.headers().set("allow", allow);
+    }
+    (response, Some(e.to_string()))
 }
 
 /// A delivery to `route` the entry module can drive: a `Content-Length` within the limit (one

@@ -67,7 +67,7 @@ pub fn fetch_now(req: &web_sys::Request, env: &Env) -> JsValue {
     let cfg = config::load(env);
     let route = route_of(req);
     let (handled, route_name) = match route {
-        Err(e) => ((bugbot_edge::json_response(e.status(), &e.body()), Some(e.to_string())), "unknown"),
+        Err(e) => (delivery::refused(&e), "unknown"),
         Ok(Route::Health) => {
             let Some(body) = health::alone(&cfg) else { return JsValue::UNDEFINED };
             let reason =
@@ -106,7 +106,7 @@ pub async fn fetch(req: web_sys::Request, env: Env, _ctx: JsValue) -> Result<web
     };
     let handled = match result {
         Ok(ok) => ok,
-        Err(e) => (bugbot_edge::json_response(e.status(), &e.body()), Some(e.to_string())),
+        Err(e) => delivery::refused(&e),
     };
     Ok(logged(&cfg, &headers, started, route_name, handled, None))
 }

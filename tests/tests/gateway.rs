@@ -273,7 +273,14 @@ async fn http_errors_are_client_errors_never_500() {
     let url = &env().workers.url;
     let c = client();
     assert_eq!(c.get(format!("{url}/nope")).send().await.unwrap().status(), 404);
-    assert_eq!(c.get(format!("{url}/discord/interactions")).send().await.unwrap().status(), 405);
+    // A 405 says which method the route takes (RFC 9110 requires `Allow`).
+    for (method, path, allow) in
+        [(reqwest::Method::GET, "/discord/interactions", "POST"), (reqwest::Method::POST, "/health", "GET")]
+    {
+        let resp = c.request(method, format!("{url}{path}")).send().await.unwrap();
+        assert_eq!(resp.status(), 405, "{path}");
+        assert_eq!(resp.headers()["allow"], allow, "{path}");
+    }
     // Answered without an await (`fetchNow` in gateway/entry.mjs), and logged like any other answer.
     let line = env()
         .workers

@@ -1,5 +1,5 @@
 //! The one seam between the consumer's logic and the network: a small HTTP port. Sinks are generic
-//! over it; the Worker plugs in [`FetchPort`] (Workers `fetch`), native tests a recording fake.
+//! over it; the Worker plugs in `FetchPort` (Workers `fetch`, wasm only), native tests a recording fake.
 
 use std::fmt;
 
