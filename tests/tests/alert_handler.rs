@@ -216,6 +216,109 @@ async fn a_failing_sink_does_not_hold_back_the_others() {
     assert_eq!(f.discord.messages(Snowflake(CHANNEL)).len(), 1, "no second card");
 }
 
+// --- Linear's one filing request (`IssueFile`) and its partial failures ----------------------------
+
+/// The GraphQL operation of each request Linear received, in order.
+fn linear_operations(f: &Fakes) -> Vec<String> {
+    f.linear.requests().iter().map(|r| r.json()["operationName"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+/// The event alert fixture as Sentry issue `n` (its own fingerprint).
+fn alert_number(n: u64) -> Job {
+    let path = "sentry/integration_platform_example_mocks/event_alert_triggered.json";
+    let mut body: Value = serde_json::from_slice(&fixture(path)).unwrap();
+    body["data"]["event"]["issue_id"] = json!(format!("77{n}"));
+    body["data"]["event"]["title"] = json!(format!("FilingError {n}: something broke"));
+    body["data"]["event"]["web_url"] = json!(format!("https://sentry.io/organizations/test-org/issues/77{n}/"));
+    jobs_of_body(path, &serde_json::to_vec(&body).unwrap()).remove(0)
+}
+
+/// The first comment (the context packet) is extra: when Linear refuses it, the issue and its link
+/// exist but the answer's `data` is null, so the issue is read back by its id (one more request,
+/// on this path only) and the alert is filed all the same.
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_first_comment_still_files_the_issue_read_back_by_its_id() {
+    let f = fakes().await;
+    f.linear.refuse_next("commentCreate", "body is too long");
+    let (claims, state) = (MemoryClaims::default(), State::new(MemoryKv::default()));
+    let (outcome, _) = run(&f.config, &claims, &state, &alert_number(1), "m1").await;
+    let Outcome::Done { state: JobState::Filed, links, .. } = &outcome else { panic!("not filed: {outcome:?}") };
+    let issues = f.linear.issues();
+    assert_eq!(issues.len(), 1);
+    assert!(links[0].contains(&issues[0].identifier), "the Linear issue is linked: {links:?}");
+    assert_eq!(f.linear.attachments().len(), 1, "the source link went out before the comment");
+    assert!(f.linear.comments().is_empty());
+    let operations = linear_operations(&f);
+    assert!(operations.ends_with(&["IssueFile".to_owned(), "Issue".to_owned()]), "{operations:?}");
+    assert_eq!(operations.iter().filter(|o| *o == "IssueFile").count(), 1);
+    let read_back = f.linear.requests().pop().unwrap().json();
+    assert_eq!(read_back["variables"]["id"], json!(issues[0].id), "by the id bugbot chose");
+    assert_eq!(f.github.issues().len(), 1);
+    assert_eq!(f.discord.messages(Snowflake(CHANNEL)).len(), 1);
+}
+
+/// A refused source link fails the filing, as a failed `attachmentLinkURL` always did: the issue
+/// exists (the create ran first), the comment did not run. The alert's next delivery finds the
+/// issue by its id and files nothing again, in Linear or elsewhere.
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_source_link_fails_the_filing_and_the_next_delivery_finds_the_issue_by_its_id() {
+    let f = fakes().await;
+    f.linear.refuse_next("attachmentLinkURL", "url is not allowed");
+    let (claims, state) = (MemoryClaims::default(), State::new(MemoryKv::default()));
+    let job = alert_number(2);
+    let (outcome, _) = run(&f.config, &claims, &state, &job, "m1").await;
+    let Outcome::Done { state: JobState::Failed, reason: Some(reason), .. } = &outcome else {
+        panic!("not failed: {outcome:?}")
+    };
+    assert!(reason.starts_with("linear: invalid input: url is not allowed"), "{reason}");
+    assert_eq!(f.linear.issues().len(), 1, "the create ran");
+    assert!(f.linear.attachments().is_empty() && f.linear.comments().is_empty(), "nothing after the link ran");
+    assert_eq!(f.github.issues().len(), 1, "the other sinks went out");
+    let before = f.linear.requests().len();
+
+    let mut again = job.clone();
+    again.id = bugbot_shared::job::JobId::sentry("next-delivery");
+    let (outcome, _) = run(&f.config, &claims, &state, &again, "m2").await;
+    let Outcome::Done { state: JobState::Filed, links, .. } = &outcome else { panic!("not filed: {outcome:?}") };
+    let issues = f.linear.issues();
+    assert_eq!(issues.len(), 1, "no second issue");
+    assert!(links.iter().any(|l| l.contains(&issues[0].identifier)), "{links:?}");
+    // The packet is gathered again (Linear's issue was not recorded as filed), then the issue is
+    // looked up by its id and found: nothing is filed.
+    assert_eq!(linear_operations(&f)[before..], ["SearchIssues", "Issue"]);
+    assert_eq!(f.github.issues().len(), 1);
+    assert_eq!(f.discord.messages(Snowflake(CHANNEL)).len(), 1);
+}
+
+/// Label ids come from the isolate's cache; a label deleted in Linear since makes Linear refuse the
+/// create (the first field of `IssueFile`, so nothing was filed): the team's ids are forgotten,
+/// asked for again (the deleted label made again), and the issue filed once more, once.
+#[tokio::test(flavor = "current_thread")]
+async fn a_create_refused_for_a_cached_label_asks_for_the_labels_again_and_files_once_more() {
+    let f = fakes().await;
+    let (claims, state, memo) = (MemoryClaims::default(), State::new(MemoryKv::default()), Memo::default());
+    let (outcome, _) = run_at(&f.config, &claims, &state, &alert_number(3), "m1", now_ms(), &memo).await;
+    assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{outcome:?}");
+    let before = f.linear.requests().len();
+
+    f.linear.remove_label("bugbot");
+    let (outcome, _) = run_at(&f.config, &claims, &state, &alert_number(4), "m2", now_ms(), &memo).await;
+    assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{outcome:?}");
+    assert_eq!(
+        linear_operations(&f)[before..],
+        ["SearchIssues", "IssueFile", "IssueLabels", "IssueLabelCreate", "IssueFile"],
+        "refused with the cached ids, then filed with the ones asked for again"
+    );
+    let refused = &f.linear.requests()[before + 1].json();
+    let issues = f.linear.issues();
+    assert_eq!(issues.len(), 2);
+    let bugbot = f.linear.labels().into_iter().find(|l| l.name == "bugbot").expect("made again");
+    assert!(issues[1].label_ids.contains(&bugbot.id), "{:?}", issues[1]);
+    assert!(!refused["variables"]["input"]["labelIds"].as_array().unwrap().contains(&json!(bugbot.id)));
+    assert_eq!(f.linear.attachments().len(), 2);
+    assert_eq!(f.linear.comments().len(), 2, "each with its first comment");
+}
+
 /// The fix flow's transient failures go through the runtime's one failure mapping: its retries
 /// carry the delivery's attempt, so the last one is known as the last (the runtime logs "giving
 /// up: dead-lettered", the queue dead-letters it). Before, its attempt was always 1.

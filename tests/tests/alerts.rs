@@ -282,8 +282,9 @@ async fn linear_label_ids_are_asked_once_and_again_after_a_label_is_deleted() {
     let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
     assert_eq!(status["state"], "filed", "{status}");
     assert_eq!(lookups(), 2, "asked again after the refused create");
+    // Each issue is filed in one request (`IssueFile`: the create, its link and its first comment).
     let creates: Vec<_> =
-        stack.linear.requests().into_iter().filter(|r| r.json()["operationName"] == "IssueCreate").collect();
+        stack.linear.requests().into_iter().filter(|r| r.json()["operationName"] == "IssueFile").collect();
     assert_eq!(creates.len(), 4, "three issues, one create refused");
     let labels = stack.linear.labels();
     let bugbot = labels.iter().find(|l| l.name == "bugbot").expect("made again");

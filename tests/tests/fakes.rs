@@ -8,7 +8,7 @@ use bugbot_consumer::clients::SinkError;
 use bugbot_consumer::clients::discord::Discord;
 use bugbot_consumer::clients::github::GitHub;
 use bugbot_consumer::clients::http::{HttpPort, HttpRequest, Method};
-use bugbot_consumer::clients::linear::{Linear, NewLinearIssue, StateType};
+use bugbot_consumer::clients::linear::{FilingError, Linear, NewLinearIssue, SourceLink, StateType};
 use bugbot_e2e::fake::github::Commit;
 use bugbot_e2e::fake::{Failure, FakeDiscord, FakeGitHub, FakeLinear, ReqwestPort, linear};
 use bugbot_shared::source::discord::Snowflake;
@@ -99,6 +99,50 @@ async fn linear_files_one_issue_with_labels_link_and_comment() {
     }
 }
 
+/// `IssueFile` over the wire: the create, the source link and the first comment in one request;
+/// a refused part is told apart by the error's `path`, and what ran before it took effect.
+#[tokio::test]
+async fn linear_files_an_issue_in_one_request_and_says_which_part_failed() {
+    let key = secret("lin_");
+    let fake = FakeLinear::start(&key).await;
+    let port = ReqwestPort::new();
+    let sink = Linear::new(&port, key).with_api_url(fake.url());
+    let link = SourceLink { url: "https://sentry.io/organizations/acme/issues/42/", title: "Sentry issue" };
+    let with_id = |n: u32, label_ids: Vec<String>| NewLinearIssue {
+        id: Some(format!("00000000-0000-4000-8000-{n:012}")),
+        ..new_issue(&format!("ZeroDivisionError {n}"), label_ids)
+    };
+
+    let issue = sink.file_issue(&with_id(1, Vec::new()), Some(link), Some("## bugbot context")).await.unwrap();
+    assert_eq!((issue.identifier.as_str(), issue.id.as_str()), ("ENG-1", "00000000-0000-4000-8000-000000000001"));
+    assert_eq!(fake.requests().len(), 1, "one request");
+    assert_eq!(fake.operations(), ["issueCreate", "attachmentLinkURL", "commentCreate"]);
+    assert_eq!(
+        (fake.attachments()[0].issue_id.as_str(), fake.comments()[0].issue_id.as_str()),
+        (issue.id.as_str(), issue.id.as_str())
+    );
+
+    fake.refuse_next("commentCreate", "body is too long");
+    let failed = sink.file_issue(&with_id(2, Vec::new()), Some(link), Some("## bugbot context")).await.unwrap_err();
+    assert!(matches!(&failed, FilingError::Comment { issue: None, error } if !error.is_transient()), "{failed:?}");
+    assert_eq!((fake.issues().len(), fake.attachments().len(), fake.comments().len()), (2, 2, 1));
+
+    fake.refuse_next("attachmentLinkURL", "url is not allowed");
+    let failed = sink.file_issue(&with_id(3, Vec::new()), Some(link), Some("## bugbot context")).await.unwrap_err();
+    assert!(matches!(&failed, FilingError::Link(e) if e.to_string().contains("url is not allowed")), "{failed:?}");
+    assert_eq!((fake.issues().len(), fake.attachments().len(), fake.comments().len()), (3, 2, 1), "no comment");
+
+    let failed = sink.file_issue(&with_id(4, vec!["no-such-label".into()]), Some(link), None).await.unwrap_err();
+    assert!(matches!(&failed, FilingError::Create(SinkError::Permanent { .. })), "{failed:?}");
+    let failed = sink.file_issue(&with_id(3, Vec::new()), None, None).await.unwrap_err();
+    assert!(matches!(&failed, FilingError::Create(e) if e.to_string().contains("already exists")), "{failed:?}");
+    assert_eq!((fake.issues().len(), fake.attachments().len()), (3, 2), "nothing more");
+
+    fake.fail_next(1, Failure::ServerError);
+    let failed = sink.file_issue(&with_id(5, Vec::new()), Some(link), None).await.unwrap_err();
+    assert!(matches!(&failed, FilingError::Request(e) if e.is_transient()), "{failed:?}");
+}
+
 #[tokio::test]
 async fn linear_answers_with_its_error_shapes() {
     let key = secret("lin_");
@@ -172,7 +216,8 @@ async fn linear_fake_understands_every_sink_operation() {
     for query in bugbot_consumer::clients::linear::OPERATIONS {
         let variables = json!({"url": "u", "id": "ENG-1", "term": "t", "first": 1, "teamId": linear::TEAM_ID,
             "type": "completed", "issueId": "ENG-1", "title": "t", "filter": {"name": {"eq": "x"}},
-            "input": {"teamId": linear::TEAM_ID, "title": "t", "name": "n", "issueId": "ENG-1", "body": "b"}});
+            "input": {"teamId": linear::TEAM_ID, "title": "t", "name": "n", "issueId": "ENG-1", "body": "b"},
+            "comment": {"issueId": "ENG-1", "body": "b"}});
         let answer = port
             .send(
                 HttpRequest::new(Method::Post, fake.url())

@@ -153,8 +153,25 @@ impl fmt::Display for StateType {
     }
 }
 
+/// The `IssueFile` document ([`Linear::file_issue`]): `issueCreate`, then, on the id the create
+/// was given, `attachmentLinkURL` (`link`) and `commentCreate` (`comment`) when there are a link and
+/// a first comment. A document declares only the variables it uses (GraphQL refuses an unused one),
+/// so each combination is a document of its own.
+macro_rules! issue_file {
+    ($($part:ident),*) => {
+        concat!(
+            "mutation IssueFile($input: IssueCreateInput!", $(issue_file!(@variables $part),)* ") { ",
+            issue_file!(@create), $(issue_file!(@field $part),)* " }"
+        )
+    };
+    (@create) => { "issueCreate(input: $input) { success lastSyncId issue { id identifier title url state { type } } }" };
+    (@variables link) => { ", $issueId: String!, $url: String!, $title: String" };
+    (@field link) => { " attachmentLinkURL(issueId: $issueId, url: $url, title: $title) { success }" };
+    (@variables comment) => { ", $comment: CommentCreateInput!" };
+    (@field comment) => { " commentCreate(input: $comment) { success }" };
+}
 const ISSUES_BY_ATTACHMENT: &str = "query IssuesByAttachment($url: String!) { issues(first: 5, filter: { attachments: { url: { eq: $url } } }) { nodes { id identifier title url state { type } } } }";
-const ISSUE_CREATE: &str = "mutation IssueCreate($input: IssueCreateInput!) { issueCreate(input: $input) { success lastSyncId issue { id identifier title url state { type } } } }";
+const ISSUE_CREATE: &str = concat!("mutation IssueCreate($input: IssueCreateInput!) { ", issue_file!(@create), " }");
 const ISSUE_LABELS: &str = "query IssueLabels($filter: IssueLabelFilter) { issueLabels(first: 250, filter: $filter) { nodes { id name isGroup team { id } } } }";
 const ISSUE_LABEL_CREATE: &str = "mutation IssueLabelCreate($input: IssueLabelCreateInput!) { issueLabelCreate(input: $input) { success issueLabel { id name } } }";
 const ATTACHMENT_LINK_URL: &str = "mutation AttachmentLinkURL($issueId: String!, $url: String!, $title: String) { attachmentLinkURL(issueId: $issueId, url: $url, title: $title) { success attachment { id url title } } }";
@@ -165,8 +182,13 @@ const SEARCH_ISSUES: &str = "query SearchIssues($term: String!, $first: Int) { s
 const WORKFLOW_STATES: &str = "query WorkflowStates($teamId: ID!, $type: String!) { workflowStates(filter: { team: { id: { eq: $teamId } }, type: { eq: $type } }) { nodes { id name type position } } }";
 const ISSUE_UPDATE: &str = "mutation IssueUpdate($id: String!, $input: IssueUpdateInput!) { issueUpdate(id: $id, input: $input) { success issue { id identifier title url state { type } } } }";
 
+const ISSUE_FILE: &str = issue_file!();
+const ISSUE_FILE_LINK: &str = issue_file!(link);
+const ISSUE_FILE_COMMENT: &str = issue_file!(comment);
+const ISSUE_FILE_LINK_COMMENT: &str = issue_file!(link, comment);
+
 /// Every query this module sends (checked against the schema by the tests' tooling).
-pub const OPERATIONS: [&str; 10] = [
+pub const OPERATIONS: [&str; 14] = [
     ISSUES_BY_ATTACHMENT,
     ISSUE_CREATE,
     ISSUE_LABELS,
@@ -177,7 +199,71 @@ pub const OPERATIONS: [&str; 10] = [
     SEARCH_ISSUES,
     WORKFLOW_STATES,
     ISSUE_UPDATE,
+    ISSUE_FILE,
+    ISSUE_FILE_LINK,
+    ISSUE_FILE_COMMENT,
+    ISSUE_FILE_LINK_COMMENT,
 ];
+
+/// The source an issue is linked to when it is filed (`attachmentLinkURL`'s `url` and `title`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceLink<'a> {
+    pub url: &'a str,
+    pub title: &'a str,
+}
+
+/// Why [`Linear::file_issue`] failed, and so what exists. Its one request runs `issueCreate`,
+/// `attachmentLinkURL` and `commentCreate` in that order (GraphQL executes a mutation's root fields
+/// one after another), and stops at the first that fails: their payloads are non-null, so that
+/// error nulls the whole `data`, and it names its field in `errors[].path`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FilingError {
+    /// The answer does not say which field failed (a transport error, a 5xx or 429, a rate limit,
+    /// an error without a `path`): treat it as the whole request failing. Whether the create took
+    /// effect is unknown, so a retry looks the issue up by its id.
+    Request(SinkError),
+    /// `issueCreate` failed: nothing was filed.
+    Create(SinkError),
+    /// The issue exists; its source link failed (and the comment did not run).
+    Link(SinkError),
+    /// The issue and its link exist; the first comment failed. `issue` is Linear's answer when it
+    /// gave one (`success: false`), `None` when the error nulled `data` (read the issue by its id).
+    Comment { error: SinkError, issue: Option<LinearIssue> },
+}
+
+impl FilingError {
+    /// Linear refused the create, or the whole request, for good: nothing was filed (a refusal is
+    /// never a lost response). A label deleted since its id was cached looks like this.
+    pub fn is_refused_create(&self) -> bool {
+        matches!(self, Self::Create(SinkError::Permanent { .. }) | Self::Request(SinkError::Permanent { .. }))
+    }
+
+    /// The error, whichever part it came from.
+    pub fn into_sink(self) -> SinkError {
+        match self {
+            Self::Request(e) | Self::Create(e) | Self::Link(e) | Self::Comment { error: e, .. } => e,
+        }
+    }
+}
+
+/// The root fields of `IssueFile`, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum FilingPart {
+    Create,
+    Link,
+    Comment,
+}
+
+impl FilingPart {
+    fn of_field(field: &str) -> Option<Self> {
+        match field {
+            "issueCreate" => Some(Self::Create),
+            "attachmentLinkURL" => Some(Self::Link),
+            "commentCreate" => Some(Self::Comment),
+            _ => None,
+        }
+    }
+}
 
 impl<'a, P: HttpPort> Linear<'a, P> {
     /// A client for the production API.
@@ -201,19 +287,69 @@ impl<'a, P: HttpPort> Linear<'a, P> {
 
     /// `issueCreate` (<https://developers.linear.app/docs/graphql/working-with-the-graphql-api#creating-and-editing-issues>).
     pub async fn create_issue(&self, issue: &NewLinearIssue) -> Result<LinearIssue, SinkError> {
-        let mut input = json!({
-            "teamId": issue.team_id,
-            "title": issue.title,
-            "description": issue.description,
-            "priority": issue.priority.min(4),
-            "labelIds": issue.label_ids,
-        });
-        if let Some(id) = &issue.id {
-            input["id"] = json!(id);
-        }
-        let data: IssueCreateData = self.graphql("IssueCreate", ISSUE_CREATE, json!({ "input": input })).await?;
+        let data: IssueCreateData =
+            self.graphql("IssueCreate", ISSUE_CREATE, json!({ "input": issue_input(issue) })).await?;
         let payload = data.issue_create;
         created(payload.success, payload.issue, "issueCreate").map(Into::into)
+    }
+
+    /// Files an issue in one request (`IssueFile`): `issueCreate` with `issue.id` (required: the
+    /// other fields name the issue by it), then its source link (`attachmentLinkURL`) and its first
+    /// comment (`commentCreate`) when given. A failure says which part failed ([`FilingError`]):
+    /// the parts before it took effect, the ones after it did not run.
+    pub async fn file_issue(
+        &self,
+        issue: &NewLinearIssue,
+        link: Option<SourceLink<'_>>,
+        comment: Option<&str>,
+    ) -> Result<LinearIssue, FilingError> {
+        let Some(id) = issue.id.as_deref() else {
+            return Err(FilingError::Create(permanent("IssueFile needs the issue's id")));
+        };
+        let mut variables = json!({ "input": issue_input(issue) });
+        if let Some(link) = link {
+            variables["issueId"] = json!(id);
+            variables["url"] = json!(link.url);
+            variables["title"] = json!(link.title);
+        }
+        if let Some(body) = comment {
+            variables["comment"] = json!({ "issueId": id, "body": body });
+        }
+        let query = match (link.is_some(), comment.is_some()) {
+            (false, false) => ISSUE_FILE,
+            (true, false) => ISSUE_FILE_LINK,
+            (false, true) => ISSUE_FILE_COMMENT,
+            (true, true) => ISSUE_FILE_LINK_COMMENT,
+        };
+        let response = self.send("IssueFile", query, variables).await.map_err(FilingError::Request)?;
+        let data = match classify(&response) {
+            Ok(data) => data,
+            Err(failure) => {
+                let error = failure.redact(&self.api_key).into_sink();
+                return Err(match failed_fields(&response).and_then(|fields| fields.into_iter().min()) {
+                    Some(FilingPart::Create) => FilingError::Create(error),
+                    Some(FilingPart::Link) => FilingError::Link(error),
+                    Some(FilingPart::Comment) => FilingError::Comment { error, issue: None },
+                    None => FilingError::Request(error),
+                });
+            }
+        };
+        let data: IssueFileData = serde_json::from_value(data)
+            .map_err(|e| FilingError::Request(permanent(format!("unexpected IssueFile answer: {e}"))))?;
+        let payload = data.issue_create;
+        let issue: LinearIssue =
+            created(payload.success, payload.issue, "issueCreate").map_err(FilingError::Create)?.into();
+        if link.is_some() {
+            let linked = data.attachment_link_url.is_some_and(|p| p.success);
+            success(linked, "attachmentLinkURL").map_err(FilingError::Link)?;
+        }
+        if comment.is_some() {
+            let commented = data.comment_create.is_some_and(|p| p.success);
+            if let Err(error) = success(commented, "commentCreate") {
+                return Err(FilingError::Comment { error, issue: Some(issue) });
+            }
+        }
+        Ok(issue)
     }
 
     /// The ids of labels with these names usable in `team_id` (the team's own or workspace labels),
@@ -349,23 +485,25 @@ impl<'a, P: HttpPort> Linear<'a, P> {
         query: &str,
         variables: Value,
     ) -> Result<T, SinkError> {
-        self.request(operation, query, variables).await.map_err(|failure| match failure {
-            Failure::NotFound(reason) => permanent(reason),
-            Failure::Sink(e) => e,
-        })
+        self.request(operation, query, variables).await.map_err(Failure::into_sink)
     }
 
     async fn request<T: DeserializeOwned>(&self, operation: &str, query: &str, variables: Value) -> Result<T, Failure> {
+        let response = self.send(operation, query, variables).await.map_err(Failure::Sink)?;
+        let data = classify(&response).map_err(|failure| failure.redact(&self.api_key))?;
+        serde_json::from_value(data)
+            .map_err(|e| Failure::Sink(permanent(format!("unexpected {operation} answer: {e}"))))
+    }
+
+    /// One `POST` of the operation; only a transport failure is an error here.
+    async fn send(&self, operation: &str, query: &str, variables: Value) -> Result<HttpResponse, SinkError> {
         let body = json!({ "query": query, "variables": variables, "operationName": operation });
         let request = HttpRequest::new(Method::Post, &self.api_url)
             .header("authorization", &self.api_key)
             .header("accept", "application/json")
             .header("user-agent", USER_AGENT)
             .json(&body);
-        let response = self.port.send(request).await.map_err(|e| Failure::Sink(SinkError::transport(SERVICE, &e)))?;
-        let data = classify(&response).map_err(|failure| failure.redact(&self.api_key))?;
-        serde_json::from_value(data)
-            .map_err(|e| Failure::Sink(permanent(format!("unexpected {operation} answer: {e}"))))
+        self.port.send(request).await.map_err(|e| SinkError::transport(SERVICE, &e))
     }
 }
 
@@ -377,6 +515,13 @@ enum Failure {
 }
 
 impl Failure {
+    fn into_sink(self) -> SinkError {
+        match self {
+            Self::NotFound(reason) => permanent(reason),
+            Self::Sink(e) => e,
+        }
+    }
+
     /// Error texts are built from Linear's answers; make sure none carries the key.
     fn redact(self, secret: &str) -> Self {
         let scrub = |reason: String| {
@@ -415,6 +560,10 @@ struct Envelope {
 struct GraphQlError {
     #[serde(default)]
     message: String,
+    /// Where in the response the error arose: its root field (alias or name) first. Absent for
+    /// errors outside the fields (a rate limit, a malformed document).
+    #[serde(default)]
+    path: Vec<Value>,
     #[serde(default)]
     extensions: Extensions,
 }
@@ -460,6 +609,42 @@ fn classify(response: &HttpResponse) -> Result<Value, Failure> {
         Some(data) if !data.is_null() => Ok(data),
         _ => Err(Failure::Sink(permanent("answer has no data"))),
     }
+}
+
+/// The `IssueFile` fields the errors of a failed answer name in their `path`, or `None` when the
+/// answer does not say: a 5xx or 429 (from anything between us and Linear's executor), a rate limit
+/// (refused before executing), or an error without a `path` or naming another field.
+fn failed_fields(response: &HttpResponse) -> Option<Vec<FilingPart>> {
+    if response.status == 429 || response.status >= 500 {
+        return None;
+    }
+    let envelope = serde_json::from_slice::<Envelope>(&response.body).ok()?;
+    if envelope.errors.is_empty() {
+        return None;
+    }
+    envelope
+        .errors
+        .iter()
+        .map(|e| {
+            let rate_limited = e.extensions.kind.as_deref() == Some("ratelimited");
+            if rate_limited { None } else { FilingPart::of_field(e.path.first()?.as_str()?) }
+        })
+        .collect()
+}
+
+/// `IssueCreateInput` of an issue.
+fn issue_input(issue: &NewLinearIssue) -> Value {
+    let mut input = json!({
+        "teamId": issue.team_id,
+        "title": issue.title,
+        "description": issue.description,
+        "priority": issue.priority.min(4),
+        "labelIds": issue.label_ids,
+    });
+    if let Some(id) = &issue.id {
+        input["id"] = json!(id);
+    }
+    input
 }
 
 /// Linear's hints: `retry-after` (seconds) when present, else the later of
@@ -591,6 +776,17 @@ struct IssuesData {
 struct IssueCreateData {
     #[serde(rename = "issueCreate")]
     issue_create: IssuePayload,
+}
+
+/// `IssueFile`'s answer: the link's and the comment's payloads only when the document has them.
+#[derive(Deserialize)]
+struct IssueFileData {
+    #[serde(rename = "issueCreate")]
+    issue_create: IssuePayload,
+    #[serde(default, rename = "attachmentLinkURL")]
+    attachment_link_url: Option<SuccessOnly>,
+    #[serde(default, rename = "commentCreate")]
+    comment_create: Option<SuccessOnly>,
 }
 
 #[derive(Deserialize)]
@@ -771,6 +967,165 @@ mod tests {
         let fixture_request: Value =
             serde_json::from_str(&fixture("linear/requests/issueCreate.request.json")).unwrap();
         assert_eq!(body["variables"]["input"], fixture_request["variables"]["input"]);
+    }
+
+    const FILED_ID: &str = "2f2d8a57-3a0f-4c1e-9a6b-0d8b2a1c9e11";
+
+    /// The fixtures' issue, link and comment, with the issue's id chosen.
+    fn filing() -> (NewLinearIssue, Value, Value) {
+        let create: Value = serde_json::from_str(&fixture("linear/requests/issueCreate.request.json")).unwrap();
+        let input = &create["variables"]["input"];
+        let strings = |v: &Value| v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+        let issue = NewLinearIssue {
+            team_id: input["teamId"].as_str().unwrap().into(),
+            title: input["title"].as_str().unwrap().into(),
+            description: input["description"].as_str().unwrap().into(),
+            priority: 2,
+            label_ids: strings(&input["labelIds"]),
+            id: Some(FILED_ID.into()),
+        };
+        let link: Value = serde_json::from_str(&fixture("linear/requests/attachmentLinkURL.request.json")).unwrap();
+        let comment: Value = serde_json::from_str(&fixture("linear/requests/commentCreate.request.json")).unwrap();
+        (issue, link["variables"].clone(), comment["variables"]["input"].clone())
+    }
+
+    fn filed_answer() -> Result<HttpResponse, TransportError> {
+        let issue = json!({"id": FILED_ID, "identifier": "ENG-123", "title": "t",
+                           "url": "https://linear.app/acme/issue/ENG-123", "state": {"type": "backlog"}});
+        answer(
+            200,
+            &json!({"data": {"issueCreate": {"success": true, "lastSyncId": 1, "issue": issue},
+                             "attachmentLinkURL": {"success": true}, "commentCreate": {"success": true}}})
+            .to_string(),
+        )
+    }
+
+    /// Declared `$variables`, in order.
+    fn declared(query: &str) -> Vec<&str> {
+        let head = &query[..query.find('{').unwrap()];
+        head.split('$').skip(1).map(|v| v.split(':').next().unwrap()).collect()
+    }
+
+    #[test]
+    fn file_issue_sends_one_document_in_the_fixtures_shapes() {
+        let (issue, link_vars, comment_input) = filing();
+        let link = SourceLink { url: link_vars["url"].as_str().unwrap(), title: link_vars["title"].as_str().unwrap() };
+        let comment = comment_input["body"].as_str().unwrap();
+        let port = RecordingPort::new([filed_answer()]);
+        let filed = block_on(linear(&port).file_issue(&issue, Some(link), Some(comment))).unwrap();
+        assert_eq!((filed.id.as_str(), filed.identifier.as_str()), (FILED_ID, "ENG-123"));
+
+        let body = body_json(&port.only());
+        assert_eq!(body["operationName"], "IssueFile");
+        let query = body["query"].as_str().unwrap();
+        assert_eq!(query, ISSUE_FILE_LINK_COMMENT);
+        let fields: Vec<usize> = [
+            "issueCreate(input: $input)",
+            "attachmentLinkURL(issueId: $issueId, url: $url, title: $title)",
+            "commentCreate(input: $comment)",
+        ]
+        .iter()
+        .map(|field| query.find(field).unwrap_or_else(|| panic!("{field} in {query}")))
+        .collect();
+        assert!(fields.is_sorted(), "create, link, comment: the order they run in");
+        assert_eq!(declared(query), ["input", "issueId", "url", "title", "comment"]);
+        let mut input = serde_json::from_str::<Value>(&fixture("linear/requests/issueCreate.request.json")).unwrap()
+            ["variables"]["input"]
+            .clone();
+        input["id"] = json!(FILED_ID);
+        assert_eq!(body["variables"]["input"], input, "the fixture's input and the chosen id");
+        let mut sent_link = link_vars.clone();
+        sent_link["issueId"] = json!(FILED_ID);
+        let mut sent_comment = comment_input.clone();
+        sent_comment["issueId"] = json!(FILED_ID);
+        assert_eq!(
+            body["variables"],
+            json!({"input": input, "issueId": sent_link["issueId"], "url": sent_link["url"], "title": sent_link["title"],
+                   "comment": sent_comment}),
+            "the link's variables as the fixture's, the comment's input as the fixture's, both on the new issue's id"
+        );
+
+        // Without a link or without a comment, the document leaves its field and its variables out.
+        for (link, comment, query, variables) in [
+            (None, Some(comment), ISSUE_FILE_COMMENT, vec!["comment", "input"]),
+            (Some(link), None, ISSUE_FILE_LINK, vec!["input", "issueId", "title", "url"]),
+            (None, None, ISSUE_FILE, vec!["input"]),
+        ] {
+            let port = RecordingPort::new([filed_answer()]);
+            block_on(linear(&port).file_issue(&issue, link, comment)).unwrap();
+            let body = body_json(&port.only());
+            assert_eq!(body["query"], query);
+            assert_eq!(body["variables"].as_object().unwrap().keys().collect::<Vec<_>>(), variables);
+            let mut names = declared(query);
+            names.sort_unstable();
+            assert_eq!(names, variables, "declared exactly what is sent");
+            assert_eq!(query.contains("attachmentLinkURL"), link.is_some());
+            assert_eq!(query.contains("commentCreate"), comment.is_some());
+        }
+    }
+
+    /// Which part failed, from the errors' `path`; a whole-request failure when the answer does
+    /// not say.
+    #[test]
+    fn file_issue_tells_which_part_failed() {
+        let error = |path: Option<&str>, kind: &str| {
+            let mut error = json!({"message": "Argument Validation Error", "extensions": {"type": kind,
+                "userPresentableMessage": "refused"}});
+            if let Some(field) = path {
+                error["path"] = json!([field]);
+            }
+            json!({"data": null, "errors": [error]}).to_string()
+        };
+        let unsuccessful = |field: &str| {
+            let mut data = body_json_of(&filed_answer());
+            data["data"][field]["success"] = json!(false);
+            data.to_string()
+        };
+        let ratelimited = fixture("linear/responses_illustrative/error_ratelimited.response.json");
+        let cases: Vec<(Result<HttpResponse, TransportError>, &str, bool)> = vec![
+            (answer(400, &error(Some("issueCreate"), "invalid input")), "create", false),
+            (answer(400, &error(Some("attachmentLinkURL"), "invalid input")), "link", false),
+            (answer(200, &error(Some("attachmentLinkURL"), "internal error")), "link", true),
+            (answer(400, &error(Some("commentCreate"), "invalid input")), "comment", false),
+            (answer(200, &unsuccessful("commentCreate")), "comment (answered)", false),
+            (answer(200, &unsuccessful("attachmentLinkURL")), "link", false),
+            (answer(200, &unsuccessful("issueCreate")), "create", false),
+            (answer(400, &error(None, "invalid input")), "request", false),
+            (answer(400, &error(Some("viewer"), "invalid input")), "request", false),
+            (answer(500, &error(Some("commentCreate"), "internal error")), "request", true),
+            (answer_with(400, &[("retry-after", "30")], &ratelimited), "request", true),
+            (answer(503, "upstream connect error"), "request", true),
+            (Err(TransportError::Timeout(10_000)), "request", true),
+        ];
+        let (issue, _, _) = filing();
+        let link = SourceLink { url: "https://sentry.io/organizations/acme/issues/42/", title: "Sentry issue" };
+        for (answer, part, transient) in cases {
+            let port = RecordingPort::new([answer]);
+            let failed = block_on(linear(&port).file_issue(&issue, Some(link), Some("## bugbot context"))).unwrap_err();
+            let what = match &failed {
+                FilingError::Request(_) => "request",
+                FilingError::Create(_) => "create",
+                FilingError::Link(_) => "link",
+                FilingError::Comment { issue: None, .. } => "comment",
+                FilingError::Comment { issue: Some(issue), .. } => {
+                    assert_eq!(issue.identifier, "ENG-123");
+                    "comment (answered)"
+                }
+            };
+            assert_eq!(what, part, "{failed:?}");
+            assert_eq!(failed.into_sink().is_transient(), transient, "{part}");
+        }
+
+        // No id, no request: the link and the comment could not name the issue.
+        let port = RecordingPort::new([]);
+        let no_id = NewLinearIssue { id: None, ..issue };
+        let failed = block_on(linear(&port).file_issue(&no_id, None, None)).unwrap_err();
+        assert!(matches!(failed, FilingError::Create(SinkError::Permanent { .. })), "{failed:?}");
+        assert!(port.requests().is_empty());
+    }
+
+    fn body_json_of(answer: &Result<HttpResponse, TransportError>) -> Value {
+        serde_json::from_slice(&answer.as_ref().unwrap().body).unwrap()
     }
 
     #[test]

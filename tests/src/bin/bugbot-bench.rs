@@ -485,6 +485,11 @@ async fn drain(
     let pids = stack.workers.workerd_pids();
     let node = vec![stack.workers.harness_pid()];
     let bodies: Vec<Vec<u8>> = (0..n).map(|i| distinct_alert(template, 50_000 + i)).collect();
+    // In production each alert's Sentry issue and the integration's installation exist, so the
+    // write-back after filing (the external issue link) succeeds: the fake Sentry API knows them too.
+    for body in &bodies {
+        stack.sentry.add_alert_source(&serde_json::from_slice(body)?).context("the alert's Sentry issue")?;
+    }
     let (cpu_before, node_before) = (cpu_ticks(&pids), cpu_ticks(&node));
     let started = std::time::SystemTime::now();
     let semaphore = Arc::new(Semaphore::new(32));
@@ -526,10 +531,11 @@ async fn drain(
     }
     let per = |requests: usize| requests as f64 / n as f64;
     eprintln!(
-        "-- {label}: requests per alert: linear {:.2}, github {:.2}, discord {:.2}",
+        "-- {label}: requests per alert: linear {:.2}, github {:.2}, discord {:.2}, sentry (write-back) {:.2}",
         per(stack.linear.requests().len()),
         per(stack.github.requests().len()),
         per(stack.discord.requests().len()),
+        per(stack.sentry.requests().len()),
     );
     let counts: serde_json::Value = reqwest::Client::new()
         .get(format!("{}/__bench/counts", stack.workers.url))

@@ -11,6 +11,15 @@
 //! Errors have Linear's shape (`errors[].extensions.{type, code, userPresentableMessage}`,
 //! `packages/sdk/src/error.ts`): a wrong `Authorization` (personal keys are sent bare) is an
 //! `authentication error` (401), an unknown id is `Entity not found: <Type>` (`invalid input`, 400).
+//!
+//! The document is validated before anything runs, as GraphQL does: unknown root fields, variables
+//! used but not declared or declared but not used, and required variables without a value are
+//! refused (no `path`, nothing done). Execution follows graphql-js: a mutation's root fields run one
+//! after another, in document order; the first that fails stops it (the later ones do not run, the
+//! earlier ones took effect), and since every payload is non-null its error nulls the whole `data`
+//! and names the field in `path: [<alias or name>]`. (Queries stop at their first error too, where
+//! graphql-js would report every failing field; queries change nothing, so only the error list
+//! would differ.) [`FakeLinear::refuse_next`] scripts such a field failure.
 //! Reference: <https://developers.linear.app/docs/graphql/working-with-the-graphql-api>.
 
 use std::sync::{Arc, Mutex};
@@ -105,6 +114,8 @@ struct Data {
     sync_id: u64,
     /// Mutations to carry out and then answer with a failure (a lost response), by root field.
     lose: Vec<(String, Failure)>,
+    /// Root fields whose next execution is refused: `(field name, message)`.
+    refusals: Vec<(String, String)>,
 }
 
 type Shared = Arc<Mutex<Data>>;
@@ -129,20 +140,7 @@ impl FakeLinear {
     /// Starts the fake; requests must carry `Authorization: <api_key>`. It knows one team,
     /// [`TEAM_ID`] / [`TEAM_KEY`], with Linear's default workflow states.
     pub async fn start(api_key: &str) -> Self {
-        let mut data = Data {
-            api_key: api_key.to_owned(),
-            teams: Vec::new(),
-            states: Vec::new(),
-            issues: Vec::new(),
-            comments: Vec::new(),
-            attachments: Vec::new(),
-            labels: Vec::new(),
-            next_id: 1,
-            sync_id: 1_000,
-            lose: Vec::new(),
-        };
-        data.add_team(TEAM_ID, TEAM_KEY);
-        let data = Arc::new(Mutex::new(data));
+        let data = Arc::new(Mutex::new(Data::new(api_key)));
         let recorder = SharedRecorder::default();
         let app =
             Router::new().fallback(handle).with_state(AppState { data: data.clone(), recorder: recorder.clone() });
@@ -177,10 +175,19 @@ impl FakeLinear {
         lock(&self.data).labels.retain(|l| !l.name.eq_ignore_ascii_case(name));
     }
 
-    /// The next `root` mutation (`issueCreate`, `attachmentLinkURL`, ...) takes effect, but its
-    /// response is lost: answered with a 500 ([`Failure::ServerError`]) or never ([`Failure::Hang`]).
+    /// The next request with the `root` mutation (`issueCreate`, `attachmentLinkURL`, ...) takes
+    /// effect, every field of it, but its response is lost: answered with a 500
+    /// ([`Failure::ServerError`]) or never ([`Failure::Hang`]).
     pub fn lose_next_response(&self, root: &str, failure: Failure) {
         lock(&self.data).lose.push((root.to_owned(), failure));
+    }
+
+    /// The next execution of the root field `root` (`attachmentLinkURL`, `commentCreate`, ...) is
+    /// refused by its resolver, with no effect: Linear's `invalid input` error saying `message`, at
+    /// `path: [<alias or name>]`, with `data: null`. In a mutation the fields before it took effect
+    /// and the ones after it do not run.
+    pub fn refuse_next(&self, root: &str, message: &str) {
+        lock(&self.data).refusals.push((root.to_owned(), message.to_owned()));
     }
 
     pub fn issues(&self) -> Vec<Issue> {
@@ -210,12 +217,31 @@ impl FakeLinear {
             .iter()
             .filter_map(|r| r.json().get("query").and_then(Value::as_str).map(str::to_owned))
             .filter_map(|q| parse_document(&q).ok())
-            .flat_map(|(_, fields)| fields.into_iter().map(|f| f.name))
+            .flat_map(|document| document.fields.into_iter().map(|f| f.name))
             .collect()
     }
 }
 
 impl Data {
+    /// [`TEAM_ID`] / [`TEAM_KEY`] and nothing else.
+    fn new(api_key: &str) -> Self {
+        let mut data = Self {
+            api_key: api_key.to_owned(),
+            teams: Vec::new(),
+            states: Vec::new(),
+            issues: Vec::new(),
+            comments: Vec::new(),
+            attachments: Vec::new(),
+            labels: Vec::new(),
+            next_id: 1,
+            sync_id: 1_000,
+            lose: Vec::new(),
+            refusals: Vec::new(),
+        };
+        data.add_team(TEAM_ID, TEAM_KEY);
+        data
+    }
+
     fn new_id(&mut self) -> String {
         self.next_id += 1;
         format!("00000000-0000-4000-8000-{:012x}", self.next_id)
@@ -344,6 +370,7 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
                 message: "Internal server error".into(),
                 kind: "internal error",
                 user: None,
+                path: None,
             }
             .into_response();
         }
@@ -363,6 +390,7 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
                 message: "Authentication required, not authenticated".into(),
                 kind: "authentication error",
                 user: Some("You need to authenticate to access this operation.".into()),
+                path: None,
             }
             .into_response();
         }
@@ -383,10 +411,14 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
     };
     match (result, lost) {
         (Ok(_), Some(Failure::Hang)) => hang().await,
-        (Ok(_), Some(_)) => {
-            GqlError { status: 500, message: "Internal server error".into(), kind: "internal error", user: None }
-                .into_response()
+        (Ok(_), Some(_)) => GqlError {
+            status: 500,
+            message: "Internal server error".into(),
+            kind: "internal error",
+            user: None,
+            path: None,
         }
+        .into_response(),
         (Ok(result), None) => {
             with_rate_headers((StatusCode::OK, axum::Json(json!({ "data": result }))).into_response())
         }
@@ -424,6 +456,8 @@ struct GqlError {
     message: String,
     kind: &'static str,
     user: Option<String>,
+    /// The root field (alias or name) whose resolver failed; `None` for errors outside the fields.
+    path: Option<String>,
 }
 
 impl GqlError {
@@ -433,16 +467,17 @@ impl GqlError {
             message: format!("Entity not found: {entity}"),
             kind: "invalid input",
             user: Some(format!("Could not find referenced {entity}.")),
+            path: None,
         }
     }
 
     fn invalid(message: impl Into<String>) -> Self {
         let message = message.into();
-        Self { status: 400, user: Some(message.clone()), message, kind: "invalid input" }
+        Self { status: 400, user: Some(message.clone()), message, kind: "invalid input", path: None }
     }
 
     fn graphql(message: impl Into<String>) -> Self {
-        Self { status: 400, message: message.into(), kind: "graphql error", user: None }
+        Self { status: 400, message: message.into(), kind: "graphql error", user: None, path: None }
     }
 
     /// The fake does not implement this (a test that needs it must extend the fake).
@@ -450,7 +485,13 @@ impl GqlError {
         Self::graphql(format!("FakeLinear does not implement {what}"))
     }
 
-    fn into_response(self) -> Response {
+    /// The error of the root field `field` (its alias, if it has one).
+    fn at(mut self, field: &str) -> Self {
+        self.path = Some(field.to_owned());
+        self
+    }
+
+    fn body(&self) -> Value {
         let code = match self.kind {
             "invalid input" => "INPUT_ERROR",
             "authentication error" => "AUTHENTICATION_ERROR",
@@ -459,12 +500,19 @@ impl GqlError {
         };
         let mut extensions =
             json!({"type": self.kind, "code": code, "statusCode": self.status, "userError": self.status < 500});
-        if let Some(user) = self.user {
+        if let Some(user) = &self.user {
             extensions["userPresentableMessage"] = json!(user);
         }
-        let body = json!({"errors": [{"message": self.message, "extensions": extensions}], "data": null});
+        let mut error = json!({"message": self.message, "extensions": extensions});
+        if let Some(field) = &self.path {
+            error["path"] = json!([field]);
+        }
+        json!({"errors": [error], "data": null})
+    }
+
+    fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
-        (status, axum::Json(body)).into_response()
+        (status, axum::Json(self.body())).into_response()
     }
 }
 
@@ -474,6 +522,24 @@ impl GqlError {
 enum Operation {
     Query,
     Mutation,
+}
+
+/// An operation: its type, name, declared variables and root fields.
+#[derive(Debug, Clone)]
+struct Document {
+    operation: Operation,
+    name: Option<String>,
+    variables: Vec<VariableDefinition>,
+    fields: Vec<Field>,
+}
+
+/// `$name: Type` (`= default`), as declared.
+#[derive(Debug, Clone)]
+struct VariableDefinition {
+    name: String,
+    /// As written: `String!`, `[ID!]`.
+    type_name: String,
+    has_default: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -497,8 +563,9 @@ struct Parser<'q> {
     pos: usize,
 }
 
-fn parse_document(query: &str) -> Result<(Operation, Vec<Field>), String> {
+fn parse_document(query: &str) -> Result<Document, String> {
     let mut p = Parser { src: query.as_bytes(), pos: 0 };
+    let (mut name, mut variables) = (None, Vec::new());
     let operation = if p.peek() == Some(b'{') {
         Operation::Query
     } else {
@@ -508,10 +575,20 @@ fn parse_document(query: &str) -> Result<(Operation, Vec<Field>), String> {
             other => return Err(format!("unsupported operation type {other}")),
         };
         if p.peek().is_some_and(is_name_start) {
-            p.name()?;
+            name = Some(p.name()?);
         }
         if p.eat(b'(') {
-            p.skip_balanced(b'(', b')')?;
+            while !p.eat(b')') {
+                p.expect(b'$')?;
+                let name = p.name()?;
+                p.expect(b':')?;
+                let type_name = p.type_ref()?;
+                let has_default = p.eat(b'=');
+                if has_default {
+                    p.value()?;
+                }
+                variables.push(VariableDefinition { name, type_name, has_default });
+            }
         }
         operation
     };
@@ -519,7 +596,7 @@ fn parse_document(query: &str) -> Result<(Operation, Vec<Field>), String> {
     if p.peek().is_some() {
         return Err("one operation per document, please".into());
     }
-    Ok((operation, fields))
+    Ok(Document { operation, name, variables, fields })
 }
 
 fn is_name_start(b: u8) -> bool {
@@ -571,18 +648,19 @@ impl Parser<'_> {
         Ok(String::from_utf8_lossy(&self.src[start..self.pos]).into_owned())
     }
 
-    fn skip_balanced(&mut self, open: u8, close: u8) -> Result<(), String> {
-        let mut depth = 1;
-        while depth > 0 {
-            let b = *self.src.get(self.pos).ok_or("unbalanced brackets")?;
-            if b == b'"' {
-                self.string()?;
-                continue;
-            }
-            depth += i32::from(b == open) - i32::from(b == close);
-            self.pos += 1;
+    /// A type reference: `Name`, `[Type]`, either followed by `!`.
+    fn type_ref(&mut self) -> Result<String, String> {
+        let mut type_name = if self.eat(b'[') {
+            let inner = self.type_ref()?;
+            self.expect(b']')?;
+            format!("[{inner}]")
+        } else {
+            self.name()?
+        };
+        if self.eat(b'!') {
+            type_name.push('!');
         }
-        Ok(())
+        Ok(type_name)
     }
 
     fn selection_set(&mut self) -> Result<Vec<Field>, String> {
@@ -726,21 +804,75 @@ const MUTATION_FIELDS: [&str; 5] =
     ["issueCreate", "issueUpdate", "issueLabelCreate", "attachmentLinkURL", "commentCreate"];
 
 fn execute(data: &mut Data, query: &str, variables: &Value) -> Result<Value, GqlError> {
-    let (operation, fields) = parse_document(query).map_err(|e| GqlError::graphql(format!("Syntax Error: {e}")))?;
+    let document = parse_document(query).map_err(|e| GqlError::graphql(format!("Syntax Error: {e}")))?;
+    validate(&document, variables)?;
     let mut out = Map::new();
-    for field in &fields {
-        let (known, type_name) = match operation {
-            Operation::Query => (QUERY_FIELDS.contains(&field.name.as_str()), "Query"),
-            Operation::Mutation => (MUTATION_FIELDS.contains(&field.name.as_str()), "Mutation"),
-        };
-        if !known {
-            return Err(GqlError::graphql(format!("Cannot query field \"{}\" on type \"{type_name}\".", field.name)));
-        }
+    for field in &document.fields {
+        let key = field.alias.clone().unwrap_or_else(|| field.name.clone());
         let args: Map<String, Value> = field.args.iter().map(|(k, v)| (k.clone(), resolve(v, variables))).collect();
-        let result = root_field(data, &field.name, &args)?;
-        out.insert(field.alias.clone().unwrap_or_else(|| field.name.clone()), project(&result, &field.selection));
+        let refusal = data.refusals.iter().position(|(root, _)| *root == field.name);
+        let result = match refusal {
+            Some(i) => Err(GqlError::invalid(data.refusals.remove(i).1)),
+            None => root_field(data, &field.name, &args),
+        };
+        // Every root field bugbot selects is non-null: its error nulls `data` and, in a mutation,
+        // stops the fields after it (graphql-js `executeFieldsSerially`).
+        let result = result.map_err(|e| e.at(&key))?;
+        out.insert(key, project(&result, &field.selection));
     }
     Ok(Value::Object(out))
+}
+
+/// What GraphQL checks before executing anything: the root fields exist, every variable used is
+/// declared and every one declared is used, and each required one has a value.
+fn validate(document: &Document, variables: &Value) -> Result<(), GqlError> {
+    let (known, type_name) = match document.operation {
+        Operation::Query => (&QUERY_FIELDS, "Query"),
+        Operation::Mutation => (&MUTATION_FIELDS, "Mutation"),
+    };
+    if let Some(field) = document.fields.iter().find(|f| !known.contains(&f.name.as_str())) {
+        return Err(GqlError::graphql(format!("Cannot query field \"{}\" on type \"{type_name}\".", field.name)));
+    }
+    let operation = document.name.as_deref().map(|n| format!(" by operation \"{n}\"")).unwrap_or_default();
+    let mut used = Vec::new();
+    for field in &document.fields {
+        field.variables_used(&mut used);
+    }
+    if let Some(name) = used.iter().find(|u| !document.variables.iter().any(|v| v.name == **u)) {
+        return Err(GqlError::graphql(format!("Variable \"${name}\" is not defined{operation}.")));
+    }
+    for declared in &document.variables {
+        let name = &declared.name;
+        if !used.contains(name) {
+            return Err(GqlError::graphql(format!("Variable \"${name}\" is never used{operation}.")));
+        }
+        let required = declared.type_name.ends_with('!') && !declared.has_default;
+        if required && variables.get(name).is_none_or(Value::is_null) {
+            let ty = &declared.type_name;
+            return Err(GqlError::graphql(format!("Variable \"${name}\" of required type \"{ty}\" was not provided.")));
+        }
+    }
+    Ok(())
+}
+
+impl Field {
+    /// The variables its arguments and its selection's use.
+    fn variables_used(&self, out: &mut Vec<String>) {
+        fn walk(ast: &Ast, out: &mut Vec<String>) {
+            match ast {
+                Ast::Variable(name) => out.push(name.clone()),
+                Ast::Scalar(_) => {}
+                Ast::List(items) => items.iter().for_each(|i| walk(i, out)),
+                Ast::Object(fields) => fields.iter().for_each(|(_, v)| walk(v, out)),
+            }
+        }
+        for (_, arg) in &self.args {
+            walk(arg, out);
+        }
+        for field in &self.selection {
+            field.variables_used(out);
+        }
+    }
 }
 
 fn arg_str<'v>(args: &'v Map<String, Value>, name: &str) -> Result<&'v str, GqlError> {
@@ -1120,8 +1252,9 @@ mod tests {
         let mut roots = Vec::new();
         for entry in std::fs::read_dir(dir).expect("fixtures") {
             let body: Value = serde_json::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap()).unwrap();
-            let (_, fields) = parse_document(body["query"].as_str().unwrap()).expect("parses");
-            roots.extend(fields.into_iter().map(|f| f.name));
+            let document = parse_document(body["query"].as_str().unwrap()).expect("parses");
+            validate(&document, &body["variables"]).expect("valid");
+            roots.extend(document.fields.into_iter().map(|f| f.name));
         }
         roots.sort();
         assert_eq!(roots, ["attachmentLinkURL", "commentCreate", "issue", "issueCreate", "issues", "searchIssues"]);
@@ -1129,11 +1262,11 @@ mod tests {
 
     #[test]
     fn arguments_aliases_and_projection() {
-        let (op, fields) = parse_document(
+        let Document { operation, fields, .. } = parse_document(
             r#"query Q($u: String!) { a: issues(first: 2, filter: { attachments: { url: { in: [$u, "x\"y"] } } }) { nodes { id } } }"#,
         )
         .unwrap();
-        assert_eq!(op, Operation::Query);
+        assert_eq!(operation, Operation::Query);
         assert_eq!(fields[0].alias.as_deref(), Some("a"));
         let args: Map<String, Value> =
             fields[0].args.iter().map(|(k, v)| (k.clone(), resolve(v, &json!({"u": "https://s"})))).collect();
@@ -1144,5 +1277,93 @@ mod tests {
         let projected = project(&json!({"nodes": [{"id": "1", "title": "t"}], "pageInfo": {}}), &fields[0].selection);
         assert_eq!(projected, json!({"nodes": [{"id": "1"}]}));
         assert!(parse_document("query { ...F }").is_err());
+    }
+
+    const FILE: &str = "mutation IssueFile($input: IssueCreateInput!, $issueId: String!, $url: String!, $title: String, $comment: CommentCreateInput!) { issueCreate(input: $input) { success issue { id identifier } } attachmentLinkURL(issueId: $issueId, url: $url, title: $title) { success } commentCreate(input: $comment) { success } }";
+    const ID: &str = "2f2d8a57-3a0f-4c1e-9a6b-0d8b2a1c9e11";
+
+    fn file_variables() -> Value {
+        json!({"input": {"id": ID, "teamId": TEAM_ID, "title": "ZeroDivisionError"},
+               "issueId": ID, "url": "https://sentry.io/organizations/acme/issues/42/", "title": "Sentry issue",
+               "comment": {"issueId": ID, "body": "## bugbot context"}})
+    }
+
+    /// Mutation root fields run in order and stop at the first that fails: the fields before it
+    /// took effect, the ones after it did not run, `data` is null and the error names its field
+    /// (its alias when it has one), as graphql-js answers.
+    #[test]
+    fn a_failing_mutation_field_stops_the_rest_and_nulls_data() {
+        let mut data = Data::new("k");
+        let filed = execute(&mut data, FILE, &file_variables()).expect("filed");
+        assert_eq!(filed["issueCreate"]["issue"]["id"], ID);
+        assert_eq!(
+            (filed["attachmentLinkURL"]["success"].clone(), filed["commentCreate"]["success"].clone()),
+            (json!(true), json!(true))
+        );
+
+        let mut data = Data::new("k");
+        data.refusals.push(("commentCreate".into(), "body is too long".into()));
+        let error = execute(&mut data, FILE, &file_variables()).expect_err("the comment fails");
+        assert_eq!(
+            error.body(),
+            json!({"data": null, "errors": [{"message": "body is too long", "path": ["commentCreate"], "extensions": {
+                "type": "invalid input", "code": "INPUT_ERROR", "statusCode": 400, "userError": true,
+                "userPresentableMessage": "body is too long"}}]})
+        );
+        assert_eq!((data.issues.len(), data.attachments.len(), data.comments.len()), (1, 1, 0), "create and link ran");
+
+        let mut data = Data::new("k");
+        data.refusals.push(("attachmentLinkURL".into(), "url is not allowed".into()));
+        let error = execute(&mut data, FILE, &file_variables()).expect_err("the link fails");
+        assert_eq!(error.body()["errors"][0]["path"], json!(["attachmentLinkURL"]));
+        assert_eq!(
+            (data.issues.len(), data.attachments.len(), data.comments.len()),
+            (1, 0, 0),
+            "the comment never ran"
+        );
+
+        // A resolver's own error (an id already taken), under an alias.
+        let aliased = FILE.replace("commentCreate(", "first: commentCreate(");
+        let mut variables = file_variables();
+        variables["comment"]["issueId"] = json!("ENG-404");
+        let error = execute(&mut data, &aliased, &variables).expect_err("the id is taken");
+        assert_eq!(error.body()["errors"][0]["path"], json!(["issueCreate"]), "the create is the first to fail");
+        let mut data = Data::new("k");
+        let error = execute(&mut data, &aliased, &variables).expect_err("no such issue");
+        assert_eq!(error.body()["errors"][0]["path"], json!(["first"]));
+        assert_eq!(error.body()["errors"][0]["message"], "Entity not found: Issue");
+        assert_eq!((data.issues.len(), data.attachments.len()), (1, 1));
+    }
+
+    /// Validation comes before execution: nothing runs, and the error has no `path`.
+    #[test]
+    fn an_invalid_document_runs_nothing() {
+        let unused = FILE.replace(" commentCreate(input: $comment) { success }", "");
+        let missing = {
+            let mut v = file_variables();
+            v.as_object_mut().unwrap().remove("url");
+            v
+        };
+        let cases = [
+            (unused.as_str(), file_variables(), "Variable \"$comment\" is never used by operation \"IssueFile\"."),
+            (FILE, missing, "Variable \"$url\" of required type \"String!\" was not provided."),
+            (
+                "mutation M { issueCreate(input: $input) { success } }",
+                file_variables(),
+                "Variable \"$input\" is not defined by operation \"M\".",
+            ),
+            (
+                "mutation { issueDelete(id: \"x\") { success } }",
+                json!({}),
+                "Cannot query field \"issueDelete\" on type \"Mutation\".",
+            ),
+        ];
+        for (query, variables, message) in cases {
+            let mut data = Data::new("k");
+            let body = execute(&mut data, query, &variables).expect_err(message).body();
+            assert_eq!(body["errors"][0]["message"], message);
+            assert!(body["errors"][0].get("path").is_none(), "{body}");
+            assert!(data.issues.is_empty(), "{message}");
+        }
     }
 }

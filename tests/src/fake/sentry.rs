@@ -153,7 +153,47 @@ impl FakeSentry {
 
     /// An integration installation (its `uuid`, as webhooks carry it in `installation.uuid`).
     pub fn add_installation(&self, uuid: &str) {
-        lock(&self.data).installations.push(uuid.to_owned());
+        let mut data = lock(&self.data);
+        if !data.installations.iter().any(|i| i == uuid) {
+            data.installations.push(uuid.to_owned());
+        }
+    }
+
+    /// What a Sentry alert webhook (`event_alert`: `data.event`, `installation`) refers to, as the
+    /// Sentry that sent it has them: the event's issue (`issue_id`, with its title, culprit, level
+    /// and project; the webhook's event as its latest, in the webhook's shape) and the installation
+    /// it came through. Returns the issue's id, `None` when the body names no issue.
+    pub fn add_alert_source(&self, webhook: &Value) -> Option<String> {
+        let event = &webhook["data"]["event"];
+        let id = match &event["issue_id"] {
+            Value::String(id) => id.clone(),
+            Value::Number(id) => id.to_string(),
+            _ => return None,
+        };
+        let text = |key: &str, default: &str| event[key].as_str().unwrap_or(default).to_owned();
+        let project = match &event["project"] {
+            Value::Number(n) => n.to_string(),
+            other => other.as_str().unwrap_or("unknown").to_owned(),
+        };
+        let now = now_ms();
+        self.add_issue(Issue {
+            id: id.clone(),
+            fixture: None,
+            title: text("title", "error"),
+            culprit: text("culprit", ""),
+            level: text("level", "error"),
+            status: "unresolved".into(),
+            project,
+            count: 1,
+            user_count: 1,
+            first_seen_ms: now,
+            last_seen_ms: now,
+            event: event.clone(),
+        });
+        if let Some(uuid) = webhook["installation"]["uuid"].as_str() {
+            self.add_installation(uuid);
+        }
+        Some(id)
     }
 
     /// External issue links made so far.

@@ -21,7 +21,7 @@ use bugbot_shared::status::JobState;
 
 use crate::clients::SinkError;
 use crate::clients::http::HttpPort;
-use crate::clients::linear::{LabelCache, Linear, NewLinearIssue};
+use crate::clients::linear::{FilingError, LabelCache, Linear, NewLinearIssue, SourceLink};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{AlertSummary, Effect, FollowUp, Outcome, StepError};
 use crate::runtime::settle;
@@ -329,7 +329,8 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
 
 /// The Linear issue of an event, created with an id bugbot chooses from the fingerprint: unless the
 /// claim is fresh, that id is looked up first (a create whose response was lost), then the source
-/// link (the natural key of an issue filed before ids were chosen), and only then is it created.
+/// link (the natural key of an issue filed before ids were chosen), and only then is it created, with
+/// its source link and first comment in the same request (`IssueFile`).
 async fn file_linear<P: HttpPort>(
     linear: &Linear<'_, P>,
     labels: &LabelCache,
@@ -339,7 +340,6 @@ async fn file_linear<P: HttpPort>(
     body: &str,
     evidence: Evidence<'_>,
 ) -> Result<IssueRef, StepError> {
-    let first_comment = evidence.packet;
     let id = bugbot_shared::claim::linear_issue_id(team_id, event.fingerprint.as_str());
     let existing = if evidence.fresh {
         None
@@ -363,24 +363,34 @@ async fn file_linear<P: HttpPort>(
             label_ids,
             id: Some(id.clone()),
         };
-        let issue = match linear.create_issue(&new(label_ids)).await {
+        let link_title = format!("{} issue", event.source.product());
+        let link = event.link.as_deref().map(|url| SourceLink { url, title: &link_title });
+        let comment = Some(evidence.packet).filter(|packet| !packet.trim().is_empty()).map(str::trim_start);
+        let filed = match linear.file_issue(&new(label_ids), link, comment).await {
             // A label deleted in Linear since its id was cached: Linear refuses the create. Ask for
             // the labels again, once (a refusal for another reason is refused again, and returned).
-            Err(SinkError::Permanent { .. }) if cached => {
+            Err(e) if cached && e.is_refused_create() => {
                 labels.forget(team_id);
                 let (label_ids, _) = linear.labels_through(labels, team_id, &names).await?;
-                linear.create_issue(&new(label_ids)).await?
+                linear.file_issue(&new(label_ids), link, comment).await
             }
-            created => created?,
+            filed => filed,
         };
-        if let Some(url) = &event.link {
-            linear.attach_link(&issue.id, url, &format!("{} issue", event.source.product())).await?;
+        match filed {
+            // The packet is extra: a failed comment does not fail (or repeat) the filing. The issue
+            // and its link exist; when the comment's error nulled Linear's answer, the issue is read
+            // back by its id (the one extra request, on this path only).
+            Ok(issue) | Err(FilingError::Comment { issue: Some(issue), .. }) => issue,
+            Err(FilingError::Comment { issue: None, .. }) => {
+                linear.issue(&id).await?.ok_or_else(|| SinkError::Transient {
+                    service: "linear",
+                    reason: format!("issue {id} not found after its create"),
+                    retry_after: None,
+                })?
+            }
+            // A failed link fails the filing (the issue exists: the retry finds it by its id).
+            Err(e) => return Err(e.into_sink().into()),
         }
-        // The packet is extra: a failed comment does not fail (or repeat) the filing.
-        if !first_comment.trim().is_empty() {
-            let _ = linear.comment(&issue.id, first_comment.trim_start()).await;
-        }
-        issue
     };
     Ok(IssueRef::linear(issue.id, issue.identifier, issue.url))
 }
