@@ -372,6 +372,42 @@ async fn a_linear_create_that_times_out_after_it_was_made_files_one_issue() {
     a_lost_linear_create_response_still_yields_one_issue(Failure::Hang).await;
 }
 
+/// Discord makes the alert card but its answer is lost: the retry posts the card again with the same
+/// `nonce` (`enforce_nonce`), and Discord answers with the first message, so the channel has one card
+/// and the issue records that card.
+async fn a_lost_discord_card_response_still_yields_one_card(failure: Failure) {
+    let stack = Stack::start(StackOptions::default()).await.unwrap();
+    stack.discord.lose_next_create_response(failure.clone());
+    let jobs = stack.sentry("event_alert", "lost-card-1", &alert()).await.unwrap();
+    let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
+    assert_eq!(status["state"], "filed", "{status}");
+    let card_path = format!("/api/v10/channels/{ALERTS_CHANNEL}/messages");
+    let posts: Vec<Value> = stack
+        .discord
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path == card_path)
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(posts.len(), 2, "the lost post and the retry's");
+    let cards = stack.discord.messages(channel());
+    assert_eq!(cards.len(), 1, "after a lost answer ({failure:?}): {cards:?}");
+    assert_eq!(posts[0]["nonce"], posts[1]["nonce"], "the same nonce both times");
+    assert_eq!(posts[1]["enforce_nonce"], true);
+    assert_eq!(stack.linear.issues().len(), 1);
+    assert_eq!(stack.github.issues().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_discord_card_answered_with_a_500_after_it_was_made_is_posted_once() {
+    a_lost_discord_card_response_still_yields_one_card(Failure::ServerError).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_discord_card_that_times_out_after_it_was_made_is_posted_once() {
+    a_lost_discord_card_response_still_yields_one_card(Failure::Hang).await;
+}
+
 /// Issue 15.12 end to end: each sink on its own. Linear answers 500 (every request): the GitHub
 /// issue and the Discord card still go out at once, and the job is retried for Linear alone. Once
 /// Linear recovers, the retry files only the Linear issue: GitHub is not asked to create another,

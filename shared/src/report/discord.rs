@@ -98,6 +98,17 @@ pub(super) fn color(level: Level, state: AlertState) -> u32 {
     }
 }
 
+/// Makes a create-message body safe to send twice: Discord answers a second create carrying the same
+/// `nonce` (from the same bot, within a few minutes) with the message the first one made, rather
+/// than posting another (`enforce_nonce`). So when a post's answer is lost (a timeout, a 5xx after the
+/// message was made) and the job is retried, the channel still gets one alert card. The nonce is 25
+/// hex digits (Discord's limit) of a hash of `key`, which names the message (the card of one issue).
+pub fn with_nonce(message: &mut Value, key: &str) {
+    let nonce = &crate::verify::sha256_hex(key.as_bytes())[..25];
+    message["nonce"] = json!(nonce);
+    message["enforce_nonce"] = json!(true);
+}
+
 /// Adds the confidence breakdown (issue 16.3, one line of bugbot's own words) to an alert card as a
 /// full-width field.
 pub fn with_confidence(message: &mut Value, line: &str) {

@@ -212,6 +212,23 @@ mod tests {
         assert!(!field["value"].as_str().unwrap().contains("@everyone"), "{field}");
     }
 
+    /// The card's nonce is Discord's longest (25 characters), the same for the same card, and
+    /// another for another issue's card.
+    #[test]
+    fn an_alert_card_nonce_names_its_card() {
+        let nonce = |key: &str| {
+            let mut message =
+                discord_alert_message(&hostile(), "https://github.com/acme/web/issues/1", AlertState::Open);
+            with_nonce(&mut message, key);
+            assert_eq!(message["enforce_nonce"], true);
+            message["nonce"].as_str().unwrap().to_owned()
+        };
+        let first = nonce("alert card sentry:1 https://linear.app/x/issue/ENG-1");
+        assert_eq!(first.len(), 25);
+        assert_eq!(first, nonce("alert card sentry:1 https://linear.app/x/issue/ENG-1"));
+        assert_ne!(first, nonce("alert card sentry:1 https://linear.app/x/issue/ENG-2"));
+    }
+
     fn hostile() -> ErrorEvent {
         let mut event = stored_event("python_zero_division");
         event.title =

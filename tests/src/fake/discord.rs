@@ -79,6 +79,8 @@ struct Data {
     clicked: std::collections::BTreeMap<String, Snowflake>,
     expired: BTreeSet<String>,
     last_id: u64,
+    /// The next channel message is created but its answer is this failure (a lost response).
+    lose_next_create: Option<Failure>,
 }
 
 type Shared = Arc<Mutex<Data>>;
@@ -111,6 +113,7 @@ impl FakeDiscord {
             clicked: std::collections::BTreeMap::new(),
             expired: BTreeSet::new(),
             last_id: 0,
+            lose_next_create: None,
         }));
         {
             let mut data = lock(&data);
@@ -153,6 +156,12 @@ impl FakeDiscord {
         lock(&self.data).messages.iter().find(|m| m.id == id).cloned()
     }
 
+    /// The next `POST /channels/{id}/messages` creates its message, but the client gets `failure`
+    /// instead of the answer (a 500, or no answer at all): a lost response.
+    pub fn lose_next_create_response(&self, failure: Failure) {
+        lock(&self.data).lose_next_create = Some(failure);
+    }
+
     /// Makes an interaction token unusable, as after its 15 minutes.
     pub fn expire_interaction(&self, token: &str) {
         lock(&self.data).expired.insert(token.to_owned());
@@ -186,6 +195,14 @@ impl FakeDiscord {
     fn calls_of(&self, kind: InteractionCallKind) -> Vec<InteractionCall> {
         self.interaction_calls().into_iter().filter(|c| c.kind == kind).collect()
     }
+}
+
+/// How long Discord remembers a nonce ("the past few minutes").
+const NONCE_WINDOW_MS: u64 = 5 * 60 * 1000;
+
+/// When a snowflake was made (unix ms).
+fn snowflake_ms(id: Snowflake) -> u64 {
+    (id.0 >> 22) + DISCORD_EPOCH_MS
 }
 
 impl Data {
@@ -279,7 +296,21 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
     let Some(rest) = segments.strip_prefix(&["api", "v10"]) else {
         return error(StatusCode::NOT_FOUND, 0, "404: Not Found");
     };
-    let mut data = lock(&app.data);
+    let creates = incoming.method == Method::POST && matches!(rest, ["channels", _, "messages"]);
+    let (response, lost) = {
+        let mut data = lock(&app.data);
+        let response = route(&mut data, &incoming, rest);
+        let lost = if creates && response.status().is_success() { data.lose_next_create.take() } else { None };
+        (response, lost)
+    };
+    match lost {
+        Some(Failure::Hang) => hang().await,
+        Some(_) => error(StatusCode::INTERNAL_SERVER_ERROR, 0, "500: Internal Server Error"),
+        None => response,
+    }
+}
+
+fn route(data: &mut Data, incoming: &Incoming, rest: &[&str]) -> Response {
     match rest {
         ["channels", channel, rest @ ..] => {
             if incoming.header("authorization") != Some(format!("Bot {}", data.bot_token).as_str()) {
@@ -290,13 +321,13 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
                     &json!({"channel_id": field_error("NUMBER_TYPE_COERCE", &format!("Value \"{channel}\" is not snowflake."))}),
                 );
             };
-            channel_route(&mut data, &incoming, channel, rest)
+            channel_route(data, incoming, channel, rest)
         }
         ["webhooks", app_id, token, rest @ ..] => {
             if *app_id != data.application_id.to_string() || data.expired.contains(*token) {
                 return error(StatusCode::NOT_FOUND, 10_015, "Unknown Webhook");
             }
-            webhook_route(&mut data, &incoming, token, rest)
+            webhook_route(data, incoming, token, rest)
         }
         _ => error(StatusCode::NOT_FOUND, 0, "404: Not Found"),
     }
@@ -309,8 +340,30 @@ fn channel_route(data: &mut Data, incoming: &Incoming, channel: Snowflake, rest:
                 Ok(body) => body,
                 Err(response) => return *response,
             };
+            // `nonce` (at most 25 characters) with `enforce_nonce`: a message the bot created with the
+            // same nonce in the last few minutes is answered again, and no new one is created.
+            let nonce = body.get("nonce").filter(|n| !n.is_null()).cloned();
+            if nonce.as_ref().and_then(Value::as_str).is_some_and(|n| n.chars().count() > 25) {
+                return invalid_form(
+                    &json!({"nonce": field_error("BASE_TYPE_MAX_LENGTH", "Must be 25 or fewer in length.")}),
+                );
+            }
+            if let Some(nonce) = &nonce
+                && body.get("enforce_nonce") == Some(&json!(true))
+                && let Some(earlier) = data.messages.iter().rev().find(|m| {
+                    !m.via_interaction
+                        && m.json.get("nonce") == Some(nonce)
+                        && m.json["author"]["id"] == data.bot_author()["id"]
+                        && now_ms().saturating_sub(snowflake_ms(m.id)) < NONCE_WINDOW_MS
+                })
+            {
+                return (StatusCode::OK, axum::Json(earlier.json.clone())).into_response();
+            }
             let id = Snowflake(data.next_id());
-            let json = message_json(id, channel, &body, &data.bot_author());
+            let mut json = message_json(id, channel, &body, &data.bot_author());
+            if let Some(nonce) = nonce {
+                json["nonce"] = nonce;
+            }
             data.messages.push(Message {
                 id,
                 channel_id: channel,

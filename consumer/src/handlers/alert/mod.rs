@@ -314,6 +314,8 @@ async fn file<P: HttpPort, C: ClaimPort, K: KvPort>(
         if let Some(line) = evidence.confidence {
             report::with_confidence(&mut message, line);
         }
+        // The card of this issue: a retry after a lost answer gets the same message back.
+        report::with_nonce(&mut message, &format!("alert card {} {url}", event.fingerprint.as_str()));
         match ctx.discord().create_message(channel, &message).await {
             Ok(sent) => {
                 tracked.discord = Some(DiscordRef {
