@@ -181,6 +181,9 @@ pub struct SentryWebhookJob {
     pub resource: Resource,
     pub action: String,
     /// The webhook body as JSON text (verified; pruned of bulky event fields if it was too large).
+    /// On the queue it follows the job's line as it is ([`Job::to_message`]); it is only a field of
+    /// the job's JSON in messages written before that.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub payload: String,
     #[serde(default)]
     pub pruned: bool,
@@ -237,16 +240,52 @@ impl Job {
         Self { v: JOB_VERSION, id, received_at_ms, request_id, kind }
     }
 
-    /// Encodes for the queue, refusing anything over [`MAX_JOB_BYTES`].
+    /// Encodes for the queue, refusing anything over [`MAX_JOB_BYTES`]: the job as one line of JSON.
+    /// A Sentry webhook's payload, which is JSON text already, follows that line as it is, after a
+    /// newline, rather than going inside it as a string: escaping it would double every `"` and `\\`
+    /// of it (Sentry's payloads are full of both), and in the gateway's wasm that was most of an
+    /// alert's cost (`docs/GATEWAY_FLOOR.md`); the consumer reads it without unescaping it either.
+    /// Compact JSON has no raw newline, so the first one ends the job's line.
     pub fn to_message(&self) -> Result<String, EncodeError> {
-        let text = serde_json::to_string(self).expect("a Job always serializes");
+        let text = match &self.kind {
+            JobKind::SentryWebhook(hook) if !hook.payload.is_empty() => {
+                let head = Job {
+                    v: self.v,
+                    id: self.id.clone(),
+                    received_at_ms: self.received_at_ms,
+                    request_id: self.request_id.clone(),
+                    kind: JobKind::SentryWebhook(SentryWebhookJob {
+                        resource: hook.resource.clone(),
+                        action: hook.action.clone(),
+                        payload: String::new(),
+                        pruned: hook.pruned,
+                    }),
+                };
+                let mut text = serde_json::to_string(&head).expect("a Job always serializes");
+                text.reserve(1 + hook.payload.len());
+                text.push('\n');
+                text.push_str(&hook.payload);
+                text
+            }
+            _ => serde_json::to_string(self).expect("a Job always serializes"),
+        };
         if text.len() > MAX_JOB_BYTES {
             return Err(EncodeError::TooLarge(text.len()));
         }
         Ok(text)
     }
 
+    /// Reads a message [`Self::to_message`] wrote, or one written before payloads followed their
+    /// job (the whole message one JSON document).
     pub fn from_message(text: &str) -> Result<Self, serde_json::Error> {
+        if let Some((head, payload)) = text.split_once('\n')
+            && let Ok(mut job) = serde_json::from_str::<Job>(head)
+            && let JobKind::SentryWebhook(hook) = &mut job.kind
+            && hook.payload.is_empty()
+        {
+            payload.clone_into(&mut hook.payload);
+            return Ok(job);
+        }
         serde_json::from_str(text)
     }
 }
@@ -330,6 +369,37 @@ mod tests {
         assert_eq!(job.v, 1);
         assert_eq!(job.request_id, None);
         assert!(matches!(job.kind, JobKind::SentryLegacy(SentryLegacyJob { pruned: false, .. })));
+    }
+
+    /// A Sentry payload follows its job's line unescaped; a message from before (the payload as a
+    /// string in the job) and a pretty-printed one (a newline inside the JSON) still read.
+    #[test]
+    fn a_sentry_payload_follows_its_job_as_it_is() {
+        let payload = r#"{"action":"triggered","data":{"event":{"title":"a \"quoted\" \\ path","n":1}}}"#;
+        let job = Job::new(
+            JobId::sentry("p"),
+            5,
+            None,
+            JobKind::SentryWebhook(SentryWebhookJob {
+                resource: Resource::EventAlert,
+                action: "triggered".into(),
+                payload: payload.into(),
+                pruned: false,
+            }),
+        );
+        let text = job.to_message().unwrap();
+        let (head, rest) = text.split_once('\n').unwrap();
+        assert_eq!(rest, payload, "the payload as it came");
+        assert!(!head.contains("payload"), "{head}");
+        assert_eq!(Job::from_message(&text).unwrap(), job);
+
+        let older = serde_json::to_string(&serde_json::json!({"v": 1, "id": "sentry:p", "received_at_ms": 5,
+            "kind": "sentry_webhook", "resource": "event_alert", "action": "triggered", "payload": payload}))
+        .unwrap();
+        assert_eq!(Job::from_message(&older).unwrap(), job);
+        let pretty = serde_json::to_string_pretty(&serde_json::from_str::<serde_json::Value>(&older).unwrap()).unwrap();
+        assert!(pretty.contains('\n'));
+        assert_eq!(Job::from_message(&pretty).unwrap(), job);
     }
 
     #[test]
