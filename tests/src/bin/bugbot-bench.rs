@@ -350,7 +350,10 @@ async fn fixes(n: usize) -> anyhow::Result<()> {
     }
     times.sort();
     if times.is_empty() {
-        println!("fix command → PR request: no PR was requested (see the logs)");
+        println!("fix command → PR request: no PR was requested; what the Workers logged at warn and above:");
+        for line in stack.workers.logs() {
+            println!("  {line}");
+        }
         return Ok(());
     }
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
