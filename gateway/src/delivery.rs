@@ -74,6 +74,12 @@ impl Delivery {
         }
     }
 
+    /// The body limit, and the `Content-Length` the sender declared (if it is a number), for the
+    /// driver that reads the body.
+    pub fn body_limits(&self) -> (usize, Option<usize>) {
+        (self.cfg.ingress.max_body_bytes, declared_length(&self.headers))
+    }
+
     /// Makes that call from the wasm.
     pub async fn verify(&self) -> Option<bool> {
         self.verification.as_ref()?.run(&self.body).await
@@ -161,6 +167,11 @@ impl Delivery {
     }
 }
 
+/// The request's `Content-Length`, when it is a number.
+fn declared_length(headers: &HeaderView) -> Option<usize> {
+    ingress::Headers::get(headers, "content-length")?.parse().ok()
+}
+
 /// The answer to a refused request: its status and `{"error": …}`, with `Allow` on a 405 (RFC 9110
 /// §15.5.6 requires it).
 pub fn refused(e: &IngressError) -> Handled {
@@ -179,7 +190,7 @@ pub fn begin(req: &web_sys::Request, cfg: Rc<Config>, route: Route, started: f64
         return None;
     }
     let headers = HeaderView(req.headers());
-    let declared = ingress::Headers::get(&headers, "content-length")?.parse::<usize>().ok()?;
+    let declared = declared_length(&headers)?;
     if declared > cfg.ingress.max_body_bytes {
         return None;
     }

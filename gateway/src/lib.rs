@@ -147,9 +147,7 @@ fn logged(
 /// Drives `delivery` from the wasm: the body read with the limit (chunked or not), WebCrypto's
 /// answer, and the queue send, each awaited here.
 async fn receive(req: &web_sys::Request, delivery: &mut delivery::Delivery, env: &Env) -> Handled {
-    let limit = config::load(env).ingress.max_body_bytes;
-    let headers = HeaderView(req.headers());
-    let declared = ingress::Headers::get(&headers, "content-length").and_then(|l| l.parse::<usize>().ok());
+    let (limit, declared) = delivery.body_limits();
     let body = bugbot_edge::read_limited(req, declared, limit).await.map_err(|e| match e {
         BodyError::TooLarge { limit } => IngressError::PayloadTooLarge { limit },
         BodyError::Unreadable => IngressError::BadRequest("could not read body".into()),
