@@ -8,9 +8,9 @@ use bugbot_consumer::config::Config;
 use bugbot_consumer::handlers::alert;
 use bugbot_consumer::runtime::{self, Ctx, Effect, FollowUp, Outcome};
 use bugbot_consumer::store::State;
-use bugbot_consumer::store::memo::{Memo, RUNBOOKS_TTL_MS};
+use bugbot_consumer::store::memo::{CODE_SEARCH_TTL_MS, Memo, RUNBOOKS_TTL_MS, SIMILAR_TTL_MS};
 use bugbot_consumer::store::ports::memory::{MemoryClaims, MemoryKv};
-use bugbot_e2e::fake::{Failure, ReqwestPort};
+use bugbot_e2e::fake::{Failure, RecordedRequest, ReqwestPort};
 use bugbot_e2e::keys::random_hex;
 use bugbot_e2e::native::{self, Trackers as Fakes, no_env, now_ms};
 use bugbot_e2e::workers::fixture;
@@ -393,6 +393,95 @@ async fn runbooks_are_read_again_only_after_their_ttl() {
         assert_eq!(reads("/contents/runbooks/zero.md"), expected, "alert {i}: the runbook");
     }
     assert_eq!(f.linear.issues().len(), 3);
+}
+
+/// The sentry_docs alert as Sentry issue `90{i}` titled `title` (its own fingerprint). Its exception
+/// says "heck is not defined", the phrase code search looks for.
+fn titled_alert(i: u64, title: &str) -> Job {
+    let path = "sentry/sentry_docs_payloads/event_alert_triggered.json";
+    let mut body: Value = serde_json::from_slice(&fixture(path)).unwrap();
+    body["data"]["event"]["issue_id"] = json!(format!("90{i}"));
+    body["data"]["event"]["title"] = json!(title);
+    jobs_of_body(path, &serde_json::to_vec(&body).unwrap()).remove(0)
+}
+
+/// The GitHub issue body of the alert titled `title`.
+fn github_body(f: &Fakes, title: &str) -> String {
+    let issue = f.github.issues().into_iter().find(|i| i.title.contains(title));
+    issue.and_then(|i| i.body).unwrap_or_else(|| panic!("no GitHub issue for {title}"))
+}
+
+/// GitHub allows 10 code searches a minute: alerts with the same message reuse the answer for
+/// `CODE_SEARCH_TTL_MS` (`store::memo`), and each still lists the files found.
+#[tokio::test(flavor = "current_thread")]
+async fn code_search_answers_are_reused_within_their_ttl() {
+    let f = fakes().await;
+    f.github.put_file("src/heck.js", "throw new ReferenceError('heck is not defined');\n");
+    let (claims, state, memo) = (MemoryClaims::default(), State::new(MemoryKv::default()), Memo::default());
+    let searches = || f.github.requests().iter().filter(|r| r.path.ends_with("/search/code")).count();
+    let start = now_ms();
+    for (i, at) in [(1, start), (2, start + 1_000), (3, start + CODE_SEARCH_TTL_MS)] {
+        let title = format!("CodeSearchError {i}: heck is not defined");
+        let (outcome, _) =
+            run_at(&f.config, &claims, &state, &titled_alert(i, &title), &format!("m{i}"), at, &memo).await;
+        assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{i}: {outcome:?}");
+        assert_eq!(searches(), if i < 3 { 1 } else { 2 }, "alert {i}: code searches");
+        assert!(github_body(&f, &title).contains("src/heck.js"), "alert {i} lists the file found");
+    }
+}
+
+/// The similar issues of an error type are searched once a minute (`SIMILAR_TTL_MS`), in Linear and
+/// in GitHub; another error type is searched at once.
+#[tokio::test(flavor = "current_thread")]
+async fn similar_issue_searches_are_reused_within_their_ttl() {
+    let f = fakes().await;
+    let (claims, state, memo) = (MemoryClaims::default(), State::new(MemoryKv::default()), Memo::default());
+    let github_searches = || {
+        let similar = |r: &&RecordedRequest| {
+            r.path.ends_with("/search/issues") && !r.query_param("q").unwrap_or_default().contains("in:body")
+        };
+        f.github.requests().iter().filter(similar).count()
+    };
+    let linear_searches = || linear_operations(&f).iter().filter(|op| *op == "SearchIssues").count();
+    let start = now_ms();
+    let alerts = [
+        (1, start, "StormError: first message"),
+        (2, start + 1_000, "StormError: second message"),
+        (3, start + 2_000, "OtherError: third message"),
+        (4, start + SIMILAR_TTL_MS, "StormError: fourth message"),
+    ];
+    for (i, at, title) in alerts {
+        let (outcome, _) =
+            run_at(&f.config, &claims, &state, &titled_alert(i, title), &format!("m{i}"), at, &memo).await;
+        assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{i}: {outcome:?}");
+        let expected = [1, 1, 2, 3][usize::try_from(i).unwrap() - 1];
+        assert_eq!((github_searches(), linear_searches()), (expected, expected), "alert {i}: similar-issue searches");
+    }
+}
+
+/// A search GitHub rate-limits is not asked again before the time GitHub gave (`retry-after`): the
+/// alerts in between are filed at once, their packets saying the search was not asked and until when.
+#[tokio::test(flavor = "current_thread")]
+async fn a_rate_limited_search_is_not_asked_again_before_github_says() {
+    let f = fakes().await;
+    f.github.put_file("src/heck.js", "throw new ReferenceError('heck is not defined');\n");
+    f.github.fail_next_matching("GET", "/search/code", Failure::RateLimited { retry_after_secs: 60.0 });
+    let (claims, state, memo) = (MemoryClaims::default(), State::new(MemoryKv::default()), Memo::default());
+    let searches = || f.github.requests().iter().filter(|r| r.path.ends_with("/search/code")).count();
+    let start = now_ms();
+    let alerts =
+        [(1, start, "secondary rate limit"), (2, start + 59_000, "not asked"), (3, start + 60_000, "src/heck.js")];
+    for (i, at, says) in alerts {
+        let title = format!("LimitedError {i}: heck is not defined");
+        let (outcome, _) =
+            run_at(&f.config, &claims, &state, &titled_alert(i, &title), &format!("m{i}"), at, &memo).await;
+        assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{i}: {outcome:?}");
+        assert_eq!(searches(), if i < 3 { 1 } else { 2 }, "alert {i}: code searches");
+        let body = github_body(&f, &title);
+        assert!(body.contains(says), "alert {i}'s packet says {says:?}:\n{body}");
+    }
+    let waited = format!("rate limited until {}", bugbot_shared::event::format_rfc3339_ms(start + 60_000));
+    assert!(github_body(&f, "LimitedError 2").contains(&waited), "until when");
 }
 
 // --- issue 16.1: enrichment before filing -----------------------------------------------------

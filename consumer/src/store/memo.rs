@@ -3,7 +3,9 @@
 //! run, so that a test's request sequence does not depend on the tests before it.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 
+use bugbot_shared::packet::SimilarIssue;
 use bugbot_shared::runbook::Runbook;
 
 use crate::clients::linear::LabelCache;
@@ -13,35 +15,120 @@ use crate::clients::linear::LabelCache;
 /// at most this long after.
 pub const RUNBOOKS_TTL_MS: u64 = 5 * 60 * 1000;
 
+/// How long a GitHub code search's answer (the files that mention a phrase) is reused. GitHub
+/// allows 10 code searches a minute: an error storm whose alerts share a message would spend them
+/// in a second and leave every later alert without related files.
+pub const CODE_SEARCH_TTL_MS: u64 = 5 * 60 * 1000;
+
+/// How long the similar issues found for an error type are reused (GitHub allows 30 issue searches
+/// a minute). Short, so that an issue resolved meanwhile soon shows as resolved.
+pub const SIMILAR_TTL_MS: u64 = 60 * 1000;
+
 /// The most repositories whose runbooks are kept (`GITHUB_REPO` and the `REPO_ROUTES` ones).
 const MAX_RUNBOOK_REPOS: usize = 16;
+/// The most search answers kept of each kind.
+const MAX_SEARCHES: usize = 64;
+
+/// Answers by key, each reused for `ttl_ms` after it was kept; past `max` keys the oldest goes.
+#[derive(Debug)]
+pub struct Recent<T> {
+    ttl_ms: u64,
+    max: usize,
+    kept: RefCell<VecDeque<(String, u64, T)>>,
+}
+
+impl<T: Clone> Recent<T> {
+    pub const fn new(ttl_ms: u64, max: usize) -> Self {
+        Self { ttl_ms, max, kept: RefCell::new(VecDeque::new()) }
+    }
+
+    /// What was kept for `key` less than the TTL before `now_ms`.
+    pub fn get(&self, key: &str, now_ms: u64) -> Option<T> {
+        self.kept
+            .borrow()
+            .iter()
+            .find(|(k, at, _)| k == key && now_ms.saturating_sub(*at) < self.ttl_ms)
+            .map(|(_, _, value)| value.clone())
+    }
+
+    /// Keeps `value` for `key`, read at `now_ms`.
+    pub fn keep(&self, key: &str, now_ms: u64, value: T) {
+        let mut kept = self.kept.borrow_mut();
+        kept.retain(|(k, _, _)| k != key);
+        if kept.len() >= self.max {
+            kept.pop_front();
+        }
+        kept.push_back((key.to_owned(), now_ms, value));
+    }
+}
+
+/// Until when a rate-limited API is not asked again, by API (its base URL and resource).
+#[derive(Debug, Default)]
+pub struct Backoff(RefCell<Vec<(String, u64)>>);
+
+impl Backoff {
+    /// The time (epoch ms) `api` may be asked again, if that is after `now_ms`.
+    pub fn until(&self, api: &str, now_ms: u64) -> Option<u64> {
+        self.0.borrow().iter().find(|(a, until)| a == api && *until > now_ms).map(|(_, until)| *until)
+    }
+
+    /// `api` answered "rate limited, wait `delay_ms`" at `now_ms`.
+    pub fn wait(&self, api: &str, now_ms: u64, delay_ms: u64) {
+        let mut waits = self.0.borrow_mut();
+        waits.retain(|(a, until)| a != api && *until > now_ms);
+        waits.push((api.to_owned(), now_ms.saturating_add(delay_ms)));
+    }
+}
 
 /// The isolate's caches.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Memo {
     /// Linear's label ids by team and name.
     pub linear_labels: LabelCache,
-    /// Runbooks read from a repository: where (API base, repository, directory), when, and what.
-    runbooks: RefCell<Vec<(String, u64, Vec<Runbook>)>>,
+    /// Runbooks read from a repository, by where (API base, repository, directory).
+    pub runbooks: Recent<Vec<Runbook>>,
+    /// GitHub code search: the paths found, by API base, repository and phrase.
+    pub code_search: Recent<Vec<String>>,
+    /// Similar issues found in the trackers, by trackers and search term.
+    pub similar: Recent<Vec<SimilarIssue>>,
+    /// Search APIs that answered "rate limited": not asked again before they said.
+    pub search_backoff: Backoff,
 }
 
-impl Memo {
-    /// The runbooks read from `place` less than [`RUNBOOKS_TTL_MS`] before `now_ms`.
-    pub fn runbooks(&self, place: &str, now_ms: u64) -> Option<Vec<Runbook>> {
-        self.runbooks
-            .borrow()
-            .iter()
-            .find(|(at, read_ms, _)| at == place && now_ms.saturating_sub(*read_ms) < RUNBOOKS_TTL_MS)
-            .map(|(_, _, books)| books.clone())
+impl Default for Memo {
+    fn default() -> Self {
+        Self {
+            linear_labels: LabelCache::default(),
+            runbooks: Recent::new(RUNBOOKS_TTL_MS, MAX_RUNBOOK_REPOS),
+            code_search: Recent::new(CODE_SEARCH_TTL_MS, MAX_SEARCHES),
+            similar: Recent::new(SIMILAR_TTL_MS, MAX_SEARCHES),
+            search_backoff: Backoff::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_is_reused_until_its_ttl_and_the_oldest_key_goes_first() {
+        let recent = Recent::new(1_000, 2);
+        recent.keep("a", 10, 1);
+        assert_eq!(recent.get("a", 1_009), Some(1));
+        assert_eq!(recent.get("a", 1_010), None, "expired");
+        recent.keep("b", 20, 2);
+        recent.keep("a", 30, 3);
+        recent.keep("c", 40, 4);
+        assert_eq!((recent.get("a", 50), recent.get("b", 50), recent.get("c", 50)), (Some(3), None, Some(4)));
     }
 
-    /// Keeps what was read from `place` at `now_ms`.
-    pub fn keep_runbooks(&self, place: &str, now_ms: u64, books: &[Runbook]) {
-        let mut kept = self.runbooks.borrow_mut();
-        kept.retain(|(at, _, _)| at != place);
-        if kept.len() >= MAX_RUNBOOK_REPOS {
-            kept.remove(0);
-        }
-        kept.push((place.to_owned(), now_ms, books.to_vec()));
+    #[test]
+    fn a_backoff_holds_until_the_time_asked() {
+        let backoff = Backoff::default();
+        backoff.wait("github search", 100, 60_000);
+        assert_eq!(backoff.until("github search", 60_099), Some(60_100));
+        assert_eq!(backoff.until("github search", 60_100), None);
+        assert_eq!(backoff.until("github code_search", 200), None, "another API");
     }
 }

@@ -7,6 +7,7 @@
 use std::future::Future;
 
 use bugbot_shared::command::IssueMention;
+use bugbot_shared::event::format_rfc3339_ms;
 use bugbot_shared::frames::{MappedFrame, event_frames, map_frame_list_with};
 use bugbot_shared::job::{InteractionContext, Job};
 use bugbot_shared::packet::{
@@ -29,6 +30,7 @@ use crate::clients::sentry_api::{ApiIssue, SentryApi};
 use crate::handlers::alert::timebox::{now_ms, within};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
+use crate::store::memo::Recent;
 use crate::store::ports::{ClaimPort, KvPort};
 
 const CONVERSATION_LIMIT: u8 = 25;
@@ -76,6 +78,36 @@ async fn timeboxed<T>(ms: u64, fut: impl Future<Output = Result<T, SinkError>>) 
         None => Err(SourceError::TimedOut(ms)),
     };
     (result, now_ms().saturating_sub(started))
+}
+
+/// A search through the isolate's caches (`store::memo`): an answer kept less than its TTL ago is
+/// reused, and while `api` has asked bugbot to wait (a rate limit's `retry-after` or reset), it is
+/// not asked at all: the source's note says until when. Searches are the evidence calls services
+/// limit most (GitHub: 10 code searches and 30 issue searches a minute), and an error storm repeats
+/// the same ones.
+async fn remembered<T: Clone>(
+    ctx: &Ctx<'_, impl HttpPort, impl ClaimPort, impl KvPort>,
+    recent: &Recent<T>,
+    (service, api): (&'static str, &str),
+    key: &str,
+    search: impl Future<Output = Result<T, SinkError>>,
+) -> Result<T, SinkError> {
+    if let Some(kept) = recent.get(key, ctx.now_ms) {
+        return Ok(kept);
+    }
+    if let Some(until) = ctx.memo.search_backoff.until(api, ctx.now_ms) {
+        let reason = format!("rate limited until {}: not asked", format_rfc3339_ms(until));
+        return Err(SinkError::Transient { service, reason, retry_after: None });
+    }
+    let found = search.await;
+    match &found {
+        Ok(answer) => recent.keep(key, ctx.now_ms, answer.clone()),
+        Err(SinkError::Transient { retry_after: Some(wait), .. }) => {
+            ctx.memo.search_backoff.wait(api, ctx.now_ms, wait.delay_ms);
+        }
+        Err(_) => {}
+    }
+    found
 }
 
 /// The recent conversation, oldest first, without bugbot's own messages; the target message is
@@ -497,21 +529,26 @@ async fn gather_similar<P: HttpPort, C: ClaimPort, K: KvPort>(
     }
     let in_linear = async {
         match ctx.linear() {
-            Some((l, _)) => l.search(&term, 5).await.map(|issues| {
-                issues
-                    .into_iter()
-                    .map(|i| {
-                        let resolved = matches!(i.state_type.as_deref(), Some("completed" | "canceled"));
-                        SimilarIssue {
-                            id: i.identifier,
-                            title: i.title,
-                            url: i.url,
-                            resolved,
-                            resolution: i.state_type,
-                        }
+            Some((l, _)) => {
+                remembered(ctx, &ctx.memo.similar, ("linear", &l.api_url), &format!("{} {term}", l.api_url), async {
+                    l.search(&term, 5).await.map(|issues| {
+                        issues
+                            .into_iter()
+                            .map(|i| {
+                                let resolved = matches!(i.state_type.as_deref(), Some("completed" | "canceled"));
+                                SimilarIssue {
+                                    id: i.identifier,
+                                    title: i.title,
+                                    url: i.url,
+                                    resolved,
+                                    resolution: i.state_type,
+                                }
+                            })
+                            .collect::<Vec<_>>()
                     })
-                    .collect::<Vec<_>>()
-            }),
+                })
+                .await
+            }
             None => Ok(Vec::new()),
         }
     };
@@ -519,18 +556,22 @@ async fn gather_similar<P: HttpPort, C: ClaimPort, K: KvPort>(
         match ctx.github() {
             Some(g) => {
                 let q = format!("repo:{} is:issue \"{}\"", g.repo, term.replace('"', ""));
-                g.search_issues(&q, 5).await.map(|issues| {
-                    issues
-                        .into_iter()
-                        .map(|i| SimilarIssue {
-                            id: format!("#{}", i.number),
-                            resolved: i.state == "closed",
-                            resolution: (i.state == "closed").then(|| "closed".to_owned()),
-                            title: i.title,
-                            url: i.html_url,
-                        })
-                        .collect::<Vec<_>>()
+                let (api, key) = (format!("{} search", g.api_base), format!("{} {q}", g.api_base));
+                remembered(ctx, &ctx.memo.similar, ("github", &api), &key, async {
+                    g.search_issues(&q, 5).await.map(|issues| {
+                        issues
+                            .into_iter()
+                            .map(|i| SimilarIssue {
+                                id: format!("#{}", i.number),
+                                resolved: i.state == "closed",
+                                resolution: (i.state == "closed").then(|| "closed".to_owned()),
+                                title: i.title,
+                                url: i.html_url,
+                            })
+                            .collect::<Vec<_>>()
+                    })
                 })
+                .await
             }
             None => Ok(Vec::new()),
         }
@@ -579,12 +620,12 @@ async fn gather_runbooks<P: HttpPort, C: ClaimPort, K: KvPort>(
         let dir = ctx.config.evidence.runbooks_dir.clone();
         let url = format!("{}/repos/{}/contents/{dir}", gh.api_base.trim_end_matches('/'), gh.repo);
         // Read at most every `RUNBOOKS_TTL_MS` (`store::memo`): a listing and up to ten files.
-        if let Some(kept) = ctx.memo.runbooks(&url, ctx.now_ms) {
+        if let Some(kept) = ctx.memo.runbooks.get(&url, ctx.now_ms) {
             books.extend(kept);
         } else {
             let (read, complete) = read_runbooks(ctx, &gh, url.clone()).await?;
             if complete {
-                ctx.memo.keep_runbooks(&url, ctx.now_ms, &read);
+                ctx.memo.runbooks.keep(&url, ctx.now_ms, read.clone());
             }
             books.extend(read);
         }
@@ -676,7 +717,7 @@ pub async fn gather_evidence<P: HttpPort, C: ClaimPort, K: KvPort>(
     let shown_frames: Vec<MappedFrame> = frames.iter().filter(|f| paths.shows(&f.path)).cloned().collect();
     let (((code, code_ms), (commits, commits_ms)), ((similar, similar_ms), (runbooks, runbooks_ms))) = join(
         join(timeboxed(ms, gather_code(ctx, frames)), timeboxed(ms, gather_commits(ctx, &shown_frames, release))),
-        join(timeboxed(ms, gather_similar(ctx, headline)), timeboxed(ms, gather_runbooks(ctx, texts))),
+        join(timeboxed(ms, Box::pin(gather_similar(ctx, headline))), timeboxed(ms, gather_runbooks(ctx, texts))),
     )
     .await;
     timings.0.extend([("code", code_ms), ("commits", commits_ms), ("similar", similar_ms), ("runbooks", runbooks_ms)]);
@@ -710,7 +751,9 @@ async fn gather_related_files<P: HttpPort, C: ClaimPort, K: KvPort>(
     let (Some(github), Some(phrase)) = (ctx.github(), bugbot_shared::packet::code_search_phrase(texts)) else {
         return Ok(Vec::new());
     };
-    let found = github.search_code(&phrase, 20).await?;
+    let q = format!("{} {phrase}", github.repo);
+    let (api, key) = (format!("{} code_search", github.api_base), format!("{} {q}", github.api_base));
+    let found = remembered(ctx, &ctx.memo.code_search, ("github", &api), &key, github.search_code(&phrase, 20)).await?;
     let mut out: Vec<String> = Vec::new();
     for path in found {
         if paths.shows(&path) && !out.contains(&path) && out.len() < 5 {
