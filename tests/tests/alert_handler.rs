@@ -395,7 +395,7 @@ async fn runbooks_are_read_again_only_after_their_ttl() {
     assert_eq!(f.linear.issues().len(), 3);
 }
 
-/// The sentry_docs alert as Sentry issue `90{i}` titled `title` (its own fingerprint). Its exception
+/// The `sentry_docs` alert as Sentry issue `90{i}` titled `title` (its own fingerprint). Its exception
 /// says "heck is not defined", the phrase code search looks for.
 fn titled_alert(i: u64, title: &str) -> Job {
     let path = "sentry/sentry_docs_payloads/event_alert_triggered.json";

@@ -603,7 +603,7 @@ async fn main() -> anyhow::Result<()> {
         args.rate, args.concurrency
     );
     if args.evidence > 0 {
-        bugbot_e2e::bench_evidence::run(args.evidence).await?;
+        Box::pin(bugbot_e2e::bench_evidence::run(args.evidence)).await?;
     }
     if args.drain > 0 {
         let mut drains = Vec::new();
