@@ -530,23 +530,29 @@ async fn gather_similar<P: HttpPort, C: ClaimPort, K: KvPort>(
     let in_linear = async {
         match ctx.linear() {
             Some((l, _)) => {
-                remembered(ctx, &ctx.memo.similar, ("linear", &l.api_url), &format!("{} {term}", l.api_url), async {
-                    l.search(&term, 5).await.map(|issues| {
-                        issues
-                            .into_iter()
-                            .map(|i| {
-                                let resolved = matches!(i.state_type.as_deref(), Some("completed" | "canceled"));
-                                SimilarIssue {
-                                    id: i.identifier,
-                                    title: i.title,
-                                    url: i.url,
-                                    resolved,
-                                    resolution: i.state_type,
-                                }
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
+                remembered(
+                    ctx,
+                    &ctx.memo.similar,
+                    ("linear", &l.api_url),
+                    &format!("linear {} {term}", l.api_url),
+                    async {
+                        l.search(&term, 5).await.map(|issues| {
+                            issues
+                                .into_iter()
+                                .map(|i| {
+                                    let resolved = matches!(i.state_type.as_deref(), Some("completed" | "canceled"));
+                                    SimilarIssue {
+                                        id: i.identifier,
+                                        title: i.title,
+                                        url: i.url,
+                                        resolved,
+                                        resolution: i.state_type,
+                                    }
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    },
+                )
                 .await
             }
             None => Ok(Vec::new()),
@@ -556,7 +562,7 @@ async fn gather_similar<P: HttpPort, C: ClaimPort, K: KvPort>(
         match ctx.github() {
             Some(g) => {
                 let q = format!("repo:{} is:issue \"{}\"", g.repo, term.replace('"', ""));
-                let (api, key) = (format!("{} search", g.api_base), format!("{} {q}", g.api_base));
+                let (api, key) = (format!("{} search", g.api_base), format!("github {} {q}", g.api_base));
                 remembered(ctx, &ctx.memo.similar, ("github", &api), &key, async {
                     g.search_issues(&q, 5).await.map(|issues| {
                         issues
