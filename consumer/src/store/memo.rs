@@ -28,6 +28,9 @@ pub const SIMILAR_TTL_MS: u64 = 60 * 1000;
 const MAX_RUNBOOK_REPOS: usize = 16;
 /// The most search answers kept of each kind.
 const MAX_SEARCHES: usize = 64;
+/// The longest a rate-limited API is left alone, whatever it asked (an hour: GitHub's primary limits
+/// reset within one).
+pub const MAX_BACKOFF_MS: u64 = 60 * 60 * 1000;
 
 /// Answers by key, each reused for `ttl_ms` after it was kept; past `max` keys the oldest goes.
 #[derive(Debug)]
@@ -72,11 +75,11 @@ impl Backoff {
         self.0.borrow().iter().find(|(a, until)| a == api && *until > now_ms).map(|(_, until)| *until)
     }
 
-    /// `api` answered "rate limited, wait `delay_ms`" at `now_ms`.
+    /// `api` answered "rate limited, wait `delay_ms`" at `now_ms` (at most [`MAX_BACKOFF_MS`]).
     pub fn wait(&self, api: &str, now_ms: u64, delay_ms: u64) {
         let mut waits = self.0.borrow_mut();
         waits.retain(|(a, until)| a != api && *until > now_ms);
-        waits.push((api.to_owned(), now_ms.saturating_add(delay_ms)));
+        waits.push((api.to_owned(), now_ms.saturating_add(delay_ms.min(MAX_BACKOFF_MS))));
     }
 }
 
@@ -130,5 +133,7 @@ mod tests {
         assert_eq!(backoff.until("github search", 60_099), Some(60_100));
         assert_eq!(backoff.until("github search", 60_100), None);
         assert_eq!(backoff.until("github code_search", 200), None, "another API");
+        backoff.wait("github search", 0, u64::MAX);
+        assert_eq!(backoff.until("github search", 0), Some(MAX_BACKOFF_MS), "at most an hour");
     }
 }
