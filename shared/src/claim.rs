@@ -113,8 +113,14 @@ pub enum DeliveryOp {
         #[serde(default)]
         window_ms: u64,
     },
-    /// The queue gave up on the job (dead-lettered): free it so a replay starts afresh.
-    Release,
+    /// The queue gave up on the job (dead-lettered): free it so a replay starts afresh. With the
+    /// dead-lettered message (`holder`), only that message's own lease is freed: a copy of the job
+    /// that the queue gave up on while another message held it (it kept finding the job busy)
+    /// leaves the holder its lease. `None` (an older consumer) frees it whoever holds it.
+    Release {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        holder: Option<String>,
+    },
     /// The holder is done with the claim (a fix run's result arrived): free it — only if `holder`
     /// still holds it. A run whose lease ran out and was taken over must not free its successor's.
     Relinquish {
@@ -176,7 +182,15 @@ pub fn delivery(record: Option<DeliveryRecord>, op: DeliveryOp) -> (Option<Deliv
             DeliveryReply::Finished,
         ),
         (_, DeliveryOp::Relinquish { .. }) => (None, DeliveryReply::Finished),
-        (_, DeliveryOp::Release) => (
+        (record, DeliveryOp::Release { holder: Some(me) }) => match record {
+            Some(DeliveryRecord::InProgress { holder, .. }) if holder == me => (
+                Some(DeliveryRecord::InProgress { holder: String::new(), lease_until_ms: 0, attempts: 0 }),
+                DeliveryReply::Finished,
+            ),
+            // Another message holds it, or it is finished: nothing of this message's to free.
+            _ => (None, DeliveryReply::Finished),
+        },
+        (_, DeliveryOp::Release { holder: None }) => (
             Some(DeliveryRecord::InProgress { holder: String::new(), lease_until_ms: 0, attempts: 0 }),
             DeliveryReply::Finished,
         ),
@@ -341,9 +355,14 @@ pub enum FingerprintOp {
         holder: String,
     },
     /// The queue gave up on job `job` (dead-lettered): forget its delivery, and free the filing
-    /// if it held it, so that a replay starts afresh.
+    /// if it held it, so that a replay starts afresh. With the dead-lettered queue `message`, only
+    /// what that message did is forgotten: a copy of the job that kept finding the filing busy
+    /// (another message holds it) neither frees the holder's lease nor unmakes its work. `None`
+    /// (an older consumer) forgets every copy of the job.
     Forget {
         job: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
     /// The source says resolved (`true`) or unresolved/regressed (`false`).
     SetResolved {
@@ -430,7 +449,7 @@ pub fn fingerprint(
             let delivery = Delivery { job: holder, message, now_ms, lease_ms, window_ms };
             occurrence(record, delivery, cooldown_ms)
         }
-        FingerprintOp::Forget { job } => forget(record, &job),
+        FingerprintOp::Forget { job, message } => forget(record, &job, message.as_deref()),
         FingerprintOp::Progress { tracked } => match record {
             Some(mut r) => {
                 r.tracked.merge(tracked);
@@ -518,13 +537,19 @@ pub fn fingerprint(
 }
 
 /// The queue gave up on `job`: forget its delivery, and free the filing if it held it.
-fn forget(record: Option<FingerprintRecord>, job: &str) -> (Option<FingerprintRecord>, FingerprintReply) {
+fn forget(
+    record: Option<FingerprintRecord>,
+    job: &str,
+    message: Option<&str>,
+) -> (Option<FingerprintRecord>, FingerprintReply) {
     let Some(mut r) = record else { return (None, FingerprintReply::NotTracked) };
-    r.recent.retain(|seen| seen.job != job);
+    // What the dead-lettered message did (a record or a forget without messages: any copy's).
+    let its = |carried: Option<&str>| message.is_none() || carried.is_none() || carried == message;
+    r.recent.retain(|seen| seen.job != job || !its(seen.message.as_deref()));
     if r.last_occurrence.as_ref().is_some_and(|(last, _)| last == job) {
         r.last_occurrence = None;
     }
-    if r.state == IssueState::Creating && r.holder.as_deref() == Some(job) {
+    if r.state == IssueState::Creating && r.holder.as_deref() == Some(job) && its(r.holder_message.as_deref()) {
         r.holder = None;
         r.holder_message = None;
         r.lease_until_ms = 0;
@@ -874,7 +899,7 @@ mod tests {
         assert_eq!(delivery(rec.clone(), begin("m2", 10)).1, DeliveryReply::Busy { lease_until_ms: LEASE + 10 });
         assert_eq!(delivery(rec.clone(), begin("m2", LEASE + 10)).1, DeliveryReply::Proceed { attempt: 3 });
         // A dead-lettered job is released: its replay starts again at attempt 1.
-        let (released, _) = delivery(rec.clone(), DeliveryOp::Release);
+        let (released, _) = delivery(rec.clone(), DeliveryOp::Release { holder: None });
         assert_eq!(delivery(released, begin("m9", 11)).1, DeliveryReply::Proceed { attempt: 1 });
         let (done, _) = delivery(rec, finish("m1", 15));
         assert_eq!(delivery(done, begin("m3", 20)).1, DeliveryReply::Duplicate { outcome: "filed".into() });
@@ -1036,8 +1061,38 @@ mod tests {
     }
 
     #[test]
+    fn a_dead_lettered_copy_leaves_the_filing_delivery_its_lease() {
+        let forget = |message: &str| FingerprintOp::Forget { job: "a".into(), message: Some(message.into()) };
+        // msg-a files; a copy (msg-copy) keeps finding it busy until the queue gives up on it.
+        let (_, replies) =
+            run(vec![occ("a", 0), copy("a", "msg-copy", 10), forget("msg-copy"), copy("a", "msg-third", 20)]);
+        assert!(matches!(replies[1], FingerprintReply::Busy { .. }), "{replies:?}");
+        assert!(matches!(replies[3], FingerprintReply::Busy { .. }), "still held by msg-a: {replies:?}");
+        // The filing message itself dead-lettered: its lease is freed, and the replay files.
+        let (_, replies) = run(vec![occ("a", 0), forget("msg-a"), copy("a", "msg-replay", 20)]);
+        assert!(matches!(replies[2], FingerprintReply::Create { .. }), "{replies:?}");
+        // A copy dead-lettered after the filing finished does not unmake it: its replay is a duplicate.
+        let (_, replies) = run(vec![occ("a", 0), filed("a", 1), forget("msg-copy"), copy("a", "msg-replay", 20)]);
+        assert_eq!(replies[3], FingerprintReply::Duplicate, "{replies:?}");
+    }
+
+    #[test]
+    fn a_dead_lettered_copy_leaves_the_holding_message_its_delivery() {
+        let begin = |holder: &str, now_ms| DeliveryOp::Begin { holder: holder.into(), now_ms, lease_ms: LEASE };
+        let release = |holder: &str| DeliveryOp::Release { holder: Some(holder.into()) };
+        let (held, _) = delivery(None, begin("m1", 0));
+        let (unchanged, _) = delivery(held.clone(), release("m2"));
+        assert_eq!(unchanged, None, "m2 does not hold it");
+        assert!(matches!(delivery(held.clone(), begin("m3", 10)).1, DeliveryReply::Busy { .. }));
+        let (released, _) = delivery(held, release("m1"));
+        assert_eq!(delivery(released, begin("m3", 10)).1, DeliveryReply::Proceed { attempt: 1 });
+        let (done, _) = delivery(None, finish("m1", 15));
+        assert_eq!(delivery(done, release("m2")).0, None, "a finished delivery stays finished");
+    }
+
+    #[test]
     fn a_dead_lettered_delivery_is_forgotten_so_its_replay_runs() {
-        let forget = |job: &str| FingerprintOp::Forget { job: job.into() };
+        let forget = |job: &str| FingerprintOp::Forget { job: job.into(), message: None };
         // The filing job dead-lettered: its lease is freed, and the replay files.
         let (_, replies) = run(vec![occ("a", 0), forget("a"), copy("a", "msg-replay", 10)]);
         assert!(matches!(replies[2], FingerprintReply::Create { .. }), "{replies:?}");

@@ -420,11 +420,14 @@ async fn dead_letter(state: &State, claims: &Claims, d: &Delivered, config: &Con
         // alert's delivery is remembered by its fingerprint's claim).
         match d.signal.as_ref().and_then(|s| s.as_ref().ok()) {
             Some(signal) => {
-                let forget = bugbot_shared::claim::FingerprintOp::Forget { job: job.id.to_string() };
+                let forget = bugbot_shared::claim::FingerprintOp::Forget {
+                    job: job.id.to_string(),
+                    message: Some(message.id()),
+                };
                 let _ = claims.fingerprint(signal.fingerprint().as_str(), &forget).await;
             }
             None => {
-                let _ = claims.delivery(job.id.as_str(), &DeliveryOp::Release).await;
+                let _ = claims.delivery(job.id.as_str(), &DeliveryOp::Release { holder: Some(message.id()) }).await;
             }
         }
         let failed =
