@@ -585,14 +585,14 @@ fn classify(response: &HttpResponse) -> Result<Value, Failure> {
     {
         let rate_limited = errors.iter().find(|e| e.extensions.kind.as_deref() == Some("ratelimited"));
         if let Some(error) = rate_limited {
-            return Err(Failure::Sink(transient(short(&error.message), retry_after(response))));
+            return Err(Failure::Sink(transient(short(&error.message), retry_after(response, true))));
         }
         let kind = first.extensions.kind.as_deref().unwrap_or("error");
         let detail = first.extensions.user_presentable_message.as_deref().unwrap_or(&first.message);
         let reason = format!("{kind}: {}", short(detail));
         // `internal error`, `lock timeout`, `network error` are Linear's own transient failures.
         if matches!(kind, "internal error" | "lock timeout" | "network error") || status >= 500 || status == 429 {
-            return Err(Failure::Sink(transient(reason, retry_after(response))));
+            return Err(Failure::Sink(transient(reason, retry_after(response, status == 429))));
         }
         if first.message.starts_with("Entity not found") {
             return Err(Failure::NotFound(reason));
@@ -600,7 +600,7 @@ fn classify(response: &HttpResponse) -> Result<Value, Failure> {
         return Err(Failure::Sink(permanent(reason)));
     }
     if status == 429 || status >= 500 {
-        return Err(Failure::Sink(transient(format!("HTTP {status}"), retry_after(response))));
+        return Err(Failure::Sink(transient(format!("HTTP {status}"), retry_after(response, status == 429))));
     }
     if !(200..300).contains(&status) {
         return Err(Failure::Sink(permanent(format!("HTTP {status}"))));
@@ -647,20 +647,26 @@ fn issue_input(issue: &NewLinearIssue) -> Value {
     input
 }
 
-/// Linear's hints: `retry-after` (seconds) when present, else the later of
-/// `x-ratelimit-{requests,complexity}-reset` (epoch milliseconds). Reset times are read against
-/// the response's own `Date` (the server's clock: no skew, and no clock of ours); without one,
-/// only a relative `retry-after` can be used.
-fn retry_after(response: &HttpResponse) -> Option<RetryAfter> {
+/// Linear's hints: `retry-after` (seconds) when present, else the later of the
+/// `x-ratelimit-{requests,complexity}-reset` (epoch milliseconds) of a rate limit: the answer says
+/// it is one (`rate_limited`), or that window has no request left. Linear sends the reset times on
+/// every answer, where they only say when the window ends: a server error with requests left is
+/// not a reason to wait an hour. Reset times are read against the response's own `Date` (the
+/// server's clock: no skew, and no clock of ours); without one, only a relative `retry-after` can
+/// be used.
+fn retry_after(response: &HttpResponse, rate_limited: bool) -> Option<RetryAfter> {
     let now_ms = response.header("date").and_then(parse_http_date_ms);
     if let Some(value) = response.header("retry-after") {
         // `u64::MAX` makes an HTTP-date "past" when there is no Date to read it against.
         return parse_retry_after(value, now_ms.unwrap_or(u64::MAX));
     }
     let now_ms = now_ms?;
-    ["x-ratelimit-requests-reset", "x-ratelimit-complexity-reset"]
+    let spent =
+        |window: &str| response.header(&format!("x-ratelimit-{window}-remaining")).is_some_and(|v| v.trim() == "0");
+    ["requests", "complexity"]
         .into_iter()
-        .filter_map(|name| response.header(name))
+        .filter(|window| rate_limited || spent(window))
+        .filter_map(|window| response.header(&format!("x-ratelimit-{window}-reset")))
         .filter_map(|value| RetryAfter::from_reset_epoch(value, now_ms))
         .max()
 }
@@ -1300,6 +1306,20 @@ mod tests {
 
         let e = failure(answer_with(429, &[("retry-after", "2")], "Too Many Requests"));
         assert_eq!(transient_delay(&e), Some(2_000));
+    }
+
+    #[test]
+    fn a_server_error_waits_for_a_reset_only_when_its_window_is_spent() {
+        let reset = (DATE_MS + 3_600_000).to_string();
+        let window = |remaining| {
+            [("date", DATE), ("x-ratelimit-requests-remaining", remaining), ("x-ratelimit-requests-reset", &reset)]
+        };
+        let e = failure(answer_with(503, &window("1499"), ""));
+        assert_eq!(transient_delay(&e), None, "requests left: the reset is only the window's end");
+        let e = failure(answer_with(503, &window("0"), ""));
+        assert_eq!(transient_delay(&e), Some(3_600_000), "the window is spent");
+        let internal = r#"{"errors":[{"message":"boom","extensions":{"type":"internal error"}}]}"#;
+        assert_eq!(transient_delay(&failure(answer_with(200, &window("1499"), internal))), None);
     }
 
     #[test]

@@ -81,8 +81,8 @@ async fn timeboxed<T>(ms: u64, fut: impl Future<Output = Result<T, SinkError>>) 
 }
 
 /// A search through the isolate's caches (`store::memo`): an answer kept less than its TTL ago is
-/// reused, and while `api` has asked bugbot to wait (a rate limit's `retry-after` or reset), it is
-/// not asked at all: the source's note says until when. Searches are the evidence calls services
+/// reused, and while `api` has asked bugbot to wait (`retry-after`, or a spent rate-limit window's
+/// reset), it is not asked at all: the source's note says until when. Searches are the evidence calls services
 /// limit most (GitHub: 10 code searches and 30 issue searches a minute), and an error storm repeats
 /// the same ones.
 async fn remembered<T: Clone>(
@@ -103,7 +103,10 @@ async fn remembered<T: Clone>(
     match &found {
         Ok(answer) => recent.keep(key, ctx.now_ms, answer.clone()),
         Err(SinkError::Transient { retry_after: Some(wait), .. }) => {
-            ctx.memo.search_backoff.wait(api, ctx.now_ms, wait.delay_ms);
+            // The wait counts from the answer, which came after the job's start (its claim, the
+            // enrichment and the other sources took time first).
+            let answered_ms = ctx.now_ms.max(now_ms());
+            ctx.memo.search_backoff.wait(api, answered_ms, wait.delay_ms);
         }
         Err(_) => {}
     }
