@@ -26,6 +26,14 @@ pub enum JobState {
     Failed,
 }
 
+impl JobState {
+    /// The job's work is done, whichever copy of its delivery did it: a copy the queue gives up on
+    /// afterwards (it kept finding the job busy while another copy finished it) has lost nothing.
+    pub fn finished_ok(self) -> bool {
+        matches!(self, Self::Filed | Self::PrOpened | Self::Done | Self::Duplicate | Self::Ignored)
+    }
+}
+
 /// A job's status record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStatus {
@@ -43,4 +51,17 @@ pub struct JobStatus {
     /// Links produced so far (tracked issue, PR, Discord message).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<String>,
+}
+
+#[cfg(test)]
+mod finished_tests {
+    use super::JobState;
+
+    #[test]
+    fn only_done_work_is_finished() {
+        let finished = [JobState::Filed, JobState::PrOpened, JobState::Done, JobState::Duplicate, JobState::Ignored];
+        assert!(finished.iter().all(|s| s.finished_ok()));
+        let open = [JobState::Received, JobState::Gathering, JobState::Fixing, JobState::Retrying, JobState::Failed];
+        assert!(open.iter().all(|s| !s.finished_ok()));
+    }
 }

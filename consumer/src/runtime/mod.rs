@@ -399,6 +399,16 @@ async fn dead_letter(state: &State, claims: &Claims, d: &Delivered, config: &Con
         Some(j) => crate::store::job_status(claims, state, j.id.as_str()).await,
         None => None,
     };
+    if last.as_ref().is_some_and(|s| s.state.finished_ok()) {
+        // Another copy of the delivery finished the job while this one kept finding it busy:
+        // nothing is lost, so there is no dead letter, and the job's record keeps its outcome.
+        message.ack();
+        let mut line = LogLine::new(Level::Info, "consumer", "dead_letter");
+        line.job_id = Some(&job_id);
+        line.outcome = Some("superseded");
+        finish(&mut line, started, Some("another copy of the delivery finished the job"), config.log_level);
+        return;
+    }
     let reason = last.and_then(|s| s.reason).unwrap_or_else(|| "undecodable or unknown job".to_owned());
     let letter = DeadLetter {
         job_id: job_id.clone(),
