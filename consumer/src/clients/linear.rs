@@ -649,9 +649,9 @@ fn issue_input(issue: &NewLinearIssue) -> Value {
 
 /// Linear's hints: `retry-after` (seconds) when present, else the later of the
 /// `x-ratelimit-{requests,complexity}-reset` (epoch milliseconds) of a rate limit: the answer says
-/// it is one (`rate_limited`), or that window has no request left. Linear sends the reset times on
-/// every answer, where they only say when the window ends: a server error with requests left is
-/// not a reason to wait an hour. Reset times are read against the response's own `Date` (the
+/// it is one (`rate_limited`), or that window has no request left. A reset time on any other answer
+/// only says when the window ends: a server error with requests left is not a reason to wait until
+/// then (up to an hour). Reset times are read against the response's own `Date` (the
 /// server's clock: no skew, and no clock of ours); without one, only a relative `retry-after` can
 /// be used.
 fn retry_after(response: &HttpResponse, rate_limited: bool) -> Option<RetryAfter> {
