@@ -430,6 +430,28 @@ async fn code_search_answers_are_reused_within_their_ttl() {
     }
 }
 
+/// The alerts of a batch run together (`runtime`): those that need a search another one is making
+/// wait for its answer (`store::memo::Recent::flight`) rather than each spending one of GitHub's 10
+/// code searches a minute.
+#[tokio::test(flavor = "current_thread")]
+async fn alerts_running_together_share_one_code_search() {
+    let f = fakes().await;
+    f.github.put_file("src/heck.js", "throw new ReferenceError('heck is not defined');\n");
+    let (claims, state, memo) = (MemoryClaims::default(), State::new(MemoryKv::default()), Memo::default());
+    let at = now_ms();
+    let title = |i: u64| format!("TogetherError {i}: heck is not defined");
+    let (jobs, ids): (Vec<Job>, Vec<String>) = (1..=3).map(|i| (titled_alert(i, &title(i)), format!("m{i}"))).unzip();
+    let runs = jobs.iter().zip(&ids).map(|(job, id)| run_at(&f.config, &claims, &state, job, id, at, &memo));
+    for (outcome, _) in futures::future::join_all(runs).await {
+        assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{outcome:?}");
+    }
+    let searches = f.github.requests().iter().filter(|r| r.path.ends_with("/search/code")).count();
+    assert_eq!(searches, 1, "one code search for the three alerts");
+    for i in 1..=3 {
+        assert!(github_body(&f, &title(i)).contains("src/heck.js"), "alert {i} lists the file found");
+    }
+}
+
 /// The similar issues of an error type are searched once a minute (`SIMILAR_TTL_MS`), in Linear and
 /// in GitHub; another error type is searched at once.
 #[tokio::test(flavor = "current_thread")]

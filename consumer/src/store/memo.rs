@@ -5,6 +5,8 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
+use futures_channel::oneshot;
+
 use bugbot_shared::packet::SimilarIssue;
 use bugbot_shared::runbook::Runbook;
 
@@ -33,16 +35,81 @@ const MAX_SEARCHES: usize = 64;
 pub const MAX_BACKOFF_MS: u64 = 60 * 60 * 1000;
 
 /// Answers by key, each reused for `ttl_ms` after it was kept; past `max` keys the oldest goes.
+///
+/// A key is looked up once at a time: the jobs of a batch run together, and those that ask for a
+/// key while its answer is on the way wait for that answer ([`Recent::flight`]) rather than each
+/// asking the service.
 #[derive(Debug)]
 pub struct Recent<T> {
     ttl_ms: u64,
     max: usize,
     kept: RefCell<VecDeque<(String, u64, T)>>,
+    /// Keys being looked up, and who waits for each.
+    waiting: RefCell<Vec<(String, Vec<oneshot::Sender<T>>)>>,
+}
+
+/// Who looks a key up: this job ([`Flight::Lead`]) or one already on it ([`Flight::Follow`]).
+#[derive(Debug)]
+pub enum Flight<'a, T> {
+    /// Nobody is: look it up, and [`Leader::land`] the answer.
+    Lead(Leader<'a, T>),
+    /// Another job is: its answer, or `Canceled` when it got none (the lookup failed, or the job
+    /// gave up and dropped it).
+    Follow(oneshot::Receiver<T>),
+}
+
+/// The job looking a key up. Dropped without [`Leader::land`], it leaves the waiting jobs to look
+/// it up themselves.
+#[derive(Debug)]
+pub struct Leader<'a, T> {
+    recent: &'a Recent<T>,
+    key: String,
+}
+
+impl<T: Clone> Leader<'_, T> {
+    /// Keeps the answer, read at `now_ms`, and hands it to the jobs waiting for it.
+    pub fn land(self, now_ms: u64, value: T) {
+        let waiting = self.recent.take_waiting(&self.key);
+        for waiter in waiting {
+            // A waiter gone (its job timed out) wants nothing.
+            let _ = waiter.send(value.clone());
+        }
+        self.recent.keep(&self.key, now_ms, value);
+    }
+}
+
+impl<T> Drop for Leader<'_, T> {
+    fn drop(&mut self) {
+        // Without an answer the senders go with the entry, and each waiter sees `Canceled`.
+        drop(self.recent.take_waiting(&self.key));
+    }
+}
+
+impl<T> Recent<T> {
+    fn take_waiting(&self, key: &str) -> Vec<oneshot::Sender<T>> {
+        let mut waiting = self.waiting.borrow_mut();
+        match waiting.iter().position(|(k, _)| k == key) {
+            Some(i) => waiting.swap_remove(i).1,
+            None => Vec::new(),
+        }
+    }
 }
 
 impl<T: Clone> Recent<T> {
     pub const fn new(ttl_ms: u64, max: usize) -> Self {
-        Self { ttl_ms, max, kept: RefCell::new(VecDeque::new()) }
+        Self { ttl_ms, max, kept: RefCell::new(VecDeque::new()), waiting: RefCell::new(Vec::new()) }
+    }
+
+    /// Who looks `key` up: this job, unless another one already is.
+    pub fn flight(&self, key: &str) -> Flight<'_, T> {
+        let mut waiting = self.waiting.borrow_mut();
+        if let Some((_, waiters)) = waiting.iter_mut().find(|(k, _)| k == key) {
+            let (sender, receiver) = oneshot::channel();
+            waiters.push(sender);
+            return Flight::Follow(receiver);
+        }
+        waiting.push((key.to_owned(), Vec::new()));
+        Flight::Lead(Leader { recent: self, key: key.to_owned() })
     }
 
     /// What was kept for `key` less than the TTL before `now_ms`.
@@ -124,6 +191,34 @@ mod tests {
         recent.keep("a", 30, 3);
         recent.keep("c", 40, 4);
         assert_eq!((recent.get("a", 50), recent.get("b", 50), recent.get("c", 50)), (Some(3), None, Some(4)));
+    }
+
+    #[test]
+    fn a_key_in_flight_is_looked_up_once_and_its_answer_shared() {
+        use futures::executor::block_on;
+        let recent = Recent::new(1_000, 2);
+        let Flight::Lead(leader) = recent.flight("a") else { panic!("nobody was looking a up") };
+        let (Flight::Follow(first), Flight::Follow(second)) = (recent.flight("a"), recent.flight("a")) else {
+            panic!("a is in flight")
+        };
+        let Flight::Lead(other) = recent.flight("b") else { panic!("b is another key") };
+        leader.land(10, 7);
+        assert_eq!((block_on(first), block_on(second)), (Ok(7), Ok(7)));
+        assert_eq!(recent.get("a", 20), Some(7), "kept for the jobs after");
+        drop(other);
+        assert!(matches!(recent.flight("a"), Flight::Lead(_)), "landed: the next lookup leads");
+    }
+
+    #[test]
+    fn a_lookup_dropped_without_an_answer_releases_its_waiters() {
+        use futures::executor::block_on;
+        let recent: Recent<u32> = Recent::new(1_000, 2);
+        let Flight::Lead(leader) = recent.flight("a") else { panic!("nobody was looking a up") };
+        let Flight::Follow(waiter) = recent.flight("a") else { panic!("a is in flight") };
+        drop(leader);
+        assert!(block_on(waiter).is_err(), "the waiter looks it up itself");
+        assert!(matches!(recent.flight("a"), Flight::Lead(_)), "nobody is looking a up any more");
+        assert_eq!(recent.get("a", 0), None);
     }
 
     #[test]

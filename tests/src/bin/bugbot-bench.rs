@@ -62,6 +62,10 @@ struct Args {
     /// Distinct alerts drained through the consumer for the cost comparison (0 skips it).
     #[arg(long, default_value_t = 1000)]
     drain: usize,
+    /// Distinct alerts drained first, through the same isolate, and measured apart (the isolate's
+    /// start: compiling, the first objects and connections), before the `--drain` ones.
+    #[arg(long, default_value_t = 200)]
+    drain_warmup: usize,
     /// A checkout of the baseline commit with its Workers built (scripts/bench-baseline makes it).
     #[arg(long)]
     baseline_root: Option<std::path::PathBuf>,
@@ -466,16 +470,55 @@ struct Drain {
     kv_writes: u64,
 }
 
+/// What the harness and the fakes had counted at one moment of a drain.
+#[derive(Default)]
+struct Counted {
+    workerd_ticks: u64,
+    node_ticks: u64,
+    durable_object_calls: u64,
+    kv_writes: u64,
+    requests: [usize; 4],
+}
+
+async fn counted(stack: &bugbot_e2e::stack::Stack) -> anyhow::Result<Counted> {
+    let counts: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/__bench/counts", stack.workers.url))
+        .header("MF-Route-Override", "bugbot-consumer")
+        .send()
+        .await?
+        .json()
+        .await
+        .context("the harness's call counts")?;
+    Ok(Counted {
+        workerd_ticks: cpu_ticks(&stack.workers.workerd_pids()),
+        node_ticks: cpu_ticks(&[stack.workers.harness_pid()]),
+        durable_object_calls: counts["durable_object_calls"].as_u64().unwrap_or_default(),
+        kv_writes: counts["kv_writes"].as_u64().unwrap_or_default() + counts["kv_deletes"].as_u64().unwrap_or_default(),
+        requests: [
+            stack.linear.requests().len(),
+            stack.github.requests().len(),
+            stack.discord.requests().len(),
+            stack.sentry.requests().len(),
+        ],
+    })
+}
+
 /// Drives `n` distinct alerts through the gateway, the queue and the consumer into the fakes, and
 /// counts what it took: the time until the last issue was filed, the CPU of workerd and of the
 /// harness (Node, which receives every log line), and the consumer's Durable Object calls and KV
 /// writes as the harness counted them (`countCalls`).
+///
+/// `warmup` distinct alerts go first, measured apart: the first alerts of a fresh isolate pay for
+/// its start (V8 compiling the wasm's hot functions with its optimizing tier, the first Durable
+/// Object instances, the first connections), which a Worker in production pays once per isolate,
+/// not per alert. Both figures are printed.
 async fn drain(
     label: &str,
     root: Option<&std::path::Path>,
+    warmup: usize,
     n: usize,
     template: &serde_json::Value,
-) -> anyhow::Result<Drain> {
+) -> anyhow::Result<Vec<Drain>> {
     use bugbot_e2e::stack::{Stack, StackOptions};
     let mut options = StackOptions::default();
     options.consumer_vars.push(("LOG_LEVEL".into(), "warn".into()));
@@ -485,19 +528,45 @@ async fn drain(
     }
     options.harness = harness;
     let stack = Stack::start(options).await?;
-    let pids = stack.workers.workerd_pids();
-    let node = vec![stack.workers.harness_pid()];
-    let bodies: Vec<Vec<u8>> = (0..n).map(|i| distinct_alert(template, 50_000 + i)).collect();
+    let mut drains = Vec::new();
+    let mut before = counted(&stack).await?;
+    let phases = [(format!("{label} (first {warmup})"), 40_000, warmup), (label.to_owned(), 50_000, n)];
+    for (phase, first, count) in phases.into_iter().filter(|(_, _, count)| *count > 0) {
+        let bodies: Vec<Vec<u8>> = (first..first + count).map(|i| distinct_alert(template, i)).collect();
+        let drain = drain_phase(&stack, &phase, &bodies, &before).await?;
+        before = counted(&stack).await?;
+        drains.push(drain);
+    }
+    // What went wrong on the way, if anything (LOG_LEVEL=warn: only warnings and errors are printed).
+    let mut warnings: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for line in stack.workers.json_logs().into_iter().filter(|l| l["level"] != "info") {
+        let what = format!("{} {} {}", line["level"], line["event"], line["reason"].as_str().unwrap_or_default());
+        *warnings.entry(what.chars().take(120).collect()).or_default() += 1;
+    }
+    for (what, n) in &warnings {
+        eprintln!("-- {label}: {n} × {what}");
+    }
+    Ok(drains)
+}
+
+/// One phase of [`drain`]: `bodies` sent 32 at a time, then waited for until each is filed.
+async fn drain_phase(
+    stack: &bugbot_e2e::stack::Stack,
+    label: &str,
+    bodies: &[Vec<u8>],
+    before: &Counted,
+) -> anyhow::Result<Drain> {
+    let n = bodies.len();
     // In production each alert's Sentry issue and the integration's installation exist, so the
     // write-back after filing (the external issue link) succeeds: the fake Sentry API knows them too.
-    for body in &bodies {
+    for body in bodies {
         stack.sentry.add_alert_source(&serde_json::from_slice(body)?).context("the alert's Sentry issue")?;
     }
-    let (cpu_before, node_before) = (cpu_ticks(&pids), cpu_ticks(&node));
+    let filed_before = stack.github.issues().len();
     let started = std::time::SystemTime::now();
     let semaphore = Arc::new(Semaphore::new(32));
     let sends = bodies.iter().enumerate().map(|(i, body)| {
-        let (stack, semaphore) = (&stack, semaphore.clone());
+        let semaphore = semaphore.clone();
         async move {
             let _permit = semaphore.acquire().await?;
             stack.sentry("event_alert", &format!("drain-{label}-{i}"), body).await
@@ -510,10 +579,10 @@ async fn drain(
         "-- {label}: {n} alerts accepted by the gateway in {:.2} s",
         started.elapsed().unwrap_or_default().as_secs_f64()
     );
-    let filed =
-        wait::until(Duration::from_mins(10), "every alert filed", || (stack.github.issues().len() >= n).then_some(n))
-            .await
-            .unwrap_or_else(|_| stack.github.issues().len());
+    let filed_now = || stack.github.issues().len().saturating_sub(filed_before);
+    let filed = wait::until(Duration::from_mins(10), "every alert filed", || (filed_now() >= n).then_some(n))
+        .await
+        .unwrap_or_else(|_| filed_now());
     let last = stack
         .github
         .requests()
@@ -522,41 +591,24 @@ async fn drain(
         .map(|r| r.at)
         .max();
     let secs = last.and_then(|l| l.duration_since(started).ok()).unwrap_or_default().as_secs_f64();
-    let (cpu_after, node_after) = (cpu_ticks(&pids), cpu_ticks(&node));
-    // What went wrong on the way, if anything (LOG_LEVEL=warn: only warnings and errors are printed).
-    let mut warnings: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
-    for line in stack.workers.json_logs().into_iter().filter(|l| l["level"] != "info") {
-        let what = format!("{} {} {}", line["level"], line["event"], line["reason"].as_str().unwrap_or_default());
-        *warnings.entry(what.chars().take(120).collect()).or_default() += 1;
-    }
-    for (what, n) in &warnings {
-        eprintln!("-- {label}: {n} × {what}");
-    }
-    let per = |requests: usize| requests as f64 / n as f64;
+    let after = counted(stack).await?;
+    let per = |i: usize| after.requests[i].saturating_sub(before.requests[i]) as f64 / n as f64;
     eprintln!(
         "-- {label}: requests per alert: linear {:.2}, github {:.2}, discord {:.2}, sentry (write-back) {:.2}",
-        per(stack.linear.requests().len()),
-        per(stack.github.requests().len()),
-        per(stack.discord.requests().len()),
-        per(stack.sentry.requests().len()),
+        per(0),
+        per(1),
+        per(2),
+        per(3),
     );
-    let counts: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/__bench/counts", stack.workers.url))
-        .header("MF-Route-Override", "bugbot-consumer")
-        .send()
-        .await?
-        .json()
-        .await
-        .context("the harness's call counts")?;
     Ok(Drain {
         label: label.to_owned(),
         alerts: n,
         filed,
         secs,
-        workerd_cpu_secs: (cpu_after - cpu_before) as f64 / ticks_per_sec(),
-        node_cpu_secs: (node_after - node_before) as f64 / ticks_per_sec(),
-        durable_object_calls: counts["durable_object_calls"].as_u64().unwrap_or_default(),
-        kv_writes: counts["kv_writes"].as_u64().unwrap_or_default() + counts["kv_deletes"].as_u64().unwrap_or_default(),
+        workerd_cpu_secs: after.workerd_ticks.saturating_sub(before.workerd_ticks) as f64 / ticks_per_sec(),
+        node_cpu_secs: after.node_ticks.saturating_sub(before.node_ticks) as f64 / ticks_per_sec(),
+        durable_object_calls: after.durable_object_calls.saturating_sub(before.durable_object_calls),
+        kv_writes: after.kv_writes.saturating_sub(before.kv_writes),
     })
 }
 
@@ -566,13 +618,13 @@ fn print_drains(drains: &[Drain]) {
         "alert drain: distinct Sentry alerts → Linear + GitHub + Discord fakes (LOG_LEVEL=warn; DO calls and KV writes counted by the harness)"
     );
     println!(
-        "{:<22} {:>7} {:>7} {:>9} {:>13} {:>16} {:>15} {:>10} {:>10}",
+        "{:<32} {:>7} {:>7} {:>9} {:>13} {:>16} {:>15} {:>10} {:>10}",
         "build", "alerts", "filed", "secs", "drain /s", "workerd CPU ms/al", "node CPU ms/al", "DO/alert", "KV w/alert"
     );
     for d in drains {
         let per = |x: f64| x * 1000.0 / d.alerts as f64;
         println!(
-            "{:<22} {:>7} {:>7} {:>9.2} {:>13.1} {:>16.2} {:>15.2} {:>10.2} {:>10.2}",
+            "{:<32} {:>7} {:>7} {:>9.2} {:>13.1} {:>16.2} {:>15.2} {:>10.2} {:>10.2}",
             d.label,
             d.alerts,
             d.filed,
@@ -608,9 +660,9 @@ async fn main() -> anyhow::Result<()> {
     if args.drain > 0 {
         let mut drains = Vec::new();
         if let Some(root) = &args.baseline_root {
-            drains.push(drain(&args.baseline_label, Some(root), args.drain, &template).await?);
+            drains.extend(drain(&args.baseline_label, Some(root), args.drain_warmup, args.drain, &template).await?);
         }
-        drains.push(drain("this checkout", None, args.drain, &template).await?);
+        drains.extend(drain("this checkout", None, args.drain_warmup, args.drain, &template).await?);
         print_drains(&drains);
     }
     if args.floor_passes > 0 && !args.alerts_only {

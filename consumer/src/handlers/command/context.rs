@@ -30,7 +30,7 @@ use crate::clients::sentry_api::{ApiIssue, SentryApi};
 use crate::handlers::alert::timebox::{now_ms, within};
 use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{Effect, Outcome, StepError};
-use crate::store::memo::Recent;
+use crate::store::memo::{Flight, Recent};
 use crate::store::ports::{ClaimPort, KvPort};
 
 const CONVERSATION_LIMIT: u8 = 25;
@@ -82,9 +82,10 @@ async fn timeboxed<T>(ms: u64, fut: impl Future<Output = Result<T, SinkError>>) 
 
 /// A search through the isolate's caches (`store::memo`): an answer kept less than its TTL ago is
 /// reused, and while `api` has asked bugbot to wait (`retry-after`, or a spent rate-limit window's
-/// reset), it is not asked at all: the source's note says until when. Searches are the evidence calls services
-/// limit most (GitHub: 10 code searches and 30 issue searches a minute), and an error storm repeats
-/// the same ones.
+/// reset), it is not asked at all: the source's note says until when; and a search another job of
+/// the batch is making is not made twice, its answer is shared. Searches are the evidence calls
+/// services limit most (GitHub: 10 code searches and 30 issue searches a minute), and an error storm
+/// repeats the same ones.
 async fn remembered<T: Clone>(
     ctx: &Ctx<'_, impl HttpPort, impl ClaimPort, impl KvPort>,
     recent: &Recent<T>,
@@ -95,13 +96,32 @@ async fn remembered<T: Clone>(
     if let Some(kept) = recent.get(key, ctx.now_ms) {
         return Ok(kept);
     }
-    if let Some(until) = ctx.memo.search_backoff.until(api, ctx.now_ms) {
-        let reason = format!("rate limited until {}: not asked", format_rfc3339_ms(until));
-        return Err(SinkError::Transient { service, reason, retry_after: None });
+    let not_asked = || {
+        ctx.memo.search_backoff.until(api, ctx.now_ms).map(|until| {
+            let reason = format!("rate limited until {}: not asked", format_rfc3339_ms(until));
+            SinkError::Transient { service, reason, retry_after: None }
+        })
+    };
+    if let Some(e) = not_asked() {
+        return Err(e);
     }
+    let leader = match recent.flight(key) {
+        Flight::Lead(leader) => Some(leader),
+        Flight::Follow(answer) => match answer.await {
+            Ok(answer) => return Ok(answer),
+            // The lookup in flight got no answer: ask, unless it was told to wait.
+            Err(_) => match not_asked() {
+                Some(e) => return Err(e),
+                None => None,
+            },
+        },
+    };
     let found = search.await;
     match &found {
-        Ok(answer) => recent.keep(key, ctx.now_ms, answer.clone()),
+        Ok(answer) => match leader {
+            Some(leader) => leader.land(ctx.now_ms, answer.clone()),
+            None => recent.keep(key, ctx.now_ms, answer.clone()),
+        },
         Err(SinkError::Transient { retry_after: Some(wait), .. }) => {
             // The wait counts from the answer, which came after the job's start (its claim, the
             // enrichment and the other sources took time first).
