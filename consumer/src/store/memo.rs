@@ -2,7 +2,7 @@
 //! on every alert. The runtime keeps one [`Memo`] for the isolate's life; native tests make one per
 //! run, so that a test's request sequence does not depend on the tests before it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 
 use futures_channel::oneshot;
@@ -10,6 +10,7 @@ use futures_channel::oneshot;
 use bugbot_shared::packet::SimilarIssue;
 use bugbot_shared::runbook::Runbook;
 
+use crate::clients::SinkError;
 use crate::clients::linear::LabelCache;
 
 /// How long the repository's runbooks (the listing of `RUNBOOKS_DIR` and each file's front matter)
@@ -34,18 +35,36 @@ const MAX_SEARCHES: usize = 64;
 /// reset within one).
 pub const MAX_BACKOFF_MS: u64 = 60 * 60 * 1000;
 
+/// The longest a lookup stays in flight. Every lookup runs under its source's timebox and the
+/// HTTP timeout, far shorter; one older than this was abandoned without being dropped (its
+/// invocation cancelled while the isolate lives on) and will not land, so the next job leads.
+pub const FLIGHT_MAX_MS: u64 = 60 * 1000;
+
+/// What a lookup in flight hands the jobs waiting for it: its answer, or its failure.
+pub type Answer<T> = Result<T, SinkError>;
+
 /// Answers by key, each reused for `ttl_ms` after it was kept; past `max` keys the oldest goes.
 ///
-/// A key is looked up once at a time: the jobs of a batch run together, and those that ask for a
-/// key while its answer is on the way wait for that answer ([`Recent::flight`]) rather than each
-/// asking the service.
+/// A key is looked up once at a time: the jobs running together in the isolate (a batch's, and
+/// any other invocation's) that ask for a key while its lookup is on the way wait for that lookup
+/// ([`Recent::flight`]) and share its answer or its failure, rather than each asking the service.
 #[derive(Debug)]
 pub struct Recent<T> {
     ttl_ms: u64,
     max: usize,
     kept: RefCell<VecDeque<(String, u64, T)>>,
-    /// Keys being looked up, and who waits for each.
-    waiting: RefCell<Vec<(String, Vec<oneshot::Sender<T>>)>>,
+    flying: RefCell<Vec<Flying<T>>>,
+    flights: Cell<u64>,
+}
+
+/// A lookup on the way, and who waits for it.
+#[derive(Debug)]
+struct Flying<T> {
+    key: String,
+    /// Which lookup (a key's later lookup, after an abandoned one, has another).
+    id: u64,
+    since_ms: u64,
+    waiters: Vec<oneshot::Sender<Answer<T>>>,
 }
 
 /// Who looks a key up: this job ([`Flight::Lead`]) or one already on it ([`Flight::Follow`]).
@@ -53,63 +72,74 @@ pub struct Recent<T> {
 pub enum Flight<'a, T> {
     /// Nobody is: look it up, and [`Leader::land`] the answer.
     Lead(Leader<'a, T>),
-    /// Another job is: its answer, or `Canceled` when it got none (the lookup failed, or the job
-    /// gave up and dropped it).
-    Follow(oneshot::Receiver<T>),
+    /// Another job is: its answer, or `Canceled` when it will give none (its job gave up and
+    /// dropped it).
+    Follow(oneshot::Receiver<Answer<T>>),
 }
 
 /// The job looking a key up. Dropped without [`Leader::land`], it leaves the waiting jobs to look
-/// it up themselves.
+/// it up again.
 #[derive(Debug)]
 pub struct Leader<'a, T> {
     recent: &'a Recent<T>,
-    key: String,
+    id: u64,
 }
 
 impl<T: Clone> Leader<'_, T> {
-    /// Keeps the answer, read at `now_ms`, and hands it to the jobs waiting for it.
-    pub fn land(self, now_ms: u64, value: T) {
-        let waiting = self.recent.take_waiting(&self.key);
-        for waiter in waiting {
+    /// Hands the answer to the jobs waiting for it, and keeps it (read at `now_ms`) if it is one.
+    pub fn land(self, now_ms: u64, answer: &Answer<T>) {
+        let Some(flying) = self.recent.take_flight(self.id) else { return };
+        for waiter in flying.waiters {
             // A waiter gone (its job timed out) wants nothing.
-            let _ = waiter.send(value.clone());
+            let _ = waiter.send(answer.clone());
         }
-        self.recent.keep(&self.key, now_ms, value);
+        if let Ok(value) = answer {
+            self.recent.keep(&flying.key, now_ms, value.clone());
+        }
     }
 }
 
 impl<T> Drop for Leader<'_, T> {
     fn drop(&mut self) {
         // Without an answer the senders go with the entry, and each waiter sees `Canceled`.
-        drop(self.recent.take_waiting(&self.key));
+        drop(self.recent.take_flight(self.id));
     }
 }
 
 impl<T> Recent<T> {
-    fn take_waiting(&self, key: &str) -> Vec<oneshot::Sender<T>> {
-        let mut waiting = self.waiting.borrow_mut();
-        match waiting.iter().position(|(k, _)| k == key) {
-            Some(i) => waiting.swap_remove(i).1,
-            None => Vec::new(),
-        }
+    fn take_flight(&self, id: u64) -> Option<Flying<T>> {
+        let mut flying = self.flying.borrow_mut();
+        let i = flying.iter().position(|f| f.id == id)?;
+        Some(flying.swap_remove(i))
     }
 }
 
 impl<T: Clone> Recent<T> {
     pub const fn new(ttl_ms: u64, max: usize) -> Self {
-        Self { ttl_ms, max, kept: RefCell::new(VecDeque::new()), waiting: RefCell::new(Vec::new()) }
+        Self {
+            ttl_ms,
+            max,
+            kept: RefCell::new(VecDeque::new()),
+            flying: RefCell::new(Vec::new()),
+            flights: Cell::new(0),
+        }
     }
 
-    /// Who looks `key` up: this job, unless another one already is.
-    pub fn flight(&self, key: &str) -> Flight<'_, T> {
-        let mut waiting = self.waiting.borrow_mut();
-        if let Some((_, waiters)) = waiting.iter_mut().find(|(k, _)| k == key) {
+    /// Who looks `key` up at `now_ms`: this job, unless another one already is (for less than
+    /// [`FLIGHT_MAX_MS`]).
+    pub fn flight(&self, key: &str, now_ms: u64) -> Flight<'_, T> {
+        let mut flying = self.flying.borrow_mut();
+        // Abandoned lookups go, and with them their senders: their waiters look it up again.
+        flying.retain(|f| now_ms.saturating_sub(f.since_ms) < FLIGHT_MAX_MS);
+        if let Some(f) = flying.iter_mut().find(|f| f.key == key) {
             let (sender, receiver) = oneshot::channel();
-            waiters.push(sender);
+            f.waiters.push(sender);
             return Flight::Follow(receiver);
         }
-        waiting.push((key.to_owned(), Vec::new()));
-        Flight::Lead(Leader { recent: self, key: key.to_owned() })
+        let id = self.flights.get() + 1;
+        self.flights.set(id);
+        flying.push(Flying { key: key.to_owned(), id, since_ms: now_ms, waiters: Vec::new() });
+        Flight::Lead(Leader { recent: self, id })
     }
 
     /// What was kept for `key` less than the TTL before `now_ms`.
@@ -179,6 +209,8 @@ impl Default for Memo {
 
 #[cfg(test)]
 mod tests {
+    use futures::executor::block_on;
+
     use super::*;
 
     #[test]
@@ -193,32 +225,59 @@ mod tests {
         assert_eq!((recent.get("a", 50), recent.get("b", 50), recent.get("c", 50)), (Some(3), None, Some(4)));
     }
 
+    fn failed(reason: &str) -> SinkError {
+        SinkError::Transient { service: "github", reason: reason.to_owned(), retry_after: None }
+    }
+
     #[test]
     fn a_key_in_flight_is_looked_up_once_and_its_answer_shared() {
-        use futures::executor::block_on;
         let recent = Recent::new(1_000, 2);
-        let Flight::Lead(leader) = recent.flight("a") else { panic!("nobody was looking a up") };
-        let (Flight::Follow(first), Flight::Follow(second)) = (recent.flight("a"), recent.flight("a")) else {
+        let Flight::Lead(leader) = recent.flight("a", 0) else { panic!("nobody was looking a up") };
+        let (Flight::Follow(first), Flight::Follow(second)) = (recent.flight("a", 1), recent.flight("a", 2)) else {
             panic!("a is in flight")
         };
-        let Flight::Lead(other) = recent.flight("b") else { panic!("b is another key") };
-        leader.land(10, 7);
-        assert_eq!((block_on(first), block_on(second)), (Ok(7), Ok(7)));
+        let Flight::Lead(other) = recent.flight("b", 3) else { panic!("b is another key") };
+        leader.land(10, &Ok(7));
+        assert_eq!((block_on(first), block_on(second)), (Ok(Ok(7)), Ok(Ok(7))));
         assert_eq!(recent.get("a", 20), Some(7), "kept for the jobs after");
         drop(other);
-        assert!(matches!(recent.flight("a"), Flight::Lead(_)), "landed: the next lookup leads");
+        assert!(matches!(recent.flight("a", 30), Flight::Lead(_)), "landed: the next lookup leads");
+    }
+
+    #[test]
+    fn a_failed_lookup_is_shared_and_not_kept() {
+        let recent: Recent<u32> = Recent::new(1_000, 2);
+        let Flight::Lead(leader) = recent.flight("a", 0) else { panic!("nobody was looking a up") };
+        let Flight::Follow(waiter) = recent.flight("a", 1) else { panic!("a is in flight") };
+        leader.land(10, &Err(failed("HTTP 500")));
+        assert_eq!(block_on(waiter), Ok(Err(failed("HTTP 500"))), "the waiter does not ask again");
+        assert_eq!(recent.get("a", 20), None);
     }
 
     #[test]
     fn a_lookup_dropped_without_an_answer_releases_its_waiters() {
-        use futures::executor::block_on;
         let recent: Recent<u32> = Recent::new(1_000, 2);
-        let Flight::Lead(leader) = recent.flight("a") else { panic!("nobody was looking a up") };
-        let Flight::Follow(waiter) = recent.flight("a") else { panic!("a is in flight") };
+        let Flight::Lead(leader) = recent.flight("a", 0) else { panic!("nobody was looking a up") };
+        let Flight::Follow(waiter) = recent.flight("a", 1) else { panic!("a is in flight") };
         drop(leader);
-        assert!(block_on(waiter).is_err(), "the waiter looks it up itself");
-        assert!(matches!(recent.flight("a"), Flight::Lead(_)), "nobody is looking a up any more");
-        assert_eq!(recent.get("a", 0), None);
+        assert!(block_on(waiter).is_err(), "the waiter looks it up again");
+        assert!(matches!(recent.flight("a", 2), Flight::Lead(_)), "nobody is looking a up any more");
+        assert_eq!(recent.get("a", 2), None);
+    }
+
+    #[test]
+    fn a_lookup_abandoned_without_being_dropped_is_taken_over() {
+        let recent: Recent<u32> = Recent::new(1_000, 2);
+        let Flight::Lead(abandoned) = recent.flight("a", 0) else { panic!("nobody was looking a up") };
+        let Flight::Follow(waiter) = recent.flight("a", FLIGHT_MAX_MS - 1) else { panic!("a is in flight") };
+        let Flight::Lead(next) = recent.flight("a", FLIGHT_MAX_MS) else { panic!("the old lookup is abandoned") };
+        assert!(block_on(waiter).is_err(), "the old lookup's waiter looks it up again");
+        drop(abandoned);
+        let Flight::Follow(waiter) = recent.flight("a", FLIGHT_MAX_MS + 1) else {
+            panic!("the abandoned lookup's drop leaves the new one in flight")
+        };
+        next.land(FLIGHT_MAX_MS + 2, &Ok(3));
+        assert_eq!(block_on(waiter), Ok(Ok(3)));
     }
 
     #[test]

@@ -530,11 +530,12 @@ async fn drain(
     let stack = Stack::start(options).await?;
     let mut drains = Vec::new();
     let mut before = counted(&stack).await?;
-    let phases = [(format!("{label} (first {warmup})"), 40_000, warmup), (label.to_owned(), 50_000, n)];
+    // The warm-up's alerts are numbered apart from the measured ones, however many there are.
+    let phases = [(format!("{label} (first {warmup})"), 50_000 + n, warmup), (label.to_owned(), 50_000, n)];
     for (phase, first, count) in phases.into_iter().filter(|(_, _, count)| *count > 0) {
         let bodies: Vec<Vec<u8>> = (first..first + count).map(|i| distinct_alert(template, i)).collect();
-        let drain = drain_phase(&stack, &phase, &bodies, &before).await?;
-        before = counted(&stack).await?;
+        let (drain, after) = drain_phase(&stack, &phase, &bodies, &before).await?;
+        before = after;
         drains.push(drain);
     }
     // What went wrong on the way, if anything (LOG_LEVEL=warn: only warnings and errors are printed).
@@ -549,13 +550,32 @@ async fn drain(
     Ok(drains)
 }
 
-/// One phase of [`drain`]: `bodies` sent 32 at a time, then waited for until each is filed.
+/// The counts once the Workers are done: unchanged over half a second (what follows an issue —
+/// the Discord card, the Sentry write-back, the batch's ledger call — lands within it), or after
+/// 30 s whatever they are.
+async fn settled(stack: &bugbot_e2e::stack::Stack) -> anyhow::Result<Counted> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = counted(stack).await?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = counted(stack).await?;
+        let same = (now.durable_object_calls, now.kv_writes, now.requests)
+            == (last.durable_object_calls, last.kv_writes, last.requests);
+        if same || Instant::now() > deadline {
+            return Ok(now);
+        }
+        last = now;
+    }
+}
+
+/// One phase of [`drain`]: `bodies` sent 32 at a time, then waited for until each is filed and
+/// the Workers are done with them ([`settled`]): what it cost, and the counts at its end.
 async fn drain_phase(
     stack: &bugbot_e2e::stack::Stack,
     label: &str,
     bodies: &[Vec<u8>],
     before: &Counted,
-) -> anyhow::Result<Drain> {
+) -> anyhow::Result<(Drain, Counted)> {
     let n = bodies.len();
     // In production each alert's Sentry issue and the integration's installation exist, so the
     // write-back after filing (the external issue link) succeeds: the fake Sentry API knows them too.
@@ -591,7 +611,7 @@ async fn drain_phase(
         .map(|r| r.at)
         .max();
     let secs = last.and_then(|l| l.duration_since(started).ok()).unwrap_or_default().as_secs_f64();
-    let after = counted(stack).await?;
+    let after = settled(stack).await?;
     let per = |i: usize| after.requests[i].saturating_sub(before.requests[i]) as f64 / n as f64;
     eprintln!(
         "-- {label}: requests per alert: linear {:.2}, github {:.2}, discord {:.2}, sentry (write-back) {:.2}",
@@ -600,7 +620,7 @@ async fn drain_phase(
         per(2),
         per(3),
     );
-    Ok(Drain {
+    let drain = Drain {
         label: label.to_owned(),
         alerts: n,
         filed,
@@ -609,7 +629,8 @@ async fn drain_phase(
         node_cpu_secs: after.node_ticks.saturating_sub(before.node_ticks) as f64 / ticks_per_sec(),
         durable_object_calls: after.durable_object_calls.saturating_sub(before.durable_object_calls),
         kv_writes: after.kv_writes.saturating_sub(before.kv_writes),
-    })
+    };
+    Ok((drain, after))
 }
 
 fn print_drains(drains: &[Drain]) {

@@ -82,10 +82,10 @@ async fn timeboxed<T>(ms: u64, fut: impl Future<Output = Result<T, SinkError>>) 
 
 /// A search through the isolate's caches (`store::memo`): an answer kept less than its TTL ago is
 /// reused, and while `api` has asked bugbot to wait (`retry-after`, or a spent rate-limit window's
-/// reset), it is not asked at all: the source's note says until when; and a search another job of
-/// the batch is making is not made twice, its answer is shared. Searches are the evidence calls
-/// services limit most (GitHub: 10 code searches and 30 issue searches a minute), and an error storm
-/// repeats the same ones.
+/// reset), it is not asked at all: the source's note says until when; and a search another job is
+/// making is not made twice, its answer or failure is shared (`Recent::flight`). Searches are the
+/// evidence calls services limit most (GitHub: 10 code searches and 30 issue searches a minute),
+/// and an error storm repeats the same ones.
 async fn remembered<T: Clone>(
     ctx: &Ctx<'_, impl HttpPort, impl ClaimPort, impl KvPort>,
     recent: &Recent<T>,
@@ -93,43 +93,38 @@ async fn remembered<T: Clone>(
     key: &str,
     search: impl Future<Output = Result<T, SinkError>>,
 ) -> Result<T, SinkError> {
-    if let Some(kept) = recent.get(key, ctx.now_ms) {
-        return Ok(kept);
-    }
     let not_asked = || {
         ctx.memo.search_backoff.until(api, ctx.now_ms).map(|until| {
             let reason = format!("rate limited until {}: not asked", format_rfc3339_ms(until));
             SinkError::Transient { service, reason, retry_after: None }
         })
     };
-    if let Some(e) = not_asked() {
-        return Err(e);
-    }
-    let leader = match recent.flight(key) {
-        Flight::Lead(leader) => Some(leader),
-        Flight::Follow(answer) => match answer.await {
-            Ok(answer) => return Ok(answer),
-            // The lookup in flight got no answer: ask, unless it was told to wait.
-            Err(_) => match not_asked() {
-                Some(e) => return Err(e),
-                None => None,
-            },
-        },
+    let leader = loop {
+        if let Some(kept) = recent.get(key, ctx.now_ms) {
+            return Ok(kept);
+        }
+        if let Some(e) = not_asked() {
+            return Err(e);
+        }
+        match recent.flight(key, ctx.now_ms.max(now_ms())) {
+            Flight::Lead(leader) => break leader,
+            // Another job's lookup: its answer or its failure, as if this job had asked.
+            Flight::Follow(answer) => {
+                if let Ok(answer) = answer.await {
+                    return answer;
+                }
+                // That job gave up on it: look again.
+            }
+        }
     };
     let found = search.await;
-    match &found {
-        Ok(answer) => match leader {
-            Some(leader) => leader.land(ctx.now_ms, answer.clone()),
-            None => recent.keep(key, ctx.now_ms, answer.clone()),
-        },
-        Err(SinkError::Transient { retry_after: Some(wait), .. }) => {
-            // The wait counts from the answer, which came after the job's start (its claim, the
-            // enrichment and the other sources took time first).
-            let answered_ms = ctx.now_ms.max(now_ms());
-            ctx.memo.search_backoff.wait(api, answered_ms, wait.delay_ms);
-        }
-        Err(_) => {}
+    if let Err(SinkError::Transient { retry_after: Some(wait), .. }) = &found {
+        // The wait counts from the answer, which came after the job's start (its claim, the
+        // enrichment and the other sources took time first).
+        let answered_ms = ctx.now_ms.max(now_ms());
+        ctx.memo.search_backoff.wait(api, answered_ms, wait.delay_ms);
     }
+    leader.land(ctx.now_ms, &found);
     found
 }
 
