@@ -452,37 +452,6 @@ async fn alerts_running_together_share_one_code_search() {
     }
 }
 
-/// A search that fails fails once for the alerts waiting for it: they file with the failure in
-/// their packets rather than each asking an API that is already failing.
-#[tokio::test(flavor = "current_thread")]
-async fn alerts_running_together_share_a_failed_code_search() {
-    let f = fakes().await;
-    f.github.put_file("src/heck.js", "throw new ReferenceError('heck is not defined');\n");
-    f.github.fail_next_matching("GET", "/search/code", Failure::ServerError);
-    let (claims, state, memo) = (MemoryClaims::default(), State::new(MemoryKv::default()), Memo::default());
-    let at = now_ms();
-    let title = |i: u64| format!("FailingTogetherError {i}: heck is not defined");
-    let (jobs, ids): (Vec<Job>, Vec<String>) = (1..=3).map(|i| (titled_alert(i, &title(i)), format!("m{i}"))).unzip();
-    let runs = jobs.iter().zip(&ids).map(|(job, id)| run_at(&f.config, &claims, &state, job, id, at, &memo));
-    for (outcome, _) in futures::future::join_all(runs).await {
-        assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{outcome:?}");
-    }
-    let searches = || f.github.requests().iter().filter(|r| r.path.ends_with("/search/code")).count();
-    assert_eq!(searches(), 1, "one failed code search for the three alerts");
-    for i in 1..=3 {
-        let body = github_body(&f, &title(i));
-        assert!(
-            body.contains("Code search: github: transient failure") && !body.contains("src/heck.js"),
-            "alert {i}: {body}"
-        );
-    }
-    // Failures are not kept: the next alert asks again and finds the file.
-    let (outcome, _) = run_at(&f.config, &claims, &state, &titled_alert(4, &title(4)), "m4", at + 1_000, &memo).await;
-    assert!(matches!(outcome, Outcome::Done { state: JobState::Filed, .. }), "{outcome:?}");
-    assert_eq!(searches(), 2);
-    assert!(github_body(&f, &title(4)).contains("src/heck.js"));
-}
-
 /// The similar issues of an error type are searched once a minute (`SIMILAR_TTL_MS`), in Linear and
 /// in GitHub; another error type is searched at once.
 #[tokio::test(flavor = "current_thread")]

@@ -82,19 +82,21 @@ pub enum Flight<'a, T> {
 #[derive(Debug)]
 pub struct Leader<'a, T> {
     recent: &'a Recent<T>,
+    key: String,
     id: u64,
 }
 
 impl<T: Clone> Leader<'_, T> {
     /// Hands the answer to the jobs waiting for it, and keeps it (read at `now_ms`) if it is one.
     pub fn land(self, now_ms: u64, answer: &Answer<T>) {
-        let Some(flying) = self.recent.take_flight(self.id) else { return };
-        for waiter in flying.waiters {
+        // None when the lookup outlived `FLIGHT_MAX_MS` and was taken over: its answer is still good.
+        let waiters = self.recent.take_flight(self.id).map(|f| f.waiters).unwrap_or_default();
+        for waiter in waiters {
             // A waiter gone (its job timed out) wants nothing.
             let _ = waiter.send(answer.clone());
         }
         if let Ok(value) = answer {
-            self.recent.keep(&flying.key, now_ms, value.clone());
+            self.recent.keep(&self.key, now_ms, value.clone());
         }
     }
 }
@@ -139,7 +141,7 @@ impl<T: Clone> Recent<T> {
         let id = self.flights.get() + 1;
         self.flights.set(id);
         flying.push(Flying { key: key.to_owned(), id, since_ms: now_ms, waiters: Vec::new() });
-        Flight::Lead(Leader { recent: self, id })
+        Flight::Lead(Leader { recent: self, key: key.to_owned(), id })
     }
 
     /// What was kept for `key` less than the TTL before `now_ms`.
@@ -272,9 +274,10 @@ mod tests {
         let Flight::Follow(waiter) = recent.flight("a", FLIGHT_MAX_MS - 1) else { panic!("a is in flight") };
         let Flight::Lead(next) = recent.flight("a", FLIGHT_MAX_MS) else { panic!("the old lookup is abandoned") };
         assert!(block_on(waiter).is_err(), "the old lookup's waiter looks it up again");
-        drop(abandoned);
+        abandoned.land(FLIGHT_MAX_MS, &Ok(2));
+        assert_eq!(recent.get("a", FLIGHT_MAX_MS), Some(2), "a late answer is still kept");
         let Flight::Follow(waiter) = recent.flight("a", FLIGHT_MAX_MS + 1) else {
-            panic!("the abandoned lookup's drop leaves the new one in flight")
+            panic!("the abandoned lookup's landing leaves the new one in flight")
         };
         next.land(FLIGHT_MAX_MS + 2, &Ok(3));
         assert_eq!(block_on(waiter), Ok(Ok(3)));

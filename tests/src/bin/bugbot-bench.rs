@@ -550,14 +550,15 @@ async fn drain(
     Ok(drains)
 }
 
-/// The counts once the Workers are done: unchanged over half a second (what follows an issue —
-/// the Discord card, the Sentry write-back, the batch's ledger call — lands within it), or after
+/// The counts once the Workers are done: unchanged for 2.5 s (what follows an issue — the Discord
+/// card, the Sentry write-back, the batch's ledger call — lands well within it; a job the consumer
+/// retried later than that is counted in the next phase, and its warning is printed), or after
 /// 30 s whatever they are.
 async fn settled(stack: &bugbot_e2e::stack::Stack) -> anyhow::Result<Counted> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = counted(stack).await?;
     loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
         let now = counted(stack).await?;
         let same = (now.durable_object_calls, now.kv_writes, now.requests)
             == (last.durable_object_calls, last.kv_writes, last.requests);
