@@ -62,7 +62,8 @@ function asReference(opts, script) {
 
 // The consumer's Durable Object calls and KV writes, counted where they arrive: a module around its
 // build that subclasses each Durable Object class (one `fetch` = one call) and hands every handler
-// an `env` whose STATE namespace counts `put` and `delete`. GET /__bench/counts answers the totals.
+// an `env` whose STATE namespace counts `put` and `delete`; and the queue messages whose batch
+// handler has finished. GET /__bench/counts answers the totals.
 function counting(opts) {
   const main = opts.scriptPath;
   const classes = Object.values(opts.durableObjects ?? {})
@@ -72,7 +73,7 @@ function counting(opts) {
   const rel = "./" + path.relative(path.dirname(wrapper), main).split(path.sep).join("/");
   writeFileSync(wrapper, `import * as shim from ${JSON.stringify(rel)};
 export * from ${JSON.stringify(rel)};
-const counts = { durable_object_calls: 0, by_class: {}, kv_writes: 0, kv_deletes: 0 };
+const counts = { durable_object_calls: 0, by_class: {}, kv_writes: 0, kv_deletes: 0, messages_settled: 0 };
 const wrapped = new WeakMap();
 function countingKv(kv) {
   return {
@@ -100,6 +101,15 @@ export default class extends shim.default {
   async fetch(request) {
     if (new URL(request.url).pathname === "/__bench/counts") return Response.json(counts);
     return super.fetch(request);
+  }
+  // The messages of each batch whose handler has finished (acked, retried or failed): the work an
+  // alert causes (its issue, card, write-back, the batch's ledger call) is done within it.
+  async queue(batch) {
+    try {
+      return await super.queue(batch);
+    } finally {
+      counts.messages_settled += batch.messages.length;
+    }
   }
 }
 `);

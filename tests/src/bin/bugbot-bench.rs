@@ -477,6 +477,8 @@ struct Counted {
     node_ticks: u64,
     durable_object_calls: u64,
     kv_writes: u64,
+    /// Queue messages whose batch handler has finished.
+    messages_settled: u64,
     requests: [usize; 4],
 }
 
@@ -494,6 +496,7 @@ async fn counted(stack: &bugbot_e2e::stack::Stack) -> anyhow::Result<Counted> {
         node_ticks: cpu_ticks(&[stack.workers.harness_pid()]),
         durable_object_calls: counts["durable_object_calls"].as_u64().unwrap_or_default(),
         kv_writes: counts["kv_writes"].as_u64().unwrap_or_default() + counts["kv_deletes"].as_u64().unwrap_or_default(),
+        messages_settled: counts["messages_settled"].as_u64().unwrap_or_default(),
         requests: [
             stack.linear.requests().len(),
             stack.github.requests().len(),
@@ -550,27 +553,23 @@ async fn drain(
     Ok(drains)
 }
 
-/// The counts once the Workers are done: unchanged for 2.5 s (what follows an issue — the Discord
-/// card, the Sentry write-back, the batch's ledger call — lands well within it; a job the consumer
-/// retried later than that is counted in the next phase, and its warning is printed), or after
-/// 30 s whatever they are.
-async fn settled(stack: &bugbot_e2e::stack::Stack) -> anyhow::Result<Counted> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut last = counted(stack).await?;
-    loop {
-        tokio::time::sleep(Duration::from_millis(2_500)).await;
-        let now = counted(stack).await?;
-        let same = (now.durable_object_calls, now.kv_writes, now.requests)
-            == (last.durable_object_calls, last.kv_writes, last.requests);
-        if same || Instant::now() > deadline {
-            return Ok(now);
-        }
-        last = now;
+/// The counts once the consumer has finished the batches of `n` more messages than `before` (an
+/// alert's issue, card, write-back and its batch's ledger call are made within its batch), or
+/// after 30 s whatever they are.
+async fn settled(stack: &bugbot_e2e::stack::Stack, before: &Counted, n: usize) -> anyhow::Result<Counted> {
+    let target = before.messages_settled + n as u64;
+    let done = wait::until_async(Duration::from_secs(30), "every batch settled", || async {
+        counted(stack).await.ok().filter(|c| c.messages_settled >= target)
+    })
+    .await;
+    match done {
+        Ok(counts) => Ok(counts),
+        Err(_) => counted(stack).await,
     }
 }
 
 /// One phase of [`drain`]: `bodies` sent 32 at a time, then waited for until each is filed and
-/// the Workers are done with them ([`settled`]): what it cost, and the counts at its end.
+/// the consumer is done with them ([`settled`]): what it cost, and the counts at its end.
 async fn drain_phase(
     stack: &bugbot_e2e::stack::Stack,
     label: &str,
@@ -612,7 +611,7 @@ async fn drain_phase(
         .map(|r| r.at)
         .max();
     let secs = last.and_then(|l| l.duration_since(started).ok()).unwrap_or_default().as_secs_f64();
-    let after = settled(stack).await?;
+    let after = settled(stack, before, n).await?;
     let per = |i: usize| after.requests[i].saturating_sub(before.requests[i]) as f64 / n as f64;
     eprintln!(
         "-- {label}: requests per alert: linear {:.2}, github {:.2}, discord {:.2}, sentry (write-back) {:.2}",
