@@ -12,8 +12,14 @@
 //! - **fingerprint** (key = error fingerprint): the first occurrence creates the tracked issue; while
 //!   it is being created, other occurrences are only counted; afterwards they update it, commenting at
 //!   most once per cooldown window; a resolved issue that recurs is a regression.
+//!
+//! Where the records live ([`shard_of`], [`Layout`]): a delivery record has an object of its own; the
+//! fingerprint records are spread over [`FINGERPRINT_SHARDS`] objects, each holding many. A new
+//! error then starts no object of its own: starting one (and its storage) was the largest single
+//! cost of a new alert (`docs/CLAIMS.md`).
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 pub use crate::tracked::IssueRef;
 
@@ -324,6 +330,45 @@ impl FingerprintRecord {
     pub fn is_muted(&self, now_ms: u64) -> bool {
         self.muted_until_ms > now_ms
     }
+}
+
+/// How many objects hold the fingerprint records. **Never change it**: a fingerprint's object is
+/// [`shard_of`] it, so another count would lose every record (its issue would be filed again).
+pub const FINGERPRINT_SHARDS: u8 = 64;
+
+/// The shard holding `fingerprint`'s record (`0..FINGERPRINT_SHARDS`): the first byte of its SHA-256.
+/// Fixed forever, like [`FINGERPRINT_SHARDS`] (`shard_of_is_fixed` pins it).
+pub fn shard_of(fingerprint: &str) -> u8 {
+    Sha256::digest(fingerprint.as_bytes())[0] % FINGERPRINT_SHARDS
+}
+
+/// Where an install's fingerprint records may be. Decided once per install, by the ledger, at its
+/// first operation after the upgrade that brought the shards ([`Layout::decide`]), and kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// Every record is in the shards: a fingerprint a shard has no record of is new.
+    Shards,
+    /// The install filed issues before the shards, each fingerprint's record in an object of its
+    /// own (`fp:{fingerprint}`). A fingerprint a shard has no record of is looked up there once,
+    /// and its record moved into the shard.
+    ShardsAfterObjects,
+}
+
+impl Layout {
+    /// The layout of an install whose ledger holds nothing yet (`ledger_empty`: no day counted, no
+    /// job recorded) — a new install, which has made no per-fingerprint object — or holds what an
+    /// earlier version recorded, which may have made them.
+    pub fn decide(ledger_empty: bool) -> Self {
+        if ledger_empty { Self::Shards } else { Self::ShardsAfterObjects }
+    }
+}
+
+/// A fingerprint operation sent to its shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardOp {
+    pub fingerprint: String,
+    pub op: FingerprintOp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -675,6 +720,40 @@ fn occurrence(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A change here moves records out of reach (their issues would be filed again): the shard of a
+    /// fingerprint is fixed forever.
+    #[test]
+    fn shard_of_is_fixed() {
+        assert_eq!(FINGERPRINT_SHARDS, 64);
+        assert_eq!(shard_of("sentry:1170820242"), 42);
+        assert_eq!(shard_of("glitchtip:app.glitchtip.com:1234"), 45);
+        assert_eq!(shard_of("sentry:h:0123456789abcdef0123456789abcdef"), 29);
+        assert_eq!(shard_of("sentry:metric-rule:7"), 62);
+    }
+
+    /// Fingerprints spread over every shard (none holds far more than its share).
+    #[test]
+    fn fingerprints_spread_over_the_shards() {
+        let mut per_shard = [0_u32; FINGERPRINT_SHARDS as usize];
+        for i in 0..6_400 {
+            per_shard[usize::from(shard_of(&format!("sentry:{i}")))] += 1;
+        }
+        assert!(per_shard.iter().all(|&n| (60..=140).contains(&n)), "{per_shard:?}");
+    }
+
+    /// Only an install whose ledger holds nothing yet (one that never ran an earlier version) skips
+    /// looking for per-fingerprint objects.
+    #[test]
+    fn a_ledger_with_history_means_records_may_be_in_objects() {
+        assert_eq!(Layout::decide(true), Layout::Shards);
+        assert_eq!(Layout::decide(false), Layout::ShardsAfterObjects);
+        let op = ShardOp { fingerprint: "sentry:1".into(), op: FingerprintOp::Get };
+        let text = serde_json::to_string(&op).unwrap();
+        assert_eq!(text, r#"{"fingerprint":"sentry:1","op":{"op":"get"}}"#);
+        assert_eq!(serde_json::from_str::<ShardOp>(&text).unwrap(), op);
+        assert_eq!(serde_json::to_string(&Layout::ShardsAfterObjects).unwrap(), r#""shards_after_objects""#);
+    }
 
     const LEASE: u64 = 60_000;
     const COOLDOWN: u64 = 3_600_000;

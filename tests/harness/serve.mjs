@@ -8,7 +8,9 @@
 //            root?: string (a checkout whose built Workers to run, e.g. a benchmark baseline),
 //            reference?: boolean (bench/reference's JavaScript pair instead of bugbot's Workers),
 //            countCalls?: boolean (count the consumer's Durable Object calls and KV writes; read them
-//                                  with GET /__bench/counts and `MF-Route-Override: bugbot-consumer`),
+//                                  with GET /__bench/counts and `MF-Route-Override: bugbot-consumer`;
+//                                  POST /__test/put?binding=B&name=N {key, value} writes into the storage
+//                                  of object N of B, as an earlier version would have left it),
 //            ed25519Probe?: boolean (POST /__test/ed25519 answers the gateway's Ed25519 verdicts on
 //                                    vectors: tests/tests/gateway_ed25519.rs) }
 // Prints one JSON line `{"ready": "<url>", "pid": <workerd pid|null>}` on stdout when serving, then the
@@ -93,13 +95,28 @@ function countingEnv(env) {
   return wrapped.get(env);
 }
 ${classes.map((c) => `export class ${c} extends shim.${c} {
-  constructor(ctx, env) { super(ctx, countingEnv(env)); }
-  async fetch(request) { counts.durable_object_calls++; counts.by_class.${c} = (counts.by_class.${c} ?? 0) + 1; return super.fetch(request); }
+  constructor(ctx, env) { super(ctx, countingEnv(env)); this.testStorage = ctx.storage; }
+  async fetch(request) {
+    // Tests: what an earlier version left in this object's storage, written as it wrote it.
+    if (new URL(request.url).pathname === "/__test/put") {
+      const { key, value } = await request.json();
+      await this.testStorage.put(key, value);
+      return new Response("ok");
+    }
+    counts.durable_object_calls++; counts.by_class.${c} = (counts.by_class.${c} ?? 0) + 1; return super.fetch(request);
+  }
 }`).join("\n")}
 export default class extends shim.default {
-  constructor(ctx, env) { super(ctx, countingEnv(env)); }
+  constructor(ctx, env) { super(ctx, countingEnv(env)); this.testEnv = env; }
   async fetch(request) {
-    if (new URL(request.url).pathname === "/__bench/counts") return Response.json(counts);
+    const url = new URL(request.url);
+    if (url.pathname === "/__bench/counts") return Response.json(counts);
+    // Tests: POST /__test/put?binding=CLAIMS&name=fp:x {key, value} → that object's storage.
+    if (url.pathname === "/__test/put") {
+      const ns = this.testEnv[url.searchParams.get("binding")];
+      const stub = ns.get(ns.idFromName(url.searchParams.get("name")));
+      return stub.fetch("https://object/__test/put", { method: "POST", body: await request.text() });
+    }
     return super.fetch(request);
   }
   // The messages of each batch whose handler has finished (acked, retried or failed): the work an
@@ -188,6 +205,8 @@ const mf = new Miniflare({
   // Cron triggers for tests (digest): GET /cdn-cgi/handler/scheduled?time=<ms> with the header
   // `MF-Route-Override: bugbot-consumer` runs the consumer's scheduled handler.
   unsafeTriggerHandlers: true,
+  // Profiling (not for tests): the V8 inspector on this port, for every Worker (scripts/profile-workers).
+  ...(process.env.BUGBOT_INSPECTOR_PORT ? { inspectorPort: Number(process.env.BUGBOT_INSPECTOR_PORT) } : {}),
   // `gatewayOnly` (benchmarks): no consumer, so workerd's CPU is the gateway's alone.
   workers: [
     gatewayOptions(),

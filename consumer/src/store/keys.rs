@@ -22,8 +22,11 @@ pub fn issue(fingerprint: &str) -> String {
     format!("{ISSUE_PREFIX}{fingerprint}")
 }
 
+/// The prefix of the last events of issues filed before they moved into `fp:`.
+pub const LEGACY_EVENT_PREFIX: &str = "event:";
+
 pub fn legacy_event(fingerprint: &str) -> String {
-    format!("event:{fingerprint}")
+    format!("{LEGACY_EVENT_PREFIX}{fingerprint}")
 }
 
 pub fn dead_letter(job_id: &str) -> String {

@@ -1,12 +1,22 @@
-//! The `ClaimStore` Durable Object: one instance per claim key, applying
-//! [`bugbot_shared::claim`] atomically, and the consumer-side client for it.
+//! The `ClaimStore` Durable Object, applying [`bugbot_shared::claim`] atomically, and the
+//! consumer-side client for it. Its instances:
+//! - `delivery:{job id}` (and `fix:{target}`, `caps:{day}`): one record each (`/delivery`, `/caps`);
+//! - `fingerprints:{n}`: the records of the fingerprints whose [`shard_of`] is `n`, one storage key
+//!   each (`/shard`);
+//! - `fp:{fingerprint}`: one fingerprint's record, as versions before the shards kept it
+//!   (`/fingerprint`). Only a shard of an install that ran such a version reads one, to move its
+//!   record in ([`Layout::ShardsAfterObjects`]).
 //!
 //! A Durable Object delivers no other event while it awaits its own storage, so the read → decide
-//! → write below cannot interleave with another request for the same key.
+//! → write below cannot interleave with another request for the same key. Moving a record in awaits
+//! another object, so that runs under `blockConcurrencyWhile`, and reads the key again first.
 
 use bugbot_shared::caps::{self, CapsOp, CapsRecord, CapsReply};
+use std::cell::Cell;
+
 use bugbot_shared::claim::{
-    self, DeliveryOp, DeliveryRecord, DeliveryReply, FingerprintOp, FingerprintRecord, FingerprintReply,
+    self, DeliveryOp, DeliveryRecord, DeliveryReply, FingerprintOp, FingerprintRecord, FingerprintReply, Layout,
+    ShardOp, shard_of,
 };
 use serde::Serialize;
 
@@ -23,10 +33,15 @@ use worker::{
 /// The Durable Object binding.
 pub const CLAIMS_DO: &str = "CLAIMS";
 const RECORD: &str = "record";
+/// A shard's copy of the install's [`Layout`] (asked of the ledger once).
+const LAYOUT: &str = "layout";
 
 #[durable_object]
 pub struct ClaimStore {
     state: State,
+    env: Env,
+    /// The install's layout, once known (shards only).
+    layout: Cell<Option<Layout>>,
 }
 
 impl std::fmt::Debug for ClaimStore {
@@ -36,8 +51,8 @@ impl std::fmt::Debug for ClaimStore {
 }
 
 impl DurableObject for ClaimStore {
-    fn new(state: State, _env: Env) -> Self {
-        Self { state }
+    fn new(state: State, env: Env) -> Self {
+        Self { state, env, layout: Cell::new(None) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -67,14 +82,29 @@ impl DurableObject for ClaimStore {
                 }
                 Response::from_json(&reply)
             }
+            "/shard" => {
+                let ShardOp { fingerprint, op } = serde_json::from_str(&body)?;
+                let key = format!("fp:{fingerprint}");
+                // First: its first call may ask the ledger, and other requests run meanwhile, so
+                // the record must be read after it.
+                let layout = self.layout().await?;
+                let current: Option<FingerprintRecord> = storage.get(&key).await?;
+                if current.is_none()
+                    && layout == Layout::ShardsAfterObjects
+                    && storage.get::<bool>(&looked_key(&fingerprint)).await?.is_none()
+                {
+                    let objects = self.env.durable_object(CLAIMS_DO)?;
+                    let reply =
+                        self.state.block_concurrency_while(move_in_then_apply(storage, objects, key, fingerprint, op));
+                    return Response::from_json(&reply.await?);
+                }
+                Response::from_json(&apply(&storage, &key, current, op).await?)
+            }
+            // A fingerprint's own object (versions before the shards).
             "/fingerprint" => {
                 let op: FingerprintOp = serde_json::from_str(&body)?;
                 let current: Option<FingerprintRecord> = storage.get(RECORD).await?;
-                let (next, reply) = claim::fingerprint(current, op);
-                if let Some(next) = next {
-                    storage.put(RECORD, &next).await?;
-                }
-                Response::from_json(&reply)
+                Response::from_json(&apply(&storage, RECORD, current, op).await?)
             }
             _ => Response::error("not found", 404),
         }
@@ -89,6 +119,74 @@ impl DurableObject for ClaimStore {
         }
         Response::ok("")
     }
+}
+
+impl ClaimStore {
+    /// The install's layout: this shard's copy, or the ledger's answer (kept).
+    async fn layout(&self) -> Result<Layout> {
+        if let Some(layout) = self.layout.get() {
+            return Ok(layout);
+        }
+        let storage = self.state.storage();
+        let layout = if let Some(layout) = storage.get::<Layout>(LAYOUT).await? {
+            layout
+        } else {
+            let ledger = self.env.durable_object(stats::STATS_DO)?;
+            let layout: Layout = json(&post(&ledger, stats::INSTANCE, "stats", "/layout", &()).await?)?;
+            storage.put(LAYOUT, layout).await?;
+            layout
+        };
+        self.layout.set(Some(layout));
+        Ok(layout)
+    }
+}
+
+/// Applies `op` to the record under `key` and stores what changed.
+async fn apply(
+    storage: &worker::Storage,
+    key: &str,
+    current: Option<FingerprintRecord>,
+    op: FingerprintOp,
+) -> Result<FingerprintReply> {
+    let (next, reply) = claim::fingerprint(current, op);
+    if let Some(next) = next {
+        storage.put(key, &next).await?;
+    }
+    Ok(reply)
+}
+
+/// A fingerprint this shard has no record of, in an install that may have kept it in an object of
+/// its own: the record moved in from there (when there is one), then `op` applied. Runs with no
+/// other event delivered to the shard, and reads the key again first (a request that got here
+/// meanwhile may have moved it already). The old object keeps its copy, which nothing reads again.
+async fn move_in_then_apply(
+    storage: worker::Storage,
+    objects: ObjectNamespace,
+    key: String,
+    fingerprint: String,
+    op: FingerprintOp,
+) -> Result<FingerprintReply> {
+    let mut current: Option<FingerprintRecord> = storage.get(&key).await?;
+    let looked = looked_key(&fingerprint);
+    if current.is_none() && storage.get::<bool>(&looked).await?.is_none() {
+        let name = format!("fp:{fingerprint}");
+        let old: FingerprintReply = json(&post(&objects, &name, "claims", "/fingerprint", &FingerprintOp::Get).await?)?;
+        match old {
+            FingerprintReply::Record { record: Some(record) } => {
+                storage.put(&key, &*record).await?;
+                current = Some(*record);
+            }
+            // Nothing there: remembered, so that an operation that makes no record (a card's
+            // state read, a resolve of an issue never filed) does not look again.
+            _ => storage.put(&looked, true).await?,
+        }
+    }
+    apply(&storage, &key, current, op).await
+}
+
+/// The key marking a fingerprint as looked for in its old object and not found there.
+fn looked_key(fingerprint: &str) -> String {
+    format!("looked:{fingerprint}")
 }
 
 /// Client for the consumer's Durable Objects: the claims, and the ledger (`StatsStore`).
@@ -145,7 +243,8 @@ impl ClaimPort for Claims {
     }
 
     async fn fingerprint(&self, fingerprint: &str, op: &FingerprintOp) -> Result<FingerprintReply> {
-        self.call(&format!("fp:{fingerprint}"), "/fingerprint", op).await
+        let sharded = ShardOp { fingerprint: fingerprint.to_owned(), op: op.clone() };
+        self.call(&format!("fingerprints:{}", shard_of(fingerprint)), "/shard", &sharded).await
     }
 
     async fn settle(&self, settlement: &Settlement) -> Result<()> {

@@ -7,17 +7,24 @@
 //! Why job records are here and not in KV: a KV write per job was the cost of a repeat alert,
 //! and KV bills and rate-limits writes; one Durable Object call per batch carries them all.
 //!
+//! It also decides, once, where the install's fingerprint records may be (`/layout`, a
+//! [`Layout`]: `docs/CLAIMS.md`), at its first operation of the version that brought the shards.
+//!
 //! Why a Durable Object and not KV: KV allows one write per second per key and has no atomic
 //! read-modify-write, so a burst of alerts would lose counts. One object serializes every update;
 //! at bugbot's volume (a few events per second at most) one instance is plenty. Recording is best
 //! effort for the counters; a batch whose status records cannot be written is retried (its
 //! effects are idempotent).
 
+use std::cell::Cell;
+
+use bugbot_shared::claim::Layout;
 use bugbot_shared::digest::{DAY_MS, DayStats, day_of};
 use bugbot_shared::status::JobStatus;
 use serde::{Deserialize, Serialize};
-use worker::{DurableObject, Env, Request, Response, Result, SqlStorageValue, State, durable_object};
+use worker::{DurableObject, Env, ListOptions, Request, Response, Result, SqlStorageValue, State, durable_object};
 
+use crate::store::keys;
 use crate::store::ports::{ClaimPort, Settlement};
 
 /// The Durable Object binding.
@@ -28,6 +35,8 @@ pub const KEEP_DAYS: u64 = 90;
 const JOB_KEEP_MS: u64 = 30 * DAY_MS;
 /// The single instance's name.
 pub(crate) const INSTANCE: &str = "stats";
+/// The storage key of the install's claims [`Layout`] (decided at the ledger's first operation).
+const LAYOUT: &str = "claims_layout";
 
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Days {
@@ -49,11 +58,20 @@ struct JobRow {
     status: String,
 }
 
+#[derive(Debug, Deserialize)]
+struct AnyRow {
+    #[expect(dead_code, reason = "only whether a row exists is read")]
+    one: i64,
+}
+
 /// Holds the per-day counters and the job status records (the ledger); every update is a
 /// read → apply → write that nothing interleaves.
 #[durable_object]
 pub struct StatsStore {
     state: State,
+    env: Env,
+    /// The install's claims layout, once read or decided.
+    layout: Cell<Option<Layout>>,
 }
 
 impl std::fmt::Debug for StatsStore {
@@ -63,6 +81,54 @@ impl std::fmt::Debug for StatsStore {
 }
 
 impl StatsStore {
+    /// The install's claims layout. The first operation of this version decides it, from whether the
+    /// ledger holds anything yet (an earlier version's counters or job records: that install may
+    /// have made per-fingerprint objects), and it never changes after.
+    async fn layout(&self) -> Result<Layout> {
+        if let Some(layout) = self.layout.get() {
+            return Ok(layout);
+        }
+        let storage = self.state.storage();
+        let layout = if let Some(text) = storage.get::<String>(LAYOUT).await? {
+            serde_json::from_str(&text)?
+        } else {
+            let layout = Layout::decide(self.holds_nothing().await && self.no_issue_records().await);
+            storage.put(LAYOUT, serde_json::to_string(&layout)?).await?;
+            layout
+        };
+        self.layout.set(Some(layout));
+        Ok(layout)
+    }
+
+    /// Whether the ledger holds no day's counters and no job record. Anything it cannot read counts
+    /// as something (the safe side: records are then looked for in per-fingerprint objects).
+    async fn holds_nothing(&self) -> bool {
+        let storage = self.state.storage();
+        let no_days = storage
+            .list_with_options(ListOptions::new().prefix("day:").limit(1))
+            .await
+            .is_ok_and(|days| days.size() == 0);
+        let no_jobs = storage
+            .sql()
+            .exec("SELECT 1 AS one FROM jobs LIMIT 1", None)
+            .and_then(|rows| rows.to_array::<AnyRow>())
+            .is_ok_and(|rows| rows.is_empty());
+        no_days && no_jobs
+    }
+
+    /// Whether KV holds no issue record (`fp:`, `event:`): versions from before the ledger filed
+    /// issues too, and wrote these (kept 90 days after their last change).
+    async fn no_issue_records(&self) -> bool {
+        let Ok(kv) = self.env.kv(crate::store::STATE_KV) else { return false };
+        for prefix in [keys::ISSUE_PREFIX, keys::LEGACY_EVENT_PREFIX] {
+            match kv.list().prefix(prefix.to_owned()).limit(1).execute().await {
+                Ok(listed) if listed.keys.is_empty() => {}
+                _ => return false,
+            }
+        }
+        true
+    }
+
     async fn day(&self, day: &str) -> Result<DayStats> {
         // Stored as JSON text: structured clone would turn the maps into JS Maps.
         let text: Option<String> = self.state.storage().get(&format!("day:{day}")).await?;
@@ -135,7 +201,7 @@ impl StatsStore {
 }
 
 impl DurableObject for StatsStore {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         let sql = state.storage().sql();
         let created = sql
             .exec(
@@ -146,12 +212,15 @@ impl DurableObject for StatsStore {
         if let Err(e) = created {
             worker::console_error!("stats store: cannot create the jobs table: {e}");
         }
-        Self { state }
+        Self { state, env, layout: Cell::new(None) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
         let body = req.text().await?;
+        // Decided before anything is recorded, so that a new install's first batch finds it empty.
+        let layout = self.layout().await?;
         match req.path().as_str() {
+            "/layout" => Response::from_json(&layout),
             "/settle" => {
                 self.settle(serde_json::from_str(&body)?).await?;
                 Response::ok("ok")
