@@ -9,8 +9,9 @@
 //            reference?: boolean (bench/reference's JavaScript pair instead of bugbot's Workers),
 //            countCalls?: boolean (count the consumer's Durable Object calls and KV writes; read them
 //                                  with GET /__bench/counts and `MF-Route-Override: bugbot-consumer`;
-//                                  POST /__test/put?binding=B&name=N {key, value} writes into the storage
-//                                  of object N of B, as an earlier version would have left it),
+//                                  POST /__test/object?binding=B&name=N&path=P is a request to path P of
+//                                  object N of B; P = /__test/put with {key, value} writes into its
+//                                  storage, as an earlier version would have left it),
 //            ed25519Probe?: boolean (POST /__test/ed25519 answers the gateway's Ed25519 verdicts on
 //                                    vectors: tests/tests/gateway_ed25519.rs) }
 // Prints one JSON line `{"ready": "<url>", "pid": <workerd pid|null>}` on stdout when serving, then the
@@ -111,11 +112,12 @@ export default class extends shim.default {
   async fetch(request) {
     const url = new URL(request.url);
     if (url.pathname === "/__bench/counts") return Response.json(counts);
-    // Tests: POST /__test/put?binding=CLAIMS&name=fp:x {key, value} → that object's storage.
-    if (url.pathname === "/__test/put") {
+    // Tests: POST /__test/object?binding=CLAIMS&name=fp:x&path=/p → that object's fetch (path
+    // /__test/put: {key, value} into its storage).
+    if (url.pathname === "/__test/object") {
       const ns = this.testEnv[url.searchParams.get("binding")];
       const stub = ns.get(ns.idFromName(url.searchParams.get("name")));
-      return stub.fetch("https://object/__test/put", { method: "POST", body: await request.text() });
+      return stub.fetch("https://object" + url.searchParams.get("path"), { method: "POST", body: await request.text() });
     }
     return super.fetch(request);
   }

@@ -32,18 +32,26 @@ async fn stack() -> Stack {
     Stack::start(StackOptions { harness: json!({"countCalls": true}), ..StackOptions::default() }).await.unwrap()
 }
 
-/// Writes `value` under `key` in the storage of object `name` of the consumer's `binding`, as an
-/// earlier version of bugbot would have left it.
-async fn put(stack: &Stack, binding: &str, name: &str, key: &str, value: &Value) {
+/// A request straight to path `path` of object `name` of the consumer's `binding`: its answer.
+async fn object(stack: &Stack, binding: &str, name: &str, path: &str, body: &Value) -> Value {
     let answer = reqwest::Client::new()
-        .post(format!("{}/__test/put", stack.workers.url))
-        .query(&[("binding", binding), ("name", name)])
+        .post(format!("{}/__test/object", stack.workers.url))
+        .query(&[("binding", binding), ("name", name), ("path", path)])
         .header("MF-Route-Override", "bugbot-consumer")
-        .json(&json!({"key": key, "value": value}))
+        .json(body)
         .send()
         .await
         .unwrap();
-    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap_or_default());
+    let status = answer.status();
+    let text = answer.text().await.unwrap_or_default();
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(&text).unwrap_or(Value::String(text))
+}
+
+/// Writes `value` under `key` in the storage of object `name` of the consumer's `binding`, as an
+/// earlier version of bugbot would have left it.
+async fn put(stack: &Stack, binding: &str, name: &str, key: &str, value: &Value) {
+    object(stack, binding, name, "/__test/put", &json!({"key": key, "value": value})).await;
 }
 
 /// The record a version before the shards kept in `fp:{FINGERPRINT}`: its issue filed in Linear and
@@ -118,4 +126,26 @@ fn again() -> Vec<u8> {
     let mut payload: Value = serde_json::from_slice(&alert()).unwrap();
     payload["data"]["event"]["event_id"] = json!("0f1e2d3c4b5a69788796a5b4c3d2e1f0");
     serde_json::to_vec(&payload).unwrap()
+}
+
+/// A shard's first request asks the ledger for the layout, and other requests get into the shard
+/// while it waits. Ten first deliveries of one new error at once, straight to a shard that has
+/// never been used: exactly one is told to file the issue (a record read before that wait would
+/// be stale, and each of them would be told to file it).
+#[tokio::test(flavor = "multi_thread")]
+async fn first_deliveries_racing_into_a_new_shard_file_once() {
+    let stack = stack().await;
+    let fingerprint = "sentry:777000777";
+    let shard = format!("fingerprints:{}", bugbot_shared::claim::shard_of(fingerprint));
+    let now = now_ms();
+    let answers = futures::future::join_all((0..10).map(|i| {
+        let op = json!({"fingerprint": fingerprint, "op": {"op": "occurrence", "holder": format!("sentry:job-{i}"),
+            "message": format!("m-{i}"), "now_ms": now, "lease_ms": 60_000, "cooldown_ms": 3_600_000,
+            "window_ms": 600_000}});
+        let (stack, shard) = (&stack, &shard);
+        async move { object(stack, "CLAIMS", shard, "/shard", &op).await }
+    }))
+    .await;
+    let creates = answers.iter().filter(|a| a["reply"] == "create").count();
+    assert_eq!(creates, 1, "{answers:#?}");
 }
