@@ -93,8 +93,13 @@ impl StatsStore {
             serde_json::from_str(&text)?
         } else {
             let layout = Layout::decide(self.holds_nothing().await && self.no_issue_records().await);
-            storage.put(LAYOUT, serde_json::to_string(&layout)?).await?;
-            layout
+            // The KV read let other requests in: the first decision stored is the one kept.
+            if let Some(text) = storage.get::<String>(LAYOUT).await? {
+                serde_json::from_str(&text)?
+            } else {
+                storage.put(LAYOUT, serde_json::to_string(&layout)?).await?;
+                layout
+            }
         };
         self.layout.set(Some(layout));
         Ok(layout)
