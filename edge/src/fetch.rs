@@ -6,16 +6,13 @@
 
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::web_sys::{AbortSignal, Request, RequestInit, Response, WorkerGlobalScope};
+use worker::web_sys::{Request, RequestInit, Response, WorkerGlobalScope};
 
-/// `fetch(request, { signal })`.
-pub async fn fetch(request: &Request, signal: Option<&AbortSignal>) -> Result<Response, JsValue> {
-    let init = RequestInit::new();
-    if let Some(signal) = signal {
-        init.set_signal(Some(signal));
-    }
+/// `fetch(url, init)`: the runtime builds the one `Request` (a `Request` made first, then passed
+/// with an init, is copied into a second).
+pub async fn fetch_url(url: &str, init: &RequestInit) -> Result<Response, JsValue> {
     let global: WorkerGlobalScope = js_sys::global().unchecked_into();
-    JsFuture::from(global.fetch_with_request_and_init(request, &init)).await?.dyn_into()
+    JsFuture::from(global.fetch_with_str_and_init(url, init)).await?.dyn_into()
 }
 
 /// A Durable Object's stub as the runtime gives it (`worker::Stub::into_rpc`).

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use bugbot_edge::fetch::{ObjectStub, body_bytes, fetch, fetch_object, header_pairs, js_reason};
+use bugbot_edge::fetch::{ObjectStub, body_bytes, fetch_object, fetch_url, header_pairs, js_reason};
 use bugbot_shared::log::{Level, LogLine};
 use futures_util::future::{Either, select};
 use wasm_bindgen::JsValue;
@@ -129,12 +129,28 @@ async fn read(resp: web_sys::Response) -> Result<HttpResponse, JsValue> {
     Ok(HttpResponse { status, headers, body })
 }
 
+/// The `fetch` init for an [`HttpRequest`]: method, headers, body and the abort signal.
+fn request_init(request: &HttpRequest, signal: &web_sys::AbortSignal) -> Result<web_sys::RequestInit, TransportError> {
+    let headers = web_sys::Headers::new().map_err(thrown)?;
+    for (name, value) in &request.headers {
+        headers.set(name, value).map_err(thrown)?;
+    }
+    let init = web_sys::RequestInit::new();
+    init.set_method(request.method.as_str());
+    init.set_headers(&headers);
+    if let Some(body) = &request.body {
+        init.set_body(&js_sys::Uint8Array::from(body.as_slice()));
+    }
+    init.set_signal(Some(signal));
+    Ok(init)
+}
+
 impl FetchPort {
     async fn send_unlogged(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
-        let request = worker_request(request)?;
         let controller = AbortController::default();
         let signal = controller.signal();
-        let call = async { read(fetch(request.inner(), Some(&signal)).await?).await };
+        let init = request_init(request, &signal)?;
+        let call = async { read(fetch_url(&request.url, &init).await?).await };
         within(self.timeout_ms, call).await.map_or_else(
             || {
                 controller.abort();
