@@ -207,7 +207,7 @@ const mf = new Miniflare({
   // Cron triggers for tests (digest): GET /cdn-cgi/handler/scheduled?time=<ms> with the header
   // `MF-Route-Override: bugbot-consumer` runs the consumer's scheduled handler.
   unsafeTriggerHandlers: true,
-  // Profiling (not for tests): the V8 inspector on this port, for every Worker (scripts/profile-workers).
+  // Profiling (not for tests): the V8 inspector on this port, for every Worker (docs/CLAIMS.md, "Profiling the Workers").
   ...(process.env.BUGBOT_INSPECTOR_PORT ? { inspectorPort: Number(process.env.BUGBOT_INSPECTOR_PORT) } : {}),
   // `gatewayOnly` (benchmarks): no consumer, so workerd's CPU is the gateway's alone.
   workers: [

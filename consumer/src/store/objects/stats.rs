@@ -89,15 +89,15 @@ impl StatsStore {
             return Ok(layout);
         }
         let storage = self.state.storage();
-        let layout = if let Some(text) = storage.get::<String>(LAYOUT).await? {
-            serde_json::from_str(&text)?
+        let layout = if let Some(layout) = storage.get::<Layout>(LAYOUT).await? {
+            layout
         } else {
             let layout = Layout::decide(self.holds_nothing().await && self.no_issue_records().await);
             // The KV read let other requests in: the first decision stored is the one kept.
-            if let Some(text) = storage.get::<String>(LAYOUT).await? {
-                serde_json::from_str(&text)?
+            if let Some(first) = storage.get::<Layout>(LAYOUT).await? {
+                first
             } else {
-                storage.put(LAYOUT, serde_json::to_string(&layout)?).await?;
+                storage.put(LAYOUT, layout).await?;
                 layout
             }
         };
