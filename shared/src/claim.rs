@@ -65,6 +65,11 @@ impl TrackedRefs {
         self.linear.as_ref().map(|l| l.url.as_str()).or(self.github.as_ref().map(|g| g.url.as_str()))
     }
 
+    /// The tracked issues' URLs: Linear's, then GitHub's.
+    pub fn urls(&self) -> Vec<String> {
+        self.linear.iter().map(|l| l.url.clone()).chain(self.github.iter().map(|g| g.url.clone())).collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.linear.is_none() && self.github.is_none() && self.discord.is_none()
     }
@@ -369,6 +374,22 @@ impl Layout {
 pub struct ShardOp {
     pub fingerprint: String,
     pub op: FingerprintOp,
+    /// With a [`FingerprintOp::Filed`]: what the consumer keeps of the filed issue (its issue
+    /// record, JSON text the shard does not read), stored beside the fingerprint's record when the
+    /// op is applied. The issue's record is then written in the round trip that ends its filing,
+    /// not in a KV write of its own, and read back with [`ShardIssue`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue: Option<String>,
+}
+
+/// What a shard keeps of one fingerprint's issue (its `/issue` answer): the fingerprint's record,
+/// whose tracked issues and counters are current, and the issue record stored when it was filed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardIssue {
+    #[serde(default)]
+    pub record: Option<FingerprintRecord>,
+    #[serde(default)]
+    pub issue: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -748,7 +769,7 @@ mod tests {
     fn a_ledger_with_history_means_records_may_be_in_objects() {
         assert_eq!(Layout::decide(true), Layout::Shards);
         assert_eq!(Layout::decide(false), Layout::ShardsAfterObjects);
-        let op = ShardOp { fingerprint: "sentry:1".into(), op: FingerprintOp::Get };
+        let op = ShardOp { fingerprint: "sentry:1".into(), op: FingerprintOp::Get, issue: None };
         let text = serde_json::to_string(&op).unwrap();
         assert_eq!(text, r#"{"fingerprint":"sentry:1","op":{"op":"get"}}"#);
         assert_eq!(serde_json::from_str::<ShardOp>(&text).unwrap(), op);

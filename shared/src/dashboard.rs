@@ -9,8 +9,9 @@ use crate::digest::DayStats;
 use crate::event::format_utc_ms;
 use crate::status::JobStatus;
 
-/// A tracked issue, as the page shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A tracked issue, as the page shows it (and as the ledger lists it: the consumer settles one per
+/// alert that reached a tracker).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IssueRow {
     pub fingerprint: String,
     pub title: String,
@@ -19,7 +20,22 @@ pub struct IssueRow {
     pub source: String,
     pub occurrences: u64,
     pub last_seen_ms: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<String>,
+}
+
+impl IssueRow {
+    /// This row with what `newer` knows: its facts, the larger counters, and its links when it has
+    /// any (a repeat counted while the issue was being filed has none yet).
+    #[must_use]
+    pub fn merged(self, newer: Self) -> Self {
+        Self {
+            occurrences: self.occurrences.max(newer.occurrences),
+            last_seen_ms: self.last_seen_ms.max(newer.last_seen_ms),
+            links: if newer.links.is_empty() { self.links } else { newer.links },
+            ..newer
+        }
+    }
 }
 
 /// A dead letter, as the page shows it.

@@ -820,3 +820,43 @@ async fn an_event_claiming_a_routed_project_gets_no_code_outside_the_routes_path
         other => panic!("{other:?}"),
     }
 }
+
+/// Issue 18: a new issue's record is kept by its fingerprint's shard, in the round trip that ends
+/// its filing (no KV write), and read back with the shard's current tracked issues. An issue an
+/// earlier version filed is still read from KV (`fp:`), and an event too large for a Durable
+/// Object's value is left out of the record, not the filing.
+#[tokio::test(flavor = "current_thread")]
+async fn the_issue_record_is_the_shards_and_one_an_earlier_version_kept_is_still_read() {
+    use bugbot_consumer::store::{IssueRecord, remembered, remembered_event};
+    let f = fakes().await;
+    let (claims, state) = (MemoryClaims::default(), State::new(MemoryKv::default()));
+    let jobs = jobs_of("sentry/integration_platform_example_mocks/event_alert_triggered.json");
+    let (outcome, _) = run(&f.config, &claims, &state, &jobs[0], "m1").await;
+    let Outcome::Done { state: JobState::Filed, links, fingerprint: Some(fp), .. } = &outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(state.kv().entries.borrow().is_empty(), "nothing in KV: {:?}", state.kv().entries.borrow().keys());
+    let record = remembered(&claims, &state, fp).await.expect("the shard keeps the issue's record");
+    assert_eq!(&record.tracked.urls(), links, "the tracked issues, as the shard has them");
+    let event = record.event.clone().expect("with its event");
+    assert_eq!(event.fingerprint.as_str(), fp);
+    assert_eq!(remembered_event(&claims, &state, fp).await, Some(event.clone()));
+
+    // An earlier version's record, in KV; this shard has none.
+    let mut earlier = record.clone();
+    earlier.title = "Filed by an earlier version".into();
+    earlier.event.as_mut().unwrap().title = earlier.title.clone();
+    let kv = MemoryKv::default();
+    kv.entries.borrow_mut().insert(format!("fp:{fp}"), serde_json::to_string(&earlier).unwrap());
+    let (other_claims, old_state) = (MemoryClaims::default(), State::new(kv));
+    let read = remembered_event(&other_claims, &old_state, fp).await.expect("KV's record");
+    assert_eq!(read.title, "Filed by an earlier version");
+
+    // An event past the limit: the record is kept without it.
+    let mut huge = event;
+    huge.culprit = Some("x".repeat(1_100_000));
+    let text = IssueRecord::filed(&huge, &record.tracked, None);
+    let kept: IssueRecord = serde_json::from_str(&text).unwrap();
+    assert!(kept.event.is_none() && text.len() < 100_000, "{} bytes", text.len());
+    assert_eq!(kept.title, huge.title);
+}

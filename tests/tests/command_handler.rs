@@ -254,7 +254,7 @@ async fn stats_reads_the_ledger_and_the_source() {
     };
     let settlement = bugbot_consumer::store::ports::Settlement {
         stats: (1..=3).map(|n| (today.clone(), event(n))).collect(),
-        jobs: Vec::new(),
+        ..Default::default()
     };
     w.claims.settle(&settlement).await.unwrap();
     let stats = command_job(1, THREAD, &[], Command::Stats { period: bugbot_shared::command::StatsPeriod::Day });

@@ -170,6 +170,12 @@ async fn the_dashboard_renders_the_seeded_state_in_headless_chromium() {
     assert!(!events.contains("No jobs recorded yet"), "{events}");
     assert!(events.contains(&doomed[..20.min(doomed.len())]), "the dead-lettered job is listed: {events}");
     assert!(events.matches("<td class=\"ok\">filed</td>").count() >= 4, "the filed jobs are listed: {events}");
+    // Tracked issues: the ledger's list (issue 18: not KV), with the repeat counted and both trackers linked.
+    let issues = dom.split("id=\"issues\"").nth(1).unwrap().split("</section>").next().unwrap();
+    assert_eq!(issues.matches("<tr><td>").count(), 3, "one Sentry error and two GlitchTip issues: {issues}");
+    let sentry = issues.split("<tr>").find(|row| row.contains("sentry:")).expect("the Sentry error's row");
+    assert!(sentry.contains("<td class=\"num\">2</td>"), "seen twice: {sentry}");
+    assert!(sentry.contains(">Linear<") && sentry.contains(">GitHub<"), "tracked in both: {sentry}");
     let dead = dom.split("id=\"dead-letters\"").nth(1).unwrap();
     assert!(dead.contains("linear"), "with its reason: {dead}");
     // Today's bar: 4 events (one error twice, two GlitchTip issues), 3 of them new issues.

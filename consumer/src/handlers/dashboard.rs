@@ -1,9 +1,11 @@
 //! The status dashboard, `GET /admin/dashboard` (authenticated by [`crate::handlers::admin`]): recent jobs,
-//! tracked issues, dead letters, configured integrations and the per-day counters, read from KV
-//! and the stats store and rendered by [`bugbot_shared::dashboard`] as one self-contained page.
+//! tracked issues, dead letters, configured integrations and the per-day counters, read from the
+//! ledger (`StatsStore`) and KV and rendered by [`bugbot_shared::dashboard`] as one self-contained page.
 //!
-//! KV lists are by key, not by time: the page reads at most [`LIST_LIMIT`] records of each kind
-//! and sorts those, which is exact for small installs and a sample for big ones (it says so).
+//! The ledger lists jobs and issues newest first. KV lists (dead letters, and records kept from
+//! before the ledger listed jobs and issues) are by key, not by time: the page reads at most
+//! [`LIST_LIMIT`] records of each kind and sorts those, which is exact for small installs and a
+//! sample for big ones (it says so).
 
 use crate::store::ports::ClaimPort as _;
 use bugbot_shared::container;
@@ -86,25 +88,26 @@ pub async fn serve(_req: &Request, env: &Env, config: &Config) -> worker::Result
         }
     }
     jobs.sort_by_key(|j| std::cmp::Reverse(j.updated_at_ms));
-    let (issues, issues_cut) = records::<IssueRecord>(&kv, crate::store::keys::ISSUE_PREFIX).await?;
-    let mut issues: Vec<IssueRow> = issues
-        .into_iter()
-        .map(|r| {
-            let mut links = Vec::new();
-            links.extend(r.tracked.linear.as_ref().map(|l| l.url.clone()));
-            links.extend(r.tracked.github.as_ref().map(|g| g.url.clone()));
-            IssueRow {
-                fingerprint: r.fingerprint,
-                title: r.title,
-                level: r.level,
-                project: r.project,
-                source: r.source,
-                occurrences: r.occurrences,
-                last_seen_ms: r.last_seen_ms,
-                links,
-            }
-        })
-        .collect();
+    // The ledger's issue list, and the records KV still holds from before issues moved out of it.
+    let (mut issues, mut issues_cut) = claims.recent_issues(LIST_LIMIT).await?;
+    let (legacy, legacy_cut) = records::<IssueRecord>(&kv, crate::store::keys::ISSUE_PREFIX).await?;
+    issues_cut |= legacy_cut;
+    for r in legacy {
+        if issues.iter().any(|i| i.fingerprint == r.fingerprint) {
+            continue;
+        }
+        let links = r.tracked.urls();
+        issues.push(IssueRow {
+            fingerprint: r.fingerprint,
+            title: r.title,
+            level: r.level,
+            project: r.project,
+            source: r.source,
+            occurrences: r.occurrences,
+            last_seen_ms: r.last_seen_ms,
+            links,
+        });
+    }
     issues.sort_by_key(|i| std::cmp::Reverse(i.last_seen_ms));
     let (letters, letters_cut) = records::<DeadLetter>(&kv, crate::store::keys::DEAD_LETTER_PREFIX).await?;
     let mut dead_letters: Vec<DeadLetterRow> = letters

@@ -134,11 +134,13 @@ pub async fn run_batch(batch: worker::worker_sys::MessageBatch, env: Env) -> wor
         .await;
     let settled = settled.into_inner();
 
-    // One ledger round trip for the batch: every job's status record and the day's counters.
+    // One ledger round trip for the batch: every job's status record, the day's counters and the
+    // issues its alerts reached.
     let mut settlement = Settlement::default();
     for done in &settled {
         settlement.jobs.extend(done.status.clone());
         settlement.stats.extend(done.stats.clone().map(|op| (day_of(done.started), op)));
+        settlement.issues.extend(done.issue.clone());
     }
     let recorded = if settlement.is_empty() { Ok(()) } else { claims.settle(&settlement).await };
     let unrecorded = recorded.err().map(|e| format!("status not recorded: {e}"));
@@ -204,6 +206,7 @@ struct Handled<'m> {
     /// Its status record and counters, for the batch's settlement.
     status: Option<JobStatus>,
     stats: Option<bugbot_shared::digest::StatsOp>,
+    issue: Option<bugbot_shared::dashboard::IssueRow>,
     follow_up: Option<FollowUp>,
 }
 
@@ -235,6 +238,7 @@ async fn handle<'m>(ctx: &Ctx<'_, FetchPort>, d: &'m Delivered) -> Handled<'m> {
         verdict: Verdict::Undecodable { reason: String::new() },
         status: None,
         stats: None,
+        issue: None,
         follow_up: None,
     };
     let job = match &d.job {
@@ -251,6 +255,7 @@ async fn handle<'m>(ctx: &Ctx<'_, FetchPort>, d: &'m Delivered) -> Handled<'m> {
     };
     crate::store::counters::job();
     handled.stats = record::stats_op(&outcome, &ctx.config.retry);
+    handled.issue = record::issue_row(&outcome);
     let now = Date::now().as_millis();
     match outcome {
         Outcome::Done { state, reason, links, fingerprint, .. } => {

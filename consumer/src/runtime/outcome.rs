@@ -77,25 +77,51 @@ pub enum FollowUp {
     },
 }
 
-/// What the counters keep about an alert.
+/// What the counters and the ledger's issue list keep about an alert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertSummary {
     pub fingerprint: String,
     pub title: String,
     pub project: Option<String>,
     pub level: String,
-    /// The tracked issue's URL.
-    pub url: Option<String>,
+    pub source: String,
+    /// The tracked issues' URLs (Linear's first).
+    pub links: Vec<String>,
+    /// The fingerprint's occurrences as its claim counted them.
+    pub occurrences: u64,
+    pub last_seen_ms: u64,
 }
 
 impl AlertSummary {
-    pub fn of(event: &ErrorEvent, url: Option<String>) -> Self {
+    pub fn of(event: &ErrorEvent, tracked: &TrackedRefs, occurrences: u64) -> Self {
         Self {
             fingerprint: event.fingerprint.as_str().to_owned(),
             title: event.title.clone(),
             project: event.project.clone(),
             level: event.level.as_str().to_owned(),
-            url,
+            source: event.source.as_str().to_owned(),
+            links: tracked.urls(),
+            occurrences,
+            last_seen_ms: event.last_seen_ms,
+        }
+    }
+
+    /// The tracked issue's URL.
+    pub fn url(&self) -> Option<String> {
+        self.links.first().cloned()
+    }
+
+    /// The issue as the ledger lists it.
+    pub fn row(&self) -> bugbot_shared::dashboard::IssueRow {
+        bugbot_shared::dashboard::IssueRow {
+            fingerprint: self.fingerprint.clone(),
+            title: self.title.clone(),
+            level: self.level.clone(),
+            project: self.project.clone(),
+            source: self.source.clone(),
+            occurrences: self.occurrences,
+            last_seen_ms: self.last_seen_ms,
+            links: self.links.clone(),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The per-day counters observe what a job did: its typed [`Effect`], never its reason text.
+//! The per-day counters and the ledger's issue list observe what a job did: its typed [`Effect`],
+//! never its reason text.
 
 use bugbot_shared::backoff::RetryPolicy;
 use bugbot_shared::digest::StatsOp;
@@ -22,7 +23,7 @@ pub fn stats_op(outcome: &Outcome, policy: &RetryPolicy) -> Option<StatsOp> {
             title: alert.title.clone(),
             project: alert.project.clone(),
             level: alert.level.clone(),
-            url: alert.url.clone(),
+            url: alert.url(),
             occurrence: *occurrence,
         }),
         Effect::Resolved => Some(StatsOp::Resolved),
@@ -30,6 +31,14 @@ pub fn stats_op(outcome: &Outcome, policy: &RetryPolicy) -> Option<StatsOp> {
             Some(StatsOp::FixRun { outcome: outcome.clone(), cost_usd: *cost_usd })
         }
         Effect::None | Effect::FixStarted | Effect::Skipped { .. } => None,
+    }
+}
+
+/// The issue a settled job saw, for the ledger's issue list (the dashboard's), if any.
+pub fn issue_row(outcome: &Outcome) -> Option<bugbot_shared::dashboard::IssueRow> {
+    match outcome {
+        Outcome::Done { effect: Effect::Filed { alert, .. }, .. } => Some(alert.row()),
+        _ => None,
     }
 }
 
@@ -50,7 +59,10 @@ mod tests {
             title: "TypeError".into(),
             project: Some("web".into()),
             level: "error".into(),
-            url: Some("https://linear.app/x/issue/ENG-1".into()),
+            source: "sentry".into(),
+            links: vec!["https://linear.app/x/issue/ENG-1".into()],
+            occurrences: 1,
+            last_seen_ms: 0,
         }
     }
 

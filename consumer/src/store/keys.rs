@@ -2,14 +2,16 @@
 //!
 //! - `job:{id}` a job's status record, read only: written before job records moved to the ledger
 //!   (`objects::stats`), they expire within 30 days;
-//! - `fp:{fingerprint}` the tracked issue of a fingerprint, with its last event;
+//! - `fp:{fingerprint}` the tracked issue of a fingerprint, with its last event, read only: written
+//!   before issue records moved into the fingerprints' shards (`objects::claims`), they expire
+//!   within 90 days;
 //! - `event:{fingerprint}` the last event of issues filed before it moved into `fp:`;
 //! - `dead:{job id}` dead letters;
 //! - `thread:{channel id}` and `issue:{label}` a conversation's tracked issue (commands);
 //! - `mute:{fingerprint}` the index of active mutes (the mute itself is in the fingerprint's claim);
 //! - `fixrun:{id}`, `fixissue:{issue key}` fix runs; `fixcaps:{day}` the auto-fix caps.
 
-/// The prefix of issue records (the dashboard lists them).
+/// The prefix of the issue records earlier versions kept (the dashboard lists them beside the ledger's).
 pub const ISSUE_PREFIX: &str = "fp:";
 /// The prefix of dead letters (`/admin/dead-letters` lists them).
 pub const DEAD_LETTER_PREFIX: &str = "dead:";

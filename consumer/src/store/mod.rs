@@ -1,9 +1,10 @@
 //! What the consumer keeps in KV (eventually consistent; for status, dashboards and re-rendering —
-//! never for exactly-once decisions, which are the Durable Object's).
+//! never for exactly-once decisions, which are the Durable Object's), and the issue records its
+//! fingerprints' shards keep.
 //!
 //! Every key is spelled in [`keys`].
 
-use bugbot_shared::claim::TrackedRefs;
+use bugbot_shared::claim::{ShardIssue, TrackedRefs};
 use bugbot_shared::event::ErrorEvent;
 use bugbot_shared::job::Job;
 use bugbot_shared::status::{JobState, JobStatus};
@@ -51,17 +52,18 @@ pub async fn job_status<C: ClaimPort, K: KvPort>(claims: &C, state: &State<K>, j
 
 /// Writes job status records now, outside a batch's settlement (a step inside a job).
 pub async fn record_jobs<C: ClaimPort>(claims: &C, jobs: Vec<JobStatus>) -> worker::Result<()> {
-    claims.settle(&Settlement { stats: Vec::new(), jobs }).await
+    claims.settle(&Settlement { jobs, ..Settlement::default() }).await
 }
 
 /// Job status, issue records and dead letters.
 pub const STATE_KV: &str = "STATE";
 
-/// Dead letters expire after 30 days; issue records after 90.
+/// Dead letters expire after 30 days.
 const JOB_TTL_SECS: u64 = 30 * 24 * 3600;
-const ISSUE_TTL_SECS: u64 = 90 * 24 * 3600;
 
-/// The KV record of a tracked fingerprint.
+/// What the consumer keeps of a tracked fingerprint's issue: in its shard, beside the fingerprint's
+/// record (`objects::claims`), written by the round trip that ends the filing. Versions before kept
+/// it in KV (`fp:{fingerprint}`, 90 days after its last change), where it is still read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssueRecord {
     pub fingerprint: String,
@@ -75,13 +77,85 @@ pub struct IssueRecord {
     pub tracked: TrackedRefs,
     pub occurrences: u64,
     pub last_seen_ms: u64,
-    /// The last normalized event, for re-rendering (kept here so that filing is one KV write).
+    /// The last normalized event, for re-rendering (kept here so that the issue is one record).
     #[serde(default)]
     pub event: Option<ErrorEvent>,
     /// The Sentry integration installation that reported it (`installation.uuid` of the webhook),
     /// for a later write-back (the PR's link) from a job that is not the webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub installation: Option<String>,
+}
+
+/// The largest issue record kept with its event (a value in a `SQLite`-backed Durable Object's
+/// storage is at most 2 MiB): past it the record is kept without the event, and what would
+/// re-render the card uses the status change's own facts instead.
+const MAX_ISSUE_RECORD_BYTES: usize = 1024 * 1024;
+
+impl IssueRecord {
+    /// The record of an issue just filed, as JSON text for its fingerprint's shard
+    /// ([`ClaimPort::filed`]).
+    pub fn filed(event: &ErrorEvent, tracked: &TrackedRefs, installation: Option<String>) -> String {
+        let mut record = Self {
+            fingerprint: event.fingerprint.as_str().to_owned(),
+            title: event.title.clone(),
+            level: event.level.as_str().to_owned(),
+            source: event.source.as_str().to_owned(),
+            project: event.project.clone(),
+            environment: event.environment.clone(),
+            tracked: tracked.clone(),
+            occurrences: 1,
+            last_seen_ms: event.last_seen_ms,
+            event: Some(event.clone()),
+            installation,
+        };
+        let text = serde_json::to_string(&record).unwrap_or_default();
+        if text.len() <= MAX_ISSUE_RECORD_BYTES {
+            return text;
+        }
+        record.event = None;
+        serde_json::to_string(&record).unwrap_or_default()
+    }
+}
+
+/// The remembered issue of `fingerprint`: the record its shard kept when it was filed, with the
+/// shard's current tracked issues and counters; else the one KV holds from an earlier version.
+pub async fn remembered<C: ClaimPort, K: KvPort>(
+    claims: &C,
+    state: &State<K>,
+    fingerprint: &str,
+) -> Option<IssueRecord> {
+    if let Ok(ShardIssue { record, issue: Some(text) }) = claims.issue(fingerprint).await
+        && let Ok(mut issue) = serde_json::from_str::<IssueRecord>(&text)
+    {
+        if let Some(record) = record {
+            issue.tracked = record.tracked;
+            issue.occurrences = issue.occurrences.max(record.occurrences);
+            issue.last_seen_ms = issue.last_seen_ms.max(record.last_seen_ms);
+        }
+        return Some(issue);
+    }
+    state.legacy_issue(fingerprint).await
+}
+
+/// The remembered issue with its event (and the Sentry installation that reported it).
+pub async fn remembered_source<C: ClaimPort, K: KvPort>(
+    claims: &C,
+    state: &State<K>,
+    fingerprint: &str,
+) -> Option<IssueRecord> {
+    remembered(claims, state, fingerprint).await.filter(|r| r.event.is_some())
+}
+
+/// The last event of a remembered issue, for re-rendering its card.
+pub async fn remembered_event<C: ClaimPort, K: KvPort>(
+    claims: &C,
+    state: &State<K>,
+    fingerprint: &str,
+) -> Option<ErrorEvent> {
+    if let Some(event) = remembered(claims, state, fingerprint).await.and_then(|r| r.event) {
+        return Some(event);
+    }
+    state.legacy_event(fingerprint).await
 }
 
 /// A dead letter, as kept for inspection and replay.
@@ -124,45 +198,13 @@ impl<K: KvPort> State<K> {
         self.get(&keys::job(job_id)).await
     }
 
-    /// Keeps the filed issue and its event (best effort: KV is not the source of truth).
-    pub async fn remember_issue(&self, event: &ErrorEvent, tracked: &TrackedRefs, installation: Option<String>) {
-        let fp = event.fingerprint.as_str();
-        let record = IssueRecord {
-            fingerprint: fp.to_owned(),
-            title: event.title.clone(),
-            level: event.level.as_str().to_owned(),
-            source: event.source.as_str().to_owned(),
-            project: event.project.clone(),
-            environment: event.environment.clone(),
-            tracked: tracked.clone(),
-            occurrences: 1,
-            last_seen_ms: event.last_seen_ms,
-            event: Some(event.clone()),
-            installation,
-        };
-        let _ = self.put(&keys::issue(fp), &record, ISSUE_TTL_SECS).await;
+    /// The issue record KV holds from before issue records moved into the fingerprints' shards.
+    async fn legacy_issue(&self, fingerprint: &str) -> Option<IssueRecord> {
+        self.get(&keys::issue(fingerprint)).await
     }
 
-    /// Updates the counters of a tracked fingerprint (best effort; KV allows one write per second per key).
-    pub async fn count_occurrence(&self, event: &ErrorEvent, occurrences: u64) {
-        let key = keys::issue(event.fingerprint.as_str());
-        if let Some(mut record) = self.get::<IssueRecord>(&key).await {
-            record.occurrences = record.occurrences.max(occurrences);
-            record.last_seen_ms = record.last_seen_ms.max(event.last_seen_ms);
-            let _ = self.put(&key, &record, ISSUE_TTL_SECS).await;
-        }
-    }
-
-    /// The remembered issue with its event (and the Sentry installation that reported it).
-    pub async fn remembered_source(&self, fingerprint: &str) -> Option<IssueRecord> {
-        self.get::<IssueRecord>(&keys::issue(fingerprint)).await.filter(|r| r.event.is_some())
-    }
-
-    pub async fn remembered_event(&self, fingerprint: &str) -> Option<ErrorEvent> {
-        if let Some(event) = self.get::<IssueRecord>(&keys::issue(fingerprint)).await.and_then(|r| r.event) {
-            return Some(event);
-        }
-        // Issues filed before the event moved into the issue record.
+    /// The last event of an issue filed before the event moved into the issue record.
+    async fn legacy_event(&self, fingerprint: &str) -> Option<ErrorEvent> {
         self.get(&keys::legacy_event(fingerprint)).await
     }
 

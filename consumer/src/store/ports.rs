@@ -3,7 +3,8 @@
 //! them, so they run natively in tests over the in-memory implementations in [`memory`].
 
 use bugbot_shared::caps::{CapsOp, CapsReply};
-use bugbot_shared::claim::{DeliveryOp, DeliveryReply, FingerprintOp, FingerprintReply};
+use bugbot_shared::claim::{DeliveryOp, DeliveryReply, FingerprintOp, FingerprintReply, ShardIssue};
+use bugbot_shared::dashboard::IssueRow;
 use bugbot_shared::digest::{DayStats, StatsOp};
 use bugbot_shared::status::JobStatus;
 use serde::{Deserialize, Serialize};
@@ -17,11 +18,14 @@ pub struct Settlement {
     pub stats: Vec<(String, StatsOp)>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jobs: Vec<JobStatus>,
+    /// The issues its alerts reached (filed, counted or reopened), for the ledger's issue list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issues: Vec<IssueRow>,
 }
 
 impl Settlement {
     pub fn is_empty(&self) -> bool {
-        self.stats.is_empty() && self.jobs.is_empty()
+        self.stats.is_empty() && self.jobs.is_empty() && self.issues.is_empty()
     }
 }
 
@@ -31,6 +35,11 @@ pub trait ClaimPort {
     /// The delivery claim of a job that is not an alert (an alert's is its fingerprint's).
     async fn delivery(&self, job_id: &str, op: &DeliveryOp) -> worker::Result<DeliveryReply>;
     async fn fingerprint(&self, fingerprint: &str, op: &FingerprintOp) -> worker::Result<FingerprintReply>;
+    /// [`FingerprintOp::Filed`] with the filed issue's record (JSON text), kept beside the
+    /// fingerprint's record when the op applies: one round trip ends the filing and records it.
+    async fn filed(&self, fingerprint: &str, op: &FingerprintOp, issue: String) -> worker::Result<FingerprintReply>;
+    /// The fingerprint's record and the issue record kept when it was filed.
+    async fn issue(&self, fingerprint: &str) -> worker::Result<ShardIssue>;
     /// The auto-fix caps of one UTC day (`2026-12-06`).
     async fn caps(&self, day: &str, op: &CapsOp) -> worker::Result<CapsReply>;
     /// Adds a settled batch's job status records and counters to the ledger.
@@ -41,6 +50,8 @@ pub trait ClaimPort {
     async fn recent_jobs(&self, limit: u64) -> worker::Result<(Vec<JobStatus>, bool)>;
     /// The counters of `days` (UTC, `2026-12-06`), in that order; empty days included.
     async fn days(&self, days: &[String]) -> worker::Result<Vec<DayStats>>;
+    /// The `limit` issues an alert reached most recently, newest first, and whether there are more.
+    async fn recent_issues(&self, limit: u64) -> worker::Result<(Vec<IssueRow>, bool)>;
 }
 
 /// A KV namespace, as text (values are JSON).
@@ -79,8 +90,9 @@ pub mod memory {
 
     use bugbot_shared::caps::{self, CapsOp, CapsRecord, CapsReply};
     use bugbot_shared::claim::{
-        self, DeliveryOp, DeliveryRecord, DeliveryReply, FingerprintOp, FingerprintRecord, FingerprintReply,
+        self, DeliveryOp, DeliveryRecord, DeliveryReply, FingerprintOp, FingerprintRecord, FingerprintReply, ShardIssue,
     };
+    use bugbot_shared::dashboard::IssueRow;
     use bugbot_shared::digest::DayStats;
     use bugbot_shared::status::JobStatus;
 
@@ -90,11 +102,30 @@ pub mod memory {
     pub struct MemoryClaims {
         deliveries: RefCell<BTreeMap<String, DeliveryRecord>>,
         fingerprints: RefCell<BTreeMap<String, FingerprintRecord>>,
+        issues: RefCell<BTreeMap<String, String>>,
         caps: RefCell<BTreeMap<String, CapsRecord>>,
         jobs: RefCell<BTreeMap<String, JobStatus>>,
+        issue_rows: RefCell<BTreeMap<String, IssueRow>>,
         stats: RefCell<BTreeMap<String, DayStats>>,
         /// Durable Object round trips served.
         pub calls: Cell<u32>,
+    }
+
+    impl MemoryClaims {
+        /// One round trip to a fingerprint's shard: `op` applied, and `issue` kept when it changed
+        /// the record (as the Durable Object does).
+        fn apply(&self, fingerprint: &str, op: &FingerprintOp, issue: Option<String>) -> FingerprintReply {
+            self.calls.set(self.calls.get() + 1);
+            let current = self.fingerprints.borrow().get(fingerprint).cloned();
+            let (next, reply) = claim::fingerprint(current, op.clone());
+            if let Some(next) = next {
+                self.fingerprints.borrow_mut().insert(fingerprint.to_owned(), next);
+                if let Some(issue) = issue {
+                    self.issues.borrow_mut().insert(fingerprint.to_owned(), issue);
+                }
+            }
+            reply
+        }
     }
 
     impl ClaimPort for MemoryClaims {
@@ -109,13 +140,24 @@ pub mod memory {
         }
 
         async fn fingerprint(&self, fingerprint: &str, op: &FingerprintOp) -> worker::Result<FingerprintReply> {
+            Ok(self.apply(fingerprint, op, None))
+        }
+
+        async fn filed(
+            &self,
+            fingerprint: &str,
+            op: &FingerprintOp,
+            issue: String,
+        ) -> worker::Result<FingerprintReply> {
+            Ok(self.apply(fingerprint, op, Some(issue)))
+        }
+
+        async fn issue(&self, fingerprint: &str) -> worker::Result<ShardIssue> {
             self.calls.set(self.calls.get() + 1);
-            let current = self.fingerprints.borrow().get(fingerprint).cloned();
-            let (next, reply) = claim::fingerprint(current, op.clone());
-            if let Some(next) = next {
-                self.fingerprints.borrow_mut().insert(fingerprint.to_owned(), next);
-            }
-            Ok(reply)
+            Ok(ShardIssue {
+                record: self.fingerprints.borrow().get(fingerprint).cloned(),
+                issue: self.issues.borrow().get(fingerprint).cloned(),
+            })
         }
 
         async fn caps(&self, day: &str, op: &CapsOp) -> worker::Result<CapsReply> {
@@ -136,6 +178,14 @@ pub mod memory {
             for status in &settlement.jobs {
                 self.jobs.borrow_mut().insert(status.job_id.clone(), status.clone());
             }
+            let mut rows = self.issue_rows.borrow_mut();
+            for row in &settlement.issues {
+                let merged = match rows.remove(&row.fingerprint) {
+                    Some(old) => old.merged(row.clone()),
+                    None => row.clone(),
+                };
+                rows.insert(row.fingerprint.clone(), merged);
+            }
             Ok(())
         }
 
@@ -146,11 +196,7 @@ pub mod memory {
 
         async fn recent_jobs(&self, limit: u64) -> worker::Result<(Vec<JobStatus>, bool)> {
             self.calls.set(self.calls.get() + 1);
-            let mut jobs: Vec<JobStatus> = self.jobs.borrow().values().cloned().collect();
-            jobs.sort_by_key(|j| std::cmp::Reverse(j.updated_at_ms));
-            let more = jobs.len() as u64 > limit;
-            jobs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            Ok((jobs, more))
+            Ok(newest(self.jobs.borrow().values().cloned().collect(), |j| j.updated_at_ms, limit))
         }
 
         async fn days(&self, days: &[String]) -> worker::Result<Vec<DayStats>> {
@@ -158,6 +204,19 @@ pub mod memory {
             let stats = self.stats.borrow();
             Ok(days.iter().map(|day| stats.get(day).cloned().unwrap_or_else(|| DayStats::new(day.clone()))).collect())
         }
+
+        async fn recent_issues(&self, limit: u64) -> worker::Result<(Vec<IssueRow>, bool)> {
+            self.calls.set(self.calls.get() + 1);
+            Ok(newest(self.issue_rows.borrow().values().cloned().collect(), |r| r.last_seen_ms, limit))
+        }
+    }
+
+    /// The first `limit` of `items`, newest (by `at`) first, and whether there are more.
+    fn newest<T>(mut items: Vec<T>, at: impl Fn(&T) -> u64, limit: u64) -> (Vec<T>, bool) {
+        items.sort_by_key(|item| std::cmp::Reverse(at(item)));
+        let more = items.len() as u64 > limit;
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        (items, more)
     }
 
     #[derive(Debug, Default)]

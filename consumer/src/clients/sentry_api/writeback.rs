@@ -150,7 +150,7 @@ pub async fn after_pr<P: HttpPort, C: ClaimPort, K: KvPort>(
     if ctx.config.chatops.writeback.is_none() {
         return;
     }
-    let Some(record) = ctx.state.remembered_source(fingerprint).await else { return };
+    let Some(record) = crate::store::remembered_source(ctx.claims, ctx.state, fingerprint).await else { return };
     let Some(event) = record.event else { return };
     if !matches!(event.source, Source::Sentry | Source::Glitchtip) || source_issue_id(&event).is_none() {
         return;

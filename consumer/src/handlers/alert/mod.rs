@@ -26,6 +26,7 @@ use crate::runtime::ctx::Ctx;
 use crate::runtime::outcome::{AlertSummary, Effect, FollowUp, Outcome, StepError};
 use crate::runtime::settle;
 use crate::store::ports::{ClaimPort, KvPort};
+use crate::store::{IssueRecord, remembered_event};
 
 mod enrich;
 pub mod packet;
@@ -121,12 +122,12 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
         cooldown_ms: ctx.config.repeat_comment_cooldown_ms,
         window_ms: ctx.config.dedupe_window_ms,
     };
-    let filed_effect = |event: &ErrorEvent, occurrence, tracked: &TrackedRefs| Effect::Filed {
+    let filed_effect = |event: &ErrorEvent, occurrence, tracked: &TrackedRefs, occurrences| Effect::Filed {
         occurrence,
-        alert: Box::new(AlertSummary::of(event, links(tracked).into_iter().next())),
+        alert: Box::new(AlertSummary::of(event, tracked, occurrences)),
     };
     match ctx.claims.fingerprint(fp, &op).await? {
-        FingerprintReply::Create { tracked: already, fresh, .. } => {
+        FingerprintReply::Create { tracked: already, fresh, occurrences } => {
             // Issue 16.1: a delivery without the stack trace is completed before filing.
             let enrichment = Box::pin(enrich::enrich(ctx, &mut event)).await;
             let routed = ctx.config.routes.route(&event).and_then(|route| ctx.config.routed(route));
@@ -147,22 +148,21 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
             let (tracked, filed) = file(ctx, &event, already.clone(), evidence).await;
             match filed {
                 Ok(()) => {
-                    // One round trip: the filed pieces and the end of filing together.
+                    // One round trip: the filed pieces, the end of filing and the issue's record.
                     let done = FingerprintOp::Filed {
                         holder: holder.to_owned(),
                         now_ms: ctx.now_ms,
                         tracked: tracked.clone(),
                     };
-                    ctx.claims.fingerprint(fp, &done).await?;
                     let installation = crate::clients::sentry_api::writeback::installation_uuid(job);
-                    ctx.state.remember_issue(&event, &tracked, installation).await;
+                    ctx.claims.filed(fp, &done, IssueRecord::filed(&event, &tracked, installation)).await?;
                     crate::clients::sentry_api::writeback::after_filed(ctx, job, &event, &tracked).await;
                     let outcome = Outcome::Done {
                         state: JobState::Filed,
                         reason: None,
-                        links: links(&tracked),
+                        links: tracked.urls(),
                         fingerprint: None,
-                        effect: filed_effect(&event, Occurrence::New, &tracked),
+                        effect: filed_effect(&event, Occurrence::New, &tracked, occurrences),
                     };
                     let evidence = packet.evidence;
                     let context = packet
@@ -193,7 +193,7 @@ async fn occurrence<P: HttpPort, C: ClaimPort, K: KvPort>(
         }
         FingerprintReply::Pending { occurrences } => {
             let reason = format!("occurrence {occurrences} counted; the issue is being filed by another job");
-            let effect = filed_effect(&event, Occurrence::Repeat, &TrackedRefs::default());
+            let effect = filed_effect(&event, Occurrence::Repeat, &TrackedRefs::default(), occurrences);
             Ok((Outcome::done(JobState::Duplicate, reason).with_effect(effect), None))
         }
         FingerprintReply::Repeat { tracked, occurrences, decision } => {
@@ -225,12 +225,9 @@ async fn repeated<P: HttpPort, C: ClaimPort, K: KvPort>(
     Ok(Outcome::Done {
         state: JobState::Filed,
         reason: Some(reason),
-        links: links(tracked),
+        links: tracked.urls(),
         fingerprint: None,
-        effect: Effect::Filed {
-            occurrence,
-            alert: Box::new(AlertSummary::of(event, links(tracked).into_iter().next())),
-        },
+        effect: Effect::Filed { occurrence, alert: Box::new(AlertSummary::of(event, tracked, occurrences)) },
     })
 }
 
@@ -243,17 +240,6 @@ fn busy<P: HttpPort, C: ClaimPort, K: KvPort>(ctx: &Ctx<'_, P, C, K>, lease_unti
         reason: "another copy of this delivery is being processed".into(),
         attempt: ctx.attempt,
     }
-}
-
-fn links(tracked: &TrackedRefs) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(l) = &tracked.linear {
-        out.push(l.url.clone());
-    }
-    if let Some(g) = &tracked.github {
-        out.push(g.url.clone());
-    }
-    out
 }
 
 /// What evidence gathering adds to a new issue (Markdown): the enrichment's breadcrumbs or why
@@ -409,7 +395,6 @@ async fn repeat<P: HttpPort, C: ClaimPort, K: KvPort>(
         // Inside the cooldown: the claim counted it; no KV write, no sink call.
         return Ok(());
     }
-    ctx.state.count_occurrence(event, occurrences).await;
     let comment = if decision.regressed {
         report::regressed_comment_markdown(event)
     } else {
@@ -435,20 +420,20 @@ pub(crate) async fn status_change<P: HttpPort, C: ClaimPort, K: KvPort>(
         FingerprintReply::Status { changed: false, tracked } => Ok(Outcome::Done {
             state: JobState::Duplicate,
             reason: Some("already in that state".into()),
-            links: links(&tracked),
+            links: tracked.urls(),
             fingerprint: None,
             effect: Effect::None,
         }),
         FingerprintReply::Status { tracked, .. } => {
             comment_everywhere(ctx, &tracked, &report::resolved_comment_markdown(change)).await?;
             set_open_everywhere(ctx, &tracked, !resolved).await?;
-            let event = ctx.state.remembered_event(fp).await.unwrap_or_else(|| change.to_event());
+            let event = remembered_event(ctx.claims, ctx.state, fp).await.unwrap_or_else(|| change.to_event());
             edit_alert(ctx, &tracked, &event, if resolved { AlertState::Resolved } else { AlertState::Regressed })
                 .await?;
             Ok(Outcome::Done {
                 state: JobState::Done,
                 reason: Some("resolved".into()),
-                links: links(&tracked),
+                links: tracked.urls(),
                 fingerprint: None,
                 effect: Effect::Resolved,
             })

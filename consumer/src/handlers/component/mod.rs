@@ -68,7 +68,7 @@ pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort>(
         refuse(ctx, &ix, &format!("⚠️ {reason}")).await;
         return Outcome::done(JobState::Ignored, format!("component: {reason}"));
     }
-    let event = ctx.state.remembered_event(id.fingerprint.as_str()).await;
+    let event = crate::store::remembered_event(ctx.claims, ctx.state, id.fingerprint.as_str()).await;
     match id.action {
         Action::Mute | Action::Unmute => mute(ctx, job, &ix, &id).await,
         Action::FixWithInstructions => {

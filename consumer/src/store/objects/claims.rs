@@ -2,7 +2,8 @@
 //! consumer-side client for it. Its instances:
 //! - `delivery:{job id}` (and `fix:{target}`, `caps:{day}`): one record each (`/delivery`, `/caps`);
 //! - `fingerprints:{n}`: the records of the fingerprints whose [`shard_of`] is `n`, one storage key
-//!   each (`/shard`);
+//!   each (`/shard`), and beside each filed one its issue record (`issue:{fingerprint}`, written by
+//!   the op that ends the filing, read by `/issue`);
 //! - `fp:{fingerprint}`: one fingerprint's record, as versions before the shards kept it
 //!   (`/fingerprint`). Only a shard of an install that ran such a version reads one, to move its
 //!   record in ([`Layout::ShardsAfterObjects`]).
@@ -16,10 +17,11 @@ use std::cell::Cell;
 
 use bugbot_shared::claim::{
     self, DeliveryOp, DeliveryRecord, DeliveryReply, FingerprintOp, FingerprintRecord, FingerprintReply, Layout,
-    ShardOp, shard_of,
+    ShardIssue, ShardOp, shard_of,
 };
 use serde::Serialize;
 
+use bugbot_shared::dashboard::IssueRow;
 use bugbot_shared::digest::DayStats;
 use bugbot_shared::status::JobStatus;
 
@@ -83,8 +85,10 @@ impl DurableObject for ClaimStore {
                 Response::from_json(&reply)
             }
             "/shard" => {
-                let ShardOp { fingerprint, op } = serde_json::from_str(&body)?;
+                let ShardOp { fingerprint, op, issue } = serde_json::from_str(&body)?;
                 let key = format!("fp:{fingerprint}");
+                // Kept only with the op that ends the filing.
+                let issue = issue.filter(|_| matches!(op, FingerprintOp::Filed { .. }));
                 // First: its first call may ask the ledger, and other requests run meanwhile, so
                 // the record must be read after it.
                 let layout = self.layout().await?;
@@ -94,17 +98,24 @@ impl DurableObject for ClaimStore {
                     && storage.get::<bool>(&looked_key(&fingerprint)).await?.is_none()
                 {
                     let objects = self.env.durable_object(CLAIMS_DO)?;
-                    let reply =
-                        self.state.block_concurrency_while(move_in_then_apply(storage, objects, key, fingerprint, op));
-                    return Response::from_json(&reply.await?);
+                    let moved = move_in_then_apply(storage, objects, key, fingerprint, op, issue);
+                    return Response::from_json(&self.state.block_concurrency_while(moved).await?);
                 }
-                Response::from_json(&apply(&storage, &key, current, op).await?)
+                let issue = issue.map(|text| (issue_key(&fingerprint), text));
+                Response::from_json(&apply(&storage, &key, current, op, issue).await?)
+            }
+            // A fingerprint's issue: its record and the issue record kept when it was filed.
+            "/issue" => {
+                let fingerprint: String = serde_json::from_str(&body)?;
+                let record: Option<FingerprintRecord> = storage.get(&format!("fp:{fingerprint}")).await?;
+                let issue: Option<String> = storage.get(&issue_key(&fingerprint)).await?;
+                Response::from_json(&ShardIssue { record, issue })
             }
             // A fingerprint's own object (versions before the shards).
             "/fingerprint" => {
                 let op: FingerprintOp = serde_json::from_str(&body)?;
                 let current: Option<FingerprintRecord> = storage.get(RECORD).await?;
-                Response::from_json(&apply(&storage, RECORD, current, op).await?)
+                Response::from_json(&apply(&storage, RECORD, current, op, None).await?)
             }
             _ => Response::error("not found", 404),
         }
@@ -141,16 +152,21 @@ impl ClaimStore {
     }
 }
 
-/// Applies `op` to the record under `key` and stores what changed.
+/// Applies `op` to the record under `key` and stores what changed, with `issue` (its key and the
+/// issue record) when the op changed the record.
 async fn apply(
     storage: &worker::Storage,
     key: &str,
     current: Option<FingerprintRecord>,
     op: FingerprintOp,
+    issue: Option<(String, String)>,
 ) -> Result<FingerprintReply> {
     let (next, reply) = claim::fingerprint(current, op);
     if let Some(next) = next {
         storage.put(key, &next).await?;
+        if let Some((issue_key, text)) = issue {
+            storage.put(&issue_key, text).await?;
+        }
     }
     Ok(reply)
 }
@@ -165,6 +181,7 @@ async fn move_in_then_apply(
     key: String,
     fingerprint: String,
     op: FingerprintOp,
+    issue: Option<String>,
 ) -> Result<FingerprintReply> {
     let mut current: Option<FingerprintRecord> = storage.get(&key).await?;
     let looked = looked_key(&fingerprint);
@@ -181,7 +198,13 @@ async fn move_in_then_apply(
             _ => storage.put(&looked, true).await?,
         }
     }
-    apply(&storage, &key, current, op).await
+    let issue = issue.map(|text| (issue_key(&fingerprint), text));
+    apply(&storage, &key, current, op, issue).await
+}
+
+/// The key of a fingerprint's issue record in its shard.
+fn issue_key(fingerprint: &str) -> String {
+    format!("issue:{fingerprint}")
 }
 
 /// The key marking a fingerprint as looked for in its old object and not found there.
@@ -243,8 +266,17 @@ impl ClaimPort for Claims {
     }
 
     async fn fingerprint(&self, fingerprint: &str, op: &FingerprintOp) -> Result<FingerprintReply> {
-        let sharded = ShardOp { fingerprint: fingerprint.to_owned(), op: op.clone() };
+        let sharded = ShardOp { fingerprint: fingerprint.to_owned(), op: op.clone(), issue: None };
         self.call(&format!("fingerprints:{}", shard_of(fingerprint)), "/shard", &sharded).await
+    }
+
+    async fn filed(&self, fingerprint: &str, op: &FingerprintOp, issue: String) -> Result<FingerprintReply> {
+        let sharded = ShardOp { fingerprint: fingerprint.to_owned(), op: op.clone(), issue: Some(issue) };
+        self.call(&format!("fingerprints:{}", shard_of(fingerprint)), "/shard", &sharded).await
+    }
+
+    async fn issue(&self, fingerprint: &str) -> Result<ShardIssue> {
+        self.call(&format!("fingerprints:{}", shard_of(fingerprint)), "/issue", &fingerprint).await
     }
 
     async fn settle(&self, settlement: &Settlement) -> Result<()> {
@@ -260,6 +292,11 @@ impl ClaimPort for Claims {
     async fn recent_jobs(&self, limit: u64) -> Result<(Vec<JobStatus>, bool)> {
         let query = stats::Recent { limit };
         json(&post(&self.ledger, stats::INSTANCE, "stats", "/recent", &query).await?)
+    }
+
+    async fn recent_issues(&self, limit: u64) -> Result<(Vec<IssueRow>, bool)> {
+        let query = stats::Recent { limit };
+        json(&post(&self.ledger, stats::INSTANCE, "stats", "/issues", &query).await?)
     }
 
     async fn days(&self, days: &[String]) -> Result<Vec<DayStats>> {

@@ -1,8 +1,9 @@
-//! The ledger: daily counters for the digest, `/bugbot stats` and the dashboard chart, and every
-//! job's status record (`/admin/jobs/{id}`, `/bugbot status`). The `StatsStore` Durable Object keeps
-//! one [`DayStats`] per UTC day (storage key `day:{YYYY-MM-DD}`) and the job records in a
-//! `SQLite` table; the runtime settles each queue batch into it in one round trip
-//! ([`ClaimPort::settle`]; what to count is `runtime::record`'s).
+//! The ledger: daily counters for the digest, `/bugbot stats` and the dashboard chart, every job's
+//! status record (`/admin/jobs/{id}`, `/bugbot status`) and the list of tracked issues (the
+//! dashboard's). The `StatsStore` Durable Object keeps one [`DayStats`] per UTC day (storage key
+//! `day:{YYYY-MM-DD}`), the job records and the issue list in `SQLite` tables; the runtime settles
+//! each queue batch into it in one round trip ([`ClaimPort::settle`]; what to count is
+//! `runtime::record`'s).
 //!
 //! Why job records are here and not in KV: a KV write per job was the cost of a repeat alert,
 //! and KV bills and rate-limits writes; one Durable Object call per batch carries them all.
@@ -19,6 +20,7 @@
 use std::cell::Cell;
 
 use bugbot_shared::claim::Layout;
+use bugbot_shared::dashboard::IssueRow;
 use bugbot_shared::digest::{DAY_MS, DayStats, day_of};
 use bugbot_shared::status::JobStatus;
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,8 @@ pub const STATS_DO: &str = "STATS";
 pub const KEEP_DAYS: u64 = 90;
 /// Job status records are kept 30 days after their last change.
 const JOB_KEEP_MS: u64 = 30 * DAY_MS;
+/// Issues stay listed 90 days after an alert last reached them (as their KV records did).
+const ISSUE_KEEP_MS: u64 = 90 * DAY_MS;
 /// The single instance's name.
 pub(crate) const INSTANCE: &str = "stats";
 /// The storage key of the install's claims [`Layout`] (decided at the ledger's first operation).
@@ -53,9 +57,10 @@ pub(crate) struct Recent {
     pub(crate) limit: u64,
 }
 
+/// A row's JSON text, selected `AS text`.
 #[derive(Debug, Deserialize)]
-struct JobRow {
-    status: String,
+struct TextRow {
+    text: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,7 +161,7 @@ impl StatsStore {
             self.state.storage().put(&format!("day:{}", stats.day), serde_json::to_string(stats)?).await?;
         }
         if settlement.jobs.is_empty() {
-            return Ok(());
+            return self.list_issues(&settlement.issues);
         }
         let sql = self.state.storage().sql();
         let mut newest = 0;
@@ -173,35 +178,73 @@ impl StatsStore {
         }
         let horizon = i64::try_from(newest.saturating_sub(JOB_KEEP_MS)).unwrap_or(0);
         sql.exec("DELETE FROM jobs WHERE updated_at_ms < ?", vec![SqlStorageValue::Integer(horizon)])?;
+        self.list_issues(&settlement.issues)
+    }
+
+    /// Adds the issues a batch's alerts reached to the issue list, merged with what it held of
+    /// them, and forgets issues no alert reached for [`ISSUE_KEEP_MS`]. Kept by when bugbot saw
+    /// them, not by the events' own times (a source's clock, or a replayed old event).
+    fn list_issues(&self, issues: &[IssueRow]) -> Result<()> {
+        if issues.is_empty() {
+            return Ok(());
+        }
+        let sql = self.state.storage().sql();
+        let now = i64::try_from(worker::Date::now().as_millis()).unwrap_or(i64::MAX);
+        for row in issues {
+            let held: Vec<TextRow> = sql
+                .exec(
+                    "SELECT row AS text FROM issues WHERE fingerprint = ?",
+                    vec![SqlStorageValue::String(row.fingerprint.clone())],
+                )?
+                .to_array()?;
+            let row = match held.first().and_then(|h| serde_json::from_str::<IssueRow>(&h.text).ok()) {
+                Some(old) => old.merged(row.clone()),
+                None => row.clone(),
+            };
+            sql.exec(
+                "INSERT OR REPLACE INTO issues (fingerprint, updated_at_ms, row) VALUES (?, ?, ?)",
+                vec![
+                    SqlStorageValue::String(row.fingerprint.clone()),
+                    SqlStorageValue::Integer(now),
+                    SqlStorageValue::String(serde_json::to_string(&row)?),
+                ],
+            )?;
+        }
+        let horizon = now.saturating_sub(i64::try_from(ISSUE_KEEP_MS).unwrap_or(i64::MAX));
+        sql.exec("DELETE FROM issues WHERE updated_at_ms < ?", vec![SqlStorageValue::Integer(horizon)])?;
         Ok(())
     }
 
     fn job(&self, job_id: &str) -> Result<Option<JobStatus>> {
-        let rows: Vec<JobRow> = self
+        let rows: Vec<TextRow> = self
             .state
             .storage()
             .sql()
-            .exec("SELECT status FROM jobs WHERE id = ?", vec![SqlStorageValue::String(job_id.to_owned())])?
+            .exec("SELECT status AS text FROM jobs WHERE id = ?", vec![SqlStorageValue::String(job_id.to_owned())])?
             .to_array()?;
-        Ok(rows.into_iter().next().and_then(|row| serde_json::from_str(&row.status).ok()))
+        Ok(rows.into_iter().next().and_then(|row| serde_json::from_str(&row.text).ok()))
     }
 }
 
 impl StatsStore {
     /// The `limit` most recently changed job records, newest first, and whether there are more.
     fn recent(&self, limit: u64) -> Result<(Vec<JobStatus>, bool)> {
-        let rows: Vec<JobRow> = self
-            .state
-            .storage()
-            .sql()
-            .exec(
-                "SELECT status FROM jobs ORDER BY updated_at_ms DESC LIMIT ?",
-                vec![SqlStorageValue::Integer(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))],
-            )?
-            .to_array()?;
+        self.newest("SELECT status AS text FROM jobs ORDER BY updated_at_ms DESC LIMIT ?", limit)
+    }
+
+    /// The `limit` issues an alert reached most recently, newest first, and whether there are more.
+    fn recent_issues(&self, limit: u64) -> Result<(Vec<IssueRow>, bool)> {
+        self.newest("SELECT row AS text FROM issues ORDER BY updated_at_ms DESC LIMIT ?", limit)
+    }
+
+    /// The first `limit` JSON texts `query` (`text`, with `LIMIT ?`) selects, read, and whether
+    /// there are more.
+    fn newest<T: serde::de::DeserializeOwned>(&self, query: &str, limit: u64) -> Result<(Vec<T>, bool)> {
+        let bound = SqlStorageValue::Integer(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX));
+        let rows: Vec<TextRow> = self.state.storage().sql().exec(query, vec![bound])?.to_array()?;
         let more = rows.len() as u64 > limit;
-        let jobs = rows.into_iter().take(usize::try_from(limit).unwrap_or(usize::MAX));
-        Ok((jobs.filter_map(|row| serde_json::from_str(&row.status).ok()).collect(), more))
+        let rows = rows.into_iter().take(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok((rows.filter_map(|row| serde_json::from_str(&row.text).ok()).collect(), more))
     }
 }
 
@@ -213,9 +256,16 @@ impl DurableObject for StatsStore {
                 "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, updated_at_ms INTEGER NOT NULL, status TEXT NOT NULL)",
                 None,
             )
-            .and_then(|_| sql.exec("CREATE INDEX IF NOT EXISTS jobs_by_age ON jobs (updated_at_ms)", None));
+            .and_then(|_| sql.exec("CREATE INDEX IF NOT EXISTS jobs_by_age ON jobs (updated_at_ms)", None))
+            .and_then(|_| {
+                sql.exec(
+                    "CREATE TABLE IF NOT EXISTS issues (fingerprint TEXT PRIMARY KEY, updated_at_ms INTEGER NOT NULL, row TEXT NOT NULL)",
+                    None,
+                )
+            })
+            .and_then(|_| sql.exec("CREATE INDEX IF NOT EXISTS issues_by_age ON issues (updated_at_ms)", None));
         if let Err(e) = created {
-            worker::console_error!("stats store: cannot create the jobs table: {e}");
+            worker::console_error!("stats store: cannot create its tables: {e}");
         }
         Self { state, env, layout: Cell::new(None) }
     }
@@ -237,6 +287,10 @@ impl DurableObject for StatsStore {
             "/recent" => {
                 let query: Recent = serde_json::from_str(&body)?;
                 Response::from_json(&self.recent(query.limit)?)
+            }
+            "/issues" => {
+                let query: Recent = serde_json::from_str(&body)?;
+                Response::from_json(&self.recent_issues(query.limit)?)
             }
             "/days" => {
                 let wanted: Days = serde_json::from_str(&body)?;
