@@ -846,11 +846,32 @@ async fn the_issue_record_is_the_shards_and_one_an_earlier_version_kept_is_still
     let mut earlier = record.clone();
     earlier.title = "Filed by an earlier version".into();
     earlier.event.as_mut().unwrap().title = earlier.title.clone();
+    earlier.tracked = bugbot_shared::claim::TrackedRefs::default();
     let kv = MemoryKv::default();
     kv.entries.borrow_mut().insert(format!("fp:{fp}"), serde_json::to_string(&earlier).unwrap());
     let (other_claims, old_state) = (MemoryClaims::default(), State::new(kv));
     let read = remembered_event(&other_claims, &old_state, fp).await.expect("KV's record");
     assert_eq!(read.title, "Filed by an earlier version");
+    // With the fingerprint's record in the shard (filed without an issue record, as then), the
+    // tracked issues are the shard's.
+    let occurrence = bugbot_shared::claim::FingerprintOp::Occurrence {
+        holder: "old".into(),
+        message: "old-message".into(),
+        now_ms: now_ms(),
+        lease_ms: 60_000,
+        cooldown_ms: 60_000,
+        window_ms: 60_000,
+    };
+    let filed = bugbot_shared::claim::FingerprintOp::Filed {
+        holder: "old".into(),
+        now_ms: now_ms(),
+        tracked: record.tracked.clone(),
+    };
+    for op in [occurrence, filed] {
+        bugbot_consumer::store::ports::ClaimPort::fingerprint(&other_claims, fp, &op).await.unwrap();
+    }
+    let read = remembered(&other_claims, &old_state, fp).await.expect("KV's record");
+    assert_eq!((read.title.as_str(), &read.tracked), ("Filed by an earlier version", &record.tracked));
 
     // An event past the limit: the record is kept without it.
     let mut huge = event;

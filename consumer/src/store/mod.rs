@@ -117,24 +117,24 @@ impl IssueRecord {
     }
 }
 
-/// The remembered issue of `fingerprint`: the record its shard kept when it was filed, with the
-/// shard's current tracked issues and counters; else the one KV holds from an earlier version.
+/// The remembered issue of `fingerprint`: the record its shard kept when it was filed, else the one
+/// KV holds from an earlier version; either with the shard's current tracked issues and counters.
 pub async fn remembered<C: ClaimPort, K: KvPort>(
     claims: &C,
     state: &State<K>,
     fingerprint: &str,
 ) -> Option<IssueRecord> {
-    if let Ok(ShardIssue { record, issue: Some(text) }) = claims.issue(fingerprint).await
-        && let Ok(mut issue) = serde_json::from_str::<IssueRecord>(&text)
-    {
-        if let Some(record) = record {
-            issue.tracked = record.tracked;
-            issue.occurrences = issue.occurrences.max(record.occurrences);
-            issue.last_seen_ms = issue.last_seen_ms.max(record.last_seen_ms);
-        }
-        return Some(issue);
+    let ShardIssue { record, issue } = claims.issue(fingerprint).await.unwrap_or_default();
+    let mut issue = match issue.and_then(|text| serde_json::from_str::<IssueRecord>(&text).ok()) {
+        Some(issue) => issue,
+        None => state.legacy_issue(fingerprint).await?,
+    };
+    if let Some(record) = record {
+        issue.tracked = record.tracked;
+        issue.occurrences = issue.occurrences.max(record.occurrences);
+        issue.last_seen_ms = issue.last_seen_ms.max(record.last_seen_ms);
     }
-    state.legacy_issue(fingerprint).await
+    Some(issue)
 }
 
 /// The remembered issue with its event (and the Sentry installation that reported it).
