@@ -382,6 +382,21 @@ pub struct ShardOp {
     pub issue: Option<String>,
 }
 
+/// The fingerprints of `records` whose issue record a shard no longer keeps at `now_ms`: no alert
+/// reached them for `keep_ms` (their record's `last_seen_ms`). Issue records hold a whole event, so
+/// they go as KV's copies did, while the fingerprint's claim stays.
+pub fn expired_issues<'a>(
+    records: impl IntoIterator<Item = (&'a str, &'a FingerprintRecord)>,
+    now_ms: u64,
+    keep_ms: u64,
+) -> Vec<String> {
+    records
+        .into_iter()
+        .filter(|(_, record)| record.last_seen_ms.saturating_add(keep_ms) < now_ms)
+        .map(|(fingerprint, _)| fingerprint.to_owned())
+        .collect()
+}
+
 /// What a shard keeps of one fingerprint's issue (its `/issue` answer): the fingerprint's record,
 /// whose tracked issues and counters are current, and the issue record stored when it was filed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -774,6 +789,17 @@ mod tests {
         assert_eq!(text, r#"{"fingerprint":"sentry:1","op":{"op":"get"}}"#);
         assert_eq!(serde_json::from_str::<ShardOp>(&text).unwrap(), op);
         assert_eq!(serde_json::to_string(&Layout::ShardsAfterObjects).unwrap(), r#""shards_after_objects""#);
+    }
+
+    /// An issue record goes once no alert reached its fingerprint for the keeping time, not before.
+    #[test]
+    fn issue_records_expire_after_the_last_alert() {
+        let (seen, _) = run(vec![occ("a", 1_000)]);
+        let seen = seen.unwrap();
+        assert_eq!(seen.last_seen_ms, 1_000);
+        let records = [("sentry:1", &seen)];
+        assert!(expired_issues(records, 1_000 + 500, 500).is_empty(), "kept for exactly the keeping time");
+        assert_eq!(expired_issues(records, 1_000 + 501, 500), vec!["sentry:1".to_owned()]);
     }
 
     const LEASE: u64 = 60_000;

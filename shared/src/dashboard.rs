@@ -25,16 +25,17 @@ pub struct IssueRow {
 }
 
 impl IssueRow {
-    /// This row with what `newer` knows: its facts, the larger counters, and its links when it has
-    /// any (a repeat counted while the issue was being filed has none yet).
-    #[must_use]
-    pub fn merged(self, newer: Self) -> Self {
-        Self {
-            occurrences: self.occurrences.max(newer.occurrences),
-            last_seen_ms: self.last_seen_ms.max(newer.last_seen_ms),
-            links: if newer.links.is_empty() { self.links } else { newer.links },
-            ..newer
-        }
+    /// What the list holds of an issue once `seen` (an alert that reached it) is added to `held`:
+    /// the facts of the later event, the larger counters, and links when there are any (a repeat
+    /// counted while the issue was being filed has none yet). An issue with no links is not listed
+    /// until it is filed (its filing may be given up).
+    pub fn listed(held: Option<Self>, seen: Self) -> Option<Self> {
+        let Some(held) = held else { return (!seen.links.is_empty()).then_some(seen) };
+        let occurrences = held.occurrences.max(seen.occurrences);
+        let last_seen_ms = held.last_seen_ms.max(seen.last_seen_ms);
+        let (older, newer) = if seen.last_seen_ms >= held.last_seen_ms { (held, seen) } else { (seen, held) };
+        let links = if newer.links.is_empty() { older.links } else { newer.links };
+        Some(Self { occurrences, last_seen_ms, links, ..newer })
     }
 }
 
@@ -388,6 +389,37 @@ fn integrations(out: &mut String, model: &DashboardModel) {
         );
     }
     out.push_str("</table></section>");
+}
+
+#[cfg(test)]
+mod listed_tests {
+    use super::IssueRow;
+
+    fn row(title: &str, occurrences: u64, last_seen_ms: u64, links: &[&str]) -> IssueRow {
+        IssueRow {
+            fingerprint: "sentry:1".into(),
+            title: title.into(),
+            level: "error".into(),
+            project: None,
+            source: "sentry".into(),
+            occurrences,
+            last_seen_ms,
+            links: links.iter().map(|l| (*l).to_owned()).collect(),
+        }
+    }
+
+    /// The list keeps the later event's facts whatever order batches settle in, the larger
+    /// counters, the links once known, and no issue that was never filed.
+    #[test]
+    fn an_issue_is_listed_once_filed_with_its_latest_facts() {
+        assert_eq!(IssueRow::listed(None, row("counted while filing", 2, 5, &[])), None);
+        let filed = IssueRow::listed(None, row("first", 1, 10, &["https://linear.app/x/issue/ENG-1"])).unwrap();
+        let later = IssueRow::listed(Some(filed.clone()), row("renamed", 3, 20, &[])).unwrap();
+        assert_eq!(later, row("renamed", 3, 20, &["https://linear.app/x/issue/ENG-1"]));
+        // A retried older batch settling late changes no fact, only what it counted more of.
+        let late = IssueRow::listed(Some(later.clone()), row("first", 4, 10, &[])).unwrap();
+        assert_eq!(late, row("renamed", 4, 20, &["https://linear.app/x/issue/ENG-1"]));
+    }
 }
 
 #[cfg(test)]

@@ -836,11 +836,11 @@ async fn the_issue_record_is_the_shards_and_one_an_earlier_version_kept_is_still
         panic!("{outcome:?}")
     };
     assert!(state.kv().entries.borrow().is_empty(), "nothing in KV: {:?}", state.kv().entries.borrow().keys());
-    let record = remembered(&claims, &state, fp).await.expect("the shard keeps the issue's record");
+    let record = remembered(&claims, &state, fp).await.unwrap().expect("the shard keeps the issue's record");
     assert_eq!(&record.tracked.urls(), links, "the tracked issues, as the shard has them");
     let event = record.event.clone().expect("with its event");
     assert_eq!(event.fingerprint.as_str(), fp);
-    assert_eq!(remembered_event(&claims, &state, fp).await, Some(event.clone()));
+    assert_eq!(remembered_event(&claims, &state, fp).await.unwrap(), Some(event.clone()));
 
     // An earlier version's record, in KV; this shard has none.
     let mut earlier = record.clone();
@@ -850,7 +850,7 @@ async fn the_issue_record_is_the_shards_and_one_an_earlier_version_kept_is_still
     let kv = MemoryKv::default();
     kv.entries.borrow_mut().insert(format!("fp:{fp}"), serde_json::to_string(&earlier).unwrap());
     let (other_claims, old_state) = (MemoryClaims::default(), State::new(kv));
-    let read = remembered_event(&other_claims, &old_state, fp).await.expect("KV's record");
+    let read = remembered_event(&other_claims, &old_state, fp).await.unwrap().expect("KV's record");
     assert_eq!(read.title, "Filed by an earlier version");
     // With the fingerprint's record in the shard (filed without an issue record, as then), the
     // tracked issues are the shard's.
@@ -870,8 +870,20 @@ async fn the_issue_record_is_the_shards_and_one_an_earlier_version_kept_is_still
     for op in [occurrence, filed] {
         bugbot_consumer::store::ports::ClaimPort::fingerprint(&other_claims, fp, &op).await.unwrap();
     }
-    let read = remembered(&other_claims, &old_state, fp).await.expect("KV's record");
+    let read = remembered(&other_claims, &old_state, fp).await.unwrap().expect("KV's record");
     assert_eq!((read.title.as_str(), &read.tracked), ("Filed by an earlier version", &record.tracked));
+    // Read once, it is the shard's too: KV's copy, which nothing rewrites now, may expire.
+    old_state.kv().entries.borrow_mut().clear();
+    let read = remembered(&other_claims, &old_state, fp).await.unwrap().expect("the shard's copy");
+    assert_eq!(read.title, "Filed by an earlier version");
+    // A repeat that comments keeps it there too, before anything needs to read it.
+    let kv = MemoryKv::default();
+    kv.entries.borrow_mut().insert(format!("fp:{fp}"), serde_json::to_string(&earlier).unwrap());
+    let (third_claims, third_state) = (MemoryClaims::default(), State::new(kv));
+    bugbot_consumer::store::keep_issue_filed_earlier(&third_claims, &third_state, fp).await;
+    third_state.kv().entries.borrow_mut().clear();
+    let read = remembered_event(&third_claims, &third_state, fp).await.unwrap().expect("the shard's copy");
+    assert_eq!(read.title, "Filed by an earlier version");
 
     // An event past the limit: the record is kept without it.
     let mut huge = event;

@@ -86,10 +86,11 @@ pub struct IssueRecord {
     pub installation: Option<String>,
 }
 
-/// The largest issue record kept with its event (a value in a `SQLite`-backed Durable Object's
-/// storage is at most 2 MiB): past it the record is kept without the event, and what would
-/// re-render the card uses the status change's own facts instead.
-const MAX_ISSUE_RECORD_BYTES: usize = 1024 * 1024;
+/// The largest issue record kept with its event, in UTF-8 bytes (a value in a `SQLite`-backed
+/// Durable Object's storage is at most 2 MiB, and a JavaScript string may take two bytes a
+/// character): past it the record is kept without the event, and what would re-render the card
+/// uses the status change's own facts instead.
+const MAX_ISSUE_RECORD_BYTES: usize = 512 * 1024;
 
 impl IssueRecord {
     /// The record of an issue just filed, as JSON text for its fingerprint's shard
@@ -118,23 +119,49 @@ impl IssueRecord {
 }
 
 /// The remembered issue of `fingerprint`: the record its shard kept when it was filed, else the one
-/// KV holds from an earlier version; either with the shard's current tracked issues and counters.
+/// KV holds from an earlier version (then kept by the shard too, [`keep_earlier_issue`]); either
+/// with the shard's current tracked issues and counters. An error when the shard cannot be asked
+/// (what needs the record is retried, rather than done without it).
 pub async fn remembered<C: ClaimPort, K: KvPort>(
     claims: &C,
     state: &State<K>,
     fingerprint: &str,
-) -> Option<IssueRecord> {
-    let ShardIssue { record, issue } = claims.issue(fingerprint).await.unwrap_or_default();
+) -> worker::Result<Option<IssueRecord>> {
+    let ShardIssue { record, issue } = claims.issue(fingerprint).await?;
     let mut issue = match issue.and_then(|text| serde_json::from_str::<IssueRecord>(&text).ok()) {
         Some(issue) => issue,
-        None => state.legacy_issue(fingerprint).await?,
+        None => match state.legacy_issue(fingerprint).await {
+            Some(earlier) => {
+                keep_earlier_issue(claims, fingerprint, &earlier).await;
+                earlier
+            }
+            None => return Ok(None),
+        },
     };
     if let Some(record) = record {
         issue.tracked = record.tracked;
         issue.occurrences = issue.occurrences.max(record.occurrences);
         issue.last_seen_ms = issue.last_seen_ms.max(record.last_seen_ms);
     }
-    Some(issue)
+    Ok(Some(issue))
+}
+
+/// Keeps the record an earlier version wrote to KV in the fingerprint's shard, unless it has one:
+/// KV's copy expires 90 days after its last write, and nothing rewrites it any more. Best effort
+/// (the next repeat or read tries again).
+async fn keep_earlier_issue<C: ClaimPort>(claims: &C, fingerprint: &str, earlier: &IssueRecord) {
+    if let Ok(text) = serde_json::to_string(earlier) {
+        let _ = claims.keep_issue(fingerprint, text).await;
+    }
+}
+
+/// A repeat that comments (once per cooldown): the issue record an earlier version kept in KV, if
+/// there is one, is kept by the fingerprint's shard from then on. One KV read, as the repeat's
+/// counters update was before issue records moved out of KV.
+pub async fn keep_issue_filed_earlier<C: ClaimPort, K: KvPort>(claims: &C, state: &State<K>, fingerprint: &str) {
+    if let Some(earlier) = state.legacy_issue(fingerprint).await {
+        keep_earlier_issue(claims, fingerprint, &earlier).await;
+    }
 }
 
 /// The remembered issue with its event (and the Sentry installation that reported it).
@@ -142,8 +169,8 @@ pub async fn remembered_source<C: ClaimPort, K: KvPort>(
     claims: &C,
     state: &State<K>,
     fingerprint: &str,
-) -> Option<IssueRecord> {
-    remembered(claims, state, fingerprint).await.filter(|r| r.event.is_some())
+) -> worker::Result<Option<IssueRecord>> {
+    Ok(remembered(claims, state, fingerprint).await?.filter(|r| r.event.is_some()))
 }
 
 /// The last event of a remembered issue, for re-rendering its card.
@@ -151,11 +178,11 @@ pub async fn remembered_event<C: ClaimPort, K: KvPort>(
     claims: &C,
     state: &State<K>,
     fingerprint: &str,
-) -> Option<ErrorEvent> {
-    if let Some(event) = remembered(claims, state, fingerprint).await.and_then(|r| r.event) {
-        return Some(event);
+) -> worker::Result<Option<ErrorEvent>> {
+    if let Some(event) = remembered(claims, state, fingerprint).await?.and_then(|r| r.event) {
+        return Ok(Some(event));
     }
-    state.legacy_event(fingerprint).await
+    Ok(state.legacy_event(fingerprint).await)
 }
 
 /// A dead letter, as kept for inspection and replay.

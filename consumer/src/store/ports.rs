@@ -40,6 +40,9 @@ pub trait ClaimPort {
     async fn filed(&self, fingerprint: &str, op: &FingerprintOp, issue: String) -> worker::Result<FingerprintReply>;
     /// The fingerprint's record and the issue record kept when it was filed.
     async fn issue(&self, fingerprint: &str) -> worker::Result<ShardIssue>;
+    /// Keeps `issue` (an issue record an earlier version kept in KV) in the fingerprint's shard,
+    /// unless the shard has one.
+    async fn keep_issue(&self, fingerprint: &str, issue: String) -> worker::Result<()>;
     /// The auto-fix caps of one UTC day (`2026-12-06`).
     async fn caps(&self, day: &str, op: &CapsOp) -> worker::Result<CapsReply>;
     /// Adds a settled batch's job status records and counters to the ledger.
@@ -105,7 +108,9 @@ pub mod memory {
         issues: RefCell<BTreeMap<String, String>>,
         caps: RefCell<BTreeMap<String, CapsRecord>>,
         jobs: RefCell<BTreeMap<String, JobStatus>>,
-        issue_rows: RefCell<BTreeMap<String, IssueRow>>,
+        /// The ledger's issue list, each row with the order it was last written in.
+        issue_rows: RefCell<BTreeMap<String, (u64, IssueRow)>>,
+        settled: Cell<u64>,
         stats: RefCell<BTreeMap<String, DayStats>>,
         /// Durable Object round trips served.
         pub calls: Cell<u32>,
@@ -160,6 +165,12 @@ pub mod memory {
             })
         }
 
+        async fn keep_issue(&self, fingerprint: &str, issue: String) -> worker::Result<()> {
+            self.calls.set(self.calls.get() + 1);
+            self.issues.borrow_mut().entry(fingerprint.to_owned()).or_insert(issue);
+            Ok(())
+        }
+
         async fn caps(&self, day: &str, op: &CapsOp) -> worker::Result<CapsReply> {
             self.calls.set(self.calls.get() + 1);
             let current = self.caps.borrow().get(day).cloned();
@@ -180,11 +191,11 @@ pub mod memory {
             }
             let mut rows = self.issue_rows.borrow_mut();
             for row in &settlement.issues {
-                let merged = match rows.remove(&row.fingerprint) {
-                    Some(old) => old.merged(row.clone()),
-                    None => row.clone(),
-                };
-                rows.insert(row.fingerprint.clone(), merged);
+                let held = rows.remove(&row.fingerprint).map(|(_, held)| held);
+                if let Some(listed) = IssueRow::listed(held, row.clone()) {
+                    self.settled.set(self.settled.get() + 1);
+                    rows.insert(row.fingerprint.clone(), (self.settled.get(), listed));
+                }
             }
             Ok(())
         }
@@ -207,7 +218,8 @@ pub mod memory {
 
         async fn recent_issues(&self, limit: u64) -> worker::Result<(Vec<IssueRow>, bool)> {
             self.calls.set(self.calls.get() + 1);
-            Ok(newest(self.issue_rows.borrow().values().cloned().collect(), |r| r.last_seen_ms, limit))
+            let (rows, more) = newest(self.issue_rows.borrow().values().cloned().collect(), |(at, _)| *at, limit);
+            Ok((rows.into_iter().map(|(_, row)| row).collect(), more))
         }
     }
 

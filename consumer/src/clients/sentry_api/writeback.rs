@@ -150,7 +150,8 @@ pub async fn after_pr<P: HttpPort, C: ClaimPort, K: KvPort>(
     if ctx.config.chatops.writeback.is_none() {
         return;
     }
-    let Some(record) = crate::store::remembered_source(ctx.claims, ctx.state, fingerprint).await else { return };
+    // Best effort, like the write-back itself: a claim that cannot be read skips it.
+    let Ok(Some(record)) = crate::store::remembered_source(ctx.claims, ctx.state, fingerprint).await else { return };
     let Some(event) = record.event else { return };
     if !matches!(event.source, Source::Sentry | Source::Glitchtip) || source_issue_id(&event).is_none() {
         return;

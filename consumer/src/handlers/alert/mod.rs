@@ -395,6 +395,7 @@ async fn repeat<P: HttpPort, C: ClaimPort, K: KvPort>(
         // Inside the cooldown: the claim counted it; no KV write, no sink call.
         return Ok(());
     }
+    crate::store::keep_issue_filed_earlier(ctx.claims, ctx.state, event.fingerprint.as_str()).await;
     let comment = if decision.regressed {
         report::regressed_comment_markdown(event)
     } else {
@@ -427,7 +428,7 @@ pub(crate) async fn status_change<P: HttpPort, C: ClaimPort, K: KvPort>(
         FingerprintReply::Status { tracked, .. } => {
             comment_everywhere(ctx, &tracked, &report::resolved_comment_markdown(change)).await?;
             set_open_everywhere(ctx, &tracked, !resolved).await?;
-            let event = remembered_event(ctx.claims, ctx.state, fp).await.unwrap_or_else(|| change.to_event());
+            let event = remembered_event(ctx.claims, ctx.state, fp).await?.unwrap_or_else(|| change.to_event());
             edit_alert(ctx, &tracked, &event, if resolved { AlertState::Resolved } else { AlertState::Regressed })
                 .await?;
             Ok(Outcome::Done {

@@ -66,7 +66,7 @@ pub(crate) async fn resolved_at_source<P: HttpPort, C: ClaimPort, K: KvPort>(
 ) -> Result<(), crate::runtime::outcome::StepError> {
     for fingerprint in chatops::source_fingerprints(issue_id, issue_url) {
         let id = ComponentId::new(Action::Resolve, &fingerprint);
-        let event = crate::store::remembered_event(ctx.claims, ctx.state, fingerprint.as_str()).await;
+        let event = crate::store::remembered_event(ctx.claims, ctx.state, fingerprint.as_str()).await?;
         if let Outcome::Done { state: JobState::Done, .. } = close_tracked(ctx, ix, &id, event.as_ref()).await? {
             break;
         }

@@ -68,7 +68,14 @@ pub async fn process<P: HttpPort, C: ClaimPort, K: KvPort>(
         refuse(ctx, &ix, &format!("⚠️ {reason}")).await;
         return Outcome::done(JobState::Ignored, format!("component: {reason}"));
     }
-    let event = crate::store::remembered_event(ctx.claims, ctx.state, id.fingerprint.as_str()).await;
+    let event = match crate::store::remembered_event(ctx.claims, ctx.state, id.fingerprint.as_str()).await {
+        Ok(event) => event,
+        Err(e) => {
+            let reason = "bugbot could not read this issue's state; try again.";
+            refuse(ctx, &ix, &format!("⚠️ {reason}")).await;
+            return Outcome::done(JobState::Ignored, format!("component: {reason} ({e})"));
+        }
+    };
     match id.action {
         Action::Mute | Action::Unmute => mute(ctx, job, &ix, &id).await,
         Action::FixWithInstructions => {

@@ -104,6 +104,15 @@ impl DurableObject for ClaimStore {
                 let issue = issue.map(|text| (issue_key(&fingerprint), text));
                 Response::from_json(&apply(&storage, &key, current, op, issue).await?)
             }
+            // An issue record an earlier version kept in KV, kept here unless there is one already.
+            "/keep" => {
+                let ShardIssueKept { fingerprint, issue } = serde_json::from_str(&body)?;
+                let key = issue_key(&fingerprint);
+                if storage.get::<String>(&key).await?.is_none() {
+                    keep_issue(&storage, &key, issue).await?;
+                }
+                Response::from_json(&())
+            }
             // A fingerprint's issue: its record and the issue record kept when it was filed.
             "/issue" => {
                 let fingerprint: String = serde_json::from_str(&body)?;
@@ -121,12 +130,37 @@ impl DurableObject for ClaimStore {
         }
     }
 
-    /// The dedupe window of a finished delivery is over: delete it, unless it was begun again since.
+    /// A delivery's object: the dedupe window of its finished delivery is over, so it is deleted,
+    /// unless it was begun again since. A shard: the issue records no alert reached for
+    /// [`ISSUE_KEEP_MS`] are deleted, and the next look is in a day while any remain.
     async fn alarm(&self) -> Result<Response> {
         let storage = self.state.storage();
         let current: Option<DeliveryRecord> = storage.get(RECORD).await.ok().flatten();
         if current.and_then(|r| r.expires_at_ms()).is_some_and(|at| at <= Date::now().as_millis()) {
             storage.delete_all().await?;
+            return Response::ok("");
+        }
+        let issues = storage.list_with_options(worker::ListOptions::new().prefix("issue:")).await?;
+        if issues.size() == 0 {
+            return Response::ok("");
+        }
+        let mut records = Vec::new();
+        for key in issues.keys() {
+            let Some(fingerprint) = key.ok().and_then(|k| k.as_string()) else { continue };
+            let fingerprint = fingerprint.trim_start_matches("issue:").to_owned();
+            // An issue whose record is still in its old object is judged once the record moves in.
+            if let Some(record) = storage.get::<FingerprintRecord>(&format!("fp:{fingerprint}")).await? {
+                records.push((fingerprint, record));
+            }
+        }
+        let expired =
+            claim::expired_issues(records.iter().map(|(f, r)| (f.as_str(), r)), Date::now().as_millis(), ISSUE_KEEP_MS);
+        let keys: Vec<String> = expired.iter().map(|f| issue_key(f)).collect();
+        if !keys.is_empty() {
+            storage.delete_multiple(keys.iter().map(String::as_str).collect()).await?;
+        }
+        if u64::from(issues.size()) > keys.len() as u64 {
+            storage.set_alarm(DAY_MS_I64).await?;
         }
         Response::ok("")
     }
@@ -165,7 +199,7 @@ async fn apply(
     if let Some(next) = next {
         storage.put(key, &next).await?;
         if let Some((issue_key, text)) = issue {
-            storage.put(&issue_key, text).await?;
+            keep_issue(storage, &issue_key, text).await?;
         }
     }
     Ok(reply)
@@ -200,6 +234,28 @@ async fn move_in_then_apply(
     }
     let issue = issue.map(|text| (issue_key(&fingerprint), text));
     apply(&storage, &key, current, op, issue).await
+}
+
+/// An issue record is kept this long after an alert last reached its fingerprint (as KV kept it).
+const ISSUE_KEEP_MS: u64 = 90 * 24 * 3_600_000;
+/// The issue records are looked over daily.
+const DAY_MS_I64: i64 = 24 * 3_600_000;
+
+/// The body of `/keep`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ShardIssueKept {
+    fingerprint: String,
+    issue: String,
+}
+
+/// Stores an issue record, and makes sure the shard looks over its issue records daily
+/// ([`ClaimStore::alarm`]).
+async fn keep_issue(storage: &worker::Storage, key: &str, text: String) -> Result<()> {
+    storage.put(key, text).await?;
+    if storage.get_alarm().await?.is_none() {
+        storage.set_alarm(DAY_MS_I64).await?;
+    }
+    Ok(())
 }
 
 /// The key of a fingerprint's issue record in its shard.
@@ -273,6 +329,11 @@ impl ClaimPort for Claims {
     async fn filed(&self, fingerprint: &str, op: &FingerprintOp, issue: String) -> Result<FingerprintReply> {
         let sharded = ShardOp { fingerprint: fingerprint.to_owned(), op: op.clone(), issue: Some(issue) };
         self.call(&format!("fingerprints:{}", shard_of(fingerprint)), "/shard", &sharded).await
+    }
+
+    async fn keep_issue(&self, fingerprint: &str, issue: String) -> Result<()> {
+        let kept = ShardIssueKept { fingerprint: fingerprint.to_owned(), issue };
+        self.call(&format!("fingerprints:{}", shard_of(fingerprint)), "/keep", &kept).await
     }
 
     async fn issue(&self, fingerprint: &str) -> Result<ShardIssue> {

@@ -197,10 +197,8 @@ impl StatsStore {
                     vec![SqlStorageValue::String(row.fingerprint.clone())],
                 )?
                 .to_array()?;
-            let row = match held.first().and_then(|h| serde_json::from_str::<IssueRow>(&h.text).ok()) {
-                Some(old) => old.merged(row.clone()),
-                None => row.clone(),
-            };
+            let held = held.first().and_then(|h| serde_json::from_str::<IssueRow>(&h.text).ok());
+            let Some(row) = IssueRow::listed(held, row.clone()) else { continue };
             sql.exec(
                 "INSERT OR REPLACE INTO issues (fingerprint, updated_at_ms, row) VALUES (?, ?, ?)",
                 vec![
@@ -229,19 +227,27 @@ impl StatsStore {
 impl StatsStore {
     /// The `limit` most recently changed job records, newest first, and whether there are more.
     fn recent(&self, limit: u64) -> Result<(Vec<JobStatus>, bool)> {
-        self.newest("SELECT status AS text FROM jobs ORDER BY updated_at_ms DESC LIMIT ?", limit)
+        self.newest("SELECT status AS text FROM jobs ORDER BY updated_at_ms DESC LIMIT ?", Vec::new(), limit)
     }
 
     /// The `limit` issues an alert reached most recently, newest first, and whether there are more.
     fn recent_issues(&self, limit: u64) -> Result<(Vec<IssueRow>, bool)> {
-        self.newest("SELECT row AS text FROM issues ORDER BY updated_at_ms DESC LIMIT ?", limit)
+        let now = worker::Date::now().as_millis();
+        let horizon = SqlStorageValue::Integer(i64::try_from(now.saturating_sub(ISSUE_KEEP_MS)).unwrap_or(0));
+        let query = "SELECT row AS text FROM issues WHERE updated_at_ms >= ? ORDER BY updated_at_ms DESC LIMIT ?";
+        self.newest(query, vec![horizon], limit)
     }
 
-    /// The first `limit` JSON texts `query` (`text`, with `LIMIT ?`) selects, read, and whether
-    /// there are more.
-    fn newest<T: serde::de::DeserializeOwned>(&self, query: &str, limit: u64) -> Result<(Vec<T>, bool)> {
-        let bound = SqlStorageValue::Integer(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX));
-        let rows: Vec<TextRow> = self.state.storage().sql().exec(query, vec![bound])?.to_array()?;
+    /// The first `limit` JSON texts `query` (`text`; `params`, then `LIMIT ?`) selects, read, and
+    /// whether there are more.
+    fn newest<T: serde::de::DeserializeOwned>(
+        &self,
+        query: &str,
+        mut params: Vec<SqlStorageValue>,
+        limit: u64,
+    ) -> Result<(Vec<T>, bool)> {
+        params.push(SqlStorageValue::Integer(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX)));
+        let rows: Vec<TextRow> = self.state.storage().sql().exec(query, params)?.to_array()?;
         let more = rows.len() as u64 > limit;
         let rows = rows.into_iter().take(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok((rows.filter_map(|row| serde_json::from_str(&row.text).ok()).collect(), more))
