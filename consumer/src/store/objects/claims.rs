@@ -44,6 +44,8 @@ pub struct ClaimStore {
     env: Env,
     /// The install's layout, once known (shards only).
     layout: Cell<Option<Layout>>,
+    /// Whether this shard's daily look-over of its issue records is known to be scheduled.
+    sweeping: Cell<bool>,
 }
 
 impl std::fmt::Debug for ClaimStore {
@@ -54,7 +56,7 @@ impl std::fmt::Debug for ClaimStore {
 
 impl DurableObject for ClaimStore {
     fn new(state: State, env: Env) -> Self {
-        Self { state, env, layout: Cell::new(None) }
+        Self { state, env, layout: Cell::new(None), sweeping: Cell::new(false) }
     }
 
     async fn fetch(&self, mut req: Request) -> Result<Response> {
@@ -92,6 +94,9 @@ impl DurableObject for ClaimStore {
                 // First: its first call may ask the ledger, and other requests run meanwhile, so
                 // the record must be read after it.
                 let layout = self.layout().await?;
+                if issue.is_some() {
+                    self.sweep_daily().await?;
+                }
                 let current: Option<FingerprintRecord> = storage.get(&key).await?;
                 if current.is_none()
                     && layout == Layout::ShardsAfterObjects
@@ -109,7 +114,8 @@ impl DurableObject for ClaimStore {
                 let ShardIssueKept { fingerprint, issue } = serde_json::from_str(&body)?;
                 let key = issue_key(&fingerprint);
                 if storage.get::<String>(&key).await?.is_none() {
-                    keep_issue(&storage, &key, issue).await?;
+                    self.sweep_daily().await?;
+                    storage.put(&key, issue).await?;
                 }
                 Response::from_json(&())
             }
@@ -161,12 +167,26 @@ impl DurableObject for ClaimStore {
         }
         if u64::from(issues.size()) > keys.len() as u64 {
             storage.set_alarm(DAY_MS_I64).await?;
+        } else {
+            self.sweeping.set(false);
         }
         Response::ok("")
     }
 }
 
 impl ClaimStore {
+    /// Makes sure the shard looks over its issue records daily ([`ClaimStore::alarm`]), before one
+    /// is stored: asked of storage once per instance.
+    async fn sweep_daily(&self) -> Result<()> {
+        if !self.sweeping.get() {
+            if self.state.storage().get_alarm().await?.is_none() {
+                self.state.storage().set_alarm(DAY_MS_I64).await?;
+            }
+            self.sweeping.set(true);
+        }
+        Ok(())
+    }
+
     /// The install's layout: this shard's copy, or the ledger's answer (kept).
     async fn layout(&self) -> Result<Layout> {
         if let Some(layout) = self.layout.get() {
@@ -199,7 +219,7 @@ async fn apply(
     if let Some(next) = next {
         storage.put(key, &next).await?;
         if let Some((issue_key, text)) = issue {
-            keep_issue(storage, &issue_key, text).await?;
+            storage.put(&issue_key, text).await?;
         }
     }
     Ok(reply)
@@ -246,16 +266,6 @@ const DAY_MS_I64: i64 = 24 * 3_600_000;
 struct ShardIssueKept {
     fingerprint: String,
     issue: String,
-}
-
-/// Stores an issue record, and makes sure the shard looks over its issue records daily
-/// ([`ClaimStore::alarm`]).
-async fn keep_issue(storage: &worker::Storage, key: &str, text: String) -> Result<()> {
-    storage.put(key, text).await?;
-    if storage.get_alarm().await?.is_none() {
-        storage.set_alarm(DAY_MS_I64).await?;
-    }
-    Ok(())
 }
 
 /// The key of a fingerprint's issue record in its shard.
