@@ -11,7 +11,8 @@
 //                                  with GET /__bench/counts and `MF-Route-Override: bugbot-consumer`;
 //                                  POST /__test/object?binding=B&name=N&path=P is a request to path P of
 //                                  object N of B; P = /__test/put with {key, value} writes into its
-//                                  storage, as an earlier version would have left it),
+//                                  storage, as an earlier version would have left it, and
+//                                  P = /__test/alarm runs its alarm now),
 //            ed25519Probe?: boolean (POST /__test/ed25519 answers the gateway's Ed25519 verdicts on
 //                                    vectors: tests/tests/gateway_ed25519.rs) }
 // Prints one JSON line `{"ready": "<url>", "pid": <workerd pid|null>}` on stdout when serving, then the
@@ -102,6 +103,11 @@ ${classes.map((c) => `export class ${c} extends shim.${c} {
     if (new URL(request.url).pathname === "/__test/put") {
       const { key, value } = await request.json();
       await this.testStorage.put(key, value);
+      return new Response("ok");
+    }
+    // Tests: the object's alarm, now (what the platform runs when it is due).
+    if (new URL(request.url).pathname === "/__test/alarm") {
+      await super.alarm();
       return new Response("ok");
     }
     counts.durable_object_calls++; counts.by_class.${c} = (counts.by_class.${c} ?? 0) + 1; return super.fetch(request);

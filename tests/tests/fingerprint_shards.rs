@@ -149,3 +149,39 @@ async fn first_deliveries_racing_into_a_new_shard_file_once() {
     let creates = answers.iter().filter(|a| a["reply"] == "create").count();
     assert_eq!(creates, 1, "{answers:#?}");
 }
+
+/// A shard keeps a filed issue's record (its last event) 90 days after an alert last reached the
+/// fingerprint, as KV kept it: its daily alarm deletes the older ones and keeps the others, and
+/// the fingerprints' claims stay. Through the real shard, its alarm run now (`/__test/alarm`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shard_forgets_issue_records_no_alert_reached_for_90_days() {
+    let stack = stack().await;
+    let (old, recent) = ("sentry:900000001", "sentry:900000009");
+    // Two fingerprints of one shard (shard_of is fixed: find a second one that shares it).
+    let shard = bugbot_shared::claim::shard_of(old);
+    let recent = (0..10_000)
+        .map(|i| format!("sentry:{}", 900_000_009 + i))
+        .find(|f| bugbot_shared::claim::shard_of(f) == shard)
+        .unwrap_or_else(|| recent.to_owned());
+    let name = format!("fingerprints:{shard}");
+    let day = 24 * 3_600_000;
+    for (fingerprint, last_seen_ms) in [(old, now_ms() - 91 * day), (recent.as_str(), now_ms() - 89 * day)] {
+        let mut record = filed_record();
+        record["last_seen_ms"] = json!(last_seen_ms);
+        put(&stack, "CLAIMS", &name, &format!("fp:{fingerprint}"), &record).await;
+        let issue = json!({"fingerprint": fingerprint, "title": "kept?", "level": "error", "source": "sentry",
+                           "tracked": {}, "occurrences": 1, "last_seen_ms": last_seen_ms});
+        put(&stack, "CLAIMS", &name, &format!("issue:{fingerprint}"), &json!(issue.to_string())).await;
+    }
+    object(&stack, "CLAIMS", &name, "/__test/alarm", &json!({})).await;
+
+    let read = |fingerprint: String| {
+        let (stack, name) = (&stack, &name);
+        async move { object(stack, "CLAIMS", name, "/issue", &json!(fingerprint)).await }
+    };
+    let gone = read(old.to_owned()).await;
+    assert!(gone["issue"].is_null(), "older than 90 days: deleted; {gone}");
+    assert_eq!(gone["record"]["state"], "filed", "the claim stays: {gone}");
+    let kept = read(recent.clone()).await;
+    assert!(kept["issue"].as_str().is_some_and(|t| t.contains("kept?")), "within 90 days: kept; {kept}");
+}
