@@ -96,7 +96,7 @@ impl IssueRecord {
     /// The record of an issue just filed, as JSON text for its fingerprint's shard
     /// ([`ClaimPort::filed`]).
     pub fn filed(event: &ErrorEvent, tracked: &TrackedRefs, installation: Option<String>) -> String {
-        let mut record = Self {
+        Self {
             fingerprint: event.fingerprint.as_str().to_owned(),
             title: event.title.clone(),
             level: event.level.as_str().to_owned(),
@@ -108,13 +108,19 @@ impl IssueRecord {
             last_seen_ms: event.last_seen_ms,
             event: Some(event.clone()),
             installation,
-        };
-        let text = serde_json::to_string(&record).unwrap_or_default();
+        }
+        .kept()
+    }
+
+    /// This record as a shard keeps it (JSON text), without its event past
+    /// [`MAX_ISSUE_RECORD_BYTES`].
+    fn kept(mut self) -> String {
+        let text = serde_json::to_string(&self).unwrap_or_default();
         if text.len() <= MAX_ISSUE_RECORD_BYTES {
             return text;
         }
-        record.event = None;
-        serde_json::to_string(&record).unwrap_or_default()
+        self.event = None;
+        serde_json::to_string(&self).unwrap_or_default()
     }
 }
 
@@ -150,9 +156,7 @@ pub async fn remembered<C: ClaimPort, K: KvPort>(
 /// KV's copy expires 90 days after its last write, and nothing rewrites it any more. Best effort
 /// (the next repeat or read tries again).
 async fn keep_earlier_issue<C: ClaimPort>(claims: &C, fingerprint: &str, earlier: &IssueRecord) {
-    if let Ok(text) = serde_json::to_string(earlier) {
-        let _ = claims.keep_issue(fingerprint, text).await;
-    }
+    let _ = claims.keep_issue(fingerprint, earlier.clone().kept()).await;
 }
 
 /// A repeat that comments (once per cooldown): the issue record an earlier version kept in KV, if

@@ -428,7 +428,10 @@ pub(crate) async fn status_change<P: HttpPort, C: ClaimPort, K: KvPort>(
         FingerprintReply::Status { tracked, .. } => {
             comment_everywhere(ctx, &tracked, &report::resolved_comment_markdown(change)).await?;
             set_open_everywhere(ctx, &tracked, !resolved).await?;
-            let event = remembered_event(ctx.claims, ctx.state, fp).await?.unwrap_or_else(|| change.to_event());
+            // After the change is recorded: a failed read edits the card from the change's own facts
+            // (a retry would find the change made, and edit nothing).
+            let event =
+                remembered_event(ctx.claims, ctx.state, fp).await.ok().flatten().unwrap_or_else(|| change.to_event());
             edit_alert(ctx, &tracked, &event, if resolved { AlertState::Resolved } else { AlertState::Regressed })
                 .await?;
             Ok(Outcome::Done {

@@ -137,8 +137,8 @@ impl DurableObject for ClaimStore {
     }
 
     /// A delivery's object: the dedupe window of its finished delivery is over, so it is deleted,
-    /// unless it was begun again since. A shard: the issue records no alert reached for
-    /// [`ISSUE_KEEP_MS`] are deleted, and the next look is in a day while any remain.
+    /// unless it was begun again since. A shard: its daily look-over of issue records
+    /// ([`ClaimStore::forget_old_issues`]).
     async fn alarm(&self) -> Result<Response> {
         let storage = self.state.storage();
         let current: Option<DeliveryRecord> = storage.get(RECORD).await.ok().flatten();
@@ -146,31 +146,56 @@ impl DurableObject for ClaimStore {
             storage.delete_all().await?;
             return Response::ok("");
         }
-        let issues = storage.list_with_options(worker::ListOptions::new().prefix("issue:")).await?;
-        if issues.size() == 0 {
-            return Response::ok("");
-        }
-        let mut records = Vec::new();
-        for key in issues.keys() {
-            let Some(fingerprint) = key.ok().and_then(|k| k.as_string()) else { continue };
-            let fingerprint = fingerprint.trim_start_matches("issue:").to_owned();
-            // An issue whose record is still in its old object is judged once the record moves in.
-            if let Some(record) = storage.get::<FingerprintRecord>(&format!("fp:{fingerprint}")).await? {
-                records.push((fingerprint, record));
+        self.forget_old_issues().await?;
+        Response::ok("")
+    }
+}
+
+/// Fingerprint records read at a time by the look-over (and so at most this many issue records
+/// deleted in one call: Durable Object storage takes at most 128 keys per call).
+const LOOK_OVER_PAGE: usize = 128;
+
+impl ClaimStore {
+    /// Deletes the issue records of the fingerprints no alert reached for [`ISSUE_KEEP_MS`], going
+    /// over the fingerprints' records (small; the issue records hold whole events) a page at a
+    /// time, and looks again in a day while the shard holds any fingerprint. Should this fail for
+    /// good, the next issue record stored schedules it again (`sweeping` is cleared first).
+    async fn forget_old_issues(&self) -> Result<()> {
+        self.sweeping.set(false);
+        let storage = self.state.storage();
+        let now = Date::now().as_millis();
+        let mut after: Option<String> = None;
+        let mut any = false;
+        loop {
+            let from = after.as_deref().map(|key| format!("{key}\0"));
+            let mut options = worker::ListOptions::new().prefix("fp:").limit(LOOK_OVER_PAGE);
+            if let Some(from) = from.as_deref() {
+                options = options.start(from);
+            }
+            let page = storage.list_with_options(options).await?;
+            let keys: Vec<String> = page.keys().into_iter().filter_map(|k| k.ok()?.as_string()).collect();
+            let mut records = Vec::with_capacity(keys.len());
+            for key in &keys {
+                if let Some(record) = storage.get::<FingerprintRecord>(key).await? {
+                    records.push((key.trim_start_matches("fp:").to_owned(), record));
+                }
+            }
+            any |= !records.is_empty();
+            let expired = claim::expired_issues(records.iter().map(|(f, r)| (f.as_str(), r)), now, ISSUE_KEEP_MS);
+            let expired: Vec<String> = expired.iter().map(|f| issue_key(f)).collect();
+            if !expired.is_empty() {
+                storage.delete_multiple(expired.iter().map(String::as_str).collect()).await?;
+            }
+            match keys.last() {
+                Some(last) if keys.len() >= LOOK_OVER_PAGE => after = Some(last.clone()),
+                _ => break,
             }
         }
-        let expired =
-            claim::expired_issues(records.iter().map(|(f, r)| (f.as_str(), r)), Date::now().as_millis(), ISSUE_KEEP_MS);
-        let keys: Vec<String> = expired.iter().map(|f| issue_key(f)).collect();
-        if !keys.is_empty() {
-            storage.delete_multiple(keys.iter().map(String::as_str).collect()).await?;
-        }
-        if u64::from(issues.size()) > keys.len() as u64 {
+        if any {
             storage.set_alarm(DAY_MS_I64).await?;
-        } else {
-            self.sweeping.set(false);
+            self.sweeping.set(true);
         }
-        Response::ok("")
+        Ok(())
     }
 }
 
