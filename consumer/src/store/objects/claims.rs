@@ -214,20 +214,12 @@ impl ClaimStore {
 
     /// The install's layout: this shard's copy, or the ledger's answer (kept).
     async fn layout(&self) -> Result<Layout> {
-        if let Some(layout) = self.layout.get() {
-            return Ok(layout);
-        }
         let storage = self.state.storage();
-        let layout = if let Some(layout) = storage.get::<Layout>(LAYOUT).await? {
-            layout
-        } else {
+        super::layout_once(&self.layout, &storage, LAYOUT, async || {
             let ledger = self.env.durable_object(stats::STATS_DO)?;
-            let layout: Layout = json(&post(&ledger, stats::INSTANCE, "stats", "/layout", &()).await?)?;
-            storage.put(LAYOUT, layout).await?;
-            layout
-        };
-        self.layout.set(Some(layout));
-        Ok(layout)
+            json(&post(&ledger, stats::INSTANCE, "stats", "/layout", &()).await?)
+        })
+        .await
     }
 }
 

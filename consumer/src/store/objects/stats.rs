@@ -90,24 +90,11 @@ impl StatsStore {
     /// ledger holds anything yet (an earlier version's counters or job records: that install may
     /// have made per-fingerprint objects), and it never changes after.
     async fn layout(&self) -> Result<Layout> {
-        if let Some(layout) = self.layout.get() {
-            return Ok(layout);
-        }
         let storage = self.state.storage();
-        let layout = if let Some(layout) = storage.get::<Layout>(LAYOUT).await? {
-            layout
-        } else {
-            let layout = Layout::decide(self.holds_nothing().await && self.no_issue_records().await);
-            // The KV read let other requests in: the first decision stored is the one kept.
-            if let Some(first) = storage.get::<Layout>(LAYOUT).await? {
-                first
-            } else {
-                storage.put(LAYOUT, layout).await?;
-                layout
-            }
-        };
-        self.layout.set(Some(layout));
-        Ok(layout)
+        super::layout_once(&self.layout, &storage, LAYOUT, async || {
+            Ok(Layout::decide(self.holds_nothing().await && self.no_issue_records().await))
+        })
+        .await
     }
 
     /// Whether the ledger holds no day's counters and no job record. Anything it cannot read counts
