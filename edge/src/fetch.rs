@@ -6,7 +6,7 @@
 
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::web_sys::{Request, RequestInit, Response, WorkerGlobalScope};
+use worker::web_sys::{RequestInit, Response, WorkerGlobalScope};
 
 /// `fetch(url, init)`: the runtime builds the one `Request` (a `Request` made first, then passed
 /// with an init, is copied into a second).
@@ -18,9 +18,21 @@ pub async fn fetch_url(url: &str, init: &RequestInit) -> Result<Response, JsValu
 /// A Durable Object's stub as the runtime gives it (`worker::Stub::into_rpc`).
 pub type ObjectStub = worker::worker_sys::DurableObject;
 
-/// `stub.fetch(request)` on a Durable Object.
-pub async fn fetch_object(stub: &ObjectStub, request: &Request) -> Result<Response, JsValue> {
-    JsFuture::from(stub.fetch_with_request(request)?).await?.dyn_into()
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A Durable Object's stub seen as what it is called for here: worker-sys binds its
+    /// `fetch(request)` and `fetch(url)`, not `fetch(url, init)`.
+    type ObjectFetch;
+
+    #[wasm_bindgen(method, catch, js_name = fetch)]
+    fn fetch_with_str_and_init(this: &ObjectFetch, url: &str, init: &RequestInit) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// `stub.fetch(url, init)` on a Durable Object: the runtime builds the one `Request`, as
+/// [`fetch_url`] has it build outbound ones.
+pub async fn fetch_object(stub: &ObjectStub, url: &str, init: &RequestInit) -> Result<Response, JsValue> {
+    let stub: &ObjectFetch = stub.unchecked_ref();
+    JsFuture::from(stub.fetch_with_str_and_init(url, init)?).await?.dyn_into()
 }
 
 /// Why a call failed, from what the runtime threw: an `Error`'s message, or the thrown string.

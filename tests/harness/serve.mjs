@@ -11,7 +11,8 @@
 //                                  with GET /__bench/counts and `MF-Route-Override: bugbot-consumer`;
 //                                  POST /__test/object?binding=B&name=N&path=P is a request to path P of
 //                                  object N of B; P = /__test/put with {key, value} writes into its
-//                                  storage, as an earlier version would have left it, and
+//                                  storage, as an earlier version would have left it,
+//                                  P = /__test/get with {key} answers {value} as stored, and
 //                                  P = /__test/alarm runs its alarm now),
 //            ed25519Probe?: boolean (POST /__test/ed25519 answers the gateway's Ed25519 verdicts on
 //                                    vectors: tests/tests/gateway_ed25519.rs) }
@@ -104,6 +105,11 @@ ${classes.map((c) => `export class ${c} extends shim.${c} {
       const { key, value } = await request.json();
       await this.testStorage.put(key, value);
       return new Response("ok");
+    }
+    // Tests: what this object's storage holds under a key, as stored ({"value": …}; absent: null).
+    if (new URL(request.url).pathname === "/__test/get") {
+      const { key } = await request.json();
+      return Response.json({ value: (await this.testStorage.get(key)) ?? null });
     }
     // Tests: the object's alarm, now (what the platform runs when it is due).
     if (new URL(request.url).pathname === "/__test/alarm") {

@@ -121,6 +121,28 @@ async fn a_new_install_never_looks_for_records_outside_the_shards() {
     assert_eq!(stack.linear.issues().len(), 1);
 }
 
+/// A shard keeps its records as JSON text (one string across the boundary each way, not an object
+/// built field by field). A record the version before stored as an object is still read, and the
+/// write that follows keeps it as text.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_kept_as_an_object_by_the_version_before_is_read_and_kept_as_text() {
+    let stack = stack().await;
+    let shard = format!("fingerprints:{}", bugbot_shared::claim::shard_of(FINGERPRINT));
+    let key = format!("fp:{FINGERPRINT}");
+    put(&stack, "CLAIMS", &shard, &key, &filed_record()).await;
+
+    let jobs = stack.sentry("event_alert", "object-1", &again()).await.unwrap();
+    let status = stack.settled(&jobs[0], SETTLE).await.unwrap();
+    assert!(status["reason"].as_str().unwrap_or_default().contains("counted"), "a repeat of ENG-7: {status}");
+    assert!(stack.linear.issues().is_empty(), "nothing filed again: {:?}", stack.linear.issues());
+
+    let stored = object(&stack, "CLAIMS", &shard, "/__test/get", &json!({"key": key})).await;
+    let text = stored["value"].as_str().unwrap_or_else(|| panic!("kept as JSON text: {stored}"));
+    let record: FingerprintRecord = serde_json::from_str(text).unwrap();
+    assert_eq!(record.occurrences, 4, "the repeat counted on the earlier record: {text}");
+    assert_eq!(record.tracked.linear.map(|l| l.label), Some("ENG-7".to_owned()));
+}
+
 /// The same error again, as another delivery.
 fn again() -> Vec<u8> {
     let mut payload: Value = serde_json::from_slice(&alert()).unwrap();

@@ -8,7 +8,7 @@ use bugbot_edge::fetch::{ObjectStub, body_bytes, fetch_object, fetch_url, header
 use bugbot_shared::log::{Level, LogLine};
 use futures_util::future::{Either, select};
 use wasm_bindgen::JsValue;
-use worker::{AbortController, Date, Delay, Headers, Method as WMethod, Request, RequestInit, web_sys};
+use worker::{AbortController, Date, Delay, web_sys};
 
 use crate::clients::http::{HttpPort, HttpRequest, HttpResponse, Method, TransportError};
 
@@ -23,16 +23,6 @@ pub struct FetchPort {
 impl FetchPort {
     pub const fn new(log_level: Level) -> Self {
         Self { timeout_ms: 10_000, log_level }
-    }
-}
-
-fn method(m: Method) -> WMethod {
-    match m {
-        Method::Get => WMethod::Get,
-        Method::Post => WMethod::Post,
-        Method::Put => WMethod::Put,
-        Method::Patch => WMethod::Patch,
-        Method::Delete => WMethod::Delete,
     }
 }
 
@@ -97,28 +87,9 @@ impl HttpPort for FetchPort {
     }
 }
 
-#[expect(clippy::needless_pass_by_value, reason = "used as map_err(connect)")]
-fn connect(e: worker::Error) -> TransportError {
-    TransportError::Connect(e.to_string())
-}
-
 #[expect(clippy::needless_pass_by_value, reason = "used as map_err(thrown)")]
 fn thrown(e: JsValue) -> TransportError {
     TransportError::Connect(js_reason(&e))
-}
-
-/// The Workers request for an [`HttpRequest`].
-pub fn worker_request(request: &HttpRequest) -> Result<Request, TransportError> {
-    let headers = Headers::new();
-    for (name, value) in &request.headers {
-        headers.set(name, value).map_err(connect)?;
-    }
-    let mut init = RequestInit::new();
-    init.with_method(method(request.method)).with_headers(headers);
-    if let Some(body) = &request.body {
-        init.with_body(Some(js_sys::Uint8Array::from(body.as_slice()).into()));
-    }
-    Request::new_with_init(&request.url, &init).map_err(connect)
 }
 
 /// Status, headers and the whole body (one `arrayBuffer()`: `bugbot_edge::fetch`).
@@ -129,8 +100,11 @@ async fn read(resp: web_sys::Response) -> Result<HttpResponse, JsValue> {
     Ok(HttpResponse { status, headers, body })
 }
 
-/// The `fetch` init for an [`HttpRequest`]: method, headers, body and the abort signal.
-fn request_init(request: &HttpRequest, signal: &web_sys::AbortSignal) -> Result<web_sys::RequestInit, TransportError> {
+/// The `fetch` init for an [`HttpRequest`]: method, headers, body and the abort signal (if any).
+fn request_init(
+    request: &HttpRequest,
+    signal: Option<&web_sys::AbortSignal>,
+) -> Result<web_sys::RequestInit, TransportError> {
     let headers = web_sys::Headers::new().map_err(thrown)?;
     for (name, value) in &request.headers {
         headers.set(name, value).map_err(thrown)?;
@@ -141,7 +115,9 @@ fn request_init(request: &HttpRequest, signal: &web_sys::AbortSignal) -> Result<
     if let Some(body) = &request.body {
         init.set_body(&js_sys::Uint8Array::from(body.as_slice()));
     }
-    init.set_signal(Some(signal));
+    if signal.is_some() {
+        init.set_signal(signal);
+    }
     Ok(init)
 }
 
@@ -149,7 +125,7 @@ impl FetchPort {
     async fn send_unlogged(&self, request: &HttpRequest) -> Result<HttpResponse, TransportError> {
         let controller = AbortController::default();
         let signal = controller.signal();
-        let init = request_init(request, &signal)?;
+        let init = request_init(request, Some(&signal))?;
         let call = async { read(fetch_url(&request.url, &init).await?).await };
         within(self.timeout_ms, call).await.map_or_else(
             || {
@@ -178,7 +154,8 @@ impl std::fmt::Debug for StubPort {
 impl HttpPort for StubPort {
     async fn send(&self, request: HttpRequest) -> Result<HttpResponse, TransportError> {
         let call = async {
-            let response = fetch_object(&self.stub, worker_request(&request)?.inner()).await.map_err(thrown)?;
+            let init = request_init(&request, None)?;
+            let response = fetch_object(&self.stub, &request.url, &init).await.map_err(thrown)?;
             read(response).await.map_err(thrown)
         };
         let call =

@@ -25,12 +25,11 @@ use bugbot_shared::dashboard::IssueRow;
 use bugbot_shared::digest::DayStats;
 use bugbot_shared::status::JobStatus;
 
-use super::stats;
+use super::{get_record, put_record, stats};
 use crate::store::ports::{ClaimPort, Settlement};
 use serde::de::DeserializeOwned;
-use worker::{
-    Date, DurableObject, Env, Method, ObjectNamespace, Request, RequestInit, Response, Result, State, durable_object,
-};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{Date, DurableObject, Env, ObjectNamespace, Request, Response, Result, State, durable_object};
 
 /// The Durable Object binding.
 pub const CLAIMS_DO: &str = "CLAIMS";
@@ -65,10 +64,10 @@ impl DurableObject for ClaimStore {
         match req.path().as_str() {
             "/delivery" => {
                 let op: DeliveryOp = serde_json::from_str(&body)?;
-                let current: Option<DeliveryRecord> = storage.get(RECORD).await?;
+                let current: Option<DeliveryRecord> = get_record(&storage, RECORD).await?;
                 let (next, reply) = claim::delivery(current, op);
                 if let Some(next) = next {
-                    storage.put(RECORD, &next).await?;
+                    put_record(&storage, RECORD, &next).await?;
                     // A finished delivery is forgotten once its dedupe window is over.
                     if let Some(at) = next.expires_at_ms() {
                         let offset = i64::try_from(at.saturating_sub(Date::now().as_millis())).unwrap_or(i64::MAX);
@@ -79,10 +78,10 @@ impl DurableObject for ClaimStore {
             }
             "/caps" => {
                 let op: CapsOp = serde_json::from_str(&body)?;
-                let current: Option<CapsRecord> = storage.get(RECORD).await?;
+                let current: Option<CapsRecord> = get_record(&storage, RECORD).await?;
                 let (next, reply) = caps::caps(current, op);
                 if let Some(next) = next {
-                    storage.put(RECORD, &next).await?;
+                    put_record(&storage, RECORD, &next).await?;
                 }
                 Response::from_json(&reply)
             }
@@ -97,7 +96,7 @@ impl DurableObject for ClaimStore {
                 if issue.is_some() {
                     self.sweep_daily().await?;
                 }
-                let current: Option<FingerprintRecord> = storage.get(&key).await?;
+                let current: Option<FingerprintRecord> = get_record(&storage, &key).await?;
                 if current.is_none()
                     && layout == Layout::ShardsAfterObjects
                     && storage.get::<bool>(&looked_key(&fingerprint)).await?.is_none()
@@ -122,14 +121,14 @@ impl DurableObject for ClaimStore {
             // A fingerprint's issue: its record and the issue record kept when it was filed.
             "/issue" => {
                 let fingerprint: String = serde_json::from_str(&body)?;
-                let record: Option<FingerprintRecord> = storage.get(&format!("fp:{fingerprint}")).await?;
+                let record: Option<FingerprintRecord> = get_record(&storage, &format!("fp:{fingerprint}")).await?;
                 let issue: Option<String> = storage.get(&issue_key(&fingerprint)).await?;
                 Response::from_json(&ShardIssue { record, issue })
             }
             // A fingerprint's own object (versions before the shards).
             "/fingerprint" => {
                 let op: FingerprintOp = serde_json::from_str(&body)?;
-                let current: Option<FingerprintRecord> = storage.get(RECORD).await?;
+                let current: Option<FingerprintRecord> = get_record(&storage, RECORD).await?;
                 Response::from_json(&apply(&storage, RECORD, current, op, None).await?)
             }
             _ => Response::error("not found", 404),
@@ -141,7 +140,7 @@ impl DurableObject for ClaimStore {
     /// ([`ClaimStore::forget_old_issues`]).
     async fn alarm(&self) -> Result<Response> {
         let storage = self.state.storage();
-        let current: Option<DeliveryRecord> = storage.get(RECORD).await.ok().flatten();
+        let current: Option<DeliveryRecord> = get_record(&storage, RECORD).await.ok().flatten();
         if current.and_then(|r| r.expires_at_ms()).is_some_and(|at| at <= Date::now().as_millis()) {
             storage.delete_all().await?;
             return Response::ok("");
@@ -173,12 +172,14 @@ impl ClaimStore {
                 options = options.start(from);
             }
             let page = storage.list_with_options(options).await?;
-            let keys: Vec<String> = page.keys().into_iter().filter_map(|k| k.ok()?.as_string()).collect();
-            let mut records = Vec::with_capacity(keys.len());
-            for key in &keys {
-                if let Some(record) = storage.get::<FingerprintRecord>(key).await? {
-                    records.push((key.trim_start_matches("fp:").to_owned(), record));
-                }
+            let mut keys = Vec::with_capacity(page.size() as usize);
+            let mut records = Vec::with_capacity(keys.capacity());
+            for entry in page.entries() {
+                let entry: js_sys::Array = entry?.unchecked_into();
+                let Some(key) = entry.get(0).as_string() else { continue };
+                let record: FingerprintRecord = super::listed_record(entry.get(1))?;
+                records.push((key.trim_start_matches("fp:").to_owned(), record));
+                keys.push(key);
             }
             any |= !records.is_empty();
             let expired = claim::expired_issues(records.iter().map(|(f, r)| (f.as_str(), r)), now, ISSUE_KEEP_MS);
@@ -234,7 +235,7 @@ async fn apply(
 ) -> Result<FingerprintReply> {
     let (next, reply) = claim::fingerprint(current, op);
     if let Some(next) = next {
-        storage.put(key, &next).await?;
+        put_record(storage, key, &next).await?;
         if let Some((issue_key, text)) = issue {
             storage.put(&issue_key, text).await?;
         }
@@ -254,14 +255,14 @@ async fn move_in_then_apply(
     op: FingerprintOp,
     issue: Option<String>,
 ) -> Result<FingerprintReply> {
-    let mut current: Option<FingerprintRecord> = storage.get(&key).await?;
+    let mut current: Option<FingerprintRecord> = get_record(&storage, &key).await?;
     let looked = looked_key(&fingerprint);
     if current.is_none() && storage.get::<bool>(&looked).await?.is_none() {
         let name = format!("fp:{fingerprint}");
         let old: FingerprintReply = json(&post(&objects, &name, "claims", "/fingerprint", &FingerprintOp::Get).await?)?;
         match old {
             FingerprintReply::Record { record: Some(record) } => {
-                storage.put(&key, &*record).await?;
+                put_record(&storage, &key, &*record).await?;
                 current = Some(*record);
             }
             // Nothing there: remembered, so that an operation that makes no record (a card's
@@ -324,10 +325,10 @@ async fn post<Op: Serialize>(
     op: &Op,
 ) -> Result<Vec<u8>> {
     let stub = namespace.id_from_name(name)?.get_stub()?.into_rpc();
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(serde_json::to_string(op)?.into()));
-    let req = Request::new_with_init(&format!("https://{what}{path}"), &init)?;
-    let resp = bugbot_edge::fetch::fetch_object(&stub, req.inner()).await?;
+    let init = worker::web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(&serde_json::to_string(op)?));
+    let resp = bugbot_edge::fetch::fetch_object(&stub, &format!("https://{what}{path}"), &init).await?;
     if resp.status() != 200 {
         return Err(worker::Error::RustError(format!("{what} store answered {}", resp.status())));
     }
