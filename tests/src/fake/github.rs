@@ -23,7 +23,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::{Failure, Incoming, Server, SharedRecorder, ceil_secs, hang, intake, lock, now_ms, rfc3339, scripted_fake};
+use super::{
+    Failure, Incoming, Server, SharedRecorder, Term, ceil_secs, hang, intake, lock, now_ms, rfc3339, scripted_fake,
+};
 
 const DOCS: &str = "https://docs.github.com/rest";
 const NO_USER_AGENT: &str = "Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes.\n";
@@ -790,7 +792,7 @@ fn search_code(data: &Data, incoming: &Incoming) -> Response {
                     &json!([{"message": text, "resource": "Search", "field": "q", "code": "invalid"}]),
                 );
             }
-            None => terms.push(token.trim_matches('"').to_lowercase()),
+            None => terms.push(Term::new(&token.trim_matches('"').to_lowercase())),
         }
     }
     let own = format!("{}/{}", data.owner, data.name);
@@ -801,9 +803,7 @@ fn search_code(data: &Data, incoming: &Incoming) -> Response {
     let items: Vec<Value> = data
         .files
         .iter()
-        .filter(|((r, _), content)| {
-            *r == data.default_branch && terms.iter().all(|t| content.to_lowercase().contains(t.as_str()))
-        })
+        .filter(|((r, _), content)| *r == data.default_branch && terms.iter().all(|t| t.found_in(content)))
         .take(per_page)
         .map(|((_, path), _)| {
             json!({"name": path.rsplit('/').next(), "path": path, "sha": "0".repeat(40),
@@ -837,7 +837,7 @@ fn search_issues(data: &Data, incoming: &Incoming) -> Response {
                     &json!([{"message": text, "resource": "Search", "field": "q", "code": "invalid"}]),
                 );
             }
-            None => terms.push(token.trim_matches('"').to_lowercase()),
+            None => terms.push(Term::new(&token.trim_matches('"').to_lowercase())),
         }
     }
     let own = format!("{}/{}", data.owner, data.name);
@@ -847,21 +847,21 @@ fn search_issues(data: &Data, incoming: &Incoming) -> Response {
     if scopes.is_empty() {
         scopes = vec!["title".into(), "body".into()];
     }
-    let matches_terms = |title: &str, body: &str, comments: &[&str]| {
+    // An issue's comments are gathered only when the search covers comments.
+    let matches_terms = |title: &str, body: &str, number: Option<u64>| {
+        let comments = || data.comments.iter().filter(move |c| Some(c.issue_number) == number);
         terms.iter().all(|term| {
-            (scopes.iter().any(|s| s == "title") && title.to_lowercase().contains(term))
-                || (scopes.iter().any(|s| s == "body") && body.to_lowercase().contains(term))
-                || (scopes.iter().any(|s| s == "comments") && comments.iter().any(|c| c.to_lowercase().contains(term)))
+            (scopes.iter().any(|s| s == "title") && term.found_in(title))
+                || (scopes.iter().any(|s| s == "body") && term.found_in(body))
+                || (scopes.iter().any(|s| s == "comments") && comments().any(|c| term.found_in(&c.body)))
         })
     };
     let mut items = Vec::new();
     if kind != Some("pr") {
         for issue in data.issues.iter().rev() {
-            let comments: Vec<&str> =
-                data.comments.iter().filter(|c| c.issue_number == issue.number).map(|c| c.body.as_str()).collect();
             let ok = state.as_ref().is_none_or(|s| *s == issue.state)
                 && labels.iter().all(|l| issue.labels.iter().any(|il| il.eq_ignore_ascii_case(l)))
-                && matches_terms(&issue.title, issue.body.as_deref().unwrap_or_default(), &comments);
+                && matches_terms(&issue.title, issue.body.as_deref().unwrap_or_default(), Some(issue.number));
             if ok {
                 let mut item = data.issue_json(issue);
                 item["score"] = json!(1.0);
@@ -873,7 +873,7 @@ fn search_issues(data: &Data, incoming: &Incoming) -> Response {
         for pull in data.pulls.iter().rev() {
             if state.as_ref().is_none_or(|s| *s == pull.state)
                 && labels.is_empty()
-                && matches_terms(&pull.title, pull.body.as_deref().unwrap_or_default(), &[])
+                && matches_terms(&pull.title, pull.body.as_deref().unwrap_or_default(), None)
             {
                 let mut item = data.pull_json(pull);
                 item["pull_request"] = json!({"url": item["url"].clone()});

@@ -31,7 +31,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Failure, Server, SharedRecorder, ceil_secs, hang, intake, lock, now_ms, rfc3339, scripted_fake, secs_to_ms,
+    Failure, Server, SharedRecorder, Term, ceil_secs, contains_folded, hang, intake, lock, now_ms, rfc3339,
+    scripted_fake, secs_to_ms,
 };
 
 /// The team every fake starts with (the id in `fixtures/linear/requests/issueCreate.request.json`).
@@ -923,19 +924,16 @@ fn root_field(data: &mut Data, name: &str, args: &Map<String, Value>) -> Result<
         }
         "searchIssues" => {
             let term = arg_str(args, "term")?.to_lowercase();
+            let found = Term::new(&term);
             let comments = args.get("includeComments").and_then(Value::as_bool).unwrap_or(false);
             let hits: Vec<Value> = data
                 .issues
                 .iter()
                 .filter(|i| {
-                    i.title.to_lowercase().contains(&term)
-                        || i.description.to_lowercase().contains(&term)
+                    found.found_in(&i.title)
+                        || found.found_in(&i.description)
                         || i.identifier.eq_ignore_ascii_case(&term)
-                        || (comments
-                            && data
-                                .comments
-                                .iter()
-                                .any(|c| c.issue_id == i.id && c.body.to_lowercase().contains(&term)))
+                        || (comments && data.comments.iter().any(|c| c.issue_id == i.id && found.found_in(&c.body)))
                 })
                 .map(|i| data.issue_json(i))
                 .collect();
@@ -1147,7 +1145,7 @@ fn compare(value: Option<&str>, comparator: &Value) -> Result<bool, GqlError> {
             "in" => value.is_some_and(|v| list().contains(&v)),
             "nin" => value.is_none_or(|v| !list().contains(&v)),
             "contains" => v.contains(s),
-            "containsIgnoreCase" => v.to_lowercase().contains(&s.to_lowercase()),
+            "containsIgnoreCase" => contains_folded(v, &s.to_lowercase()),
             "startsWith" => v.starts_with(s),
             "endsWith" => v.ends_with(s),
             "null" => value.is_none() == operand.as_bool().unwrap_or(false),

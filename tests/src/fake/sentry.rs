@@ -21,7 +21,9 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Failure, Server, SharedRecorder, ceil_secs, hang, intake, lock, now_ms, rfc3339, scripted_fake};
+use super::{
+    Failure, Server, SharedRecorder, ceil_secs, contains_folded, hang, intake, lock, now_ms, rfc3339, scripted_fake,
+};
 use crate::workers::workspace_root;
 
 /// The organization the fake serves.
@@ -293,7 +295,7 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
                         Some(_) => true,
                         None => {
                             let t = term.to_lowercase();
-                            i.title.to_lowercase().contains(&t) || i.culprit.to_lowercase().contains(&t)
+                            contains_folded(&i.title, &t) || contains_folded(&i.culprit, &t)
                         }
                     })
                 })
