@@ -8,42 +8,34 @@ pub mod stats;
 use std::cell::Cell;
 
 use bugbot_shared::claim::Layout;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
+use wasm_bindgen::JsValue;
+use worker::wasm_bindgen_futures::JsFuture;
 
 /// A record as the objects store it: JSON text, one string across the boundary between the wasm
-/// and the runtime each way. Values stored as structured-clone objects (versions before this one)
-/// are still read. An object took a crossing per field each way (`serde_wasm_bindgen`), which is
-/// what a claim's read and write cost most of in the wasm.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Stored<T> {
-    Text(String),
-    Value(T),
-}
-
-impl<T: DeserializeOwned> Stored<T> {
-    fn into_value(self) -> worker::Result<T> {
-        match self {
-            Self::Text(text) => serde_json::from_str(&text).map_err(worker::Error::from),
-            Self::Value(value) => Ok(value),
-        }
+/// and the runtime each way. An object (as worker's `Storage::put` stores a value, and versions
+/// before this one stored records) took a crossing per field each way (`serde_wasm_bindgen`), and
+/// is still read.
+fn decoded<T: DeserializeOwned>(value: &JsValue) -> worker::Result<T> {
+    match value.as_string() {
+        Some(text) => serde_json::from_str(&text).map_err(worker::Error::from),
+        None => serde_wasm_bindgen::from_value(value.clone()).map_err(|e| worker::Error::RustError(e.to_string())),
     }
 }
 
-/// The record under `key`, whichever way it was stored ([`Stored`]).
+/// The record under `key`, whichever way it was stored ([`decoded`]).
 pub(crate) async fn get_record<T: DeserializeOwned>(storage: &worker::Storage, key: &str) -> worker::Result<Option<T>> {
-    storage.get::<Stored<T>>(key).await?.map(Stored::into_value).transpose()
+    let value = JsFuture::from(storage.as_raw().get(key)?).await?;
+    if value.is_undefined() { Ok(None) } else { decoded(&value).map(Some) }
 }
 
-/// A record a listing gave, whichever way it was stored ([`Stored`]).
-pub(crate) fn listed_record<T: DeserializeOwned>(value: wasm_bindgen::JsValue) -> worker::Result<T> {
-    serde_wasm_bindgen::from_value::<Stored<T>>(value)
-        .map_err(|e| worker::Error::RustError(e.to_string()))?
-        .into_value()
+/// A record a listing gave, whichever way it was stored ([`decoded`]).
+pub(crate) fn listed_record<T: DeserializeOwned>(value: &JsValue) -> worker::Result<T> {
+    decoded(value)
 }
 
-/// Stores `record` under `key` as JSON text ([`Stored`]).
+/// Stores `record` under `key` as JSON text ([`decoded`]).
 pub(crate) async fn put_record<T: Serialize>(storage: &worker::Storage, key: &str, record: &T) -> worker::Result<()> {
     storage.put_raw(key, serde_json::to_string(record)?).await
 }
