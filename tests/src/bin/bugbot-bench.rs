@@ -466,6 +466,9 @@ struct Drain {
     secs: f64,
     workerd_cpu_secs: f64,
     node_cpu_secs: f64,
+    /// This process: the fakes (Linear, GitHub, Discord, Sentry) and the load it sends. On the same
+    /// cores as workerd, so what they take is printed beside it.
+    own_cpu_secs: f64,
     durable_object_calls: u64,
     kv_writes: u64,
 }
@@ -475,6 +478,7 @@ struct Drain {
 struct Counted {
     workerd_ticks: u64,
     node_ticks: u64,
+    own_ticks: u64,
     durable_object_calls: u64,
     kv_writes: u64,
     /// Queue messages whose batch handler has finished.
@@ -494,6 +498,7 @@ async fn counted(stack: &bugbot_e2e::stack::Stack) -> anyhow::Result<Counted> {
     Ok(Counted {
         workerd_ticks: cpu_ticks(&stack.workers.workerd_pids()),
         node_ticks: cpu_ticks(&[stack.workers.harness_pid()]),
+        own_ticks: cpu_ticks(&[std::process::id()]),
         durable_object_calls: counts["durable_object_calls"].as_u64().unwrap_or_default(),
         kv_writes: counts["kv_writes"].as_u64().unwrap_or_default() + counts["kv_deletes"].as_u64().unwrap_or_default(),
         messages_settled: counts["messages_settled"].as_u64().unwrap_or_default(),
@@ -627,6 +632,7 @@ async fn drain_phase(
         secs,
         workerd_cpu_secs: after.workerd_ticks.saturating_sub(before.workerd_ticks) as f64 / ticks_per_sec(),
         node_cpu_secs: after.node_ticks.saturating_sub(before.node_ticks) as f64 / ticks_per_sec(),
+        own_cpu_secs: after.own_ticks.saturating_sub(before.own_ticks) as f64 / ticks_per_sec(),
         durable_object_calls: after.durable_object_calls.saturating_sub(before.durable_object_calls),
         kv_writes: after.kv_writes.saturating_sub(before.kv_writes),
     };
@@ -639,13 +645,22 @@ fn print_drains(drains: &[Drain]) {
         "alert drain: distinct Sentry alerts → Linear + GitHub + Discord fakes (LOG_LEVEL=warn; DO calls and KV writes counted by the harness)"
     );
     println!(
-        "{:<32} {:>7} {:>7} {:>9} {:>13} {:>16} {:>15} {:>10} {:>10}",
-        "build", "alerts", "filed", "secs", "drain /s", "workerd CPU ms/al", "node CPU ms/al", "DO/alert", "KV w/alert"
+        "{:<32} {:>7} {:>7} {:>9} {:>13} {:>16} {:>15} {:>16} {:>10} {:>10}",
+        "build",
+        "alerts",
+        "filed",
+        "secs",
+        "drain /s",
+        "workerd CPU ms/al",
+        "node CPU ms/al",
+        "fakes CPU ms/al",
+        "DO/alert",
+        "KV w/alert"
     );
     for d in drains {
         let per = |x: f64| x * 1000.0 / d.alerts as f64;
         println!(
-            "{:<32} {:>7} {:>7} {:>9.2} {:>13.1} {:>16.2} {:>15.2} {:>10.2} {:>10.2}",
+            "{:<32} {:>7} {:>7} {:>9.2} {:>13.1} {:>16.2} {:>15.2} {:>16.2} {:>10.2} {:>10.2}",
             d.label,
             d.alerts,
             d.filed,
@@ -653,6 +668,7 @@ fn print_drains(drains: &[Drain]) {
             d.filed as f64 / d.secs.max(f64::EPSILON),
             per(d.workerd_cpu_secs),
             per(d.node_cpu_secs),
+            per(d.own_cpu_secs),
             d.durable_object_calls as f64 / d.alerts as f64,
             d.kv_writes as f64 / d.alerts as f64,
         );

@@ -21,9 +21,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{
-    Failure, Server, SharedRecorder, ceil_secs, contains_folded, hang, intake, lock, now_ms, rfc3339, scripted_fake,
-};
+use super::{Failure, Server, SharedRecorder, Term, ceil_secs, hang, intake, lock, now_ms, rfc3339, scripted_fake};
 use crate::workers::workspace_root;
 
 /// The organization the fake serves.
@@ -283,20 +281,22 @@ async fn handle(State(app): State<AppState>, request: Request) -> Response {
             let window = incoming.query("statsPeriod").filter(|p| !p.is_empty()).and_then(period_ms);
             let limit: usize = incoming.query("limit").and_then(|l| l.parse().ok()).unwrap_or(25);
             let now = now_ms();
+            // Each free word of the query, with the term searched for it (qualifiers have none).
+            let words: Vec<(&str, Option<Term>)> = query
+                .split_whitespace()
+                .map(|word| (word, (!word.contains(':')).then(|| Term::new(&word.to_lowercase()))))
+                .collect();
             let mut hits: Vec<&Issue> = data
                 .issues
                 .iter()
                 .filter(|i| window.is_none_or(|w| i.last_seen_ms + w >= now))
                 .filter(|i| {
-                    query.split_whitespace().all(|term| match term.split_once(':') {
-                        Some(("is", s)) => i.status == s,
-                        Some(("level", l)) => i.level == l,
-                        Some(("project", p)) => i.project == p,
-                        Some(_) => true,
-                        None => {
-                            let t = term.to_lowercase();
-                            contains_folded(&i.title, &t) || contains_folded(&i.culprit, &t)
-                        }
+                    words.iter().all(|(word, folded)| match (word.split_once(':'), folded) {
+                        (Some(("is", s)), _) => i.status == s,
+                        (Some(("level", l)), _) => i.level == l,
+                        (Some(("project", p)), _) => i.project == p,
+                        (_, Some(term)) => term.found_in(&i.title) || term.found_in(&i.culprit),
+                        (_, None) => true,
                     })
                 })
                 .collect();
