@@ -13,6 +13,7 @@
 pub mod cloudwatch;
 pub mod discord;
 pub mod github;
+pub mod index;
 pub mod linear;
 pub mod posthog;
 pub mod sentry;
@@ -407,6 +408,11 @@ impl Term {
             .then(|| aho_corasick::AhoCorasick::builder().ascii_case_insensitive(true).build([lower]).ok())
             .flatten();
         Self { text: lower.to_owned(), ascii }
+    }
+
+    /// The term, lower case.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     pub fn found_in(&self, haystack: &str) -> bool {

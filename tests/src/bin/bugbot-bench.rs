@@ -245,9 +245,8 @@ async fn alerts(args: &Args, template: &serde_json::Value) -> anyhow::Result<()>
         stack.sentry("event_alert", &format!("bench-paced-{i}"), &distinct_alert(template, i)).await?;
     }
     // Latencies come from the fakes' arrival times, not from when this wait notices them.
-    let _ =
-        wait::until(Duration::from_mins(2), "the paced issues", || (stack.github.issues().len() >= n).then_some(()))
-            .await;
+    let _ = wait::until(Duration::from_mins(2), "the paced issues", || (stack.github.issue_count() >= n).then_some(()))
+        .await;
     let mut latencies: Vec<Duration> =
         (0..n).filter_map(|i| issue_time(i).and_then(|t| t.duration_since(sent[i]).ok())).collect();
     latencies.sort();
@@ -261,7 +260,7 @@ async fn alerts(args: &Args, template: &serde_json::Value) -> anyhow::Result<()>
         pct(1.0)
     );
     // Burst: all at once; throughput from the first send to the last issue.
-    let before = stack.github.issues().len();
+    let before = stack.github.issue_count();
     let started = std::time::SystemTime::now();
     let sends = (n..2 * n).map(|i| {
         let stack = &stack;
@@ -272,11 +271,11 @@ async fn alerts(args: &Args, template: &serde_json::Value) -> anyhow::Result<()>
         r?;
     }
     let _ = wait::until(Duration::from_mins(3), "the burst's issues", || {
-        (stack.github.issues().len() >= before + n).then_some(())
+        (stack.github.issue_count() >= before + n).then_some(())
     })
     .await;
     let last = (n..2 * n).filter_map(issue_time).max();
-    let filed = stack.github.issues().len() - before;
+    let filed = stack.github.issue_count() - before;
     if let Some(last) = last {
         let secs = last.duration_since(started).unwrap_or_default().as_secs_f64();
         println!(
@@ -587,7 +586,7 @@ async fn drain_phase(
     for body in bodies {
         stack.sentry.add_alert_source(&serde_json::from_slice(body)?).context("the alert's Sentry issue")?;
     }
-    let filed_before = stack.github.issues().len();
+    let filed_before = stack.github.issue_count();
     let started = std::time::SystemTime::now();
     let semaphore = Arc::new(Semaphore::new(32));
     let sends = bodies.iter().enumerate().map(|(i, body)| {
@@ -604,7 +603,7 @@ async fn drain_phase(
         "-- {label}: {n} alerts accepted by the gateway in {:.2} s",
         started.elapsed().unwrap_or_default().as_secs_f64()
     );
-    let filed_now = || stack.github.issues().len().saturating_sub(filed_before);
+    let filed_now = || stack.github.issue_count().saturating_sub(filed_before);
     let filed = wait::until(Duration::from_mins(10), "every alert filed", || (filed_now() >= n).then_some(n))
         .await
         .unwrap_or_else(|_| filed_now());

@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::index::TrigramIndex;
 use super::{
     Failure, Incoming, Server, SharedRecorder, Term, ceil_secs, hang, intake, lock, now_ms, rfc3339, scripted_fake,
 };
@@ -90,6 +91,8 @@ struct Data {
     name: String,
     default_branch: String,
     issues: Vec<Issue>,
+    /// The issues' titles and bodies, for `/search/issues` ([`TrigramIndex`]).
+    search: TrigramIndex,
     comments: Vec<Comment>,
     pulls: Vec<Pull>,
     /// Newest first.
@@ -135,6 +138,7 @@ impl FakeGitHub {
             name: name.to_owned(),
             default_branch: "main".to_owned(),
             issues: Vec::new(),
+            search: TrigramIndex::default(),
             comments: Vec::new(),
             pulls: Vec::new(),
             backing_repo: None,
@@ -179,7 +183,7 @@ impl FakeGitHub {
     pub fn add_issue(&self, title: &str, body: &str, labels: &[&str]) -> u64 {
         let mut data = lock(&self.data);
         let number = data.take_number();
-        data.issues.push(Issue {
+        data.push_issue(Issue {
             number,
             title: title.to_owned(),
             body: Some(body.to_owned()),
@@ -193,6 +197,11 @@ impl FakeGitHub {
 
     pub fn issues(&self) -> Vec<Issue> {
         lock(&self.data).issues.clone()
+    }
+
+    /// How many issues it holds (without copying them, for polling).
+    pub fn issue_count(&self) -> usize {
+        lock(&self.data).issues.len()
     }
 
     pub fn comments(&self) -> Vec<Comment> {
@@ -220,6 +229,14 @@ impl FakeGitHub {
 }
 
 impl Data {
+    /// Adds `issue`, indexed for search.
+    fn push_issue(&mut self, issue: Issue) {
+        let at = self.issues.len();
+        self.search.add(at, &issue.title);
+        self.search.add(at, issue.body.as_deref().unwrap_or_default());
+        self.issues.push(issue);
+    }
+
     fn take_number(&mut self) -> u64 {
         let n = self.next_number;
         self.next_number += 1;
@@ -571,7 +588,7 @@ fn create_issue(data: &mut Data, body: &Value) -> Response {
         state_reason: None,
         created_at: rfc3339(now_ms()),
     };
-    data.issues.push(issue.clone());
+    data.push_issue(issue.clone());
     let mut response = json_response(StatusCode::CREATED, &data.issue_json(&issue));
     if let Ok(location) = HeaderValue::from_str(&format!("{}/issues/{number}", data.api())) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -596,8 +613,14 @@ fn update_issue(data: &mut Data, index: usize, body: &Value) -> Response {
                 issue.state_reason = Some(r.clone());
             }
             ("state_reason", Value::Null) => {}
-            ("title", Value::String(t)) => issue.title.clone_from(t),
-            ("body", Value::String(b)) => issue.body = Some(b.clone()),
+            ("title", Value::String(t)) => {
+                issue.title.clone_from(t);
+                data.search.add(index, t);
+            }
+            ("body", Value::String(b)) => {
+                issue.body = Some(b.clone());
+                data.search.add(index, b);
+            }
             ("labels", Value::Array(items)) => {
                 issue.labels = items.iter().filter_map(Value::as_str).map(str::to_owned).collect();
             }
@@ -856,9 +879,19 @@ fn search_issues(data: &Data, incoming: &Incoming) -> Response {
                 || (scopes.iter().any(|s| s == "comments") && comments().any(|c| term.found_in(&c.body)))
         })
     };
+    // The index covers titles and bodies: a search of comments checks every issue.
+    let candidates = if scopes.iter().all(|s| s == "title" || s == "body") {
+        data.search.candidates_for_all(terms.iter().map(Term::text))
+    } else {
+        None
+    };
+    let issues: Box<dyn Iterator<Item = &Issue>> = match &candidates {
+        Some(found) => Box::new(found.iter().rev().filter_map(|&at| data.issues.get(at))),
+        None => Box::new(data.issues.iter().rev()),
+    };
     let mut items = Vec::new();
     if kind != Some("pr") {
-        for issue in data.issues.iter().rev() {
+        for issue in issues {
             let ok = state.as_ref().is_none_or(|s| *s == issue.state)
                 && labels.iter().all(|l| issue.labels.iter().any(|il| il.eq_ignore_ascii_case(l)))
                 && matches_terms(&issue.title, issue.body.as_deref().unwrap_or_default(), Some(issue.number));

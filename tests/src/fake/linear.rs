@@ -22,6 +22,7 @@
 //! would differ.) [`FakeLinear::refuse_next`] scripts such a field failure.
 //! Reference: <https://developers.linear.app/docs/graphql/working-with-the-graphql-api>.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -30,6 +31,7 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::index::TrigramIndex;
 use super::{
     Failure, Server, SharedRecorder, Term, ceil_secs, contains_folded, hang, intake, lock, now_ms, rfc3339,
     scripted_fake, secs_to_ms,
@@ -108,6 +110,8 @@ struct Data {
     teams: Vec<Team>,
     states: Vec<WorkflowState>,
     issues: Vec<Issue>,
+    /// The issues' titles, descriptions and identifiers, for `searchIssues` ([`TrigramIndex`]).
+    search: TrigramIndex,
     comments: Vec<Comment>,
     attachments: Vec<Attachment>,
     labels: Vec<Label>,
@@ -231,6 +235,7 @@ impl Data {
             teams: Vec::new(),
             states: Vec::new(),
             issues: Vec::new(),
+            search: TrigramIndex::default(),
             comments: Vec::new(),
             attachments: Vec::new(),
             labels: Vec::new(),
@@ -889,9 +894,14 @@ fn root_field(data: &mut Data, name: &str, args: &Map<String, Value>) -> Result<
     let filter = args.get("filter").filter(|f| !f.is_null()).unwrap_or(&empty);
     match name {
         "issues" => {
+            // Each issue's attachments, gathered once (not by a scan of every attachment per issue).
+            let mut attachments: HashMap<&str, Vec<&Attachment>> = HashMap::new();
+            for attachment in &data.attachments {
+                attachments.entry(attachment.issue_id.as_str()).or_default().push(attachment);
+            }
             let mut nodes = Vec::new();
             for issue in &data.issues {
-                if issue_matches(data, issue, filter)? {
+                if issue_matches(data, &attachments, issue, filter)? {
                     nodes.push(data.issue_json(issue));
                 }
             }
@@ -926,9 +936,14 @@ fn root_field(data: &mut Data, name: &str, args: &Map<String, Value>) -> Result<
             let term = arg_str(args, "term")?.to_lowercase();
             let found = Term::new(&term);
             let comments = args.get("includeComments").and_then(Value::as_bool).unwrap_or(false);
-            let hits: Vec<Value> = data
-                .issues
-                .iter()
+            // The index covers titles, descriptions and identifiers: a search of comments checks
+            // every issue.
+            let candidates = if comments { None } else { data.search.candidates(&term) };
+            let issues: Box<dyn Iterator<Item = &Issue>> = match &candidates {
+                Some(at) => Box::new(at.iter().filter_map(|&at| data.issues.get(at))),
+                None => Box::new(data.issues.iter()),
+            };
+            let hits: Vec<Value> = issues
                 .filter(|i| {
                     found.found_in(&i.title)
                         || found.found_in(&i.description)
@@ -1041,6 +1056,10 @@ fn issue_create(data: &mut Data, input: &Value) -> Result<Value, GqlError> {
         state_type: state.kind,
         created_at: rfc3339(now_ms()),
     };
+    let at = data.issues.len();
+    for text in [&issue.title, &issue.description, &issue.identifier] {
+        data.search.add(at, text);
+    }
     data.issues.push(issue.clone());
     let sync = data.next_sync();
     Ok(json!({"success": true, "lastSyncId": sync, "issue": data.issue_json(&issue)}))
@@ -1068,8 +1087,14 @@ fn issue_update(data: &mut Data, id: &str, input: &Value) -> Result<Value, GqlEr
                 data.issues[index].state_id = state.id;
                 data.issues[index].state_type = state.kind;
             }
-            "title" => value.as_str().unwrap_or_default().clone_into(&mut data.issues[index].title),
-            "description" => value.as_str().unwrap_or_default().clone_into(&mut data.issues[index].description),
+            "title" => {
+                value.as_str().unwrap_or_default().clone_into(&mut data.issues[index].title);
+                data.search.add(index, value.as_str().unwrap_or_default());
+            }
+            "description" => {
+                value.as_str().unwrap_or_default().clone_into(&mut data.issues[index].description);
+                data.search.add(index, value.as_str().unwrap_or_default());
+            }
             "priority" => {
                 data.issues[index].priority = value
                     .as_u64()
@@ -1213,7 +1238,12 @@ fn state_matches(data: &Data, state: &WorkflowState, filter: &Value) -> Result<b
     })
 }
 
-fn issue_matches(data: &Data, issue: &Issue, filter: &Value) -> Result<bool, GqlError> {
+fn issue_matches(
+    data: &Data,
+    attachments: &HashMap<&str, Vec<&Attachment>>,
+    issue: &Issue,
+    filter: &Value,
+) -> Result<bool, GqlError> {
     filter_matches(filter, &|key, value| match key {
         "id" => compare(Some(&issue.id), value),
         "title" => compare(Some(&issue.title), value),
@@ -1227,7 +1257,7 @@ fn issue_matches(data: &Data, issue: &Issue, filter: &Value) -> Result<bool, Gql
         // A collection filter: some attachment of the issue matches.
         "attachments" => {
             let mut any = false;
-            for attachment in data.attachments.iter().filter(|a| a.issue_id == issue.id) {
+            for attachment in attachments.get(issue.id.as_str()).into_iter().flatten() {
                 any |= filter_matches(value, &|k, v| match k {
                     "url" => compare(Some(&attachment.url), v),
                     "title" => compare(attachment.title.as_deref(), v),
