@@ -177,7 +177,7 @@ impl ClaimStore {
             for entry in page.entries() {
                 let entry: js_sys::Array = entry?.unchecked_into();
                 let Some(key) = entry.get(0).as_string() else { continue };
-                let record: FingerprintRecord = super::listed_record(&entry.get(1))?;
+                let record: FingerprintRecord = super::decoded(&entry.get(1))?;
                 records.push((key.trim_start_matches("fp:").to_owned(), record));
                 keys.push(key);
             }

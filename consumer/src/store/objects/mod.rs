@@ -16,8 +16,8 @@ use worker::wasm_bindgen_futures::JsFuture;
 /// A record as the objects store it: JSON text, one string across the boundary between the wasm
 /// and the runtime each way. An object (as worker's `Storage::put` stores a value, and versions
 /// before this one stored records) took a crossing per field each way (`serde_wasm_bindgen`), and
-/// is still read.
-fn decoded<T: DeserializeOwned>(value: &JsValue) -> worker::Result<T> {
+/// is still read. Also what a listing's values are read with.
+pub(crate) fn decoded<T: DeserializeOwned>(value: &JsValue) -> worker::Result<T> {
     match value.as_string() {
         Some(text) => serde_json::from_str(&text).map_err(worker::Error::from),
         None => serde_wasm_bindgen::from_value(value.clone()).map_err(|e| worker::Error::RustError(e.to_string())),
@@ -28,11 +28,6 @@ fn decoded<T: DeserializeOwned>(value: &JsValue) -> worker::Result<T> {
 pub(crate) async fn get_record<T: DeserializeOwned>(storage: &worker::Storage, key: &str) -> worker::Result<Option<T>> {
     let value = JsFuture::from(storage.as_raw().get(key)?).await?;
     if value.is_undefined() { Ok(None) } else { decoded(&value).map(Some) }
-}
-
-/// A record a listing gave, whichever way it was stored ([`decoded`]).
-pub(crate) fn listed_record<T: DeserializeOwned>(value: &JsValue) -> worker::Result<T> {
-    decoded(value)
 }
 
 /// Stores `record` under `key` as JSON text ([`decoded`]).
